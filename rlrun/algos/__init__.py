@@ -1,0 +1,1 @@
+"""The four algorithms; each file reads like its box in ALGORITHMS.md."""

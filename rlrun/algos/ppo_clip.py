@@ -1,0 +1,86 @@
+"""PPO-Clip (Alg 5.24; Schulman et al. 2017): the clipped surrogate maximised with Adam."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.distributions import kl_divergence
+
+from rlrun.core.losses import (approx_kl, clipped_surrogate, explained_variance, linear_decay, minibatches,
+                               normalize, value_loss)
+from rlrun.rollout import Batch
+
+
+class PPOClip:
+    """Actor and critic trained jointly on L^CLIP - vf_coef * L^V + ent_coef * H for M epochs."""
+
+    def __init__(self, cfg: Any, actor: nn.Module, critic: nn.Module, seed: int):
+        self.cfg, self.actor, self.critic = cfg, actor, critic
+        self.params = [*actor.parameters(), *critic.parameters()]
+        self.optimizer = torch.optim.Adam(self.params, lr=cfg.learning_rate, eps=cfg.adam_eps)
+        self.generator = torch.Generator().manual_seed(seed)  # minibatch shuffling
+
+    def _schedule(self, initial: float, kind: str, progress: float) -> float:
+        return linear_decay(initial, progress) if kind == "linear" else initial
+
+    def update(self, batch: Batch, progress: float) -> dict[str, float]:
+        cfg = self.cfg
+        lr = self._schedule(cfg.learning_rate, cfg.lr_schedule, progress)
+        clip_eps = self._schedule(cfg.clip_eps, cfg.clip_schedule, progress)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with torch.no_grad():
+            pi_old = self.actor(batch.obs)  # Alg 5.24: theta_old, for the exact KL afterwards
+        advantages = normalize(batch.advantages) if cfg.normalize_advantage else batch.advantages
+
+        stats: dict[str, list[float]] = {"loss/policy": [], "loss/value": [], "policy/entropy": [],
+                                         "policy/approx_kl": [], "policy/clip_fraction": []}
+        epochs_done, stop = 0, False
+        for _ in range(cfg.n_epochs):  # M epochs of minibatch Adam on the clipped surrogate (5.40-5.41)
+            for idx in minibatches(len(batch), cfg.batch_size, self.generator):
+                dist = self.actor(batch.obs[idx])
+                log_prob = dist.log_prob(batch.actions[idx])
+                old_log_prob = batch.log_probs[idx]
+                policy_loss = -clipped_surrogate(log_prob, old_log_prob, advantages[idx], clip_eps)
+                v_loss = value_loss(self.critic(batch.obs[idx]), batch.returns[idx], batch.values[idx], cfg.clip_value_eps)
+                entropy = dist.entropy().mean()
+                loss = policy_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
+                self.optimizer.step()
+                with torch.no_grad():
+                    kl = approx_kl(log_prob, old_log_prob).item()
+                    clipped = ((log_prob - old_log_prob).exp() - 1.0).abs() > clip_eps
+                stats["loss/policy"].append(policy_loss.item())
+                stats["loss/value"].append(v_loss.item())
+                stats["policy/entropy"].append(entropy.item())
+                stats["policy/approx_kl"].append(kl)
+                stats["policy/clip_fraction"].append(clipped.float().mean().item())
+                if cfg.target_kl is not None and kl > 1.5 * cfg.target_kl:
+                    stop = True  # early stop, as SB3: approx KL past 1.5 x target
+                    break
+            epochs_done += 1
+            if stop:
+                break
+
+        with torch.no_grad():
+            exact_kl = kl_divergence(pi_old, self.actor(batch.obs)).mean().item()
+        metrics = {key: sum(values) / len(values) for key, values in stats.items()}
+        metrics.update({
+            "policy/kl": exact_kl,
+            "value/explained_variance": explained_variance(batch.values, batch.returns),
+            "train/learning_rate": lr,
+            "train/clip_eps": clip_eps,
+            "train/epochs": float(epochs_done),
+        })
+        return metrics
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])

@@ -1,0 +1,114 @@
+"""Typed config schema, registered in Hydra's ConfigStore.
+
+Each YAML file under ``conf/`` names its schema in its defaults list, so a value of the wrong
+type (``algo.clip_eps=abc``) or a misspelled key (``algo.clip_epss=0.1``) is refused by Hydra
+before anything runs. Range checks that a type cannot express live in :func:`validate`.
+
+The algorithm schemas live beside their algorithm (``rlrun/algos/<name>.py``) and are
+collected here; this module imports neither torch nor gymnasium so that ``rlrun --help`` and
+config errors answer at once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+
+from rlrun.algos.schemas import ALGO_SCHEMAS
+
+
+@dataclass
+class EnvConfig:
+    """The environment: any registered gymnasium id, vectorised."""
+
+    id: str = "CartPole-v1"
+    num_envs: int = 8
+    vectorization: str = "sync"  # sync | async (subprocesses)
+    normalize_obs: bool = False  # running mean/std of observations, saved in checkpoints
+    normalize_reward: bool = False  # scale rewards by the running std of the discounted return
+    clip_obs: float = 10.0
+    clip_reward: float = 10.0
+    reward_threshold: Optional[float] = None  # None: the env spec's reward_threshold
+    max_episode_steps: Optional[int] = None  # None: the env spec's TimeLimit
+    kwargs: dict[str, Any] = field(default_factory=dict)  # passed to gymnasium.make
+
+
+@dataclass
+class Config:
+    """Top-level keys. ``algo`` and ``env`` come from their config groups."""
+
+    algo: Any = None
+    env: EnvConfig = field(default_factory=EnvConfig)
+    seed: int = 0
+    total_steps: int = 100_000  # environment steps, summed over the vectorised envs
+    device: str = "cpu"  # cpu | cuda | auto
+    torch_threads: int = 1  # 0 keeps torch's default; 1 is fastest for small MLPs
+    checkpoint_every: int = 0  # env steps between numbered checkpoints; 0: only last.pt
+    log_every: int = 1  # iterations between TensorBoard writes of the update metrics
+    progress: str = "auto"  # auto | bar | lines | off
+    solved_window: int = 20  # episodes averaged for final_return and solved_step
+
+
+ALGO_NAMES = tuple(ALGO_SCHEMAS)
+DEVICES = ("cpu", "cuda", "auto")
+VECTORIZATIONS = ("sync", "async")
+PROGRESS_MODES = ("auto", "bar", "lines", "off")
+
+
+def register_configs() -> None:
+    """Register the schemas that the YAML files extend (``defaults: [_schema]``)."""
+    cs = ConfigStore.instance()
+    cs.store(name="_config_schema", node=Config)
+    cs.store(group="env", name="_env_schema", node=EnvConfig)
+    for name, schema in ALGO_SCHEMAS.items():
+        cs.store(group="algo", name=f"_{name}_schema", node=schema)
+
+
+class ConfigError(ValueError):
+    """A config value that is well typed but not allowed; the message is one line."""
+
+
+def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is not allowed: {allowed}")
+
+
+def validate(cfg: Any) -> None:
+    """Range checks on a composed config; raises ConfigError naming the key."""
+    _check(cfg.total_steps > 0, "total_steps", cfg.total_steps, "must be > 0")
+    _check(cfg.seed >= 0, "seed", cfg.seed, "must be >= 0")
+    _check(cfg.device in DEVICES, "device", cfg.device, f"one of {', '.join(DEVICES)}")
+    _check(cfg.torch_threads >= 0, "torch_threads", cfg.torch_threads, "must be >= 0")
+    _check(cfg.checkpoint_every >= 0, "checkpoint_every", cfg.checkpoint_every, "must be >= 0")
+    _check(cfg.log_every >= 1, "log_every", cfg.log_every, "must be >= 1")
+    _check(cfg.progress in PROGRESS_MODES, "progress", cfg.progress, f"one of {', '.join(PROGRESS_MODES)}")
+    _check(cfg.solved_window >= 1, "solved_window", cfg.solved_window, "must be >= 1")
+    env = cfg.env
+    _check(bool(env.id), "env.id", env.id, "a registered gymnasium id")
+    _check(env.num_envs >= 1, "env.num_envs", env.num_envs, "must be >= 1")
+    _check(env.vectorization in VECTORIZATIONS, "env.vectorization", env.vectorization,
+           f"one of {', '.join(VECTORIZATIONS)}")
+    _check(env.clip_obs > 0, "env.clip_obs", env.clip_obs, "must be > 0")
+    _check(env.clip_reward > 0, "env.clip_reward", env.clip_reward, "must be > 0")
+    if env.max_episode_steps is not None:
+        _check(env.max_episode_steps >= 1, "env.max_episode_steps", env.max_episode_steps, "must be >= 1")
+    algo = cfg.algo
+    _check(algo is not None and algo.name in ALGO_NAMES, "algo", getattr(algo, "name", None),
+           f"one of {', '.join(ALGO_NAMES)}")
+    _check(0.0 < algo.gamma <= 1.0, "algo.gamma", algo.gamma, "must be in (0, 1]")
+    _check(0.0 <= algo.gae_lambda <= 1.0, "algo.gae_lambda", algo.gae_lambda, "must be in [0, 1]")
+    _check(algo.n_steps >= 1, "algo.n_steps", algo.n_steps, "must be >= 1")
+    for key in ("clip_eps", "max_kl", "kl_target", "learning_rate", "critic_lr", "cg_damping"):
+        if key in algo and algo[key] is not None:
+            value = algo[key]
+            _check(value > 0 and math.isfinite(value), f"algo.{key}", value, "must be > 0")
+    for key in ("n_epochs", "batch_size", "cg_iters", "critic_epochs", "policy_epochs", "inv_every"):
+        if key in algo:
+            _check(algo[key] >= 1, f"algo.{key}", algo[key], "must be >= 1")
+    if "backtrack_coef" in algo:
+        _check(0.0 < algo.backtrack_coef < 1.0, "algo.backtrack_coef", algo.backtrack_coef, "must be in (0, 1)")
+    if "backtrack_iters" in algo:
+        _check(algo.backtrack_iters >= 0, "algo.backtrack_iters", algo.backtrack_iters, "must be >= 0")

@@ -1,0 +1,57 @@
+"""Loss terms and batch statistics shared by the policy-gradient algorithms (pure functions)."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+from torch import Tensor
+
+
+def normalize(x: Tensor, eps: float = 1e-8) -> Tensor:
+    """Zero mean, unit std (advantage normalisation)."""
+    return (x - x.mean()) / (x.std() + eps)
+
+
+def ratio_surrogate(log_prob: Tensor, old_log_prob: Tensor, advantages: Tensor) -> Tensor:
+    """Importance-weighted surrogate mean_t[ pi(a|s) / pi_old(a|s) * A_t ] (eq. 5.35, to maximise)."""
+    return (torch.exp(log_prob - old_log_prob) * advantages).mean()
+
+
+def clipped_surrogate(log_prob: Tensor, old_log_prob: Tensor, advantages: Tensor, clip_eps: float) -> Tensor:
+    """PPO-Clip objective mean_t min(l_t A_t, clip(l_t, 1-eps, 1+eps) A_t) (eq. 5.39-5.41, to maximise)."""
+    ratio = torch.exp(log_prob - old_log_prob)
+    clipped = torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
+    return torch.min(ratio * advantages, clipped * advantages).mean()
+
+
+def value_loss(values: Tensor, returns: Tensor, old_values: Tensor | None = None, clip_eps: float | None = None) -> Tensor:
+    """Mean squared error to the returns (eq. 5.34); optionally clipped around the old values."""
+    loss = (values - returns).pow(2)
+    if clip_eps is not None and old_values is not None:
+        clipped = old_values + torch.clamp(values - old_values, -clip_eps, clip_eps)
+        loss = torch.max(loss, (clipped - returns).pow(2))
+    return loss.mean()
+
+
+def approx_kl(log_prob: Tensor, old_log_prob: Tensor) -> Tensor:
+    """The low-variance estimator E[(r - 1) - log r] of KL(pi_old || pi) with r = pi / pi_old."""
+    log_ratio = log_prob - old_log_prob
+    return (torch.exp(log_ratio) - 1.0 - log_ratio).mean()
+
+
+def explained_variance(values: Tensor, returns: Tensor) -> float:
+    """1 - Var[G - V] / Var[G]; 1 is a perfect critic, 0 no better than a constant (nan if Var[G]=0)."""
+    var = returns.var()
+    return float("nan") if var == 0 else float(1.0 - (returns - values).var() / var)
+
+
+def linear_decay(initial: float, progress: float) -> float:
+    """``initial`` at progress 0, falling linearly to 0 at progress 1 (SB3's ``lin_`` schedules)."""
+    return initial * max(0.0, 1.0 - progress)
+
+
+def minibatches(size: int, batch_size: int, generator: torch.Generator) -> Iterator[Tensor]:
+    """Shuffled index minibatches that together cover the whole batch once (the last may be short)."""
+    order = torch.randperm(size, generator=generator)
+    yield from order.split(batch_size)

@@ -1,0 +1,81 @@
+"""Vectorised gymnasium environments and the checks on what rlrun supports.
+
+Sub-environments reset automatically in gymnasium's SAME_STEP mode: when an episode ends, the
+step returns the next episode's first observation and keeps the real final observation in
+``info["final_obs"]``, which the rollout needs to bootstrap through a truncation.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
+
+SUPPORTED_OBS = "Box or Discrete"
+SUPPORTED_ACTIONS = "Discrete or 1-D Box"
+
+
+class EnvError(ValueError):
+    """An environment rlrun cannot run; the message is one line."""
+
+
+def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
+    """The spec of a registered id, or an EnvError suggesting close registered names."""
+    try:
+        return gym.spec(env_id)
+    except gym.error.Error as err:
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; see gymnasium.pprint_registry()"
+        raise EnvError(f"env.id={env_id!r} is not a registered gymnasium environment ({err}){hint}") from None
+
+
+def check_spaces(observation_space: spaces.Space, action_space: spaces.Space, env_id: str) -> None:
+    if not isinstance(observation_space, (spaces.Box, spaces.Discrete)):
+        raise EnvError(f"env.id={env_id!r} has observation space {observation_space}; rlrun supports {SUPPORTED_OBS}")
+    box_1d = isinstance(action_space, spaces.Box) and len(action_space.shape) == 1
+    if not (isinstance(action_space, spaces.Discrete) or box_1d):
+        raise EnvError(f"env.id={env_id!r} has action space {action_space}; rlrun supports {SUPPORTED_ACTIONS}")
+
+
+def make_vec_env(env_cfg: Any, render_mode: str | None = None) -> VectorEnv:
+    """``env_cfg.num_envs`` copies of ``env_cfg.id``, sync or async (not yet reset)."""
+    check_env_id(env_cfg.id)
+    kwargs = dict(env_cfg.kwargs)
+    if env_cfg.max_episode_steps is not None:
+        kwargs["max_episode_steps"] = env_cfg.max_episode_steps
+    if render_mode is not None:
+        kwargs["render_mode"] = render_mode
+
+    def make_one() -> gym.Env:
+        return gym.make(env_cfg.id, **kwargs)
+
+    try:
+        vector_cls = SyncVectorEnv if env_cfg.vectorization == "sync" else AsyncVectorEnv
+        envs = vector_cls([make_one] * env_cfg.num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+    except gym.error.DependencyNotInstalled as err:
+        raise EnvError(f"env.id={env_cfg.id!r} needs an optional dependency: {err}") from None
+    check_spaces(envs.single_observation_space, envs.single_action_space, env_cfg.id)
+    return envs
+
+
+def reward_threshold(env_cfg: Any) -> float | None:
+    """The configured threshold, else the gymnasium spec's ``reward_threshold``, else None."""
+    if env_cfg.reward_threshold is not None:
+        return float(env_cfg.reward_threshold)
+    return check_env_id(env_cfg.id).reward_threshold
+
+
+def obs_dim(space: spaces.Space) -> int:
+    """Length of the flat float vector the networks see (one-hot for Discrete)."""
+    return int(space.n) if isinstance(space, spaces.Discrete) else int(np.prod(space.shape))
+
+
+def flatten_obs(obs: np.ndarray, space: spaces.Space) -> np.ndarray:
+    """A batch of observations as float32 [N, obs_dim]: Box flattened, Discrete one-hot."""
+    if isinstance(space, spaces.Discrete):
+        return np.eye(space.n, dtype=np.float32)[np.asarray(obs, dtype=np.int64) - space.start]
+    return np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)

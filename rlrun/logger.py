@@ -1,0 +1,76 @@
+"""TensorBoard event files and what the user sees while a run goes: a rich bar or log lines.
+
+Only the trainer calls this module; algorithms return flat ``namespace/name -> float`` dicts.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from torch.utils.tensorboard import SummaryWriter
+
+log = logging.getLogger("rlrun")
+
+# Charts that put each algorithm's trust-region quantity beside its bound (custom scalars tab).
+CUSTOM_SCALARS = {
+    "trust region": {
+        "KL vs bound (TRPO)": ["Multiline", ["policy/kl", "trpo/max_kl"]],
+        "KL vs target (PPO-Penalty)": ["Multiline", ["policy/kl", "ppo_penalty/kl_target"]],
+        "lambda and its adaptations (PPO-Penalty)": ["Multiline", ["ppo_penalty/kl_coef", "ppo_penalty/adapt"]],
+        "line search (TRPO)": ["Multiline", ["trpo/backtracks", "trpo/step_accepted"]],
+        "step scale (ACKTR)": ["Multiline", ["acktr/step_scale", "acktr/step_clipped"]],
+        "KL, approx KL (PPO-Clip)": ["Multiline", ["policy/kl", "policy/approx_kl"]],
+    },
+    "returns": {"episode return": ["Multiline", ["rollout/ep_return"]]},
+}
+
+
+class TensorBoardLogger:
+    def __init__(self, run_dir: Path, cfg: DictConfig):
+        self.writer = SummaryWriter(log_dir=str(run_dir))
+        self.writer.add_text("config", "```yaml\n" + OmegaConf.to_yaml(cfg) + "```", 0)
+        self.writer.add_custom_scalars(CUSTOM_SCALARS)
+
+    def scalars(self, metrics: dict[str, float], step: int) -> None:
+        for tag, value in metrics.items():
+            self.writer.add_scalar(tag, value, step)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class ProgressReporter:
+    """A rich progress bar on a terminal; plain periodic log lines otherwise (or in multirun workers)."""
+
+    def __init__(self, total_steps: int, mode: str, description: str, line_every_s: float = 10.0):
+        if mode == "auto":
+            mode = "bar" if sys.stdout.isatty() else "lines"
+        self.mode, self.total, self.line_every_s = mode, total_steps, line_every_s
+        self.last_line = 0.0
+        self.progress: Progress | None = None
+        if mode == "bar":
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[fps]:>7} steps/s"), TextColumn("return {task.fields[ret]}"),
+                TimeElapsedColumn(), TimeRemainingColumn(),
+            )
+            self.task = self.progress.add_task(description, total=total_steps, fps="-", ret="-")
+            self.progress.start()
+
+    def update(self, steps: int, fps: float, ret: float) -> None:
+        ret_text = "-" if math.isnan(ret) else f"{ret:.1f}"
+        if self.progress is not None:
+            self.progress.update(self.task, completed=steps, fps=f"{fps:.0f}", ret=ret_text)
+        elif self.mode == "lines" and (time.monotonic() - self.last_line >= self.line_every_s or steps >= self.total):
+            self.last_line = time.monotonic()
+            log.info("step %d/%d  %.0f steps/s  return %s", steps, self.total, fps, ret_text)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()

@@ -1,0 +1,70 @@
+"""Separate actor and critic MLPs with orthogonal initialisation, and the two policy heads.
+
+Categorical for Discrete action spaces; diagonal Gaussian with a state-independent log-std for
+Box spaces (actions are sampled unbounded; the rollout clips them only when sent to the env).
+Both heads return ``torch.distributions`` objects, whose closed-form KL the algorithms use.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import Categorical, Distribution, Independent, Normal
+
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+def mlp(in_dim: int, hidden_sizes: Sequence[int], out_dim: int, activation: str, out_gain: float, ortho_init: bool) -> nn.Sequential:
+    """Linear/activation stack; orthogonal init with gain sqrt(2) inside and ``out_gain`` at the output."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation={activation!r} is not one of {', '.join(ACTIVATIONS)}")
+    sizes = [in_dim, *hidden_sizes, out_dim]
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        linear = nn.Linear(n_in, n_out)
+        if ortho_init:
+            is_output = i == len(sizes) - 2
+            nn.init.orthogonal_(linear.weight, gain=out_gain if is_output else math.sqrt(2))
+            nn.init.zeros_(linear.bias)
+        layers.append(linear)
+        if i < len(sizes) - 2:
+            layers.append(ACTIVATIONS[activation]())
+    return nn.Sequential(*layers)
+
+
+class CategoricalActor(nn.Module):
+    """pi(.|s) = Categorical(softmax(net(s))) for a Discrete action space."""
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden_sizes: Sequence[int], activation: str, ortho_init: bool):
+        super().__init__()
+        self.net = mlp(obs_dim, hidden_sizes, n_actions, activation, out_gain=0.01, ortho_init=ortho_init)
+
+    def forward(self, obs: Tensor) -> Distribution:
+        return Categorical(logits=self.net(obs))
+
+
+class GaussianActor(nn.Module):
+    """pi(.|s) = N(net(s), diag(exp(log_std))^2) with a state-independent ``log_std`` parameter."""
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: Sequence[int], activation: str, ortho_init: bool, log_std_init: float):
+        super().__init__()
+        self.net = mlp(obs_dim, hidden_sizes, action_dim, activation, out_gain=0.01, ortho_init=ortho_init)
+        self.log_std = nn.Parameter(torch.full((action_dim,), float(log_std_init)))
+
+    def forward(self, obs: Tensor) -> Distribution:
+        mean = self.net(obs)
+        return Independent(Normal(mean, self.log_std.exp().expand_as(mean)), 1)
+
+
+class Critic(nn.Module):
+    """V_phi(s), a separate MLP with a scalar output."""
+
+    def __init__(self, obs_dim: int, hidden_sizes: Sequence[int], activation: str, ortho_init: bool):
+        super().__init__()
+        self.net = mlp(obs_dim, hidden_sizes, 1, activation, out_gain=1.0, ortho_init=ortho_init)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.net(obs).squeeze(-1)

@@ -1,0 +1,127 @@
+"""Rollout collection: run the current policy in the vectorised envs for T steps.
+
+Episode statistics are recorded from the raw env rewards, before any normalisation. Values of
+final observations are computed only for truncated episodes, which bootstrap from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.vector import VectorEnv
+from torch import Tensor, nn
+
+from rlrun.core.advantages import gae
+from rlrun.envs import flatten_obs, obs_dim
+from rlrun.normalization import ObsNormalizer, RewardNormalizer
+
+
+@dataclass
+class Batch:
+    """One iteration's data D_k, flattened over time and envs ([T * N, ...])."""
+
+    obs: Tensor
+    actions: Tensor
+    log_probs: Tensor  # log pi_old(a|s) at collection time
+    values: Tensor  # V(s) at collection time
+    advantages: Tensor
+    returns: Tensor  # G_hat = A_hat + V
+
+    def __len__(self) -> int:
+        return self.obs.shape[0]
+
+
+@dataclass
+class Episode:
+    ret: float  # undiscounted, unnormalised return
+    length: int
+    step: int  # global env step at which it finished
+
+
+class RolloutCollector:
+    """Owns the envs' current observation and the per-env episode accumulators."""
+
+    def __init__(self, envs: VectorEnv, actor: nn.Module, critic: nn.Module, *, n_steps: int, gamma: float,
+                 gae_lambda: float, seed: int, device: torch.device,
+                 obs_normalizer: ObsNormalizer | None = None, reward_normalizer: RewardNormalizer | None = None):
+        self.envs, self.actor, self.critic = envs, actor, critic
+        self.n_steps, self.gamma, self.gae_lambda, self.device = n_steps, gamma, gae_lambda, device
+        self.obs_normalizer, self.reward_normalizer = obs_normalizer, reward_normalizer
+        self.obs_space = envs.single_observation_space
+        action_space = envs.single_action_space
+        self.discrete = isinstance(action_space, spaces.Discrete)
+        self.action_low = None if self.discrete else action_space.low
+        self.action_high = None if self.discrete else action_space.high
+        n, t = envs.num_envs, n_steps
+        action_shape = () if self.discrete else action_space.shape
+        self.buf_obs = torch.zeros((t, n, obs_dim(self.obs_space)), device=device)
+        self.buf_actions = torch.zeros((t, n, *action_shape), dtype=torch.long if self.discrete else torch.float32, device=device)
+        self.buf_log_probs = torch.zeros((t, n), device=device)
+        self.buf_values = torch.zeros((t, n), device=device)
+        self.buf_next_values = torch.zeros((t, n), device=device)
+        self.buf_rewards = torch.zeros((t, n), device=device)
+        self.buf_terminated = torch.zeros((t, n), dtype=torch.bool, device=device)
+        self.buf_done = torch.zeros((t, n), dtype=torch.bool, device=device)
+        self.episode_return = np.zeros(n, np.float64)
+        self.episode_length = np.zeros(n, np.int64)
+        raw_obs, _ = envs.reset(seed=seed)
+        self.obs = self._encode(raw_obs, update=True)
+
+    def _encode(self, raw_obs: np.ndarray, update: bool = False) -> Tensor:
+        obs = flatten_obs(raw_obs, self.obs_space)
+        if self.obs_normalizer is not None:
+            obs = self.obs_normalizer(obs, update=update)
+        return torch.from_numpy(obs).to(self.device)
+
+    def _env_action(self, action: Tensor) -> np.ndarray:
+        action = action.cpu().numpy()
+        return action if self.discrete else np.clip(action, self.action_low, self.action_high)
+
+    @torch.no_grad()
+    def collect(self, global_step: int) -> tuple[Batch, list[Episode]]:
+        """Alg step 1: T steps in each of the N envs; then GAE (Alg step 2)."""
+        episodes: list[Episode] = []
+        n = self.envs.num_envs
+        for t in range(self.n_steps):
+            dist = self.actor(self.obs)
+            action = dist.sample()
+            self.buf_obs[t] = self.obs
+            self.buf_actions[t] = action
+            self.buf_log_probs[t] = dist.log_prob(action)
+            self.buf_values[t] = self.critic(self.obs)
+            raw_obs, reward, terminated, truncated, info = self.envs.step(self._env_action(action))
+            done = terminated | truncated
+            step = global_step + (t + 1) * n
+            self.episode_return += reward
+            self.episode_length += 1
+            for i in np.flatnonzero(done):
+                episodes.append(Episode(float(self.episode_return[i]), int(self.episode_length[i]), step))
+            self.episode_return[done] = 0.0
+            self.episode_length[done] = 0
+            if self.reward_normalizer is not None:
+                reward = self.reward_normalizer(reward, done)
+            self.buf_rewards[t] = torch.from_numpy(np.asarray(reward, np.float32))
+            self.buf_terminated[t] = torch.from_numpy(terminated)
+            self.buf_done[t] = torch.from_numpy(done)
+            if truncated.any():  # bootstrap from V(final observation) of truncated episodes only
+                final_obs = self._encode(np.stack(info["final_obs"][truncated]))
+                self.buf_next_values[t, torch.from_numpy(truncated)] = self.critic(final_obs)
+            self.obs = self._encode(raw_obs, update=True)
+        # next_values[t] = V(s_{t+1}) where the episode continued; finals were filled above.
+        last_value = self.critic(self.obs)
+        following = torch.cat([self.buf_values[1:], last_value[None]])
+        self.buf_next_values = torch.where(self.buf_done, self.buf_next_values, following)
+        advantages = gae(self.buf_rewards, self.buf_values, self.buf_next_values, self.buf_terminated,
+                         self.buf_done, self.gamma, self.gae_lambda)
+        batch = Batch(
+            obs=self.buf_obs.flatten(0, 1).clone(),
+            actions=self.buf_actions.flatten(0, 1).clone(),
+            log_probs=self.buf_log_probs.flatten(0, 1).clone(),
+            values=self.buf_values.flatten(0, 1).clone(),
+            advantages=advantages.flatten(0, 1),
+            returns=(advantages + self.buf_values).flatten(0, 1),
+        )
+        return batch, episodes
