@@ -19,7 +19,17 @@ from omegaconf import DictConfig
 
 from rlrun.config import ConfigError, EnvConfig, register_configs, validate
 
-CONF_DIR = Path(str(files("rlrun.conf")))
+
+
+def _conf_dir() -> Path:
+    """The installed ``rlrun.conf`` package (the repository's top-level ``conf/``)."""
+    try:
+        return Path(str(files("rlrun.conf")))
+    except ModuleNotFoundError:  # imported from a source checkout that is not installed
+        return Path(__file__).resolve().parent.parent / "conf"
+
+
+CONF_DIR = _conf_dir()
 log = logging.getLogger("rlrun")
 
 
@@ -44,13 +54,16 @@ def register_env_ids(argv: list[str]) -> None:
 def _run(cfg: DictConfig) -> float | None:
     try:
         validate(cfg)
+        from rlrun.envs import EnvError  # heavy imports (torch, gymnasium) only from here on
+        from rlrun.trainer import train
+
+        try:
+            return train(cfg, Path(HydraConfig.get().runtime.output_dir))
+        except EnvError as err:
+            raise ConfigError(str(err)) from None
     except ConfigError as err:
         print(f"rlrun: error: {err}", file=sys.stderr)
         sys.exit(2)
-    from rlrun.trainer import train  # heavy imports (torch, gymnasium) only from here on
-
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
-    return train(cfg, out_dir)
 
 
 def main() -> None:

@@ -59,12 +59,12 @@ PROGRESS_MODES = ("auto", "bar", "lines", "off")
 
 
 def register_configs() -> None:
-    """Register the schemas that the YAML files extend (``defaults: [_schema]``)."""
+    """Register the schemas that the YAML files extend (``defaults: [/schema/algo@_here_: <name>]``)."""
     cs = ConfigStore.instance()
     cs.store(name="_config_schema", node=Config)
-    cs.store(group="env", name="_env_schema", node=EnvConfig)
+    cs.store(group="schema/env", name="env", node=EnvConfig)
     for name, schema in ALGO_SCHEMAS.items():
-        cs.store(group="algo", name=f"_{name}_schema", node=schema)
+        cs.store(group="schema/algo", name=name, node=schema)
 
 
 class ConfigError(ValueError):

@@ -105,7 +105,8 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
                          if cfg.env.normalize_reward else None)
     actor, critic = make_networks(cfg, obs_space, action_space)
     actor, critic = actor.to(device), critic.to(device)
-    algo = algorithm_class(cfg.algo.name)(cfg.algo, actor, critic, cfg.seed)
+    algo_cfg = OmegaConf.to_object(cfg.algo)  # a typed dataclass: plain attribute access in the hot loop
+    algo = algorithm_class(cfg.algo.name)(algo_cfg, actor, critic, cfg.seed)
     collector = RolloutCollector(envs, actor, critic, n_steps=cfg.algo.n_steps, gamma=cfg.algo.gamma,
                                  gae_lambda=cfg.algo.gae_lambda, seed=cfg.seed, device=device,
                                  obs_normalizer=obs_normalizer, reward_normalizer=reward_normalizer)

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 from torch.distributions import kl_divergence
 
 from rlrun.core.losses import (approx_kl, clipped_surrogate, explained_variance, linear_decay, minibatches,
                                normalize, value_loss)
+from rlrun.algos.schemas import PPOClipConfig
 from rlrun.rollout import Batch
 
 
 class PPOClip:
     """Actor and critic trained jointly on L^CLIP - vf_coef * L^V + ent_coef * H for M epochs."""
 
-    def __init__(self, cfg: Any, actor: nn.Module, critic: nn.Module, seed: int):
+    def __init__(self, cfg: PPOClipConfig, actor: nn.Module, critic: nn.Module, seed: int):
         self.cfg, self.actor, self.critic = cfg, actor, critic
         self.params = [*actor.parameters(), *critic.parameters()]
-        self.optimizer = torch.optim.Adam(self.params, lr=cfg.learning_rate, eps=cfg.adam_eps)
+        self.optimizer = torch.optim.Adam(self.params, lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
         self.generator = torch.Generator().manual_seed(seed)  # minibatch shuffling
 
     def _schedule(self, initial: float, kind: str, progress: float) -> float:
@@ -35,8 +34,8 @@ class PPOClip:
             pi_old = self.actor(batch.obs)  # Alg 5.24: theta_old, for the exact KL afterwards
         advantages = normalize(batch.advantages) if cfg.normalize_advantage else batch.advantages
 
-        stats: dict[str, list[float]] = {"loss/policy": [], "loss/value": [], "policy/entropy": [],
-                                         "policy/approx_kl": [], "policy/clip_fraction": []}
+        stats: dict[str, list[torch.Tensor]] = {"loss/policy": [], "loss/value": [], "policy/entropy": [],
+                                                "policy/approx_kl": [], "policy/clip_fraction": []}
         epochs_done, stop = 0, False
         for _ in range(cfg.n_epochs):  # M epochs of minibatch Adam on the clipped surrogate (5.40-5.41)
             for idx in minibatches(len(batch), cfg.batch_size, self.generator):
@@ -52,14 +51,14 @@ class PPOClip:
                 nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
                 self.optimizer.step()
                 with torch.no_grad():
-                    kl = approx_kl(log_prob, old_log_prob).item()
+                    kl = approx_kl(log_prob, old_log_prob)
                     clipped = ((log_prob - old_log_prob).exp() - 1.0).abs() > clip_eps
-                stats["loss/policy"].append(policy_loss.item())
-                stats["loss/value"].append(v_loss.item())
-                stats["policy/entropy"].append(entropy.item())
+                stats["loss/policy"].append(policy_loss.detach())
+                stats["loss/value"].append(v_loss.detach())
+                stats["policy/entropy"].append(entropy.detach())
                 stats["policy/approx_kl"].append(kl)
-                stats["policy/clip_fraction"].append(clipped.float().mean().item())
-                if cfg.target_kl is not None and kl > 1.5 * cfg.target_kl:
+                stats["policy/clip_fraction"].append(clipped.float().mean())
+                if cfg.target_kl is not None and kl.item() > 1.5 * cfg.target_kl:
                     stop = True  # early stop, as SB3: approx KL past 1.5 x target
                     break
             epochs_done += 1
@@ -68,7 +67,7 @@ class PPOClip:
 
         with torch.no_grad():
             exact_kl = kl_divergence(pi_old, self.actor(batch.obs)).mean().item()
-        metrics = {key: sum(values) / len(values) for key, values in stats.items()}
+        metrics = {key: torch.stack(values).mean().item() for key, values in stats.items()}
         metrics.update({
             "policy/kl": exact_kl,
             "value/explained_variance": explained_variance(batch.values, batch.returns),

@@ -1,0 +1,102 @@
+"""The console script end to end, in subprocesses from a temporary directory."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import read_scalars
+
+COMMON_TAGS = {"rollout/ep_return", "rollout/ep_length", "time/fps", "loss/policy", "loss/value",
+               "policy/entropy", "policy/kl", "policy/approx_kl", "policy/clip_fraction",
+               "value/explained_variance", "train/learning_rate"}
+SUMMARY_KEYS = {"algo", "env", "seed", "total_steps", "steps_done", "wall_s", "fps", "final_return",
+                "threshold", "solved_step", "solved_wall_s"}
+
+
+def only_run_dir(root: Path) -> Path:
+    dirs = [p.parent for p in root.rglob("summary.json")]
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+def test_cartpole_run_writes_events_summary_and_checkpoint(run_rlrun):
+    res = run_rlrun("algo=ppo_clip", "env=CartPole-v1", "total_steps=3000", "progress=lines", "checkpoint_every=1024")
+    assert res.returncode == 0, res.stderr
+    run_dir = only_run_dir(run_rlrun.cwd / "outputs")
+    assert run_dir.relative_to(run_rlrun.cwd).parts[:3] == ("outputs", "ppo_clip", "CartPole-v1")
+    assert run_dir.name.startswith("seed0_")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert SUMMARY_KEYS <= set(summary)
+    assert summary["steps_done"] >= 3000 and summary["threshold"] == 475.0 and summary["final_return"] > 0
+    scalars = read_scalars(run_dir)
+    assert COMMON_TAGS <= set(scalars), COMMON_TAGS - set(scalars)
+    assert all(torch.isfinite(torch.tensor([v for _, v in scalars[t]])).all() for t in COMMON_TAGS)
+    ckpt = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)
+    assert {"actor", "critic", "algo", "rng", "steps", "config", "obs_normalizer"} <= set(ckpt)
+    assert ckpt["steps"] == summary["steps_done"] and ckpt["config"]["algo"]["name"] == "ppo_clip"
+    assert (run_dir / "checkpoints" / "step_1024.pt").exists()
+    assert (run_dir / "rlrun.log").exists()
+
+
+def test_continuous_env_with_normalisation_runs(run_rlrun):
+    res = run_rlrun("env=Pendulum-v1", "total_steps=1024", "algo.n_steps=128", "env.normalize_obs=true",
+                    "env.normalize_reward=true", "progress=off")
+    assert res.returncode == 0, res.stderr
+    run_dir = only_run_dir(run_rlrun.cwd / "outputs")
+    ckpt = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)
+    assert ckpt["obs_normalizer"]["count"] > 1000 and ckpt["reward_normalizer"] is not None
+    assert json.loads((run_dir / "summary.json").read_text())["final_return"] < 0
+
+
+def test_env_without_yaml_runs_with_generic_defaults(run_rlrun):
+    res = run_rlrun("env=FrozenLake-v1", "total_steps=512", "algo.n_steps=64", "progress=off")
+    assert res.returncode == 0, res.stderr
+    assert json.loads((only_run_dir(run_rlrun.cwd / "outputs") / "summary.json").read_text())["env"] == "FrozenLake-v1"
+
+
+def test_two_run_multirun(run_rlrun):
+    res = run_rlrun("-m", "seed=0,1", "total_steps=512", "algo.n_steps=32")
+    assert res.returncode == 0, res.stderr
+    summaries = sorted((run_rlrun.cwd / "outputs" / "multirun").rglob("summary.json"))
+    assert [json.loads(p.read_text())["seed"] for p in summaries] == [0, 1]
+    assert [p.parent.name.split("_", 1)[1] for p in summaries] == ["ppo_clip_CartPole-v1_seed0", "ppo_clip_CartPole-v1_seed1"]
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["algo=nope"], "Could not find 'algo/nope'"),
+    (["env=CartPol-v1"], "did you mean CartPole-v1"),
+    (["algo.clip_eps=abc"], "could not be converted to Float"),
+    (["total_steps=-5"], "total_steps=-5"),
+])
+def test_bad_input_gives_clear_error_without_traceback(run_rlrun, args, needle):
+    res = run_rlrun(*args, timeout=60)
+    assert res.returncode != 0
+    assert needle in res.stderr + res.stdout
+    assert "Traceback" not in res.stderr + res.stdout
+
+
+def test_config_commands_do_not_import_torch():
+    code = ("import sys; sys.argv = ['rlrun', '--cfg', 'job']\n"
+            "from rlrun.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules and 'gymnasium' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=60)
+
+
+def test_non_editable_install_finds_its_configs(tmp_path):
+    """`pip install .` puts conf/ inside the package as rlrun.conf; rlrun then works from any directory."""
+    repo = Path(__file__).resolve().parent.parent
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(repo)], check=True, capture_output=True, timeout=300)
+    assert (target / "rlrun" / "conf" / "config.yaml").exists()
+    assert (target / "rlrun" / "conf" / "tuned" / "ppo_clip" / "CartPole-v1.yaml").exists()
+    code = "import sys; sys.argv = ['rlrun', 'env=Pendulum-v1', '--cfg', 'job']; from rlrun.cli import main; main()"
+    res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                         env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"})
+    assert res.returncode == 0, res.stderr
+    assert "id: Pendulum-v1" in res.stdout

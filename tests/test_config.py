@@ -1,0 +1,72 @@
+"""Every algo x env config composes into the typed schema; range checks name the bad key."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from hydra.errors import ConfigCompositionException
+
+from rlrun.cli import CONF_DIR, register_env_ids
+from rlrun.config import ConfigError, register_configs, validate
+
+register_configs()
+ALGOS = sorted(p.stem for p in (CONF_DIR / "algo").glob("*.yaml"))
+ENVS = sorted(p.stem for p in (CONF_DIR / "env").glob("*.yaml"))
+
+
+def compose_cfg(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def test_config_dir_is_the_top_level_conf():
+    assert (CONF_DIR / "config.yaml").exists()
+    assert {"ppo_clip"} <= set(ALGOS)
+    assert {"CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1", "MountainCarContinuous-v0",
+            "LunarLander-v3", "Hopper-v5", "HalfCheetah-v5", "Walker2d-v5"} <= set(ENVS)
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("env", ENVS)
+def test_every_algo_env_pair_composes_and_validates(algo, env):
+    cfg = compose_cfg(f"algo={algo}", f"env={env}")
+    assert cfg.algo.name == algo and cfg.env.id == env
+    validate(cfg)
+    OmegaConf.to_object(cfg)  # every value fits its dataclass type
+
+
+def test_tuned_file_overrides_algo_defaults():
+    cfg = compose_cfg("algo=ppo_clip", "env=CartPole-v1")
+    assert cfg.algo.n_steps == 32 and cfg.algo.batch_size == 256 and cfg.algo.lr_schedule == "linear"
+
+
+def test_any_gymnasium_id_gets_generic_env_config():
+    register_env_ids(["env=FrozenLake-v1"])
+    cfg = compose_cfg("env=FrozenLake-v1")
+    assert cfg.env.id == "FrozenLake-v1" and cfg.env.num_envs >= 1
+
+
+def test_wrong_type_and_misspelled_key_are_refused():
+    with pytest.raises(ConfigCompositionException) as err:
+        compose_cfg("algo.clip_eps=abc")
+    assert "could not be converted to Float" in str(err.value.__cause__)
+    with pytest.raises(ConfigCompositionException) as err:
+        compose_cfg("algo.clip_epss=0.1")
+    assert "Key 'clip_epss' not in 'PPOClipConfig'" in str(err.value.__cause__)
+
+
+@pytest.mark.parametrize("override, key", [
+    ("total_steps=-5", "total_steps"),
+    ("total_steps=0", "total_steps"),
+    ("algo.clip_eps=0", "algo.clip_eps"),
+    ("algo.gamma=1.5", "algo.gamma"),
+    ("algo.gamma=0", "algo.gamma"),
+    ("env.num_envs=0", "env.num_envs"),
+    ("device=tpu", "device"),
+    ("env.vectorization=threads", "env.vectorization"),
+])
+def test_range_errors_name_the_key(override, key):
+    cfg = compose_cfg(override)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        validate(cfg)

@@ -1,0 +1,88 @@
+"""The rollout collector: time-limit bootstrap, raw episode statistics, action clipping."""
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from omegaconf import OmegaConf
+
+from rlrun.config import EnvConfig
+from rlrun.envs import make_vec_env
+from rlrun.networks import Critic, GaussianActor
+from rlrun.normalization import RewardNormalizer
+from rlrun.rollout import RolloutCollector
+
+
+class ForeverEnv(gym.Env):
+    """Never terminates; reward 1 every step; a constant observation. Only a TimeLimit ends it."""
+
+    observation_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+    action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action):
+        self.last_action = np.array(action)
+        return np.zeros(1, np.float32), 1.0, False, False, {}
+
+
+gym.register("rlrun-test/Forever-v0", entry_point=ForeverEnv, max_episode_steps=20)
+GAMMA = 0.9
+
+
+def make(num_envs=2, n_steps=50, reward_normalizer=None, seed=0):
+    torch.manual_seed(seed)
+    envs = make_vec_env(OmegaConf.structured(EnvConfig(id="rlrun-test/Forever-v0", num_envs=num_envs)))
+    actor = GaussianActor(1, 1, [8], "tanh", True, 0.0)
+    critic = Critic(1, [8], "tanh", True)
+    collector = RolloutCollector(envs, actor, critic, n_steps=n_steps, gamma=GAMMA, gae_lambda=0.95, seed=seed,
+                                 device=torch.device("cpu"), reward_normalizer=reward_normalizer)
+    return collector, critic
+
+
+def test_truncated_episodes_bootstrap_so_an_exact_critic_is_a_fixed_point():
+    collector, critic = make()
+    with torch.no_grad():
+        critic.net[-1].weight.zero_()
+        critic.net[-1].bias.fill_(1.0 / (1.0 - GAMMA))  # V = 1/(1-gamma) exactly
+    batch, episodes = collector.collect(0)
+    assert len(episodes) == 4  # 2 envs x 50 steps, truncated every 20 steps
+    # If truncation were treated as termination, the return at a truncation step would be 1.
+    torch.testing.assert_close(batch.returns, torch.full_like(batch.returns, 10.0), rtol=1e-5, atol=1e-4)
+
+
+def test_value_of_s0_learned_under_time_limit_is_near_the_infinite_horizon_value():
+    collector, critic = make(num_envs=4, n_steps=64)
+    opt = torch.optim.Adam(critic.parameters(), lr=3e-2)
+    for _ in range(150):
+        batch, _ = collector.collect(0)
+        for _ in range(5):
+            loss = (critic(batch.obs) - batch.returns).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    v0 = critic(torch.zeros(1, 1)).item()
+    assert abs(v0 - 1.0 / (1.0 - GAMMA)) < 0.5, v0  # without the bootstrap V(s0) is about 7.0
+
+
+def test_episode_statistics_are_raw_rewards_even_with_reward_normalisation():
+    collector, _ = make(n_steps=40, reward_normalizer=RewardNormalizer(2, GAMMA, clip=10.0))
+    batch, episodes = collector.collect(0)
+    assert [e.ret for e in episodes] == [20.0] * 4
+    assert [e.length for e in episodes] == [20] * 4
+    assert sorted(e.step for e in episodes) == [40, 40, 80, 80]
+    assert not torch.allclose(collector.buf_rewards, torch.ones_like(collector.buf_rewards))
+
+
+def test_gaussian_actions_are_stored_unclipped_and_clipped_for_the_env():
+    collector, _ = make(n_steps=30)
+    with torch.no_grad():
+        collector.actor.log_std.fill_(2.0)  # std 7.4: most samples fall outside [-1, 1]
+    batch, _ = collector.collect(0)
+    assert batch.actions.abs().max() > 1.0
+    sent = np.stack([env.unwrapped.last_action for env in collector.envs.envs])
+    assert np.abs(sent).max() <= 1.0
+    last_stored = batch.actions.view(30, 2, 1)[-1].numpy()
+    np.testing.assert_array_equal(sent, np.clip(last_stored, -1.0, 1.0))
