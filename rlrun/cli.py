@@ -1,24 +1,30 @@
-"""The ``rlrun`` console script: Hydra composes the config, then the trainer runs it.
+"""The ``rlrun`` console script: check the command line, let Hydra compose, run the trainer.
 
-torch and gymnasium are imported inside the task function, so ``rlrun --help``,
-``rlrun --cfg job`` and config errors answer without paying for them.
+Before Hydra creates any output directory, :func:`preflight` composes every job of the
+command and checks it (types, ranges, env ids, spaces, a writable output dir), so bad input
+gets one line on stderr and exit status 2, and leaves nothing behind. torch is imported only
+inside the task function, so ``rlrun --help``, ``--cfg job`` and config errors answer at once.
 """
 
 from __future__ import annotations
 
-import logging
+import difflib
+import itertools
+import os
 import re
 import sys
+import tempfile
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
 
 from rlrun.config import ConfigError, EnvConfig, register_configs, validate
-
 
 
 def _conf_dir() -> Path:
@@ -30,15 +36,15 @@ def _conf_dir() -> Path:
 
 
 CONF_DIR = _conf_dir()
-log = logging.getLogger("rlrun")
+INFO_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--shell-completion", "-sc"}
+MAX_PREFLIGHT_JOBS = 256
 
 
 def register_env_ids(argv: list[str]) -> None:
     """Let ``env=<any gymnasium id>`` work for ids that have no ``conf/env/<id>.yaml``.
 
     Each such id named on the command line gets a generic env config (the schema defaults,
-    with ``id`` set) in the ``env`` group; whether gymnasium knows the id is checked when the
-    run starts, with suggestions.
+    with ``id`` set) in the ``env`` group; whether gymnasium knows the id is checked in preflight.
     """
     cs = ConfigStore.instance()
     for arg in argv:
@@ -51,24 +57,128 @@ def register_env_ids(argv: list[str]) -> None:
                 cs.store(group="env", name=env_id, node=EnvConfig(id=env_id))
 
 
+def expand_resume(argv: list[str]) -> list[str]:
+    """``resume=<run dir>`` -> that run's own overrides, the user's others, and its directory as output."""
+    resume = [a for a in argv if a.startswith("resume=")]
+    if not resume:
+        return argv
+    run_dir = Path(resume[-1].split("=", 1)[1]).expanduser().resolve()
+    overrides_file = run_dir / ".hydra" / "overrides.yaml"
+    if not overrides_file.is_file():
+        raise ConfigError(f"resume={run_dir} is not an rlrun run directory (no .hydra/overrides.yaml)")
+    if not (run_dir / "checkpoints" / "last.pt").is_file():
+        raise ConfigError(f"resume={run_dir} has no checkpoint to resume from (checkpoints/last.pt is missing)")
+    original = [o for o in OmegaConf.load(overrides_file) if not str(o).startswith("resume=")]
+    others = [a for a in argv if not a.startswith("resume=")]
+    return [*map(str, original), *others, f"resume={run_dir}", f"hydra.run.dir={run_dir}"]
+
+
+def _one_line(err: Exception) -> str:
+    """Hydra / OmegaConf errors span several lines; keep the first line of each and the key."""
+    parts = [str(err).strip().splitlines()[0].rstrip(".")]
+    cause = err.__cause__
+    if cause is not None and str(cause).strip():
+        parts.append(str(cause).strip().splitlines()[0])
+    return ": ".join(parts)
+
+
+def _check_algo(value: str) -> None:
+    options = sorted(p.stem for p in (CONF_DIR / "algo").glob("*.yaml"))
+    if value not in options:
+        close = difflib.get_close_matches(value, options, n=2, cutoff=0.5)
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        raise ConfigError(f"algo={value!r} is not an algorithm{hint}; choose one of {', '.join(options)}")
+
+
+def _jobs(overrides: list[str]) -> list[list[str]] | None:
+    """Every job of a sweep as a list of plain overrides; None if a sweep cannot be listed (optuna ranges)."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    axes = []
+    for o in parsed:
+        if o.is_sweep_override():
+            try:
+                axes.append([f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()])
+            except Exception:
+                return None
+        else:
+            axes.append([o.input_line])
+    return [list(job) for job in itertools.islice(itertools.product(*axes), MAX_PREFLIGHT_JOBS)]
+
+
+def _writable_root(path: str) -> None:
+    """Try to make (and remove) a directory where the run's output would go."""
+    p = Path(path).expanduser().resolve()
+    while not p.exists():
+        p = p.parent
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".rlrun-check-", dir=p))
+    except OSError as err:
+        raise ConfigError(f"output directory {path} cannot be written ({err.strerror}); set hydra.run.dir") from None
+
+
+def preflight(argv: list[str]) -> None:
+    """Compose and check each job the command would run; raise ConfigError with one line."""
+    from hydra import compose, initialize_config_dir
+
+    from rlrun.envs import EnvError, check_env_id, check_spaces_of
+
+    multirun = any(a in ("-m", "--multirun") for a in argv)
+    overrides = [a for a in argv if not a.startswith("-")]
+    task = [o for o in overrides if not o.startswith(("hydra.", "hydra/", "+hydra", "~hydra"))]
+    for o in task:
+        if o.startswith("algo=") and "," not in o:
+            _check_algo(o.split("=", 1)[1])
+    try:
+        jobs = _jobs(task) if multirun else [task]
+    except Exception as err:
+        raise ConfigError(_one_line(err)) from None
+    if jobs is None:
+        return
+    hydra_overrides = [o for o in overrides if o not in task]
+    checked_envs: set[str] = set()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        for job in jobs:
+            try:
+                cfg = compose(config_name="config", overrides=job + hydra_overrides, return_hydra_config=True)
+            except Exception as err:
+                raise ConfigError(_one_line(err)) from None
+            validate(cfg)
+            if cfg.env.id not in checked_envs:
+                checked_envs.add(cfg.env.id)
+                try:
+                    check_env_id(cfg.env.id)
+                    check_spaces_of(cfg.env)
+                except EnvError as err:
+                    raise ConfigError(str(err)) from None
+            _writable_root(OmegaConf.select(cfg, "hydra.sweep.dir" if multirun else "hydra.run.dir"))
+
+
 def _run(cfg: DictConfig) -> float | None:
+    from rlrun.checkpoint import CheckpointError
+    from rlrun.envs import EnvError
+    from rlrun.errors import NumericalError
+    from rlrun.trainer import train
+
     try:
         validate(cfg)
-        from rlrun.envs import EnvError  # heavy imports (torch, gymnasium) only from here on
-        from rlrun.trainer import train
-
-        try:
-            return train(cfg, Path(HydraConfig.get().runtime.output_dir))
-        except EnvError as err:
-            raise ConfigError(str(err)) from None
-    except ConfigError as err:
+        return train(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except (ConfigError, EnvError, CheckpointError, NumericalError) as err:
         print(f"rlrun: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(2 if not isinstance(err, NumericalError) else 3)
 
 
 def main() -> None:
     register_configs()
-    register_env_ids(sys.argv[1:])
+    argv = sys.argv[1:]
+    try:
+        argv = expand_resume(argv)
+        register_env_ids(argv)
+        if not INFO_FLAGS & set(argv) and not os.environ.get("RLRUN_SKIP_PREFLIGHT"):
+            preflight(argv)
+    except ConfigError as err:
+        print(f"rlrun: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    sys.argv = [sys.argv[0], *argv]
     hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(_run)()
 
 

@@ -46,7 +46,10 @@ class Config:
     total_steps: int = 100_000  # environment steps, summed over the vectorised envs
     device: str = "cpu"  # cpu | cuda | auto
     torch_threads: int = 1  # 0 keeps torch's default; 1 is fastest for small MLPs
-    checkpoint_every: int = 0  # env steps between numbered checkpoints; 0: only last.pt
+    checkpoint_every: int = 20_000  # env steps between refreshes of checkpoints/last.pt; 0: only at the end
+    keep_checkpoints: bool = False  # also keep checkpoints/step_<N>.pt at every checkpoint
+    resume: Optional[str] = None  # a run directory to continue from its checkpoints/last.pt
+    deterministic: bool = False  # torch.use_deterministic_algorithms (CPU runs are deterministic anyway)
     log_every: int = 1  # iterations between TensorBoard writes of the update metrics
     progress: str = "auto"  # auto | bar | lines | off
     solved_window: int = 20  # episodes averaged for final_return and solved_step

@@ -41,6 +41,21 @@ def check_spaces(observation_space: spaces.Space, action_space: spaces.Space, en
         raise EnvError(f"env.id={env_id!r} has action space {action_space}; rlrun supports {SUPPORTED_ACTIONS}")
 
 
+def check_spaces_of(env_cfg: Any) -> None:
+    """Make one env of ``env_cfg`` and check its spaces (and that its optional dependency is installed)."""
+    try:
+        env = gym.make(env_cfg.id, **dict(env_cfg.kwargs))
+    except gym.error.DependencyNotInstalled as err:
+        raise EnvError(f"env.id={env_cfg.id!r} needs an optional dependency ({err}); rlrun's extras: "
+                       "pip install 'rlrun[box2d]' or 'rlrun[mujoco]'") from None
+    except Exception as err:
+        raise EnvError(f"env.id={env_cfg.id!r} could not be made: {type(err).__name__}: {err}") from None
+    try:
+        check_spaces(env.observation_space, env.action_space, env_cfg.id)
+    finally:
+        env.close()
+
+
 def make_vec_env(env_cfg: Any, render_mode: str | None = None) -> VectorEnv:
     """``env_cfg.num_envs`` copies of ``env_cfg.id``, sync or async (not yet reset)."""
     check_env_id(env_cfg.id)

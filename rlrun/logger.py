@@ -32,8 +32,8 @@ CUSTOM_SCALARS = {
 
 
 class TensorBoardLogger:
-    def __init__(self, run_dir: Path, cfg: DictConfig):
-        self.writer = SummaryWriter(log_dir=str(run_dir))
+    def __init__(self, run_dir: Path, cfg: DictConfig, purge_step: int | None = None):
+        self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=purge_step, flush_secs=10)
         self.writer.add_text("config", "```yaml\n" + OmegaConf.to_yaml(cfg) + "```", 0)
         self.writer.add_custom_scalars(CUSTOM_SCALARS)
 

@@ -6,16 +6,18 @@ final observations are computed only for truncated episodes, which bootstrap fro
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from gymnasium import spaces
-from gymnasium.vector import VectorEnv
+from gymnasium.vector import SyncVectorEnv, VectorEnv
 from torch import Tensor, nn
 
 from rlrun.core.advantages import gae
 from rlrun.envs import flatten_obs, obs_dim
+from rlrun.errors import NumericalError
 from rlrun.normalization import ObsNormalizer, RewardNormalizer
 
 
@@ -95,6 +97,8 @@ class RolloutCollector:
             raw_obs, reward, terminated, truncated, info = self.envs.step(self._env_action(action))
             done = terminated | truncated
             step = global_step + (t + 1) * n
+            if not np.isfinite(reward).all():
+                raise NumericalError(f"non-finite reward {reward.tolist()} from the env at step {step}")
             self.episode_return += reward
             self.episode_length += 1
             for i in np.flatnonzero(done):
@@ -125,3 +129,28 @@ class RolloutCollector:
             returns=(advantages + self.buf_values).flatten(0, 1),
         )
         return batch, episodes
+
+    def state_dict(self) -> dict:
+        """The current observation, the episode accumulators and, for sync envs, the envs themselves.
+
+        Sub-environments of a SyncVectorEnv are pickled (their physics state, RNG and TimeLimit
+        counter), so a resumed run continues the very same episodes. Async envs live in other
+        processes and cannot be captured: they are reset on resume (not bit-exact, documented).
+        """
+        envs = None
+        if isinstance(self.envs, SyncVectorEnv):
+            try:
+                envs = pickle.dumps(self.envs.envs)
+            except Exception:  # e.g. simulators holding C handles; resume then resets the envs
+                envs = None
+        return {"obs": self.obs.cpu().clone(), "episode_return": self.episode_return.copy(),
+                "episode_length": self.episode_length.copy(), "envs": envs}
+
+    def load_state_dict(self, state: dict, seed: int) -> None:
+        if state["envs"] is not None and isinstance(self.envs, SyncVectorEnv):
+            self.envs.envs = pickle.loads(state["envs"])
+            self.obs = state["obs"].to(self.device)
+            self.episode_return, self.episode_length = state["episode_return"].copy(), state["episode_length"].copy()
+        else:  # fresh episodes from a seed that differs from the first session's
+            self.obs = self._encode(self.envs.reset(seed=seed)[0])
+            self.episode_return[:], self.episode_length[:] = 0.0, 0

@@ -1,14 +1,21 @@
-"""The training loop: collect a rollout, let the algorithm update, log, checkpoint, summarise."""
+"""The training loop: collect a rollout, let the algorithm update, log, checkpoint, summarise.
+
+Nothing a user ran is lost: ``checkpoints/last.pt`` is refreshed every ``checkpoint_every``
+steps and at the end; Ctrl-C / SIGTERM finish the iteration, save and exit 130 / 143; a
+non-finite value stops the run with a one-line error and keeps the last good checkpoint;
+``resume=<run dir>`` continues a run bit-exactly (sync envs, same machine).
+"""
 
 from __future__ import annotations
 
 import importlib
 import json
 import logging
+import math
 import random
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +24,15 @@ import torch
 from gymnasium import spaces
 from omegaconf import DictConfig, OmegaConf
 
-from rlrun.checkpoint import save_checkpoint
+from rlrun.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from rlrun.config import ConfigError
+from rlrun.errors import NumericalError
 from rlrun.envs import make_vec_env, obs_dim, reward_threshold
 from rlrun.logger import ProgressReporter, TensorBoardLogger
 from rlrun.networks import CategoricalActor, Critic, GaussianActor
 from rlrun.normalization import ObsNormalizer, RewardNormalizer
 from rlrun.rollout import Episode, RolloutCollector
+from rlrun.signals import stop_on_signals
 
 log = logging.getLogger("rlrun")
 
@@ -32,6 +42,8 @@ ALGORITHMS = {  # config name -> "module:class", imported only when used
     "ppo_penalty": "rlrun.algos.ppo_penalty:PPOPenalty",
     "acktr": "rlrun.algos.acktr:ACKTR",
 }
+# Keys a resumed run may change; any other difference from the checkpoint's config is refused.
+RESUMABLE_CHANGES = {"resume", "total_steps", "progress", "checkpoint_every", "keep_checkpoints", "log_every"}
 
 
 def algorithm_class(name: str) -> type:
@@ -43,7 +55,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device='cuda' was asked for but torch sees no CUDA device; use device=cpu or device=auto")
+        raise ConfigError("device='cuda' is not allowed here: torch sees no CUDA device; use device=cpu or device=auto")
     return torch.device(name)
 
 
@@ -51,6 +63,21 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def make_networks(cfg: DictConfig, observation_space: spaces.Space, action_space: spaces.Space) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -69,7 +96,6 @@ class EpisodeTracker:
 
     window: int
     threshold: float | None
-    start_time: float
     recent: deque = field(init=False)
     solved_step: int | None = None
     solved_wall_s: float | None = None
@@ -77,25 +103,65 @@ class EpisodeTracker:
     def __post_init__(self) -> None:
         self.recent = deque(maxlen=self.window)
 
-    def add(self, episodes: list[Episode]) -> None:
+    def add(self, episodes: list[Episode], wall_s: float) -> None:
         for ep in episodes:
             self.recent.append(ep.ret)
             if (self.solved_step is None and self.threshold is not None and len(self.recent) == self.window
                     and self.mean_return() >= self.threshold):
-                self.solved_step, self.solved_wall_s = ep.step, time.monotonic() - self.start_time
+                self.solved_step, self.solved_wall_s = ep.step, wall_s
 
     def mean_return(self) -> float:
         return float(np.mean(self.recent)) if self.recent else float("nan")
 
+    def state_dict(self) -> dict:
+        return {"recent": list(self.recent), "solved_step": self.solved_step, "solved_wall_s": self.solved_wall_s}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.recent.extend(state["recent"])
+        self.solved_step, self.solved_wall_s = state["solved_step"], state["solved_wall_s"]
+
+
+def check_finite(metrics: dict[str, float], modules: list[torch.nn.Module], iteration: int, algo: str) -> None:
+    """Stop where a non-finite value first shows: the update's metrics, then the parameters."""
+    for key, value in metrics.items():
+        if not math.isfinite(value):
+            raise NumericalError(f"{algo}: non-finite {key}={value} at iteration {iteration}")
+    for module in modules:
+        for name, param in module.named_parameters():
+            if not torch.isfinite(param).all():
+                raise NumericalError(f"{algo}: non-finite parameter {type(module).__name__}.{name} after iteration {iteration}")
+
+
+def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
+    keys = set(saved) | set(current)
+    out = []
+    for key in sorted(keys):
+        name = f"{prefix}{key}"
+        if name in RESUMABLE_CHANGES:
+            continue
+        a, b = saved.get(key, "<missing>"), current.get(key, "<missing>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_differences(a, b, f"{name}.")
+        elif a != b:
+            out.append(f"{name}: checkpoint {a!r} vs now {b!r}")
+    return out
+
 
 def train(cfg: DictConfig, run_dir: Path) -> float:
     """Run ``cfg`` to ``total_steps``; writes events, checkpoints and summary.json into ``run_dir``."""
-    run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.torch_threads > 0:
         torch.set_num_threads(cfg.torch_threads)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True)
     torch.distributions.Distribution.set_default_validate_args(False)
-    seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
+    checkpoint = None
+    if cfg.resume:
+        checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+        diffs = config_differences(checkpoint["config"], OmegaConf.to_container(cfg, resolve=True))
+        if diffs:
+            raise ConfigError(f"resume={cfg.resume} conflicts with its checkpoint: {'; '.join(diffs)}")
+    seed_everything(cfg.seed)
 
     envs = make_vec_env(cfg.env)
     obs_space, action_space = envs.single_observation_space, envs.single_action_space
@@ -110,63 +176,97 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
     collector = RolloutCollector(envs, actor, critic, n_steps=cfg.algo.n_steps, gamma=cfg.algo.gamma,
                                  gae_lambda=cfg.algo.gae_lambda, seed=cfg.seed, device=device,
                                  obs_normalizer=obs_normalizer, reward_normalizer=reward_normalizer)
+    threshold = reward_threshold(cfg.env)
+    tracker = EpisodeTracker(cfg.solved_window, threshold)
+    steps, iteration, wall_before = 0, 0, 0.0
+
+    if checkpoint is not None:
+        actor.load_state_dict(checkpoint["actor"])
+        critic.load_state_dict(checkpoint["critic"])
+        algo.load_state_dict(checkpoint["algo"])
+        if obs_normalizer:
+            obs_normalizer.rms.load_state_dict(checkpoint["obs_normalizer"])
+        if reward_normalizer:
+            reward_normalizer.load_state_dict(checkpoint["reward_normalizer"])
+        collector.load_state_dict(checkpoint["collector"], seed=cfg.seed + checkpoint["steps"])
+        tracker.load_state_dict(checkpoint["tracker"])
+        set_rng_state(checkpoint["rng"])
+        steps, iteration, wall_before = checkpoint["steps"], checkpoint["iteration"], checkpoint["wall_s"]
+        log.info("resuming %s from step %d", run_dir, steps)
 
     steps_per_iter = cfg.algo.n_steps * cfg.env.num_envs
-    threshold = reward_threshold(cfg.env)
     start = time.monotonic()
-    tracker = EpisodeTracker(cfg.solved_window, threshold, start)
-    tb = TensorBoardLogger(run_dir, cfg)
-    progress = ProgressReporter(cfg.total_steps, cfg.progress, f"{cfg.algo.name} {cfg.env.id}")
-    steps, iteration, next_checkpoint = 0, 0, cfg.checkpoint_every
 
-    def checkpoint_state() -> dict[str, Any]:
-        return {
-            "config": OmegaConf.to_container(cfg, resolve=True),
-            "steps": steps, "iteration": iteration,
-            "actor": actor.state_dict(), "critic": critic.state_dict(), "algo": algo.state_dict(),
+    def wall() -> float:
+        return wall_before + time.monotonic() - start
+
+    def save(path: Path) -> None:
+        save_checkpoint(path, {
+            "config": OmegaConf.to_container(cfg, resolve=True), "steps": steps, "iteration": iteration,
+            "wall_s": wall(), "actor": actor.state_dict(), "critic": critic.state_dict(), "algo": algo.state_dict(),
             "obs_normalizer": obs_normalizer.rms.state_dict() if obs_normalizer else None,
             "reward_normalizer": reward_normalizer.state_dict() if reward_normalizer else None,
-            "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
-        }
+            "collector": collector.state_dict(), "tracker": tracker.state_dict(), "rng": rng_state(),
+        })
 
-    def summary() -> dict[str, Any]:
-        wall = time.monotonic() - start
-        return {
-            "algo": cfg.algo.name, "env": cfg.env.id, "seed": cfg.seed,
-            "total_steps": cfg.total_steps, "steps_done": steps, "iterations": iteration,
-            "wall_s": round(wall, 3), "fps": round(steps / wall, 1) if wall > 0 else 0.0,
-            "final_return": None if not tracker.recent else tracker.mean_return(),
-            "threshold": threshold, "solved_step": tracker.solved_step,
-            "solved_wall_s": None if tracker.solved_wall_s is None else round(tracker.solved_wall_s, 3),
-        }
-
+    # Events past the checkpoint (written before a crash) are dropped, so no step appears twice.
+    tb = TensorBoardLogger(run_dir, cfg, purge_step=steps + 1 if checkpoint is not None else None)
+    progress = ProgressReporter(cfg.total_steps, cfg.progress, f"{cfg.algo.name} {cfg.env.id}")
+    next_checkpoint = (steps // cfg.checkpoint_every + 1) * cfg.checkpoint_every if cfg.checkpoint_every else None
+    status, error = "running", None
     log.info("%s on %s, seed %d, %d steps -> %s", cfg.algo.name, cfg.env.id, cfg.seed, cfg.total_steps, run_dir)
-    try:
-        while steps < cfg.total_steps:
-            batch, episodes = collector.collect(steps)
-            rollout_end = time.monotonic()
-            metrics = algo.update(batch, progress=steps / cfg.total_steps)
-            update_s = time.monotonic() - rollout_end
-            steps += steps_per_iter
-            iteration += 1
-            tracker.add(episodes)
-            fps = steps / (time.monotonic() - start)
-            if episodes:
-                tb.scalars({"rollout/ep_return": float(np.mean([e.ret for e in episodes])),
-                            "rollout/ep_length": float(np.mean([e.length for e in episodes]))}, steps)
-            if iteration % cfg.log_every == 0:
-                tb.scalars({**metrics, "time/fps": fps, "time/update_s": update_s}, steps)
-            progress.update(steps, fps, tracker.mean_return())
-            if cfg.checkpoint_every and steps >= next_checkpoint:
-                save_checkpoint(run_dir / "checkpoints" / f"step_{steps}.pt", checkpoint_state())
-                next_checkpoint += cfg.checkpoint_every
-    finally:
-        progress.close()
-        save_checkpoint(run_dir / "checkpoints" / "last.pt", checkpoint_state())
-        result = summary()
-        (run_dir / "summary.json").write_text(json.dumps(result, indent=2) + "\n")
-        tb.close()
-        envs.close()
+    with stop_on_signals() as stop:
+        try:
+            while steps < cfg.total_steps and not stop:
+                batch, episodes = collector.collect(steps)
+                rollout_end = time.monotonic()
+                metrics = algo.update(batch, progress=steps / cfg.total_steps)
+                update_s = time.monotonic() - rollout_end
+                check_finite(metrics, [actor, critic], iteration, cfg.algo.name)
+                steps += steps_per_iter
+                iteration += 1
+                tracker.add(episodes, wall())
+                fps = steps / wall()
+                if episodes:
+                    tb.scalars({"rollout/ep_return": float(np.mean([e.ret for e in episodes])),
+                                "rollout/ep_length": float(np.mean([e.length for e in episodes]))}, steps)
+                if iteration % cfg.log_every == 0:
+                    tb.scalars({**metrics, "time/fps": fps, "time/update_s": update_s}, steps)
+                progress.update(steps, fps, tracker.mean_return())
+                if next_checkpoint is not None and steps >= next_checkpoint:
+                    if cfg.keep_checkpoints:
+                        save(run_dir / "checkpoints" / f"step_{steps}.pt")
+                    save(run_dir / "checkpoints" / "last.pt")
+                    next_checkpoint += cfg.checkpoint_every
+            status = "interrupted" if stop else "completed"
+        except NumericalError as err:
+            status, error = "failed", str(err)
+        except BaseException:
+            status = "crashed"  # state may be half-updated: keep the last good checkpoint
+            raise
+        finally:
+            progress.close()
+            if status in ("completed", "interrupted"):
+                save(run_dir / "checkpoints" / "last.pt")
+            result = {
+                "algo": cfg.algo.name, "env": cfg.env.id, "seed": cfg.seed, "status": status,
+                "total_steps": cfg.total_steps, "steps_done": steps, "iterations": iteration,
+                "wall_s": round(wall(), 3), "fps": round(steps / wall(), 1) if wall() > 0 else 0.0,
+                "final_return": tracker.mean_return() if tracker.recent else None,
+                "threshold": threshold, "solved_step": tracker.solved_step,
+                "solved_wall_s": None if tracker.solved_wall_s is None else round(tracker.solved_wall_s, 3),
+                "error": error,
+            }
+            (run_dir / "summary.json").write_text(json.dumps(result, indent=2) + "\n")
+            tb.close()
+            envs.close()
+
+    resume_hint = f"resume with: rlrun resume={run_dir}"
+    if status == "failed":
+        raise NumericalError(f"{error}; the last good checkpoint is kept, {resume_hint}")
+    if status == "interrupted":
+        log.warning("stopped at step %d; checkpoint saved; %s", steps, resume_hint)
+        raise SystemExit(stop.exit_code)
     log.info("done: %d steps in %.1fs (%.0f steps/s), final return %s, solved at %s",
              steps, result["wall_s"], result["fps"], result["final_return"], result["solved_step"])
     return result["final_return"] if result["final_return"] is not None else float("nan")

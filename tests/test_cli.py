@@ -24,7 +24,7 @@ def only_run_dir(root: Path) -> Path:
 
 
 def test_cartpole_run_writes_events_summary_and_checkpoint(run_rlrun):
-    res = run_rlrun("algo=ppo_clip", "env=CartPole-v1", "total_steps=3000", "progress=lines", "checkpoint_every=1024")
+    res = run_rlrun("algo=ppo_clip", "env=CartPole-v1", "total_steps=3000", "progress=lines", "checkpoint_every=1024", "keep_checkpoints=true")
     assert res.returncode == 0, res.stderr
     run_dir = only_run_dir(run_rlrun.cwd / "outputs")
     assert run_dir.relative_to(run_rlrun.cwd).parts[:3] == ("outputs", "ppo_clip", "CartPole-v1")
@@ -67,7 +67,7 @@ def test_two_run_multirun(run_rlrun):
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["algo=nope"], "Could not find 'algo/nope'"),
+    (["algo=nope"], "algo='nope' is not an algorithm"),
     (["env=CartPol-v1"], "did you mean CartPole-v1"),
     (["algo.clip_eps=abc"], "could not be converted to Float"),
     (["total_steps=-5"], "total_steps=-5"),

@@ -94,11 +94,9 @@ class ACKTRConfig(AlgoConfig):
     damping: float = 0.01
     stat_decay: float = 0.99
     inv_every: int = 10
-    vf_coef: float = 0.5
     ent_coef: float = 0.01
     critic_optimizer: str = "kfac"  # kfac | adam
     critic_lr: float = 1e-3  # only for critic_optimizer=adam
-    max_grad_norm: float = 0.5
 
 
 ALGO_SCHEMAS: dict[str, type[AlgoConfig]] = {

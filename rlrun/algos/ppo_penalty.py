@@ -1,0 +1,100 @@
+"""PPO-Penalty (Alg 5.23; Schulman et al. 2017, sec. 4): KL-penalised surrogate, lambda adapted
+once per iteration from the exact mean KL on the whole batch."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+from torch.distributions import kl_divergence
+
+from rlrun.algos.schemas import PPOPenaltyConfig
+from rlrun.core.kl_controller import AdaptiveKLController
+from rlrun.core.losses import (approx_kl, explained_variance, linear_decay, minibatches, normalize,
+                               ratio_surrogate, value_loss)
+from rlrun.rollout import Batch
+
+
+class PPOPenalty:
+    def __init__(self, cfg: PPOPenaltyConfig, actor: nn.Module, critic: nn.Module, seed: int):
+        self.cfg, self.actor, self.critic = cfg, actor, critic
+        self.actor_old = copy.deepcopy(actor).requires_grad_(False)
+        self.actor_optimizer = torch.optim.Adam(actor.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps)
+        self.critic_optimizer = torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr, eps=cfg.adam_eps)
+        self.kl_controller = AdaptiveKLController(kl_coef=cfg.kl_coef_init, kl_target=cfg.kl_target,
+                                                  kl_tolerance=cfg.kl_tolerance, kl_adapt_factor=cfg.kl_adapt_factor)
+        self.generator = torch.Generator().manual_seed(seed)  # minibatch shuffling
+
+    def update(self, batch: Batch, progress: float) -> dict[str, float]:
+        cfg, obs, actions = self.cfg, batch.obs, batch.actions
+        lr = linear_decay(cfg.learning_rate, progress) if cfg.lr_schedule == "linear" else cfg.learning_rate
+        for group in self.actor_optimizer.param_groups:
+            group["lr"] = lr
+        advantages = normalize(batch.advantages) if cfg.normalize_advantage else batch.advantages
+        kl_coef = self.kl_controller.kl_coef  # lambda, fixed during this iteration's epochs
+
+        # Alg 5.23 step 2: pi_old <- pi_theta
+        self.actor_old.load_state_dict(self.actor.state_dict())
+
+        # Step 3: M epochs of gradient ascent on J = surrogate - lambda * mean KL(pi_old || pi) (eq. 5.37)
+        policy_terms: dict[str, list[torch.Tensor]] = {"loss/policy": [], "loss/kl_penalty": [], "policy/approx_kl": []}
+        for _ in range(cfg.policy_epochs):
+            for idx in minibatches(len(batch), cfg.batch_size, self.generator):
+                pi = self.actor(obs[idx])
+                log_prob = pi.log_prob(actions[idx])
+                with torch.no_grad():
+                    pi_old = self.actor_old(obs[idx])
+                surrogate = ratio_surrogate(log_prob, batch.log_probs[idx], advantages[idx])
+                kl = kl_divergence(pi_old, pi).mean()
+                objective = surrogate - kl_coef * kl + cfg.ent_coef * pi.entropy().mean()
+                self.actor_optimizer.zero_grad(set_to_none=True)
+                (-objective).backward()
+                nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.max_grad_norm)
+                self.actor_optimizer.step()
+                policy_terms["loss/policy"].append(-surrogate.detach())
+                policy_terms["loss/kl_penalty"].append(kl_coef * kl.detach())
+                policy_terms["policy/approx_kl"].append(approx_kl(log_prob.detach(), batch.log_probs[idx]))
+
+        # Step 4: B epochs of gradient descent on mean (G_hat - V(s))^2
+        value_losses = []
+        for _ in range(cfg.critic_epochs):
+            for idx in minibatches(len(batch), cfg.batch_size, self.generator):
+                loss = value_loss(self.critic(obs[idx]), batch.returns[idx])
+                self.critic_optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.max_grad_norm)
+                self.critic_optimizer.step()
+                value_losses.append(loss.detach())
+
+        # Step 5: d = exact mean KL(pi_old || pi) on the whole batch; adapt lambda once
+        with torch.no_grad():
+            pi_new = self.actor(obs)
+            d = kl_divergence(self.actor_old(obs), pi_new).mean().item()
+            entropy = pi_new.entropy().mean().item()
+        adapt = self.kl_controller.update(d)
+
+        metrics = {key: torch.stack(values).mean().item() for key, values in policy_terms.items()}
+        metrics.update({
+            "loss/value": torch.stack(value_losses).mean().item(),
+            "policy/kl": d,
+            "policy/entropy": entropy,
+            "value/explained_variance": explained_variance(batch.values, batch.returns),
+            "train/learning_rate": lr,
+            "ppo_penalty/kl_coef": self.kl_controller.kl_coef,
+            "ppo_penalty/kl_coef_before": kl_coef,
+            "ppo_penalty/kl_target": cfg.kl_target,
+            "ppo_penalty/adapt": float(adapt),
+        })
+        return metrics
+
+    def state_dict(self) -> dict:
+        return {"actor_optimizer": self.actor_optimizer.state_dict(),
+                "critic_optimizer": self.critic_optimizer.state_dict(),
+                "kl_controller": self.kl_controller.state_dict(), "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
+        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        self.kl_controller.load_state_dict(state["kl_controller"])
+        self.generator.set_state(state["generator"])

@@ -1,0 +1,92 @@
+"""TRPO (Alg 5.22; Schulman et al. 2015): natural gradient by conjugate gradient, then a
+backtracking line search under the KL bound; the critic is fitted afterwards by its own optimiser."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.distributions import kl_divergence
+
+from rlrun.algos.schemas import TRPOConfig
+from rlrun.core.losses import explained_variance, minibatches, normalize, ratio_surrogate, value_loss
+from rlrun.core.natural_gradient import (backtracking_line_search, conjugate_gradient, flat_grad,
+                                         make_fisher_vector_product, trust_region_step_scale)
+from rlrun.rollout import Batch
+
+
+class TRPO:
+    def __init__(self, cfg: TRPOConfig, actor: nn.Module, critic: nn.Module, seed: int):
+        self.cfg, self.actor, self.critic = cfg, actor, critic
+        self.actor_params = list(actor.parameters())  # the trust region touches only these
+        self.critic_optimizer = torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr, eps=cfg.adam_eps)
+        self.generator = torch.Generator().manual_seed(seed)  # critic minibatch shuffling
+
+    def update(self, batch: Batch, progress: float) -> dict[str, float]:
+        cfg, obs, actions = self.cfg, batch.obs, batch.actions
+        # Alg 5.22 step 2: advantages A_hat from V_phi_k (computed by the rollout)
+        advantages = normalize(batch.advantages) if cfg.normalize_advantage else batch.advantages
+        with torch.no_grad():
+            pi_old = self.actor(obs)
+
+        # Step 3: g = grad of the surrogate mean_t[ pi(a|s)/pi_old(a|s) * A_t ] at theta_k (eq. 5.31)
+        pi = self.actor(obs)
+        surrogate = ratio_surrogate(pi.log_prob(actions), batch.log_probs, advantages)
+        g = flat_grad(surrogate, self.actor_params, retain_graph=True)
+
+        # Step 4: x ~= H^-1 g by conjugate gradient, H = Hessian of the sample-mean KL (eq. 5.32)
+        fvp = make_fisher_vector_product(kl_divergence(pi_old, pi).mean(), self.actor_params, cfg.cg_damping)
+        cg = conjugate_gradient(fvp, g, cfg.cg_iters, cfg.cg_tol)
+
+        # Step 5: theta = theta_k + alpha^j sqrt(2 delta / x^T H x) x, smallest passing j (eq. 5.33)
+        step = trust_region_step_scale(cg.x, fvp(cg.x), cfg.max_kl)
+
+        def evaluate() -> tuple[float, float]:
+            with torch.no_grad():
+                pi_new = self.actor(obs)
+                surr = ratio_surrogate(pi_new.log_prob(actions), batch.log_probs, advantages)
+                return surr.item(), kl_divergence(pi_old, pi_new).mean().item()
+
+        if step.valid:
+            search = backtracking_line_search(self.actor_params, step.scale * cg.x, evaluate, cfg.max_kl,
+                                              cfg.backtrack_coef, cfg.backtrack_iters)
+        else:
+            search = None  # x^T H x not positive: no step this iteration, reported below
+
+        # Step 6: fit V by gradient descent on mean (V(s) - G_hat)^2 (eq. 5.34), critic parameters only
+        value_losses = []
+        for _ in range(cfg.critic_epochs):
+            for idx in minibatches(len(batch), cfg.batch_size, self.generator):
+                loss = value_loss(self.critic(obs[idx]), batch.returns[idx])
+                self.critic_optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.critic_optimizer.step()
+                value_losses.append(loss.detach())
+
+        with torch.no_grad():
+            pi_after = self.actor(obs)
+            kl_after = kl_divergence(pi_old, pi_after).mean().item()
+            entropy = pi_after.entropy().mean().item()
+        return {
+            "policy/kl": kl_after,
+            "policy/entropy": entropy,
+            "loss/policy": -surrogate.item(),
+            "loss/value": torch.stack(value_losses).mean().item(),
+            "value/explained_variance": explained_variance(batch.values, batch.returns),
+            "train/learning_rate": cfg.critic_lr,
+            "trpo/max_kl": cfg.max_kl,
+            "trpo/cg_iters": float(cg.iterations),
+            "trpo/cg_residual": cg.residual,
+            "trpo/xHx": step.xHx,
+            "trpo/xHx_invalid": float(not step.valid),
+            "trpo/step_accepted": float(search is not None and search.accepted),
+            "trpo/backtracks": float(search.backtracks if search is not None else cfg.backtrack_iters + 1),
+            "trpo/surrogate_improvement": search.improvement if search is not None else 0.0,
+            "trpo/step_norm": step.scale * cg.x.norm().item() * (search.step_fraction if search is not None else 0.0),
+        }
+
+    def state_dict(self) -> dict:
+        return {"critic_optimizer": self.critic_optimizer.state_dict(), "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        self.generator.set_state(state["generator"])

@@ -1,0 +1,256 @@
+"""K-FAC against dense references: hand-computed factors, torch.kron solves, exact KL."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+from torch.distributions import Categorical
+
+from rlrun.core.kfac import KFAC, trust_region_scale
+
+DT = torch.float64
+
+
+def make_net(sizes, seed):
+    torch.manual_seed(seed)
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        if i < len(sizes) - 2:
+            layers.append(nn.Tanh())
+    return nn.Sequential(*layers).to(DT)
+
+
+def capture(kfac, net, obs, seed):
+    """Fisher loss from actions SAMPLED from the current policy; returns (logits, actions)."""
+    logits = net(obs)
+    dist = Categorical(logits=logits)
+    actions = _sample(dist, seed)
+    with kfac.capture_statistics():
+        dist.log_prob(actions).mean().backward()
+    net.zero_grad()
+    return logits.detach(), actions
+
+
+def _sample(dist, seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.multinomial(dist.probs.detach(), 1, generator=g).squeeze(-1)
+
+
+def hand_factors(obs, logits, actions):
+    """A = mean a_hom a_hom^T; S = mean g g^T with g = onehot(a) - softmax(logits)."""
+    a = torch.cat([obs, torch.ones(obs.shape[0], 1, dtype=DT)], dim=1)
+    g = torch.nn.functional.one_hot(actions, logits.shape[-1]).to(DT) - logits.softmax(-1)
+    return a.T @ a / a.shape[0], g.T @ g / g.shape[0]
+
+
+def explicit_direction(A, S, G, damping):
+    """(A (x) S + damping I)^-1 vec(G), column-major vec (vec(g a^T) = a (x) g)."""
+    out, n_in = G.shape
+    vec_g = G.T.reshape(-1)
+    F = torch.kron(A, S) + damping * torch.eye(out * n_in, dtype=DT)
+    return torch.linalg.solve(F, vec_g).reshape(n_in, out).T
+
+
+def set_random_objective_grad(net, obs, seed):
+    net.zero_grad()
+    g = torch.Generator().manual_seed(seed)
+    c = torch.randn(obs.shape[0], net[-1].out_features, generator=g, dtype=DT)
+    (net(obs) * c).sum().backward()
+
+
+def layer_grad(layer):
+    return torch.cat([layer.weight.grad, layer.bias.grad[:, None]], dim=1)
+
+
+def test_factors_equal_hand_computed_sampled_fisher():
+    net = make_net([3, 4], seed=0)
+    kfac = KFAC(net, stat_decay=0.0)
+    obs = torch.randn(64, 3, dtype=DT)
+    logits, actions = capture(kfac, net, obs, seed=1)
+    A, S = hand_factors(obs, logits, actions)
+    torch.testing.assert_close(kfac.layers[0].A, A, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(kfac.layers[0].S, S, rtol=1e-12, atol=1e-12)
+
+
+def test_capture_with_autograd_grad_leaves_dot_grad_untouched():
+    net = make_net([3, 4], seed=0)
+    kfac = KFAC(net, stat_decay=0.0)
+    obs = torch.randn(32, 3, dtype=DT)
+    logits = net(obs)  # forward outside the context
+    dist = Categorical(logits=logits)
+    actions = _sample(dist, 2)
+    with kfac.capture_statistics():
+        torch.autograd.grad(dist.log_prob(actions).mean(), list(net.parameters()))
+    assert all(p.grad is None for p in net.parameters())
+    A, S = hand_factors(obs, logits.detach(), actions)
+    torch.testing.assert_close(kfac.layers[0].S, S, rtol=1e-12, atol=1e-12)
+    # outside the context the hooks are no-ops
+    net(obs).sum().backward()
+    torch.testing.assert_close(kfac.layers[0].A, A, rtol=1e-12, atol=1e-12)
+
+
+def test_single_layer_matches_explicit_kron_solve():
+    net = make_net([3, 4], seed=0)
+    damping = 1e-2
+    kfac = KFAC(net, stat_decay=0.0, damping=damping, eig_floor=0.0)
+    obs = torch.randn(64, 3, dtype=DT)
+    capture(kfac, net, obs, seed=1)
+    set_random_objective_grad(net, obs, seed=3)
+    G = layer_grad(net[0]).clone()
+    dW, db = kfac.natural_gradient()
+    expected = explicit_direction(kfac.layers[0].A, kfac.layers[0].S, G, damping)
+    got = torch.cat([dW, db[:, None]], dim=1)
+    torch.testing.assert_close(got, expected, rtol=1e-8, atol=1e-10)
+    torch.testing.assert_close(layer_grad(net[0]), G)  # .grad is not overwritten
+    assert [p is q for p, q in zip(kfac.parameters(), [net[0].weight, net[0].bias])] == [True, True]
+
+
+def test_kron_inverse_is_kron_of_inverses():
+    g = torch.Generator().manual_seed(0)
+
+    def spd(n):
+        m = torch.randn(n, n, generator=g, dtype=DT)
+        return m @ m.T + n * torch.eye(n, dtype=DT)
+
+    A, S = spd(4), spd(3)
+    torch.testing.assert_close(torch.linalg.inv(torch.kron(A, S)),
+                               torch.kron(torch.linalg.inv(A), torch.linalg.inv(S)))
+
+
+def test_two_layer_mlp_is_block_diagonal():
+    net = make_net([3, 5, 4], seed=0)
+    damping = 3e-2
+    kfac = KFAC(net, stat_decay=0.0, damping=damping, eig_floor=0.0)
+    obs = torch.randn(128, 3, dtype=DT)
+    capture(kfac, net, obs, seed=1)
+    set_random_objective_grad(net, obs, seed=4)
+    dirs = kfac.natural_gradient()
+    assert [d.shape for d in dirs] == [p.shape for p in kfac.parameters()]
+    for i, layer in enumerate([net[0], net[2]]):
+        A, S = kfac.layers[i].A, kfac.layers[i].S
+        expected = explicit_direction(A, S, layer_grad(layer), damping)
+        got = torch.cat([dirs[2 * i], dirs[2 * i + 1][:, None]], dim=1)
+        torch.testing.assert_close(got, expected, rtol=1e-8, atol=1e-10)
+    # zeroing layer 2's gradient changes nothing in layer 1's direction (no cross-layer blocks)
+    net[2].weight.grad.zero_()
+    net[2].bias.grad.zero_()
+    dirs2 = kfac.natural_gradient()
+    torch.testing.assert_close(dirs2[0], dirs[0])
+    torch.testing.assert_close(dirs2[1], dirs[1])
+    assert dirs2[2].abs().max() == 0 and dirs2[3].abs().max() == 0
+
+
+def test_ema_of_two_captures_and_stale_eigendecomposition():
+    net = make_net([3, 4], seed=0)
+    damping = 1e-2
+    kfac = KFAC(net, stat_decay=0.5, damping=damping, inv_every=3, eig_floor=0.0)
+    obs1, obs2 = torch.randn(64, 3, dtype=DT), 2.0 * torch.randn(64, 3, dtype=DT)
+    A1, S1 = hand_factors(obs1, *capture(kfac, net, obs1, seed=1))
+    torch.testing.assert_close(kfac.layers[0].A, A1)  # first update initialises the EMA
+    set_random_objective_grad(net, obs1, seed=5)
+    G = layer_grad(net[0]).clone()
+
+    def direction():
+        dW, db = kfac.natural_gradient()
+        return torch.cat([dW, db[:, None]], dim=1)
+
+    torch.testing.assert_close(direction(), explicit_direction(A1, S1, G, damping))  # call 0
+    A2, S2 = hand_factors(obs2, *capture(kfac, net, obs2, seed=2))
+    set_random_objective_grad(net, obs1, seed=5)
+    A_avg, S_avg = 0.5 * (A1 + A2), 0.5 * (S1 + S2)
+    torch.testing.assert_close(kfac.layers[0].A, A_avg)
+    torch.testing.assert_close(kfac.layers[0].S, S_avg)
+    stale = explicit_direction(A1, S1, G, damping)
+    fresh = explicit_direction(A_avg, S_avg, G, damping)
+    assert (stale - fresh).abs().max() > 1e-3
+    torch.testing.assert_close(direction(), stale)  # call 1: stale
+    torch.testing.assert_close(direction(), stale)  # call 2: stale
+    torch.testing.assert_close(direction(), fresh)  # call 3: refreshed
+
+
+def test_quadratic_form_equals_kron_quadratic():
+    net = make_net([3, 5, 4], seed=0)
+    kfac = KFAC(net, stat_decay=0.0)
+    obs = torch.randn(64, 3, dtype=DT)
+    capture(kfac, net, obs, seed=1)
+    g = torch.Generator().manual_seed(7)
+    direction = [torch.randn(p.shape, generator=g, dtype=DT) for p in kfac.parameters()]
+    expected = 0.0
+    for i, layer in enumerate(kfac.layers):
+        D = torch.cat([direction[2 * i], direction[2 * i + 1][:, None]], dim=1)
+        vec_d = D.T.reshape(-1)
+        expected += float(vec_d @ torch.kron(layer.A, layer.S) @ vec_d)
+    assert kfac.quadratic_form(direction) == pytest.approx(expected, rel=1e-10)
+
+
+# One linear layer: K-FAC's only approximation is E[aa^T (x) gg^T] ~= A (x) S, the KL lands near
+# max_kl. A 2-layer MLP also drops the cross-layer Fisher blocks (block-diagonal, Martens & Grosse
+# 2015 sec. 4.2), which here underestimates the true Fisher quadratic ~2.6x: a looser band.
+@pytest.mark.parametrize(("sizes", "band"), [([3, 4], (0.3, 3.0)), ([3, 8, 4], (0.1, 10.0))])
+def test_trust_region_step_respects_max_kl(sizes, band):
+    net = make_net(sizes, seed=0)
+    kfac = KFAC(net, stat_decay=0.0, damping=1e-4)
+    obs = torch.randn(4000, 3, dtype=DT, generator=torch.Generator().manual_seed(11))
+    logits_old, actions = capture(kfac, net, obs, seed=12)
+    adv = torch.randn(obs.shape[0], dtype=DT, generator=torch.Generator().manual_seed(13))
+    loss = -(Categorical(logits=net(obs)).log_prob(actions) * adv).mean()
+    loss.backward()
+    direction = [-d for d in kfac.natural_gradient()]  # ascent on the surrogate
+    quadratic = kfac.quadratic_form(direction)
+    max_kl = 1e-4
+
+    def kl_after(eta):
+        moved = copy.deepcopy(net)
+        with torch.no_grad():
+            for p, d in zip(KFAC(moved).parameters(), direction):
+                p.add_(eta * d)
+            new = Categorical(logits=moved(obs))
+        return float(torch.distributions.kl_divergence(Categorical(logits=logits_old), new).mean())
+
+    eta, clipped = trust_region_scale(quadratic, max_kl, eta_max=1e6)
+    assert not clipped
+    assert band[0] * max_kl < kl_after(eta) < band[1] * max_kl
+    eta_small, clipped_small = trust_region_scale(quadratic, max_kl, eta_max=0.5 * eta)
+    assert clipped_small and eta_small == 0.5 * eta
+    assert kl_after(eta_small) < kl_after(eta)
+
+
+def test_trust_region_scale_formula_and_errors():
+    assert trust_region_scale(8.0, 1.0, 10.0) == (0.5, False)
+    assert trust_region_scale(8.0, 1.0, 0.1) == (0.1, True)
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(FloatingPointError):
+            trust_region_scale(bad, 1e-2, 1.0)
+
+
+def test_nan_factor_raises_naming_layer():
+    net = make_net([3, 5, 4], seed=0)
+    kfac = KFAC(net, stat_decay=0.0)
+    obs = torch.randn(32, 3, dtype=DT)
+    capture(kfac, net, obs, seed=1)
+    set_random_objective_grad(net, obs, seed=2)
+    kfac.layers[1].S[0, 0] = float("nan")
+    with pytest.raises(FloatingPointError, match=r"S of layer '2'"):
+        kfac.natural_gradient()
+
+
+def test_state_dict_round_trip_resumes_exactly():
+    net = make_net([3, 5, 4], seed=0)
+    kfac = KFAC(net, stat_decay=0.9, inv_every=2)
+    obs = torch.randn(32, 3, dtype=DT)
+    capture(kfac, net, obs, seed=1)
+    set_random_objective_grad(net, obs, seed=2)
+    kfac.natural_gradient()
+    capture(kfac, net, 1.5 * obs, seed=3)  # factors now differ from the stale eigendecomposition
+    set_random_objective_grad(net, obs, seed=2)
+    other = KFAC(net, stat_decay=0.9, inv_every=2)
+    other.load_state_dict(copy.deepcopy(kfac.state_dict()))
+    for a, b in zip(kfac.natural_gradient(), other.natural_gradient()):  # stale on both
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for a, b in zip(kfac.natural_gradient(), other.natural_gradient()):  # refreshed on both
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    rng = kfac.factor_eigenvalue_range(1)
+    assert set(rng) == {"A_eig_min", "A_eig_max", "S_eig_min", "S_eig_max"}
+    assert rng["A_eig_min"] <= rng["A_eig_max"] and rng["S_eig_max"] > 0
