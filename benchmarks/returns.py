@@ -1,7 +1,7 @@
 """Sample-efficiency benchmark: run rlrun over seeds with the shipped defaults and print a table.
 
     python benchmarks/returns.py --algo ppo_clip --env CartPole-v1 --seeds 0 1 2 3 4
-    python benchmarks/returns.py --algo trpo --env Pendulum-v1 --seeds 0 1 2 --target-return -200
+    python benchmarks/returns.py --algo trpo --env Pendulum-v1 --seeds 0 1 2 --target-return -200 --set total_steps=300000
 
 Each run is a real `rlrun` subprocess (shipped defaults, `progress=off`) writing under
 `outputs/bench/`; the table is read back from the runs' summary.json files.
@@ -25,7 +25,7 @@ def run_one(algo: str, env: str, seed: int, out_root: Path, extra: list[str]) ->
            f"hydra.run.dir={run_dir}", *extra]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
-        return {"seed": seed, "error": res.stderr.strip().splitlines()[-1] if res.stderr.strip() else "failed"}
+        return {"seed": seed, "bench_error": res.stderr.strip().splitlines()[-1] if res.stderr.strip() else "failed"}
     return {"seed": seed, **json.loads((run_dir / "summary.json").read_text())}
 
 
@@ -42,7 +42,7 @@ def main() -> int:
     p.add_argument("--target-solved-step", type=int, default=None, help="pass if every seed solves by then")
     p.add_argument("--target-return", type=float, default=None, help="pass if every seed's final_return >= this")
     p.add_argument("--out", type=Path, default=Path("outputs/bench"))
-    p.add_argument("overrides", nargs="*", help="extra rlrun overrides, e.g. total_steps=300000")
+    p.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE", help="extra rlrun overrides, e.g. --set total_steps=300000")
     args = p.parse_args()
 
     with ThreadPoolExecutor(args.jobs) as pool:
@@ -52,8 +52,8 @@ def main() -> int:
     print(f"{'seed':>4} {'steps':>8} {'final_return':>12} {'solved_step':>11} {'solved_wall_s':>13} {'fps':>7} {'wall_s':>7}")
     ok = True
     for r in rows:
-        if "error" in r:
-            print(f"{r['seed']:>4} ERROR {r['error']}")
+        if "bench_error" in r:
+            print(f"{r['seed']:>4} ERROR {r['bench_error']}")
             ok = False
             continue
         print(f"{r['seed']:>4} {r['steps_done']:>8} {fmt(r['final_return']):>12} {fmt(r['solved_step']):>11} "
@@ -62,7 +62,7 @@ def main() -> int:
             ok &= r["solved_step"] is not None and r["solved_step"] <= args.target_solved_step
         if args.target_return is not None:
             ok &= r["final_return"] is not None and r["final_return"] >= args.target_return
-    good = [r for r in rows if "error" not in r]
+    good = [r for r in rows if "bench_error" not in r]
     if good:
         finals = [r["final_return"] for r in good if r["final_return"] is not None]
         solved = [r["solved_step"] for r in good if r["solved_step"] is not None]

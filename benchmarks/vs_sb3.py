@@ -102,7 +102,7 @@ def main() -> int:
     p.add_argument("--env", default="CartPole-v1")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--total-steps", type=int, default=None)
-    p.add_argument("overrides", nargs="*")
+    p.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE", help="extra rlrun overrides")
     args = p.parse_args()
     overrides = list(args.overrides) + ([f"total_steps={args.total_steps}"] if args.total_steps else [])
     peer_name = "SB3 PPO" if args.algo == "ppo_clip" else "sb3-contrib TRPO"

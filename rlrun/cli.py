@@ -24,7 +24,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from rlrun.config import ConfigError, EnvConfig, register_configs, validate
+from rlrun.config import ConfigError, EnvConfig, config_differences, register_configs, validate
 
 
 def _conf_dir() -> Path:
@@ -116,6 +116,21 @@ def _writable_root(path: str) -> None:
         raise ConfigError(f"output directory {path} cannot be written ({err.strerror}); set hydra.run.dir") from None
 
 
+def _check_resume(cfg: DictConfig) -> None:
+    """The checkpoint loads and its config agrees with this command's (before Hydra writes anything)."""
+    from rlrun.checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        checkpoint = load_checkpoint(Path(cfg.resume) / "checkpoints" / "last.pt")
+    except CheckpointError as err:
+        raise ConfigError(str(err)) from None
+    task = OmegaConf.to_container(cfg, resolve=False)
+    task.pop("hydra", None)
+    diffs = config_differences(checkpoint["config"], task)
+    if diffs:
+        raise ConfigError(f"resume={cfg.resume} conflicts with its checkpoint: {'; '.join(diffs)}")
+
+
 def preflight(argv: list[str]) -> None:
     """Compose and check each job the command would run; raise ConfigError with one line."""
     from hydra import compose, initialize_config_dir
@@ -143,6 +158,8 @@ def preflight(argv: list[str]) -> None:
             except Exception as err:
                 raise ConfigError(_one_line(err)) from None
             validate(cfg)
+            if cfg.resume:
+                _check_resume(cfg)
             if cfg.env.id not in checked_envs:
                 checked_envs.add(cfg.env.id)
                 try:

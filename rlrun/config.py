@@ -111,7 +111,32 @@ def validate(cfg: Any) -> None:
     for key in ("n_epochs", "batch_size", "cg_iters", "critic_epochs", "policy_epochs", "inv_every"):
         if key in algo:
             _check(algo[key] >= 1, f"algo.{key}", algo[key], "must be >= 1")
+    _check(algo.activation in ("tanh", "relu"), "algo.activation", algo.activation, "one of tanh, relu")
+    for key, allowed in (("lr_schedule", ("constant", "linear")), ("clip_schedule", ("constant", "linear")),
+                         ("critic_optimizer", ("kfac", "adam"))):
+        if key in algo:
+            _check(algo[key] in allowed, f"algo.{key}", algo[key], f"one of {', '.join(allowed)}")
     if "backtrack_coef" in algo:
         _check(0.0 < algo.backtrack_coef < 1.0, "algo.backtrack_coef", algo.backtrack_coef, "must be in (0, 1)")
     if "backtrack_iters" in algo:
         _check(algo.backtrack_iters >= 0, "algo.backtrack_iters", algo.backtrack_iters, "must be >= 0")
+
+
+# Keys a resumed run may change; any other difference from the checkpoint's config is refused.
+RESUMABLE_CHANGES = {"resume", "total_steps", "progress", "checkpoint_every", "keep_checkpoints", "log_every"}
+
+
+def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
+    """Keys whose values differ between a checkpoint's config and the current one (dotted names)."""
+    keys = set(saved) | set(current)
+    out = []
+    for key in sorted(keys):
+        name = f"{prefix}{key}"
+        if name in RESUMABLE_CHANGES:
+            continue
+        a, b = saved.get(key, "<missing>"), current.get(key, "<missing>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_differences(a, b, f"{name}.")
+        elif a != b:
+            out.append(f"{name}: checkpoint {a!r} vs now {b!r}")
+    return out

@@ -8,6 +8,7 @@ step returns the next episode's first observation and keeps the real final obser
 from __future__ import annotations
 
 import difflib
+import importlib
 from typing import Any
 
 import gymnasium as gym
@@ -24,9 +25,19 @@ class EnvError(ValueError):
 
 
 def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
-    """The spec of a registered id, or an EnvError suggesting close registered names."""
+    """The spec of a registered id, or an EnvError suggesting close registered names.
+
+    ``module:EnvName-v0`` imports ``module`` first (as ``gymnasium.make`` does), so envs that
+    a package registers on import work too.
+    """
+    module, _, name = env_id.rpartition(":")
+    if module:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise EnvError(f"env.id={env_id!r}: module {module!r} cannot be imported ({err})") from None
     try:
-        return gym.spec(env_id)
+        return gym.spec(name)
     except gym.error.Error as err:
         close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(close)}?" if close else "; see gymnasium.pprint_registry()"

@@ -25,7 +25,7 @@ from gymnasium import spaces
 from omegaconf import DictConfig, OmegaConf
 
 from rlrun.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from rlrun.config import ConfigError
+from rlrun.config import ConfigError, config_differences
 from rlrun.errors import NumericalError
 from rlrun.envs import make_vec_env, obs_dim, reward_threshold
 from rlrun.logger import ProgressReporter, TensorBoardLogger
@@ -42,8 +42,6 @@ ALGORITHMS = {  # config name -> "module:class", imported only when used
     "ppo_penalty": "rlrun.algos.ppo_penalty:PPOPenalty",
     "acktr": "rlrun.algos.acktr:ACKTR",
 }
-# Keys a resumed run may change; any other difference from the checkpoint's config is refused.
-RESUMABLE_CHANGES = {"resume", "total_steps", "progress", "checkpoint_every", "keep_checkpoints", "log_every"}
 
 
 def algorithm_class(name: str) -> type:
@@ -132,21 +130,6 @@ def check_finite(metrics: dict[str, float], modules: list[torch.nn.Module], iter
                 raise NumericalError(f"{algo}: non-finite parameter {type(module).__name__}.{name} after iteration {iteration}")
 
 
-def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
-    keys = set(saved) | set(current)
-    out = []
-    for key in sorted(keys):
-        name = f"{prefix}{key}"
-        if name in RESUMABLE_CHANGES:
-            continue
-        a, b = saved.get(key, "<missing>"), current.get(key, "<missing>")
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += config_differences(a, b, f"{name}.")
-        elif a != b:
-            out.append(f"{name}: checkpoint {a!r} vs now {b!r}")
-    return out
-
-
 def train(cfg: DictConfig, run_dir: Path) -> float:
     """Run ``cfg`` to ``total_steps``; writes events, checkpoints and summary.json into ``run_dir``."""
     if cfg.torch_threads > 0:
@@ -218,7 +201,10 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
     with stop_on_signals() as stop:
         try:
             while steps < cfg.total_steps and not stop:
-                batch, episodes = collector.collect(steps)
+                try:
+                    batch, episodes = collector.collect(steps)
+                except NumericalError as err:
+                    raise NumericalError(f"{cfg.algo.name}: {err} (iteration {iteration})") from None
                 rollout_end = time.monotonic()
                 metrics = algo.update(batch, progress=steps / cfg.total_steps)
                 update_s = time.monotonic() - rollout_end

@@ -1,0 +1,152 @@
+"""Natural-gradient maths of TRPO (Alg 5.22; Schulman et al. 2015, appendix C).
+
+Pure functions over flat parameter vectors: the Fisher-vector product by double backprop of the
+mean KL, conjugate gradient (eq. 5.32), the trust-region step scale and the backtracking line
+search (eq. 5.33).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+
+def flat_params(params: Sequence[Tensor]) -> Tensor:
+    """All parameters concatenated into one detached vector (a copy, safe to keep)."""
+    return parameters_to_vector(params).detach().clone()
+
+
+def set_flat_params(params: Sequence[Tensor], flat: Tensor) -> None:
+    """Copy the vector ``flat`` into the parameters, in place and outside autograd."""
+    with torch.no_grad():
+        vector_to_parameters(flat, params)
+
+
+def flat_grad(output: Tensor, params: Sequence[Tensor], *, create_graph: bool = False,
+              retain_graph: bool | None = None) -> Tensor:
+    """d output / d params as one vector; zeros for parameters ``output`` does not depend on.
+
+    Args:
+        output: a scalar tensor.
+        params: the parameters to differentiate with respect to.
+        create_graph: keep the graph of the gradient itself (for double backprop).
+        retain_graph: keep the graph of ``output`` (defaults to ``create_graph``, as in autograd).
+    """
+    grads = torch.autograd.grad(output, params, create_graph=create_graph, retain_graph=retain_graph,
+                                allow_unused=True)
+    return torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(grads, params)])
+
+
+def make_fisher_vector_product(mean_kl: Tensor, params: Sequence[Tensor], damping: float) -> Callable[[Tensor], Tensor]:
+    """The closure v -> (H + damping I) v, H the Hessian of the mean KL(pi_old || pi_theta).
+
+    H v = d/dtheta [ (d mean_KL / dtheta) . v ] (Schulman et al. 2015, appendix C). The first
+    gradient is taken once here, with a graph; each product is one more backward through it, so
+    the closure can be called many times (once per CG iteration). At theta = theta_old, H is the
+    Fisher information matrix E[grad log pi grad log pi^T] (the chapter's note 5.3), so H^-1 g is
+    the natural gradient of eq. 5.32.
+
+    Args:
+        mean_kl: scalar mean over the batch of KL(pi_old || pi_theta), pi_old detached.
+        params: the actor's parameters (the trust region touches only these).
+        damping: Tikhonov term added to H (``cg_damping``), keeps the system well conditioned.
+    """
+    grad_kl = flat_grad(mean_kl, params, create_graph=True)
+
+    def fisher_vector_product(v: Tensor) -> Tensor:
+        return flat_grad(grad_kl @ v, params, retain_graph=True) + damping * v
+
+    return fisher_vector_product
+
+
+@dataclass(frozen=True)
+class CGResult:
+    x: Tensor  # the approximate solution of A x = b
+    iterations: int  # CG iterations run
+    residual: float  # ||b - A x|| at exit, i.e. sqrt(r.r)
+
+
+def conjugate_gradient(matvec: Callable[[Tensor], Tensor], b: Tensor, max_iters: int, tol: float = 1e-10) -> CGResult:
+    """Solve A x = b for a symmetric positive-definite A known only through products A v.
+
+    Used for x ~= H^-1 g (eq. 5.32). Starts from x = 0 and stops after ``max_iters`` iterations
+    (``cg_iters``) or once the squared residual r.r falls below ``tol`` (``cg_tol``).
+    """
+    x = torch.zeros_like(b)
+    r = b.clone()  # residual b - A x with x = 0
+    p = r.clone()
+    rr = float(r @ r)
+    iterations = 0
+    while iterations < max_iters and rr >= tol:
+        Ap = matvec(p)
+        alpha = rr / float(p @ Ap)
+        x = x + alpha * p
+        r = r - alpha * Ap
+        rr_new = float(r @ r)
+        p = r + (rr_new / rr) * p
+        rr = rr_new
+        iterations += 1
+    return CGResult(x=x, iterations=iterations, residual=math.sqrt(rr))
+
+
+@dataclass(frozen=True)
+class StepScale:
+    scale: float  # beta = sqrt(2 max_kl / x^T H x); 0.0 when invalid
+    xHx: float  # x^T H x as measured
+    valid: bool  # whether x^T H x was positive and finite
+
+
+def trust_region_step_scale(x: Tensor, Hx: Tensor, max_kl: float) -> StepScale:
+    """beta = sqrt(2 delta / x^T H x) (eq. 5.33): the step beta x has quadratic KL model delta.
+
+    The quadratic model of the KL is (beta x)^T H (beta x) / 2, which equals ``max_kl`` (delta) at
+    this beta. If x^T H x is not positive and finite, no step can be taken: ``valid`` is False and
+    ``scale`` is 0.0, and the caller skips the update (and reports it).
+    """
+    xHx = float(x @ Hx)
+    if not (math.isfinite(xHx) and xHx > 0.0):
+        return StepScale(scale=0.0, xHx=xHx, valid=False)
+    return StepScale(scale=math.sqrt(2.0 * max_kl / xHx), xHx=xHx, valid=True)
+
+
+@dataclass(frozen=True)
+class LineSearchResult:
+    accepted: bool  # whether some j passed; if not, theta_old was restored
+    backtracks: int  # the accepted j; max_backtracks + 1 (the number of tries) when rejected
+    kl: float  # mean KL at the accepted parameters; 0.0 when rejected (theta_old kept)
+    improvement: float  # surrogate(new) - surrogate(old) > 0; 0.0 when rejected
+    step_fraction: float  # backtrack_coef ** j; 0.0 when rejected
+
+
+def backtracking_line_search(params: Sequence[Tensor], full_step: Tensor, evaluate: Callable[[], tuple[float, float]],
+                             max_kl: float, backtrack_coef: float, max_backtracks: int) -> LineSearchResult:
+    """Alg 5.22 step 5 (eq. 5.33): theta = theta_old + alpha^j * full_step for the smallest j in
+    {0..K} whose surrogate strictly improves and whose mean KL <= delta.
+
+    Args:
+        params: the actor's parameters, moved in place; on exit they hold the accepted step or,
+            when no j passed, exactly theta_old.
+        full_step: beta * x, the full natural-gradient step (eq. 5.33).
+        evaluate: returns (surrogate, mean KL(pi_old || pi_theta)) at the parameters' current
+            values, without grad. The surrogate is maximised. Candidates where either is
+            non-finite are rejected.
+        max_kl: the KL bound delta.
+        backtrack_coef: alpha in (0, 1).
+        max_backtracks: K (``backtrack_iters``); K + 1 candidates are tried.
+    """
+    theta_old = flat_params(params)
+    surrogate_old, _ = evaluate()
+    for j in range(max_backtracks + 1):
+        fraction = backtrack_coef**j
+        set_flat_params(params, theta_old + fraction * full_step)
+        surrogate, kl = evaluate()
+        improvement = surrogate - surrogate_old
+        if math.isfinite(surrogate) and math.isfinite(kl) and improvement > 0.0 and kl <= max_kl:
+            return LineSearchResult(accepted=True, backtracks=j, kl=kl, improvement=improvement, step_fraction=fraction)
+    set_flat_params(params, theta_old)
+    return LineSearchResult(accepted=False, backtracks=max_backtracks + 1, kl=0.0, improvement=0.0, step_fraction=0.0)

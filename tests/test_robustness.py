@@ -1,0 +1,189 @@
+"""Nothing lost, nothing silent: kill-and-resume, SIGTERM, NaN guards, determinism, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import RLRUN, read_scalars
+
+REPO = Path(__file__).resolve().parent.parent
+SMALL = {  # a few seconds per run; several iterations and checkpoints
+    "ppo_clip": ["algo.n_steps=64", "algo.batch_size=128", "algo.n_epochs=4"],
+    "trpo": ["algo.n_steps=256", "algo.critic_epochs=2"],
+    "ppo_penalty": ["algo.n_steps=64", "algo.batch_size=128", "algo.policy_epochs=3", "algo.critic_epochs=3"],
+    "acktr": [],
+}
+
+
+def rlrun(cwd: Path, *args: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.Popen([*RLRUN, *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, **kwargs)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
+    _, err = proc.communicate(timeout=timeout)
+    return proc.returncode, err
+
+
+def params(run_dir: Path) -> dict[str, torch.Tensor]:
+    ckpt = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)
+    return {**{f"actor.{k}": v for k, v in ckpt["actor"].items()}, **{f"critic.{k}": v for k, v in ckpt["critic"].items()}}
+
+
+def checkpoint_steps(run_dir: Path) -> int:
+    try:
+        return torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)["steps"]
+    except Exception:  # not there yet, or being replaced right now
+        return -1
+
+
+@pytest.mark.parametrize("algo", sorted(SMALL))
+def test_sigkill_after_a_checkpoint_then_resume_gives_bit_identical_parameters(tmp_path, algo):
+    common = [f"algo={algo}", "env=CartPole-v1", "total_steps=16000", "checkpoint_every=1000", "progress=off",
+              *SMALL[algo]]
+    code, err = finish(rlrun(tmp_path, *common, f"hydra.run.dir={tmp_path / 'straight'}"))
+    assert code == 0, err
+
+    killed = tmp_path / "killed"
+    proc = rlrun(tmp_path, *common, f"hydra.run.dir={killed}")
+    deadline = time.monotonic() + 120
+    while checkpoint_steps(killed) < 2000 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert not (killed / "summary.json").exists()
+    at_kill = checkpoint_steps(killed)
+    assert 2000 <= at_kill < 16000
+
+    code, err = finish(rlrun(tmp_path, f"resume={killed}"))
+    assert code == 0, err
+    a, b = params(tmp_path / "straight"), params(killed)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    summary = json.loads((killed / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["steps_done"] == 16000 or summary["steps_done"] >= 16000
+    # TensorBoard: every iteration's step exactly once, the same steps as the uninterrupted run
+    fps_steps = [s for s, _ in read_scalars(killed)["time/fps"]]
+    straight_steps = [s for s, _ in read_scalars(tmp_path / "straight")["time/fps"]]
+    assert fps_steps == straight_steps
+
+
+def test_sigterm_saves_checkpoint_summary_and_every_completed_iteration(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = rlrun(tmp_path, "total_steps=10000000", "checkpoint_every=0", "progress=off", f"hydra.run.dir={run_dir}")
+    deadline = time.monotonic() + 60
+    while not list(run_dir.glob("events.out.tfevents.*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.5)  # some iterations in
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "resume with: rlrun resume=" in " ".join((out + err).split())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["iterations"] > 0
+    ckpt = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)
+    assert ckpt["steps"] == summary["steps_done"]
+    fps_steps = [s for s, _ in read_scalars(run_dir)["time/fps"]]
+    assert len(fps_steps) == summary["iterations"] and fps_steps[-1] == summary["steps_done"]
+
+
+def test_nan_reward_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_path):
+    run_dir = tmp_path / "run"
+    code, err = finish(rlrun(tmp_path, "env=tests.nan_env:NanReward-v0", "algo.n_steps=16", "total_steps=5000",
+                             "checkpoint_every=128", "progress=off", f"hydra.run.dir={run_dir}"))
+    assert code == 3
+    lines = [line for line in err.splitlines() if line.startswith("rlrun: error")]
+    assert len(lines) == 1 and "Traceback" not in err
+    assert "non-finite reward" in lines[0] and "ppo_clip" in lines[0] and "iteration 3" in lines[0]
+    assert f"rlrun resume={run_dir}" in lines[0]
+    assert checkpoint_steps(run_dir) == 384  # the last checkpoint before the NaN at step 400
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+
+
+def test_same_seed_gives_identical_scalars_and_parameters(tmp_path):
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    for d in dirs:
+        code, err = finish(rlrun(tmp_path, "algo=trpo", "total_steps=4096", "algo.n_steps=512", "progress=off",
+                                 "deterministic=true", f"hydra.run.dir={d}"))
+        assert code == 0, err
+    sa, sb = read_scalars(dirs[0]), read_scalars(dirs[1])
+    assert sa.keys() == sb.keys()
+    for tag in sa:
+        if not tag.startswith("time/"):  # wall-clock figures are the only thing that varies
+            assert sa[tag] == sb[tag], tag
+    pa, pb = params(dirs[0]), params(dirs[1])
+    assert all(torch.equal(pa[k], pb[k]) for k in pa)
+
+
+BAD_INPUTS = [
+    (["algo=nope"], "algo='nope' is not an algorithm"),
+    (["algo=trop"], "did you mean trpo"),
+    (["env=CartPol-v1"], "did you mean CartPole-v1"),
+    (["env=nomodule:Foo-v0"], "cannot be imported"),
+    (["algo.clip_eps=abc"], "could not be converted to Float"),
+    (["algo.clip_epss=0.1"], "Key 'clip_epss' not in 'PPOClipConfig'"),
+    (["sed=1"], "Key 'sed' not in 'Config'"),
+    (["seed=abc"], "could not be converted to Integer"),
+    (["total_steps=-5"], "total_steps=-5"),
+    (["total_steps=0"], "total_steps=0"),
+    (["algo.clip_eps=0"], "algo.clip_eps=0.0"),
+    (["algo.gamma=1.5"], "algo.gamma=1.5"),
+    (["algo.gamma=0"], "algo.gamma=0.0"),
+    (["algo.gae_lambda=2"], "algo.gae_lambda=2.0"),
+    (["algo=trpo", "algo.max_kl=0"], "algo.max_kl=0.0"),
+    (["algo=trpo", "algo.backtrack_coef=1.5"], "algo.backtrack_coef=1.5"),
+    (["env.num_envs=0"], "env.num_envs=0"),
+    (["algo.batch_size=0"], "algo.batch_size=0"),
+    (["algo.activation=gelu"], "algo.activation='gelu'"),
+    (["algo.lr_schedule=cosine"], "algo.lr_schedule='cosine'"),
+    (["algo=acktr", "algo.critic_optimizer=sgd"], "algo.critic_optimizer='sgd'"),
+    (["device=tpu"], "device='tpu'"),
+    (["env.vectorization=threads"], "env.vectorization='threads'"),
+    (["env=Blackjack-v1"], "rlrun supports Box or Discrete"),
+    (["-m", "seed=0,1", "algo.gamma=2"], "algo.gamma=2.0"),
+    (["hydra.run.dir=/proc/rlrun-cannot-write"], "cannot be written"),
+    (["resume=/nonexistent/run"], "is not an rlrun run directory"),
+]
+
+
+@pytest.mark.parametrize("args, needle", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_gives_one_line_and_leaves_nothing_behind(tmp_path, args, needle):
+    code, err = finish(rlrun(tmp_path, *args), timeout=60)
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("rlrun: error: ") and needle in lines[0], lines[0]
+    assert not (tmp_path / "outputs").exists()
+
+
+def make_finished_run(tmp_path: Path) -> Path:
+    run_dir = tmp_path / "run"
+    code, err = finish(rlrun(tmp_path, "total_steps=512", "algo.n_steps=32", "progress=off", f"hydra.run.dir={run_dir}"))
+    assert code == 0, err
+    return run_dir
+
+
+def test_resume_refuses_a_conflicting_config_and_a_corrupt_checkpoint(tmp_path):
+    run_dir = make_finished_run(tmp_path)
+    code, err = finish(rlrun(tmp_path, f"resume={run_dir}", "algo.gamma=0.5"))
+    assert code == 2 and "conflicts with its checkpoint" in err and "algo.gamma" in err and "Traceback" not in err
+    code, err = finish(rlrun(tmp_path, f"resume={run_dir}", "total_steps=1024"))  # extending a run is allowed
+    assert code == 0, err
+    assert json.loads((run_dir / "summary.json").read_text())["steps_done"] == 1024
+    (run_dir / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")
+    code, err = finish(rlrun(tmp_path, f"resume={run_dir}", "total_steps=2048"))
+    assert code == 2 and "corrupt" in err and "Traceback" not in err
+    (run_dir / "checkpoints" / "last.pt").unlink()
+    code, err = finish(rlrun(tmp_path, f"resume={run_dir}"))
+    assert code == 2 and "no checkpoint" in err
