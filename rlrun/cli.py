@@ -22,6 +22,7 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from rlrun.config import ConfigError, EnvConfig, config_differences, register_configs, validate
@@ -137,21 +138,28 @@ def preflight(argv: list[str]) -> None:
 
     from rlrun.envs import EnvError, check_env_id, check_spaces_of
 
-    multirun = any(a in ("-m", "--multirun") for a in argv)
     overrides = [a for a in argv if not a.startswith("-")]
     task = [o for o in overrides if not o.startswith(("hydra.", "hydra/", "+hydra", "~hydra"))]
+    hydra_overrides = [o for o in overrides if o not in task]
     for o in task:
         if o.startswith("algo=") and "," not in o:
             _check_algo(o.split("=", 1)[1])
-    try:
-        jobs = _jobs(task) if multirun else [task]
-    except Exception as err:
-        raise ConfigError(_one_line(err)) from None
-    if jobs is None:
-        return
-    hydra_overrides = [o for o in overrides if o not in task]
     checked_envs: set[str] = set()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        try:
+            multirun = any(a in ("-m", "--multirun") for a in argv)
+            if not multirun:  # a preset may set hydra.mode: MULTIRUN and its sweep in hydra.sweeper.params
+                first = compose(config_name="config", overrides=[o for o in task if "," not in o] + hydra_overrides,
+                                return_hydra_config=True)
+                multirun = first.hydra.mode == RunMode.MULTIRUN
+                params = OmegaConf.select(first, "hydra.sweeper.params") or {}
+                task = [f"{k}={v}" for k, v in params.items() if not any(o.startswith(f"{k}=") for o in task)] + task
+            jobs = _jobs(task) if multirun else [task]
+        except Exception as err:
+            raise ConfigError(_one_line(err)) from None
+        if jobs is None:  # e.g. optuna ranges: the sweeper samples the jobs; the task re-checks each
+            return
+        register_env_ids(task)
         for job in jobs:
             try:
                 cfg = compose(config_name="config", overrides=job + hydra_overrides, return_hydra_config=True)
@@ -170,16 +178,24 @@ def preflight(argv: list[str]) -> None:
             _writable_root(OmegaConf.select(cfg, "hydra.sweep.dir" if multirun else "hydra.run.dir"))
 
 
+class JobFailed(RuntimeError):
+    """One job of a multirun failed; its message is the one-line error."""
+
+
 def _run(cfg: DictConfig) -> float | None:
     from rlrun.checkpoint import CheckpointError
     from rlrun.envs import EnvError
     from rlrun.errors import NumericalError
     from rlrun.trainer import train
 
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
         validate(cfg)
-        return train(cfg, Path(HydraConfig.get().runtime.output_dir))
+        return train(cfg, Path(hydra_cfg.runtime.output_dir), multirun=multirun)
     except (ConfigError, EnvError, CheckpointError, NumericalError) as err:
+        if multirun:  # fail this job only: the launcher keeps the others and reports the failure
+            raise JobFailed(str(err)) from None
         print(f"rlrun: error: {err}", file=sys.stderr)
         sys.exit(2 if not isinstance(err, NumericalError) else 3)
 

@@ -16,8 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 
 from rlrun.algos.schemas import ALGO_SCHEMAS
+
+
+# "_<text>" or "": appends a multirun job's other overrides to its directory name (conf/config.yaml).
+OmegaConf.register_new_resolver("rlrun_suffix", lambda text: f"_{text}" if text else "", replace=True)
 
 
 @dataclass
@@ -53,12 +58,14 @@ class Config:
     log_every: int = 1  # iterations between TensorBoard writes of the update metrics
     progress: str = "auto"  # auto | bar | lines | off
     solved_window: int = 20  # episodes averaged for final_return and solved_step
+    objective: str = "final_return"  # what the task returns to a sweeper (Optuna): a summary.json key
 
 
 ALGO_NAMES = tuple(ALGO_SCHEMAS)
 DEVICES = ("cpu", "cuda", "auto")
 VECTORIZATIONS = ("sync", "async")
 PROGRESS_MODES = ("auto", "bar", "lines", "off")
+OBJECTIVES = ("final_return", "solved_step", "solved_wall_s", "fps")
 
 
 def register_configs() -> None:
@@ -88,6 +95,7 @@ def validate(cfg: Any) -> None:
     _check(cfg.checkpoint_every >= 0, "checkpoint_every", cfg.checkpoint_every, "must be >= 0")
     _check(cfg.log_every >= 1, "log_every", cfg.log_every, "must be >= 1")
     _check(cfg.progress in PROGRESS_MODES, "progress", cfg.progress, f"one of {', '.join(PROGRESS_MODES)}")
+    _check(cfg.objective in OBJECTIVES, "objective", cfg.objective, f"one of {', '.join(OBJECTIVES)}")
     _check(cfg.solved_window >= 1, "solved_window", cfg.solved_window, "must be >= 1")
     env = cfg.env
     _check(bool(env.id), "env.id", env.id, "a registered gymnasium id")
@@ -113,7 +121,7 @@ def validate(cfg: Any) -> None:
             _check(algo[key] >= 1, f"algo.{key}", algo[key], "must be >= 1")
     _check(algo.activation in ("tanh", "relu"), "algo.activation", algo.activation, "one of tanh, relu")
     for key, allowed in (("lr_schedule", ("constant", "linear")), ("clip_schedule", ("constant", "linear")),
-                         ("critic_optimizer", ("kfac", "adam"))):
+                         ("critic_optimizer", ("kfac", "adam")), ("trust_region_fisher", ("exact", "kfac"))):
         if key in algo:
             _check(algo[key] in allowed, f"algo.{key}", algo[key], f"one of {', '.join(allowed)}")
     if "backtrack_coef" in algo:

@@ -14,6 +14,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 log = logging.getLogger("rlrun")
 
@@ -31,6 +32,11 @@ CUSTOM_SCALARS = {
 }
 
 
+# Hyperparameters written for every run, whatever its algorithm, so the HParams table compares them.
+HPARAM_KEYS = ("n_steps", "gamma", "gae_lambda", "learning_rate", "critic_lr", "batch_size", "clip_eps",
+               "max_kl", "cg_damping", "kl_target", "kl_coef_init", "damping", "ent_coef")
+
+
 class TensorBoardLogger:
     def __init__(self, run_dir: Path, cfg: DictConfig, purge_step: int | None = None):
         self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=purge_step, flush_secs=10)
@@ -40,6 +46,23 @@ class TensorBoardLogger:
     def scalars(self, metrics: dict[str, float], step: int) -> None:
         for tag, value in metrics.items():
             self.writer.add_scalar(tag, value, step)
+
+    def hparams(self, cfg: DictConfig, summary: dict) -> None:
+        """The HParams table entry of this run, with the same keys for every algorithm (NaN = n/a)."""
+        algo = cfg.algo
+        hparams: dict[str, float | str] = {"algo": cfg.algo.name, "env": cfg.env.id, "seed": cfg.seed,
+                                           "num_envs": cfg.env.num_envs}
+        for key in HPARAM_KEYS:
+            value = algo.get(key)
+            hparams[key] = float(value) if isinstance(value, (int, float)) else float("nan")
+        metrics = {f"hparam/{key}": float("nan") if summary.get(key) is None else float(summary[key])
+                   for key in ("final_return", "solved_step", "fps")}
+        exp, ssi, sei = hparams_summary(hparams, metrics)
+        file_writer = self.writer._get_file_writer()
+        for summary_pb in (exp, ssi, sei):
+            file_writer.add_summary(summary_pb)
+        for tag, value in metrics.items():
+            self.writer.add_scalar(tag, value, int(summary["steps_done"]))
 
     def close(self) -> None:
         self.writer.close()

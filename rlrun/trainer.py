@@ -130,7 +130,13 @@ def check_finite(metrics: dict[str, float], modules: list[torch.nn.Module], iter
                 raise NumericalError(f"{algo}: non-finite parameter {type(module).__name__}.{name} after iteration {iteration}")
 
 
-def train(cfg: DictConfig, run_dir: Path) -> float:
+def objective_value(summary: dict[str, Any], key: str) -> float:
+    """The summary value a sweeper optimises; NaN when it does not exist (e.g. never solved)."""
+    value = summary.get(key)
+    return float("nan") if value is None else float(value)
+
+
+def train(cfg: DictConfig, run_dir: Path, multirun: bool = False) -> float:
     """Run ``cfg`` to ``total_steps``; writes events, checkpoints and summary.json into ``run_dir``."""
     if cfg.torch_threads > 0:
         torch.set_num_threads(cfg.torch_threads)
@@ -194,7 +200,8 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
 
     # Events past the checkpoint (written before a crash) are dropped, so no step appears twice.
     tb = TensorBoardLogger(run_dir, cfg, purge_step=steps + 1 if checkpoint is not None else None)
-    progress = ProgressReporter(cfg.total_steps, cfg.progress, f"{cfg.algo.name} {cfg.env.id}")
+    progress_mode = "lines" if multirun and cfg.progress in ("auto", "bar") else cfg.progress  # no bars in workers
+    progress = ProgressReporter(cfg.total_steps, progress_mode, f"{cfg.algo.name} {cfg.env.id}")
     next_checkpoint = (steps // cfg.checkpoint_every + 1) * cfg.checkpoint_every if cfg.checkpoint_every else None
     status, error = "running", None
     log.info("%s on %s, seed %d, %d steps -> %s", cfg.algo.name, cfg.env.id, cfg.seed, cfg.total_steps, run_dir)
@@ -244,6 +251,7 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
                 "error": error,
             }
             (run_dir / "summary.json").write_text(json.dumps(result, indent=2) + "\n")
+            tb.hparams(cfg, result)
             tb.close()
             envs.close()
 
@@ -255,4 +263,4 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
         raise SystemExit(stop.exit_code)
     log.info("done: %d steps in %.1fs (%.0f steps/s), final return %s, solved at %s",
              steps, result["wall_s"], result["fps"], result["final_return"], result["solved_step"])
-    return result["final_return"] if result["final_return"] is not None else float("nan")
+    return objective_value(result, cfg.objective)

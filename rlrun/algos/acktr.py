@@ -9,6 +9,7 @@ from torch.distributions import kl_divergence
 
 from rlrun.algos.schemas import ACKTRConfig
 from rlrun.core.kfac import KFAC, trust_region_scale
+from rlrun.core.natural_gradient import make_fisher_vector_product
 from rlrun.core.losses import explained_variance, normalize, value_loss
 from rlrun.rollout import Batch
 
@@ -68,7 +69,7 @@ class ACKTR:
         params, direction = self.actor_kfac.parameters(), self.actor_kfac.natural_gradient()
         if self.log_std is not None:
             params, direction = [*params, self.log_std], [*direction, self.log_std.grad / 2.0]
-        eta, clipped = trust_region_scale(damped_quadratic(params, direction), cfg.max_kl, cfg.learning_rate)
+        eta, clipped = trust_region_scale(self._actor_quadratic(obs, pi_old, params, direction), cfg.max_kl, cfg.learning_rate)
         step_norm = apply_step(params, direction, eta)
 
         critic_metrics = self._update_critic(batch)
@@ -89,6 +90,15 @@ class ACKTR:
             "acktr/factor_eig_max": max(eig.values()),
             **critic_metrics,
         }
+
+    def _actor_quadratic(self, obs: torch.Tensor, pi_old, params: list[nn.Parameter], direction: list[torch.Tensor]) -> float:
+        """Delta^T F Delta for the trust region: exact along Delta (one Fisher-vector product of the
+        mean KL, as TRPO's), or K-FAC's own damped estimate (``trust_region_fisher=kfac``)."""
+        if self.cfg.trust_region_fisher == "kfac":
+            return damped_quadratic(params, direction)
+        fvp = make_fisher_vector_product(kl_divergence(pi_old, self.actor(obs)).mean(), params, damping=0.0)
+        flat = torch.cat([d.reshape(-1) for d in direction])
+        return float(flat @ fvp(flat))
 
     def _update_critic(self, batch: Batch) -> dict[str, float]:
         """K-FAC on the critic with the Gauss-Newton Fisher of a unit-variance Gaussian output."""

@@ -94,6 +94,7 @@ class ACKTRConfig(AlgoConfig):
     damping: float = 0.01
     stat_decay: float = 0.99
     inv_every: int = 10
+    trust_region_fisher: str = "exact"  # exact (Fisher-vector product along Delta) | kfac (K-FAC's estimate)
     ent_coef: float = 0.01
     critic_optimizer: str = "kfac"  # kfac | adam
     critic_lr: float = 1e-3  # only for critic_optimizer=adam

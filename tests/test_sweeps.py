@@ -1,0 +1,94 @@
+"""Sweep presets, launchers (joblib, Ray on loopback), Optuna, and the per-run HParams entry."""
+
+import importlib.util
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.types import RunMode
+
+from rlrun.cli import CONF_DIR
+from rlrun.config import register_configs, validate
+
+register_configs()
+PRESETS = sorted(p.stem for p in (CONF_DIR / "sweep").glob("*.yaml"))
+
+
+def has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_composes_as_a_multirun(preset):
+    if preset.startswith("optuna") and not has("hydra_plugins.hydra_optuna_sweeper"):
+        pytest.skip("pip install 'rlrun[optuna]' to compose the Optuna presets")
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"+sweep={preset}", "env=CartPole-v1"], return_hydra_config=True)
+    validate(cfg)
+    assert cfg.hydra.mode == RunMode.MULTIRUN
+    assert cfg.hydra.sweeper.params
+
+
+def summaries(root: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(root.rglob("summary.json"))]
+
+
+@pytest.mark.skipif(not has("hydra_plugins.hydra_joblib_launcher"), reason="pip install 'rlrun[joblib]'")
+def test_joblib_multirun_runs_two_jobs(run_rlrun):
+    res = run_rlrun("-m", "seed=0,1", "total_steps=512", "algo.n_steps=32", "hydra/launcher=joblib")
+    assert res.returncode == 0, res.stderr
+    assert sorted(s["seed"] for s in summaries(run_rlrun.cwd / "outputs")) == [0, 1]
+
+
+@pytest.mark.skipif(not has("hydra_plugins.hydra_ray_launcher"), reason="pip install 'rlrun[ray]'")
+def test_ray_multirun_on_loopback_runs_two_jobs(run_rlrun, tmp_path):
+    env = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+    res = run_rlrun("-m", "seed=0,1", "total_steps=512", "algo.n_steps=32", "hydra/launcher=ray_local",
+                    f"hydra.launcher.ray.init._temp_dir={tmp_path / 'ray'}", env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert sorted(s["seed"] for s in summaries(run_rlrun.cwd / "outputs")) == [0, 1]
+
+
+def test_a_failing_job_keeps_the_others_and_fails_the_sweep(run_rlrun):
+    repo = str(Path(__file__).resolve().parent.parent)
+    res = run_rlrun("-m", "env=tests.nan_env:NanReward-v0,CartPole-v1", "total_steps=1024", "algo.n_steps=32",
+                    env={"PYTHONPATH": repo})
+    assert res.returncode != 0
+    assert "non-finite reward" in res.stderr
+    statuses = sorted(s["status"] for s in summaries(run_rlrun.cwd / "outputs"))
+    assert statuses == ["completed", "failed"]
+
+
+@pytest.mark.skipif(not has("hydra_plugins.hydra_optuna_sweeper"), reason="pip install 'rlrun[optuna]'")
+def test_optuna_sweep_of_two_trials_with_a_persistent_study(run_rlrun):
+    db = run_rlrun.cwd / "optuna.db"
+    args = ["+sweep=optuna_ppo_clip", "env=CartPole-v1", "total_steps=1024", "algo.n_steps=64",
+            "hydra.sweeper.n_trials=2", f"hydra.sweeper.storage=sqlite:///{db}", "hydra.sweeper.study_name=t"]
+    res = run_rlrun(*args)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert len(summaries(run_rlrun.cwd / "outputs")) == 2
+    res = run_rlrun(*args)  # the same study continues: 2 more trials
+    assert res.returncode == 0, res.stderr[-3000:]
+    with sqlite3.connect(db) as con:
+        (n,) = con.execute("select count(*) from trials where state = 'COMPLETE'").fetchone()
+    assert n == 4
+
+
+def test_each_run_writes_an_hparams_entry_with_the_same_keys(run_rlrun):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    res = run_rlrun("-m", "algo=ppo_clip,trpo", "total_steps=1024", "algo.n_steps=256", "env.num_envs=2")
+    assert res.returncode == 0, res.stderr
+    key_sets = []
+    for run_dir in sorted(p.parent for p in (run_rlrun.cwd / "outputs").rglob("summary.json")):
+        acc = EventAccumulator(str(run_dir))
+        acc.Reload()
+        content = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+        info = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+        key_sets.append(set(info.hparams))
+        assert info.hparams["algo"].string_value in ("ppo_clip", "trpo")
+    assert len(key_sets) == 2 and key_sets[0] == key_sets[1] and {"max_kl", "clip_eps", "seed"} <= key_sets[0]
