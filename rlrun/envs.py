@@ -77,7 +77,8 @@ def make_vec_env(env_cfg: Any, render_mode: str | None = None) -> VectorEnv:
         kwargs["render_mode"] = render_mode
 
     def make_one() -> gym.Env:
-        return gym.make(env_cfg.id, **kwargs)
+        # The passive checker only inspects the first steps but stays a wrapper on every step.
+        return gym.make(env_cfg.id, disable_env_checker=True, **kwargs)
 
     try:
         vector_cls = SyncVectorEnv if env_cfg.vectorization == "sync" else AsyncVectorEnv

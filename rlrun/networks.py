@@ -11,13 +11,32 @@ import math
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Categorical, Distribution, Independent, Normal
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
+ACTIVATION_FNS = {"tanh": torch.tanh, "relu": torch.relu}
 
 
-def mlp(in_dim: int, hidden_sizes: Sequence[int], out_dim: int, activation: str, out_gain: float, ortho_init: bool) -> nn.Sequential:
+class MLP(nn.Sequential):
+    """Linear/activation layers. ``fast_forward`` gives the same output without nn.Module calls."""
+
+    def __init__(self, layers: list[nn.Module], activation: str):
+        super().__init__(*layers)
+        self.activation = activation
+
+    def fast_forward(self, x: Tensor) -> Tensor:
+        """forward() via F.linear on the same parameters: no per-layer module dispatch and no
+        hooks (so K-FAC never sees it). Half the cost at rollout batch sizes; inference only."""
+        act = ACTIVATION_FNS[self.activation]
+        linears = [m for m in self if isinstance(m, nn.Linear)]
+        for linear in linears[:-1]:
+            x = act(F.linear(x, linear.weight, linear.bias))
+        return F.linear(x, linears[-1].weight, linears[-1].bias)
+
+
+def mlp(in_dim: int, hidden_sizes: Sequence[int], out_dim: int, activation: str, out_gain: float, ortho_init: bool) -> MLP:
     """Linear/activation stack; orthogonal init with gain sqrt(2) inside and ``out_gain`` at the output."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation={activation!r} is not one of {', '.join(ACTIVATIONS)}")
@@ -32,7 +51,7 @@ def mlp(in_dim: int, hidden_sizes: Sequence[int], out_dim: int, activation: str,
         layers.append(linear)
         if i < len(sizes) - 2:
             layers.append(ACTIVATIONS[activation]())
-    return nn.Sequential(*layers)
+    return MLP(layers, activation)
 
 
 class CategoricalActor(nn.Module):
@@ -44,6 +63,17 @@ class CategoricalActor(nn.Module):
 
     def forward(self, obs: Tensor) -> Distribution:
         return Categorical(logits=self.net(obs))
+
+    def act(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """A sample a ~ pi(.|s) and log pi(a|s), for the rollout's hot loop.
+
+        Gumbel-max: argmax(logits + Gumbel noise) is an exact sample of the softmax, without
+        building a Distribution object (a third of the per-step overhead at small batch sizes).
+        """
+        log_probs = torch.log_softmax(self.net.fast_forward(obs), dim=-1)
+        gumbel = -torch.empty_like(log_probs).exponential_().log()
+        action = torch.argmax(log_probs + gumbel, dim=-1)
+        return action, log_probs.gather(-1, action.unsqueeze(-1)).squeeze(-1)
 
 
 class GaussianActor(nn.Module):
@@ -58,6 +88,14 @@ class GaussianActor(nn.Module):
         mean = self.net(obs)
         return Independent(Normal(mean, self.log_std.exp().expand_as(mean)), 1)
 
+    def act(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """A sample a ~ pi(.|s) and log pi(a|s) (closed form), for the rollout's hot loop."""
+        mean = self.net.fast_forward(obs)
+        noise = torch.randn_like(mean)
+        action = mean + self.log_std.exp() * noise
+        log_prob = (-0.5 * noise.pow(2) - self.log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        return action, log_prob
+
 
 class Critic(nn.Module):
     """V_phi(s), a separate MLP with a scalar output."""
@@ -68,3 +106,7 @@ class Critic(nn.Module):
 
     def forward(self, obs: Tensor) -> Tensor:
         return self.net(obs).squeeze(-1)
+
+    def value(self, obs: Tensor) -> Tensor:
+        """forward() through ``MLP.fast_forward``, for the rollout (inference only)."""
+        return self.net.fast_forward(obs).squeeze(-1)

@@ -64,9 +64,10 @@ class RolloutCollector:
         self.buf_log_probs = torch.zeros((t, n), device=device)
         self.buf_values = torch.zeros((t, n), device=device)
         self.buf_next_values = torch.zeros((t, n), device=device)
-        self.buf_rewards = torch.zeros((t, n), device=device)
-        self.buf_terminated = torch.zeros((t, n), dtype=torch.bool, device=device)
-        self.buf_done = torch.zeros((t, n), dtype=torch.bool, device=device)
+        # Per-step env outputs stay in numpy until the rollout ends: one conversion, not T.
+        self.buf_rewards = np.zeros((t, n), np.float32)
+        self.buf_terminated = np.zeros((t, n), bool)
+        self.buf_done = np.zeros((t, n), bool)
         self.episode_return = np.zeros(n, np.float64)
         self.episode_length = np.zeros(n, np.int64)
         raw_obs, _ = envs.reset(seed=seed)
@@ -82,18 +83,23 @@ class RolloutCollector:
         action = action.cpu().numpy()
         return action if self.discrete else np.clip(action, self.action_low, self.action_high)
 
-    @torch.no_grad()
     def collect(self, global_step: int) -> tuple[Batch, list[Episode]]:
         """Alg step 1: T steps in each of the N envs; then GAE (Alg step 2)."""
+        with torch.inference_mode():
+            episodes = self._run_envs(global_step)
+        with torch.no_grad():
+            return self._batch(), episodes
+
+    def _run_envs(self, global_step: int) -> list[Episode]:
         episodes: list[Episode] = []
         n = self.envs.num_envs
+        self.buf_next_values.zero_()
         for t in range(self.n_steps):
-            dist = self.actor(self.obs)
-            action = dist.sample()
+            action, log_prob = self.actor.act(self.obs)
             self.buf_obs[t] = self.obs
             self.buf_actions[t] = action
-            self.buf_log_probs[t] = dist.log_prob(action)
-            self.buf_values[t] = self.critic(self.obs)
+            self.buf_log_probs[t] = log_prob
+            self.buf_values[t] = self.critic.value(self.obs)
             raw_obs, reward, terminated, truncated, info = self.envs.step(self._env_action(action))
             done = terminated | truncated
             step = global_step + (t + 1) * n
@@ -101,34 +107,39 @@ class RolloutCollector:
                 raise NumericalError(f"non-finite reward {reward.tolist()} from the env at step {step}")
             self.episode_return += reward
             self.episode_length += 1
-            for i in np.flatnonzero(done):
-                episodes.append(Episode(float(self.episode_return[i]), int(self.episode_length[i]), step))
-            self.episode_return[done] = 0.0
-            self.episode_length[done] = 0
+            if done.any():
+                for i in np.flatnonzero(done):
+                    episodes.append(Episode(float(self.episode_return[i]), int(self.episode_length[i]), step))
+                self.episode_return[done] = 0.0
+                self.episode_length[done] = 0
             if self.reward_normalizer is not None:
                 reward = self.reward_normalizer(reward, done)
-            self.buf_rewards[t] = torch.from_numpy(np.asarray(reward, np.float32))
-            self.buf_terminated[t] = torch.from_numpy(terminated)
-            self.buf_done[t] = torch.from_numpy(done)
+            self.buf_rewards[t] = reward
+            self.buf_terminated[t] = terminated
+            self.buf_done[t] = done
             if truncated.any():  # bootstrap from V(final observation) of truncated episodes only
                 final_obs = self._encode(np.stack(info["final_obs"][truncated]))
-                self.buf_next_values[t, torch.from_numpy(truncated)] = self.critic(final_obs)
+                self.buf_next_values[t, torch.from_numpy(truncated).to(self.device)] = self.critic.value(final_obs)
             self.obs = self._encode(raw_obs, update=True)
-        # next_values[t] = V(s_{t+1}) where the episode continued; finals were filled above.
-        last_value = self.critic(self.obs)
-        following = torch.cat([self.buf_values[1:], last_value[None]])
-        self.buf_next_values = torch.where(self.buf_done, self.buf_next_values, following)
-        advantages = gae(self.buf_rewards, self.buf_values, self.buf_next_values, self.buf_terminated,
-                         self.buf_done, self.gamma, self.gae_lambda)
-        batch = Batch(
+        return episodes
+
+    def _batch(self) -> Batch:
+        """GAE over the stored rollout, flattened to [T * N] (normal tensors, usable by autograd)."""
+        to_tensor = lambda x: torch.from_numpy(x).to(self.device)  # noqa: E731
+        rewards, terminated, done = to_tensor(self.buf_rewards), to_tensor(self.buf_terminated), to_tensor(self.buf_done)
+        values = self.buf_values.clone()
+        # next_values[t] = V(s_{t+1}) where the episode continued; V(final obs) of truncations was stored.
+        following = torch.cat([values[1:], self.critic(self.obs)[None]])
+        next_values = torch.where(done, self.buf_next_values, following)
+        advantages = gae(rewards, values, next_values, terminated, done, self.gamma, self.gae_lambda)
+        return Batch(
             obs=self.buf_obs.flatten(0, 1).clone(),
             actions=self.buf_actions.flatten(0, 1).clone(),
             log_probs=self.buf_log_probs.flatten(0, 1).clone(),
-            values=self.buf_values.flatten(0, 1).clone(),
+            values=values.flatten(0, 1),
             advantages=advantages.flatten(0, 1),
-            returns=(advantages + self.buf_values).flatten(0, 1),
+            returns=(advantages + values).flatten(0, 1),
         )
-        return batch, episodes
 
     def state_dict(self) -> dict:
         """The current observation, the episode accumulators and, for sync envs, the envs themselves.

@@ -18,14 +18,14 @@ TAGS = {
               "acktr/factor_eig_min", "acktr/factor_eig_max"},
 }
 TWO_ITERATIONS = {  # n_steps x num_envs x 2
-    ("CartPole-v1", "ppo_clip"): ["algo.n_steps=64", "total_steps=1024"],
-    ("CartPole-v1", "trpo"): ["algo.n_steps=256", "total_steps=1024"],
-    ("CartPole-v1", "ppo_penalty"): ["algo.n_steps=64", "total_steps=1024"],
-    ("CartPole-v1", "acktr"): ["algo.n_steps=64", "total_steps=1024"],
-    ("Pendulum-v1", "ppo_clip"): ["algo.n_steps=200", "total_steps=1600"],
-    ("Pendulum-v1", "trpo"): ["algo.n_steps=200", "total_steps=800"],
-    ("Pendulum-v1", "ppo_penalty"): ["algo.n_steps=200", "total_steps=1600"],
-    ("Pendulum-v1", "acktr"): ["algo.n_steps=200", "total_steps=1600"],
+    ("CartPole-v1", "ppo_clip"): ["algo.n_steps=64", "env.num_envs=8", "total_steps=1024"],
+    ("CartPole-v1", "trpo"): ["algo.n_steps=256", "env.num_envs=2", "total_steps=1024"],
+    ("CartPole-v1", "ppo_penalty"): ["algo.n_steps=64", "env.num_envs=8", "total_steps=1024"],
+    ("CartPole-v1", "acktr"): ["algo.n_steps=64", "env.num_envs=8", "total_steps=1024"],
+    ("Pendulum-v1", "ppo_clip"): ["algo.n_steps=200", "env.num_envs=4", "total_steps=1600"],
+    ("Pendulum-v1", "trpo"): ["algo.n_steps=200", "env.num_envs=2", "total_steps=800"],
+    ("Pendulum-v1", "ppo_penalty"): ["algo.n_steps=200", "env.num_envs=4", "total_steps=1600"],
+    ("Pendulum-v1", "acktr"): ["algo.n_steps=200", "env.num_envs=4", "total_steps=1600"],
 }
 
 
