@@ -64,6 +64,13 @@ class CategoricalActor(nn.Module):
     def forward(self, obs: Tensor) -> Distribution:
         return Categorical(logits=self.net(obs))
 
+    def log_prob_entropy(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        """log pi(a|s) and the entropy H(pi(.|s)) through the modules (differentiable), without a
+        Distribution object: one log-softmax serves both."""
+        log_probs = torch.log_softmax(self.net(obs), dim=-1)
+        entropy = -(log_probs.exp() * log_probs).sum(-1)
+        return log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1), entropy
+
     def act(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         """A sample a ~ pi(.|s) and log pi(a|s), for the rollout's hot loop.
 
@@ -87,6 +94,14 @@ class GaussianActor(nn.Module):
     def forward(self, obs: Tensor) -> Distribution:
         mean = self.net(obs)
         return Independent(Normal(mean, self.log_std.exp().expand_as(mean)), 1)
+
+    def log_prob_entropy(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        """log pi(a|s) and H(pi(.|s)) in closed form (differentiable), without a Distribution object."""
+        mean = self.net(obs)
+        z = (actions - mean) * torch.exp(-self.log_std)
+        log_prob = (-0.5 * z.pow(2) - self.log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        entropy = (self.log_std + 0.5 * (1.0 + math.log(2 * math.pi))).sum().expand(mean.shape[0])
+        return log_prob, entropy
 
     def act(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         """A sample a ~ pi(.|s) and log pi(a|s) (closed form), for the rollout's hot loop."""

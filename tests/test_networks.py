@@ -59,6 +59,9 @@ def test_rollout_fast_paths_match_the_modules():
         torch.testing.assert_close(actor.net.fast_forward(obs), actor.net(obs))
         action, log_prob = actor.act(obs)
         torch.testing.assert_close(log_prob, actor(obs).log_prob(action))
+        log_prob, entropy = actor.log_prob_entropy(obs, action)
+        torch.testing.assert_close(log_prob, actor(obs).log_prob(action))
+        torch.testing.assert_close(entropy, actor(obs).entropy())
     critic = Critic(3, [8], "tanh", True)
     torch.testing.assert_close(critic.value(obs), critic(obs))
 

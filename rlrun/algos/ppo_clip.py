@@ -39,12 +39,11 @@ class PPOClip:
         epochs_done, stop = 0, False
         for _ in range(cfg.n_epochs):  # M epochs of minibatch Adam on the clipped surrogate (5.40-5.41)
             for idx in minibatches(len(batch), cfg.batch_size, self.generator):
-                dist = self.actor(batch.obs[idx])
-                log_prob = dist.log_prob(batch.actions[idx])
+                log_prob, entropy = self.actor.log_prob_entropy(batch.obs[idx], batch.actions[idx])
                 old_log_prob = batch.log_probs[idx]
                 policy_loss = -clipped_surrogate(log_prob, old_log_prob, advantages[idx], clip_eps)
                 v_loss = value_loss(self.critic(batch.obs[idx]), batch.returns[idx], batch.values[idx], cfg.clip_value_eps)
-                entropy = dist.entropy().mean()
+                entropy = entropy.mean()
                 loss = policy_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
