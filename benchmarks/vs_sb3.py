@@ -59,12 +59,22 @@ PEER = textwrap.dedent('''
                 self.solved_step, self.solved_wall = self.num_timesteps, time.perf_counter() - start
             return True
     cb = Solved()
+    update_times = []
+    train = model.train
+    def timed_train():
+        t0 = time.perf_counter()
+        train()
+        update_times.append(time.perf_counter() - t0)
+    model.train = timed_train
     start = time.perf_counter()
     model.learn(total, callback=cb)
     wall = time.perf_counter() - start
+    import resource
     final = [ep["r"] for ep in model.ep_info_buffer][-20:]
     print(json.dumps({"fps": model.num_timesteps / wall, "wall_s": wall, "final_return": float(np.mean(final)),
-                      "solved_step": cb.solved_step, "solved_wall_s": cb.solved_wall}))
+                      "solved_step": cb.solved_step, "solved_wall_s": cb.solved_wall,
+                      "update_s_per_iter": sum(update_times) / len(update_times),
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 ''')
 
 
@@ -120,10 +130,12 @@ def main() -> int:
     print(f"\n{args.algo} vs {peer_name} on {args.env}, seeds {args.seeds}, {ours[0]['total_steps']} steps, 1 torch thread")
     print(f"{'':24} {'rlrun':>10} {peer_name:>18} {'ratio':>7}")
     for key, label in [("fps", "median env steps/s"), ("solved_wall_s", "median wall to solve (s)"),
-                       ("solved_step", "median steps to solve"), ("final_return", "median final return")]:
+                       ("solved_step", "median steps to solve"), ("final_return", "median final return"),
+                       ("update_s_per_iter", "update s / iteration"), ("peak_rss_mb", "peak memory (MB)")]:
         a, b = med(ours, key), med(peers, key)
         ratio = f"{a / b:.2f}" if a is not None and b else "-"
-        print(f"{label:24} {('-' if a is None else f'{a:.1f}'):>10} {('-' if b is None else f'{b:.1f}'):>18} {ratio:>7}")
+        digits = 4 if key == "update_s_per_iter" else 1
+        print(f"{label:24} {('-' if a is None else f'{a:.{digits}f}'):>10} {('-' if b is None else f'{b:.{digits}f}'):>18} {ratio:>7}")
     print(f"solved: rlrun {sum(r['solved_step'] is not None for r in ours)}/{len(ours)}, "
           f"{peer_name} {sum(q['solved_step'] is not None for q in peers)}/{len(peers)}")
     return 0

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import random
+import resource
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -168,6 +169,7 @@ def train(cfg: DictConfig, run_dir: Path, multirun: bool = False) -> float:
     threshold = reward_threshold(cfg.env)
     tracker = EpisodeTracker(cfg.solved_window, threshold)
     steps, iteration, wall_before = 0, 0, 0.0
+    update_time = 0.0  # seconds in algo.update() this session (the rollout excluded)
 
     if checkpoint is not None:
         actor.load_state_dict(checkpoint["actor"])
@@ -184,6 +186,7 @@ def train(cfg: DictConfig, run_dir: Path, multirun: bool = False) -> float:
         log.info("resuming %s from step %d", run_dir, steps)
 
     steps_per_iter = cfg.algo.n_steps * cfg.env.num_envs
+    first_iteration = iteration
     start = time.monotonic()
 
     def wall() -> float:
@@ -215,6 +218,7 @@ def train(cfg: DictConfig, run_dir: Path, multirun: bool = False) -> float:
                 rollout_end = time.monotonic()
                 metrics = algo.update(batch, progress=steps / cfg.total_steps)
                 update_s = time.monotonic() - rollout_end
+                update_time += update_s
                 check_finite(metrics, [actor, critic], iteration, cfg.algo.name)
                 steps += steps_per_iter
                 iteration += 1
@@ -248,6 +252,8 @@ def train(cfg: DictConfig, run_dir: Path, multirun: bool = False) -> float:
                 "final_return": tracker.mean_return() if tracker.recent else None,
                 "threshold": threshold, "solved_step": tracker.solved_step,
                 "solved_wall_s": None if tracker.solved_wall_s is None else round(tracker.solved_wall_s, 3),
+                "update_s_per_iter": round(update_time / max(iteration - first_iteration, 1), 5),
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                 "error": error,
             }
             (run_dir / "summary.json").write_text(json.dumps(result, indent=2) + "\n")
