@@ -1,0 +1,180 @@
+"""`rlrun-eval`: run a trained policy from a checkpoint for full episodes and report its return.
+
+    rlrun-eval <run dir or checkpoint .pt> [--episodes 10] [--stochastic] [--seed N] [--video DIR] [--device cpu]
+
+The actor is rebuilt from the checkpoint's config and weights, and observations are normalised
+with the statistics saved at training time (never updated here). Actions are deterministic by
+default: the most probable action (Categorical) or the mean (Gaussian), clipped to the action
+bounds; ``--stochastic`` samples from the policy instead. The seed defaults to the run's seed +
+10000, so evaluation episodes differ from the training ones. Prints one line per episode and
+``mean ± std``, and writes ``eval.json`` into the run directory. ``--video DIR`` records every
+episode as an .mp4 (needs moviepy: ``pip install 'rlrun[video]'``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from omegaconf import OmegaConf
+
+from rlrun.checkpoint import CheckpointError, load_checkpoint
+from rlrun.config import ConfigError
+from rlrun.envs import EnvError, check_env_id, check_spaces, flatten_obs, obs_dim
+from rlrun.normalization import ObsNormalizer
+from rlrun.trainer import make_networks, resolve_device
+
+EVAL_SEED_OFFSET = 10000  # default seed = the run's seed + this, so no episode repeats a training one
+PROG = "rlrun-eval"
+
+
+def checkpoint_path(path: Path) -> tuple[Path, Path]:
+    """(checkpoint file, run directory) for a run directory or a checkpoint file."""
+    if path.is_dir():
+        return path / "checkpoints" / "last.pt", path
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    return path, run_dir
+
+
+def make_env(env_cfg: Any, video_dir: Path | None = None, name_prefix: str = "eval") -> gym.Env:
+    """One env of the run's ``env`` config, as in training; every episode recorded with ``video_dir``."""
+    check_env_id(env_cfg.id)
+    kwargs = dict(env_cfg.kwargs)
+    if env_cfg.max_episode_steps is not None:
+        kwargs["max_episode_steps"] = env_cfg.max_episode_steps
+    if video_dir is not None:
+        # rgb_array frames need no display; without this, pygame's SDL prints an XDG_RUNTIME_DIR error.
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    try:
+        env = gym.make(env_cfg.id, disable_env_checker=True,
+                       render_mode="rgb_array" if video_dir is not None else None, **kwargs)
+    except gym.error.DependencyNotInstalled as err:
+        raise EnvError(f"env.id={env_cfg.id!r} needs an optional dependency: {err}") from None
+    check_spaces(env.observation_space, env.action_space, env_cfg.id)
+    if video_dir is not None:
+        env = gym.wrappers.RecordVideo(env, str(video_dir), episode_trigger=lambda _: True,
+                                       name_prefix=name_prefix, disable_logger=True)
+    return env
+
+
+def select_action(actor: torch.nn.Module, obs: torch.Tensor, deterministic: bool, generator: torch.Generator) -> torch.Tensor:
+    """The mode of pi(.|s) (argmax for Categorical, the mean for Gaussian), or a sample from it."""
+    dist = actor(obs)
+    if isinstance(dist, torch.distributions.Categorical):
+        if deterministic:
+            return dist.probs.argmax(-1)
+        return torch.multinomial(dist.probs, 1, generator=generator).squeeze(-1)
+    normal = dist.base_dist  # Independent(Normal(mean, std), 1)
+    if deterministic:
+        return normal.loc
+    noise = torch.randn(normal.loc.shape, generator=generator, device=normal.loc.device)
+    return normal.loc + normal.scale * noise
+
+
+def evaluate(actor: torch.nn.Module, env: gym.Env, obs_normalizer: ObsNormalizer | None, episodes: int,
+             deterministic: bool, seed: int) -> list[tuple[float, int]]:
+    """(return, length) of ``episodes`` full episodes of ``actor`` in ``env``.
+
+    The env is seeded once with ``seed`` (later resets continue its RNG), and so is the sampling
+    of ``--stochastic`` actions: the same seed gives the same episodes. ``obs_normalizer`` is
+    applied with ``update=False``: the statistics saved at training time stay as they are.
+    """
+    device = next(actor.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    box = isinstance(env.action_space, spaces.Box)
+    results = []
+    for i in range(episodes):
+        raw_obs, _ = env.reset(seed=seed if i == 0 else None)
+        ret, length, done = 0.0, 0, False
+        while not done:
+            obs = flatten_obs(np.asarray(raw_obs)[None], env.observation_space)
+            if obs_normalizer is not None:
+                obs = obs_normalizer(obs, update=False)
+            with torch.inference_mode():
+                action = select_action(actor, torch.as_tensor(obs, device=device), deterministic, generator)
+            action = action[0].cpu().numpy()
+            if box:
+                action = np.clip(action, env.action_space.low, env.action_space.high)
+            else:
+                action = int(action)
+            raw_obs, reward, terminated, truncated, _ = env.step(action)
+            ret, length, done = ret + float(reward), length + 1, terminated or truncated
+        results.append((ret, length))
+    return results
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=PROG, description="Evaluate a trained rlrun policy from its checkpoint.")
+    parser.add_argument("path", type=Path, help="run directory (uses checkpoints/last.pt) or a checkpoint .pt file")
+    parser.add_argument("--episodes", type=int, default=10, help="number of full episodes (default 10)")
+    parser.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the mode")
+    parser.add_argument("--seed", type=int, default=None, help=f"env and sampling seed (default: the run's seed + {EVAL_SEED_OFFSET})")
+    parser.add_argument("--video", type=Path, default=None, metavar="DIR", help="record every episode as .mp4 into DIR")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    return parser.parse_args(argv)
+
+
+def error(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.episodes < 1:
+        return error("--episodes must be >= 1")
+    if args.video is not None and importlib.util.find_spec("moviepy") is None:
+        return error("--video needs moviepy: pip install 'rlrun[video]'")
+    path, run_dir = checkpoint_path(args.path)
+    try:
+        checkpoint = load_checkpoint(path)
+        cfg = OmegaConf.create(checkpoint["config"])
+        device = resolve_device(args.device)
+        prefix = f"{cfg.algo.name}-{cfg.env.id}-step{checkpoint['steps']}"
+        env = make_env(cfg.env, args.video, prefix)
+    except (CheckpointError, ConfigError, EnvError) as err:
+        return error(str(err))
+    try:
+        actor, _ = make_networks(cfg, env.observation_space, env.action_space)
+        actor.load_state_dict(checkpoint["actor"])
+    except (KeyError, RuntimeError, ValueError) as err:
+        env.close()
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return error(f"checkpoint {path} does not match its config ({first_line})")
+    actor.to(device).eval()
+    obs_normalizer = None
+    if checkpoint.get("obs_normalizer") is not None:
+        obs_normalizer = ObsNormalizer((obs_dim(env.observation_space),), cfg.env.clip_obs)
+        obs_normalizer.rms.load_state_dict(checkpoint["obs_normalizer"])
+
+    seed = args.seed if args.seed is not None else int(cfg.seed) + EVAL_SEED_OFFSET
+    mode = "stochastic" if args.stochastic else "deterministic"
+    try:
+        results = evaluate(actor, env, obs_normalizer, args.episodes, not args.stochastic, seed)
+    finally:
+        env.close()  # RecordVideo writes the last video here
+    for i, (ret, length) in enumerate(results, 1):
+        print(f"episode {i}: return {ret:.2f}, length {length}")
+    returns, lengths = [r for r, _ in results], [n for _, n in results]
+    mean, std = float(np.mean(returns)), float(np.std(returns))
+    print(f"{mean:.2f} ± {std:.2f} return over {len(results)} episodes ({mode})")
+    report = {"checkpoint": str(path), "steps": checkpoint["steps"], "env": cfg.env.id, "mode": mode,
+              "seed": seed, "episodes": len(results), "mean": mean, "std": std,
+              "returns": returns, "lengths": lengths}
+    (run_dir / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
+    if args.video is not None:
+        print(f"videos in {args.video}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
