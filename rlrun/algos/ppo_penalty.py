@@ -11,8 +11,8 @@ from torch.distributions import kl_divergence
 
 from rlrun.algos.schemas import PPOPenaltyConfig
 from rlrun.core.kl_controller import AdaptiveKLController
-from rlrun.core.losses import (approx_kl, explained_variance, linear_decay, minibatches, normalize,
-                               ratio_surrogate, value_loss)
+from rlrun.core.critic import fit_value_function
+from rlrun.core.losses import approx_kl, explained_variance, linear_decay, minibatches, normalize, ratio_surrogate
 from rlrun.rollout import Batch
 
 
@@ -57,15 +57,9 @@ class PPOPenalty:
                 policy_terms["policy/approx_kl"].append(approx_kl(log_prob.detach(), batch.log_probs[idx]))
 
         # Step 4: B epochs of gradient descent on mean (G_hat - V(s))^2
-        value_losses = []
-        for _ in range(cfg.critic_epochs):
-            for idx in minibatches(len(batch), cfg.batch_size, self.generator):
-                loss = value_loss(self.critic(obs[idx]), batch.returns[idx])
-                self.critic_optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.max_grad_norm)
-                self.critic_optimizer.step()
-                value_losses.append(loss.detach())
+        critic_loss = fit_value_function(self.critic, self.critic_optimizer, obs, batch.returns,
+                                         epochs=cfg.critic_epochs, batch_size=cfg.batch_size,
+                                         generator=self.generator, max_grad_norm=cfg.max_grad_norm)
 
         # Step 5: d = exact mean KL(pi_old || pi) on the whole batch; adapt lambda once
         with torch.no_grad():
@@ -76,7 +70,7 @@ class PPOPenalty:
 
         metrics = {key: torch.stack(values).mean().item() for key, values in policy_terms.items()}
         metrics.update({
-            "loss/value": torch.stack(value_losses).mean().item(),
+            "loss/value": critic_loss,
             "policy/kl": d,
             "policy/entropy": entropy,
             "value/explained_variance": explained_variance(batch.values, batch.returns),

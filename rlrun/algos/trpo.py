@@ -8,7 +8,8 @@ from torch import nn
 from torch.distributions import kl_divergence
 
 from rlrun.algos.schemas import TRPOConfig
-from rlrun.core.losses import explained_variance, minibatches, normalize, ratio_surrogate, value_loss
+from rlrun.core.critic import fit_value_function
+from rlrun.core.losses import explained_variance, normalize, ratio_surrogate
 from rlrun.core.natural_gradient import (backtracking_line_search, conjugate_gradient, flat_grad,
                                          make_fisher_vector_product, trust_region_step_scale)
 from rlrun.rollout import Batch
@@ -53,14 +54,8 @@ class TRPO:
             search = None  # x^T H x not positive: no step this iteration, reported below
 
         # Step 6: fit V by gradient descent on mean (V(s) - G_hat)^2 (eq. 5.34), critic parameters only
-        value_losses = []
-        for _ in range(cfg.critic_epochs):
-            for idx in minibatches(len(batch), cfg.batch_size, self.generator):
-                loss = value_loss(self.critic(obs[idx]), batch.returns[idx])
-                self.critic_optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.critic_optimizer.step()
-                value_losses.append(loss.detach())
+        critic_loss = fit_value_function(self.critic, self.critic_optimizer, obs, batch.returns,
+                                         epochs=cfg.critic_epochs, batch_size=cfg.batch_size, generator=self.generator)
 
         with torch.no_grad():
             pi_after = self.actor(obs)
@@ -70,7 +65,7 @@ class TRPO:
             "policy/kl": kl_after,
             "policy/entropy": entropy,
             "loss/policy": -surrogate.item(),
-            "loss/value": torch.stack(value_losses).mean().item(),
+            "loss/value": critic_loss,
             "value/explained_variance": explained_variance(batch.values, batch.returns),
             "train/learning_rate": cfg.critic_lr,
             "trpo/max_kl": cfg.max_kl,
