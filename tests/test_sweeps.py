@@ -3,6 +3,8 @@
 import importlib.util
 import json
 import os
+import shutil
+import tempfile
 import sqlite3
 from pathlib import Path
 
@@ -44,10 +46,14 @@ def test_joblib_multirun_runs_two_jobs(run_rlrun):
 
 
 @pytest.mark.skipif(not has("hydra_plugins.hydra_ray_launcher"), reason="pip install 'rlrun[ray]'")
-def test_ray_multirun_on_loopback_runs_two_jobs(run_rlrun, tmp_path):
+def test_ray_multirun_on_loopback_runs_two_jobs(run_rlrun):
     env = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
-    res = run_rlrun("-m", "seed=0,1", "total_steps=512", "algo.n_steps=32", "hydra/launcher=ray_local",
-                    f"hydra.launcher.ray.init._temp_dir={tmp_path / 'ray'}", env=env, timeout=600)
+    ray_tmp = tempfile.mkdtemp(prefix="rr", dir="/tmp")  # Ray's socket paths must stay under 107 bytes
+    try:
+        res = run_rlrun("-m", "seed=0,1", "total_steps=512", "algo.n_steps=32", "hydra/launcher=ray_local",
+                        f"hydra.launcher.ray.init._temp_dir={ray_tmp}", env=env, timeout=600)
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
     assert res.returncode == 0, res.stderr[-3000:]
     assert sorted(s["seed"] for s in summaries(run_rlrun.cwd / "outputs")) == [0, 1]
 
