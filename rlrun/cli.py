@@ -16,7 +16,6 @@ import sys
 import tempfile
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
 
 import hydra
 from hydra.core.config_store import ConfigStore

@@ -25,7 +25,7 @@ import torch
 from gymnasium import spaces
 from omegaconf import DictConfig, OmegaConf
 
-from rlrun.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from rlrun.checkpoint import load_checkpoint, save_checkpoint
 from rlrun.config import ConfigError, config_differences
 from rlrun.errors import NumericalError
 from rlrun.envs import make_vec_env, obs_dim, reward_threshold

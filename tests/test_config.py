@@ -1,6 +1,5 @@
 """Every algo x env config composes into the typed schema; range checks name the bad key."""
 
-from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
