@@ -62,7 +62,6 @@ class RolloutCollector:
         self.buf_obs = torch.zeros((t, n, obs_dim(self.obs_space)), device=device)
         self.buf_actions = torch.zeros((t, n, *action_shape), dtype=torch.long if self.discrete else torch.float32, device=device)
         self.buf_log_probs = torch.zeros((t, n), device=device)
-        self.buf_values = torch.zeros((t, n), device=device)
         self.buf_next_values = torch.zeros((t, n), device=device)
         # Per-step env outputs stay in numpy until the rollout ends: one conversion, not T.
         self.buf_rewards = np.zeros((t, n), np.float32)
@@ -99,7 +98,6 @@ class RolloutCollector:
             self.buf_obs[t] = self.obs
             self.buf_actions[t] = action
             self.buf_log_probs[t] = log_prob
-            self.buf_values[t] = self.critic.value(self.obs)
             raw_obs, reward, terminated, truncated, info = self.envs.step(self._env_action(action))
             done = terminated | truncated
             step = global_step + (t + 1) * n
@@ -124,10 +122,11 @@ class RolloutCollector:
         return episodes
 
     def _batch(self) -> Batch:
-        """GAE over the stored rollout, flattened to [T * N] (normal tensors, usable by autograd)."""
+        """V(s_t) for the whole rollout in one batched call (the critic is not needed to step the envs),
+        then GAE; flattened to [T * N] (normal tensors, usable by autograd)."""
         to_tensor = lambda x: torch.from_numpy(x).to(self.device)  # noqa: E731
         rewards, terminated, done = to_tensor(self.buf_rewards), to_tensor(self.buf_terminated), to_tensor(self.buf_done)
-        values = self.buf_values.clone()
+        values = self.critic.value(self.buf_obs)
         # next_values[t] = V(s_{t+1}) where the episode continued; V(final obs) of truncations was stored.
         following = torch.cat([values[1:], self.critic(self.obs)[None]])
         next_values = torch.where(done, self.buf_next_values, following)
