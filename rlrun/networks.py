@@ -54,6 +54,14 @@ def mlp(in_dim: int, hidden_sizes: Sequence[int], out_dim: int, activation: str,
     return MLP(layers, activation)
 
 
+def index_distribution(dist: Distribution, idx: Tensor) -> Distribution:
+    """The rows ``idx`` of a batch of policy distributions (either head), e.g. pi_old on a minibatch."""
+    if isinstance(dist, Categorical):
+        return Categorical(logits=dist.logits[idx])
+    base = dist.base_dist
+    return Independent(Normal(base.loc[idx], base.scale[idx]), 1)
+
+
 class CategoricalActor(nn.Module):
     """pi(.|s) = Categorical(softmax(net(s))) for a Discrete action space."""
 

@@ -82,3 +82,12 @@ def test_gaussian_act_samples_mean_and_std():
     actions, _ = actor.act(obs)
     torch.testing.assert_close(actions.mean(0), actor(obs[:1]).base_dist.loc[0].detach(), atol=5e-3, rtol=0)
     torch.testing.assert_close(actions.std(0), torch.full((2,), math.exp(-1.0)), atol=5e-3, rtol=0)
+
+
+def test_index_distribution_selects_rows_of_both_heads():
+    from rlrun.networks import index_distribution
+
+    obs, idx = torch.randn(7, 3), torch.tensor([4, 0, 2])
+    for actor in (CategoricalActor(3, 4, [8], "tanh", True), GaussianActor(3, 2, [8], "tanh", True, 0.0)):
+        a = actor(obs[idx]).sample()
+        torch.testing.assert_close(index_distribution(actor(obs), idx).log_prob(a), actor(obs[idx]).log_prob(a))

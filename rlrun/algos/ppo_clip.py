@@ -6,8 +6,8 @@ import torch
 from torch import nn
 from torch.distributions import kl_divergence
 
-from rlrun.core.losses import (approx_kl, clipped_surrogate, explained_variance, linear_decay, minibatches,
-                               normalize, value_loss)
+from rlrun.core.losses import (approx_kl, clipped_surrogate, explained_variance, minibatches,
+                               normalize, scheduled, value_loss)
 from rlrun.algos.schemas import PPOClipConfig
 from rlrun.rollout import Batch
 
@@ -21,13 +21,10 @@ class PPOClip:
         self.optimizer = torch.optim.Adam(self.params, lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
         self.generator = torch.Generator().manual_seed(seed)  # minibatch shuffling
 
-    def _schedule(self, initial: float, kind: str, progress: float) -> float:
-        return linear_decay(initial, progress) if kind == "linear" else initial
-
     def update(self, batch: Batch, progress: float) -> dict[str, float]:
         cfg = self.cfg
-        lr = self._schedule(cfg.learning_rate, cfg.lr_schedule, progress)
-        clip_eps = self._schedule(cfg.clip_eps, cfg.clip_schedule, progress)
+        lr = scheduled(cfg.learning_rate, cfg.lr_schedule, progress)
+        clip_eps = scheduled(cfg.clip_eps, cfg.clip_schedule, progress)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with torch.no_grad():

@@ -3,8 +3,6 @@ once per iteration from the exact mean KL on the whole batch."""
 
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
 from torch.distributions import kl_divergence
@@ -12,14 +10,14 @@ from torch.distributions import kl_divergence
 from rlrun.algos.schemas import PPOPenaltyConfig
 from rlrun.core.kl_controller import AdaptiveKLController
 from rlrun.core.critic import fit_value_function
-from rlrun.core.losses import approx_kl, explained_variance, linear_decay, minibatches, normalize, ratio_surrogate
+from rlrun.core.losses import approx_kl, explained_variance, minibatches, normalize, ratio_surrogate, scheduled
+from rlrun.networks import index_distribution
 from rlrun.rollout import Batch
 
 
 class PPOPenalty:
     def __init__(self, cfg: PPOPenaltyConfig, actor: nn.Module, critic: nn.Module, seed: int):
         self.cfg, self.actor, self.critic = cfg, actor, critic
-        self.actor_old = copy.deepcopy(actor).requires_grad_(False)
         self.actor_optimizer = torch.optim.Adam(actor.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps)
         self.critic_optimizer = torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr, eps=cfg.adam_eps)
         self.kl_controller = AdaptiveKLController(kl_coef=cfg.kl_coef_init, kl_target=cfg.kl_target,
@@ -28,14 +26,15 @@ class PPOPenalty:
 
     def update(self, batch: Batch, progress: float) -> dict[str, float]:
         cfg, obs, actions = self.cfg, batch.obs, batch.actions
-        lr = linear_decay(cfg.learning_rate, progress) if cfg.lr_schedule == "linear" else cfg.learning_rate
+        lr = scheduled(cfg.learning_rate, cfg.lr_schedule, progress)
         for group in self.actor_optimizer.param_groups:
             group["lr"] = lr
         advantages = normalize(batch.advantages) if cfg.normalize_advantage else batch.advantages
         kl_coef = self.kl_controller.kl_coef  # lambda, fixed during this iteration's epochs
 
-        # Alg 5.23 step 2: pi_old <- pi_theta
-        self.actor_old.load_state_dict(self.actor.state_dict())
+        # Alg 5.23 step 2: pi_old <- pi_theta (its distributions on the batch, fixed for the epochs)
+        with torch.no_grad():
+            pi_old = self.actor(obs)
 
         # Step 3: M epochs of gradient ascent on J = surrogate - lambda * mean KL(pi_old || pi) (eq. 5.37)
         policy_terms: dict[str, list[torch.Tensor]] = {"loss/policy": [], "loss/kl_penalty": [], "policy/approx_kl": []}
@@ -43,10 +42,8 @@ class PPOPenalty:
             for idx in minibatches(len(batch), cfg.batch_size, self.generator):
                 pi = self.actor(obs[idx])
                 log_prob = pi.log_prob(actions[idx])
-                with torch.no_grad():
-                    pi_old = self.actor_old(obs[idx])
                 surrogate = ratio_surrogate(log_prob, batch.log_probs[idx], advantages[idx])
-                kl = kl_divergence(pi_old, pi).mean()
+                kl = kl_divergence(index_distribution(pi_old, idx), pi).mean()
                 objective = surrogate - kl_coef * kl + cfg.ent_coef * pi.entropy().mean()
                 self.actor_optimizer.zero_grad(set_to_none=True)
                 (-objective).backward()
@@ -64,7 +61,7 @@ class PPOPenalty:
         # Step 5: d = exact mean KL(pi_old || pi) on the whole batch; adapt lambda once
         with torch.no_grad():
             pi_new = self.actor(obs)
-            d = kl_divergence(self.actor_old(obs), pi_new).mean().item()
+            d = kl_divergence(pi_old, pi_new).mean().item()
             entropy = pi_new.entropy().mean().item()
         adapt = self.kl_controller.update(d)
 

@@ -46,9 +46,10 @@ def explained_variance(values: Tensor, returns: Tensor) -> float:
     return float("nan") if var == 0 else float(1.0 - (returns - values).var() / var)
 
 
-def linear_decay(initial: float, progress: float) -> float:
-    """``initial`` at progress 0, falling linearly to 0 at progress 1 (SB3's ``lin_`` schedules)."""
-    return initial * max(0.0, 1.0 - progress)
+def scheduled(initial: float, schedule: str, progress: float) -> float:
+    """``constant``: ``initial``; ``linear``: from ``initial`` at progress 0 to 0 at progress 1
+    (SB3's ``lin_`` schedules)."""
+    return initial * max(0.0, 1.0 - progress) if schedule == "linear" else initial
 
 
 def minibatches(size: int, batch_size: int, generator: torch.Generator) -> Iterator[Tensor]:
