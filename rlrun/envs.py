@@ -52,13 +52,27 @@ def check_spaces(observation_space: spaces.Space, action_space: spaces.Space, en
         raise EnvError(f"env.id={env_id!r} has action space {action_space}; rlrun supports {SUPPORTED_ACTIONS}")
 
 
-def check_spaces_of(env_cfg: Any) -> None:
-    """Make one env of ``env_cfg`` and check its spaces (and that its optional dependency is installed)."""
+def make_env(env_cfg: Any, render_mode: str | None = None) -> gym.Env:
+    """One env of ``env_cfg`` (its kwargs and time limit), as training, preflight and evaluation use it."""
+    kwargs = dict(env_cfg.kwargs)
+    if env_cfg.max_episode_steps is not None:
+        kwargs["max_episode_steps"] = env_cfg.max_episode_steps
+    if render_mode is not None:
+        kwargs["render_mode"] = render_mode
     try:
-        env = gym.make(env_cfg.id, **dict(env_cfg.kwargs))
+        # The passive checker only inspects the first steps but stays a wrapper on every step.
+        return gym.make(env_cfg.id, disable_env_checker=True, **kwargs)
     except gym.error.DependencyNotInstalled as err:
         raise EnvError(f"env.id={env_cfg.id!r} needs an optional dependency ({err}); rlrun's extras: "
                        "pip install 'rlrun[box2d]' or 'rlrun[mujoco]'") from None
+
+
+def check_spaces_of(env_cfg: Any) -> None:
+    """Make one env of ``env_cfg`` and check its spaces (and that its optional dependency is installed)."""
+    try:
+        env = make_env(env_cfg)
+    except EnvError:
+        raise
     except Exception as err:
         raise EnvError(f"env.id={env_cfg.id!r} could not be made: {type(err).__name__}: {err}") from None
     try:
@@ -70,21 +84,9 @@ def check_spaces_of(env_cfg: Any) -> None:
 def make_vec_env(env_cfg: Any, render_mode: str | None = None) -> VectorEnv:
     """``env_cfg.num_envs`` copies of ``env_cfg.id``, sync or async (not yet reset)."""
     check_env_id(env_cfg.id)
-    kwargs = dict(env_cfg.kwargs)
-    if env_cfg.max_episode_steps is not None:
-        kwargs["max_episode_steps"] = env_cfg.max_episode_steps
-    if render_mode is not None:
-        kwargs["render_mode"] = render_mode
-
-    def make_one() -> gym.Env:
-        # The passive checker only inspects the first steps but stays a wrapper on every step.
-        return gym.make(env_cfg.id, disable_env_checker=True, **kwargs)
-
-    try:
-        vector_cls = SyncVectorEnv if env_cfg.vectorization == "sync" else AsyncVectorEnv
-        envs = vector_cls([make_one] * env_cfg.num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
-    except gym.error.DependencyNotInstalled as err:
-        raise EnvError(f"env.id={env_cfg.id!r} needs an optional dependency: {err}") from None
+    vector_cls = SyncVectorEnv if env_cfg.vectorization == "sync" else AsyncVectorEnv
+    envs = vector_cls([lambda: make_env(env_cfg, render_mode)] * env_cfg.num_envs,
+                      autoreset_mode=AutoresetMode.SAME_STEP)
     check_spaces(envs.single_observation_space, envs.single_action_space, env_cfg.id)
     return envs
 

@@ -29,6 +29,7 @@ from omegaconf import OmegaConf
 
 from rlrun.checkpoint import CheckpointError, load_checkpoint
 from rlrun.config import ConfigError
+from rlrun import envs
 from rlrun.envs import EnvError, check_env_id, check_spaces, flatten_obs, obs_dim
 from rlrun.normalization import ObsNormalizer
 from rlrun.trainer import make_networks, resolve_device
@@ -48,17 +49,10 @@ def checkpoint_path(path: Path) -> tuple[Path, Path]:
 def make_env(env_cfg: Any, video_dir: Path | None = None, name_prefix: str = "eval") -> gym.Env:
     """One env of the run's ``env`` config, as in training; every episode recorded with ``video_dir``."""
     check_env_id(env_cfg.id)
-    kwargs = dict(env_cfg.kwargs)
-    if env_cfg.max_episode_steps is not None:
-        kwargs["max_episode_steps"] = env_cfg.max_episode_steps
     if video_dir is not None:
         # rgb_array frames need no display; without this, pygame's SDL prints an XDG_RUNTIME_DIR error.
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    try:
-        env = gym.make(env_cfg.id, disable_env_checker=True,
-                       render_mode="rgb_array" if video_dir is not None else None, **kwargs)
-    except gym.error.DependencyNotInstalled as err:
-        raise EnvError(f"env.id={env_cfg.id!r} needs an optional dependency: {err}") from None
+    env = envs.make_env(env_cfg, render_mode="rgb_array" if video_dir is not None else None)
     check_spaces(env.observation_space, env.action_space, env_cfg.id)
     if video_dir is not None:
         env = gym.wrappers.RecordVideo(env, str(video_dir), episode_trigger=lambda _: True,

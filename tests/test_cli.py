@@ -101,3 +101,9 @@ def test_non_editable_install_finds_its_configs(tmp_path):
                          env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"})
     assert res.returncode == 0, res.stderr
     assert "id: Pendulum-v1" in res.stdout
+
+
+def test_async_vectorization_runs(run_rlrun):
+    res = run_rlrun("env.vectorization=async", "env.num_envs=2", "total_steps=256", "algo.n_steps=64", "progress=off")
+    assert res.returncode == 0, res.stderr
+    assert json.loads((only_run_dir(run_rlrun.cwd / "outputs") / "summary.json").read_text())["steps_done"] == 256
