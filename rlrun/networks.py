@@ -25,15 +25,16 @@ class MLP(nn.Sequential):
     def __init__(self, layers: list[nn.Module], activation: str):
         super().__init__(*layers)
         self.activation = activation
+        self.linears = tuple(m for m in layers if isinstance(m, nn.Linear))  # for fast_forward
 
     def fast_forward(self, x: Tensor) -> Tensor:
         """forward() via F.linear on the same parameters: no per-layer module dispatch and no
-        hooks (so K-FAC never sees it). Half the cost at rollout batch sizes; inference only."""
+        hooks, so K-FAC never sees it. Differentiable (first and higher order); half the cost of
+        forward() at rollout batch sizes. Used by the rollout and by the PPO-Clip and critic losses."""
         act = ACTIVATION_FNS[self.activation]
-        linears = [m for m in self if isinstance(m, nn.Linear)]
-        for linear in linears[:-1]:
+        for linear in self.linears[:-1]:
             x = act(F.linear(x, linear.weight, linear.bias))
-        return F.linear(x, linears[-1].weight, linears[-1].bias)
+        return F.linear(x, self.linears[-1].weight, self.linears[-1].bias)
 
 
 def mlp(in_dim: int, hidden_sizes: Sequence[int], out_dim: int, activation: str, out_gain: float, ortho_init: bool) -> MLP:
@@ -73,9 +74,9 @@ class CategoricalActor(nn.Module):
         return Categorical(logits=self.net(obs))
 
     def log_prob_entropy(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
-        """log pi(a|s) and the entropy H(pi(.|s)) through the modules (differentiable), without a
-        Distribution object: one log-softmax serves both."""
-        log_probs = torch.log_softmax(self.net(obs), dim=-1)
+        """log pi(a|s) and the entropy H(pi(.|s)) (differentiable), without a Distribution object:
+        one log-softmax serves both. Through ``MLP.fast_forward``, so invisible to K-FAC hooks."""
+        log_probs = torch.log_softmax(self.net.fast_forward(obs), dim=-1)
         entropy = -(log_probs.exp() * log_probs).sum(-1)
         return log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1), entropy
 
@@ -105,7 +106,7 @@ class GaussianActor(nn.Module):
 
     def log_prob_entropy(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
         """log pi(a|s) and H(pi(.|s)) in closed form (differentiable), without a Distribution object."""
-        mean = self.net(obs)
+        mean = self.net.fast_forward(obs)
         z = (actions - mean) * torch.exp(-self.log_std)
         log_prob = (-0.5 * z.pow(2) - self.log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
         entropy = (self.log_std + 0.5 * (1.0 + math.log(2 * math.pi))).sum().expand(mean.shape[0])
@@ -131,5 +132,6 @@ class Critic(nn.Module):
         return self.net(obs).squeeze(-1)
 
     def value(self, obs: Tensor) -> Tensor:
-        """forward() through ``MLP.fast_forward``, for the rollout (inference only)."""
+        """forward() through ``MLP.fast_forward``: differentiable but invisible to K-FAC hooks
+        (the rollout, and the critic losses of PPO-Clip, TRPO and PPO-Penalty)."""
         return self.net.fast_forward(obs).squeeze(-1)

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 from torch.distributions import kl_divergence
 
+from rlrun.core.flat_params import FlatParameters
 from rlrun.core.losses import (approx_kl, clipped_surrogate, explained_variance, minibatches,
                                normalize, scheduled, value_loss)
 from rlrun.algos.schemas import PPOClipConfig
@@ -17,8 +18,8 @@ class PPOClip:
 
     def __init__(self, cfg: PPOClipConfig, actor: nn.Module, critic: nn.Module, seed: int):
         self.cfg, self.actor, self.critic = cfg, actor, critic
-        self.params = [*actor.parameters(), *critic.parameters()]
-        self.optimizer = torch.optim.Adam(self.params, lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
+        self.params = FlatParameters([*actor.parameters(), *critic.parameters()])  # one vector for Adam
+        self.optimizer = torch.optim.Adam([self.params.vector], lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
         self.generator = torch.Generator().manual_seed(seed)  # minibatch shuffling
 
     def update(self, batch: Batch, progress: float) -> dict[str, float]:
@@ -39,12 +40,12 @@ class PPOClip:
                 log_prob, entropy = self.actor.log_prob_entropy(batch.obs[idx], batch.actions[idx])
                 old_log_prob = batch.log_probs[idx]
                 policy_loss = -clipped_surrogate(log_prob, old_log_prob, advantages[idx], clip_eps)
-                v_loss = value_loss(self.critic(batch.obs[idx]), batch.returns[idx], batch.values[idx], cfg.clip_value_eps)
+                v_loss = value_loss(self.critic.value(batch.obs[idx]), batch.returns[idx], batch.values[idx], cfg.clip_value_eps)
                 entropy = entropy.mean()
                 loss = policy_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
-                self.optimizer.zero_grad(set_to_none=True)
+                self.params.zero_grad()
                 loss.backward()
-                nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
+                self.params.clip_grad_norm_(cfg.max_grad_norm)
                 self.optimizer.step()
                 with torch.no_grad():
                     kl = approx_kl(log_prob, old_log_prob)

@@ -10,6 +10,7 @@ from torch.distributions import kl_divergence
 from rlrun.algos.schemas import PPOPenaltyConfig
 from rlrun.core.kl_controller import AdaptiveKLController
 from rlrun.core.critic import fit_value_function
+from rlrun.core.flat_params import FlatParameters
 from rlrun.core.losses import approx_kl, explained_variance, minibatches, normalize, ratio_surrogate, scheduled
 from rlrun.networks import index_distribution
 from rlrun.rollout import Batch
@@ -18,8 +19,10 @@ from rlrun.rollout import Batch
 class PPOPenalty:
     def __init__(self, cfg: PPOPenaltyConfig, actor: nn.Module, critic: nn.Module, seed: int):
         self.cfg, self.actor, self.critic = cfg, actor, critic
-        self.actor_optimizer = torch.optim.Adam(actor.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps)
-        self.critic_optimizer = torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr, eps=cfg.adam_eps)
+        self.actor_params = FlatParameters(actor.parameters())
+        self.actor_optimizer = torch.optim.Adam([self.actor_params.vector], lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
+        self.critic_params = FlatParameters(critic.parameters())  # one vector for Adam
+        self.critic_optimizer = torch.optim.Adam([self.critic_params.vector], lr=cfg.critic_lr, eps=cfg.adam_eps, fused=True)
         self.kl_controller = AdaptiveKLController(kl_coef=cfg.kl_coef_init, kl_target=cfg.kl_target,
                                                   kl_tolerance=cfg.kl_tolerance, kl_adapt_factor=cfg.kl_adapt_factor)
         self.generator = torch.Generator().manual_seed(seed)  # minibatch shuffling
@@ -45,16 +48,16 @@ class PPOPenalty:
                 surrogate = ratio_surrogate(log_prob, batch.log_probs[idx], advantages[idx])
                 kl = kl_divergence(index_distribution(pi_old, idx), pi).mean()
                 objective = surrogate - kl_coef * kl + cfg.ent_coef * pi.entropy().mean()
-                self.actor_optimizer.zero_grad(set_to_none=True)
+                self.actor_params.zero_grad()
                 (-objective).backward()
-                nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.max_grad_norm)
+                self.actor_params.clip_grad_norm_(cfg.max_grad_norm)
                 self.actor_optimizer.step()
                 policy_terms["loss/policy"].append(-surrogate.detach())
                 policy_terms["loss/kl_penalty"].append(kl_coef * kl.detach())
                 policy_terms["policy/approx_kl"].append(approx_kl(log_prob.detach(), batch.log_probs[idx]))
 
         # Step 4: B epochs of gradient descent on mean (G_hat - V(s))^2
-        critic_loss = fit_value_function(self.critic, self.critic_optimizer, obs, batch.returns,
+        critic_loss = fit_value_function(self.critic.value, self.critic_params, self.critic_optimizer, obs, batch.returns,
                                          epochs=cfg.critic_epochs, batch_size=cfg.batch_size,
                                          generator=self.generator, max_grad_norm=cfg.max_grad_norm)
 

@@ -9,6 +9,7 @@ from torch.distributions import kl_divergence
 
 from rlrun.algos.schemas import TRPOConfig
 from rlrun.core.critic import fit_value_function
+from rlrun.core.flat_params import FlatParameters
 from rlrun.core.losses import explained_variance, normalize, ratio_surrogate
 from rlrun.core.natural_gradient import (backtracking_line_search, conjugate_gradient, flat_grad,
                                          make_fisher_vector_product, trust_region_step_scale)
@@ -19,7 +20,8 @@ class TRPO:
     def __init__(self, cfg: TRPOConfig, actor: nn.Module, critic: nn.Module, seed: int):
         self.cfg, self.actor, self.critic = cfg, actor, critic
         self.actor_params = list(actor.parameters())  # the trust region touches only these
-        self.critic_optimizer = torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr, eps=cfg.adam_eps)
+        self.critic_params = FlatParameters(critic.parameters())  # one vector for Adam
+        self.critic_optimizer = torch.optim.Adam([self.critic_params.vector], lr=cfg.critic_lr, eps=cfg.adam_eps, fused=True)
         self.generator = torch.Generator().manual_seed(seed)  # critic minibatch shuffling
 
     def update(self, batch: Batch, progress: float) -> dict[str, float]:
@@ -54,7 +56,7 @@ class TRPO:
             search = None  # x^T H x not positive: no step this iteration, reported below
 
         # Step 6: fit V by gradient descent on mean (V(s) - G_hat)^2 (eq. 5.34), critic parameters only
-        critic_loss = fit_value_function(self.critic, self.critic_optimizer, obs, batch.returns,
+        critic_loss = fit_value_function(self.critic.value, self.critic_params, self.critic_optimizer, obs, batch.returns,
                                          epochs=cfg.critic_epochs, batch_size=cfg.batch_size, generator=self.generator)
 
         with torch.no_grad():

@@ -6,24 +6,29 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from rlrun.core.flat_params import FlatParameters
 from rlrun.core.losses import minibatches, value_loss
 
 
-def fit_value_function(critic: nn.Module | Callable[[Tensor], Tensor], optimizer: torch.optim.Optimizer, obs: Tensor, returns: Tensor, *,
-                       epochs: int, batch_size: int, generator: torch.Generator,
+def fit_value_function(value: Callable[[Tensor], Tensor], params: FlatParameters, optimizer: torch.optim.Optimizer,
+                       obs: Tensor, returns: Tensor, *, epochs: int, batch_size: int, generator: torch.Generator,
                        max_grad_norm: float | None = None) -> float:
     """``epochs`` passes of shuffled minibatches over (obs, returns); returns the mean loss.
-    Only the critic's parameters (those in ``optimizer``) move."""
+
+    Args:
+        value: s -> V_phi(s), differentiable in ``params``.
+        params: the critic's parameters; ``optimizer`` steps ``params.vector``. Nothing else moves.
+    """
     losses = []
     for _ in range(epochs):
         for idx in minibatches(len(obs), batch_size, generator):
-            loss = value_loss(critic(obs[idx]), returns[idx])
-            optimizer.zero_grad(set_to_none=True)
+            loss = value_loss(value(obs[idx]), returns[idx])
+            params.zero_grad()
             loss.backward()
             if max_grad_norm is not None:
-                nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], max_grad_norm)
+                params.clip_grad_norm_(max_grad_norm)
             optimizer.step()
             losses.append(loss.detach())
     return torch.stack(losses).mean().item()

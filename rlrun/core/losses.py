@@ -52,7 +52,14 @@ def scheduled(initial: float, schedule: str, progress: float) -> float:
     return initial * max(0.0, 1.0 - progress) if schedule == "linear" else initial
 
 
-def minibatches(size: int, batch_size: int, generator: torch.Generator) -> Iterator[Tensor]:
-    """Shuffled index minibatches that together cover the whole batch once (the last may be short)."""
+def minibatches(size: int, batch_size: int, generator: torch.Generator) -> Iterator[Tensor | slice]:
+    """Shuffled index minibatches that together cover the whole batch once (the last may be short).
+
+    When one minibatch holds the whole batch it is ``slice(None)``: the losses are means, so the
+    order of the samples is irrelevant, and a slice indexes without copying.
+    """
+    if batch_size >= size:
+        yield slice(None)
+        return
     order = torch.randperm(size, generator=generator)
     yield from order.split(batch_size)

@@ -42,3 +42,5 @@ def test_explained_variance_and_schedule_and_minibatches():
     assert scheduled(0.2, "linear", 1.5) == 0.0
     parts = list(minibatches(10, 4, torch.Generator().manual_seed(0)))
     assert [len(p) for p in parts] == [4, 4, 2] and sorted(torch.cat(parts).tolist()) == list(range(10))
+    assert list(minibatches(10, 10, torch.Generator())) == [slice(None)]  # whole batch: no shuffle, no copy
+    assert list(minibatches(10, 64, torch.Generator())) == [slice(None)]

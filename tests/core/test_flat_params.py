@@ -1,0 +1,66 @@
+import copy
+
+import torch
+from torch import nn
+
+from rlrun.core.flat_params import FlatParameters
+
+
+def two_nets() -> tuple[nn.Module, nn.Module]:
+    torch.manual_seed(0)
+    return (nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 2)),
+            nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 1)))
+
+
+def loss_of(a: nn.Module, b: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return a(x).pow(2).sum() + 3.0 * b(x).sum()
+
+
+def test_adam_and_clipping_on_the_flat_vector_equal_the_per_tensor_reference():
+    x = torch.randn(32, 3)
+    ref_a, ref_b = two_nets()
+    a, b = copy.deepcopy(ref_a), copy.deepcopy(ref_b)
+    ref_params = [*ref_a.parameters(), *ref_b.parameters()]
+    ref_opt = torch.optim.Adam(ref_params, lr=1e-2)
+    flat = FlatParameters([*a.parameters(), *b.parameters()])
+    opt = torch.optim.Adam([flat.vector], lr=1e-2, fused=True)
+    for _ in range(5):
+        ref_opt.zero_grad(set_to_none=True)
+        loss_of(ref_a, ref_b, x).backward()
+        ref_norm = nn.utils.clip_grad_norm_(ref_params, 0.5)
+        ref_opt.step()
+        flat.zero_grad()
+        loss_of(a, b, x).backward()
+        norm = flat.clip_grad_norm_(0.5)
+        opt.step()
+        torch.testing.assert_close(norm, ref_norm)
+        assert ref_norm > 0.5  # the clipping was active
+        for p, q in zip(ref_params, [*a.parameters(), *b.parameters()]):
+            torch.testing.assert_close(q, p)
+            torch.testing.assert_close(q.grad, p.grad)
+    assert flat.grads_are_views()
+
+
+def test_parameters_stay_views_through_load_state_dict_and_keep_their_values():
+    a, b = two_nets()
+    values = [p.detach().clone() for p in a.parameters()]
+    flat = FlatParameters([*a.parameters(), *b.parameters()])
+    assert all(torch.equal(p, v) for p, v in zip(a.parameters(), values))
+    assert all(isinstance(p, nn.Parameter) and p.requires_grad for p in a.parameters())
+    other, _ = two_nets()
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(1.0)
+    a.load_state_dict(other.state_dict())  # in place: the vector sees the new values
+    assert torch.equal(flat.vector[:24], other[0].weight.detach().reshape(-1))
+    with torch.no_grad():
+        flat.vector.zero_()
+    assert all((p == 0).all() for p in a.parameters())
+
+
+def test_module_zero_grad_set_to_none_would_detach_the_gradients():
+    a, b = two_nets()
+    flat = FlatParameters([*a.parameters(), *b.parameters()])
+    a.zero_grad(set_to_none=True)
+    loss_of(a, b, torch.randn(4, 3)).backward()
+    assert not flat.grads_are_views()  # why the docstring says: reset with flat.zero_grad() only
