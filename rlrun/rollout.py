@@ -55,13 +55,13 @@ class RolloutCollector:
         self.obs_space = envs.single_observation_space
         action_space = envs.single_action_space
         self.discrete = isinstance(action_space, spaces.Discrete)
-        self.action_low = None if self.discrete else action_space.low
-        self.action_high = None if self.discrete else action_space.high
+        # Box bounds as tensors: actions are clipped on the torch side, before the one numpy conversion.
+        self.action_low = None if self.discrete else torch.as_tensor(action_space.low, device=device)
+        self.action_high = None if self.discrete else torch.as_tensor(action_space.high, device=device)
         n, t = envs.num_envs, n_steps
         action_shape = () if self.discrete else action_space.shape
         self.buf_obs = torch.zeros((t, n, obs_dim(self.obs_space)), device=device)
         self.buf_actions = torch.zeros((t, n, *action_shape), dtype=torch.long if self.discrete else torch.float32, device=device)
-        self.buf_log_probs = torch.zeros((t, n), device=device)
         self.buf_next_values = torch.zeros((t, n), device=device)
         # Per-step env outputs stay in numpy until the rollout ends: one conversion, not T.
         self.buf_rewards = np.zeros((t, n), np.float32)
@@ -79,8 +79,9 @@ class RolloutCollector:
         return torch.from_numpy(obs).to(self.device)
 
     def _env_action(self, action: Tensor) -> np.ndarray:
-        action = action.cpu().numpy()
-        return action if self.discrete else np.clip(action, self.action_low, self.action_high)
+        if not self.discrete:
+            action = torch.clamp(action, self.action_low, self.action_high)
+        return action.cpu().numpy()
 
     def collect(self, global_step: int) -> tuple[Batch, list[Episode]]:
         """Alg step 1: T steps in each of the N envs; then GAE (Alg step 2)."""
@@ -94,10 +95,9 @@ class RolloutCollector:
         n = self.envs.num_envs
         self.buf_next_values.zero_()
         for t in range(self.n_steps):
-            action, log_prob = self.actor.act(self.obs)
+            action = self.actor.act(self.obs)
             self.buf_obs[t] = self.obs
             self.buf_actions[t] = action
-            self.buf_log_probs[t] = log_prob
             raw_obs, reward, terminated, truncated, info = self.envs.step(self._env_action(action))
             done = terminated | truncated
             step = global_step + (t + 1) * n
@@ -122,10 +122,12 @@ class RolloutCollector:
         return episodes
 
     def _batch(self) -> Batch:
-        """V(s_t) for the whole rollout in one batched call (the critic is not needed to step the envs),
-        then GAE; flattened to [T * N] (normal tensors, usable by autograd)."""
+        """log pi_old(a_t|s_t) and V(s_t) for the whole rollout in one batched call each (the policy has
+        not changed since the actions were sampled, and stepping the envs needs neither), then GAE;
+        flattened to [T * N] (normal tensors, usable by autograd)."""
         to_tensor = lambda x: torch.from_numpy(x).to(self.device)  # noqa: E731
         rewards, terminated, done = to_tensor(self.buf_rewards), to_tensor(self.buf_terminated), to_tensor(self.buf_done)
+        log_probs, _ = self.actor.log_prob_entropy(self.buf_obs, self.buf_actions)
         values = self.critic.value(self.buf_obs)
         # next_values[t] = V(s_{t+1}) where the episode continued; V(final obs) of truncations was stored.
         following = torch.cat([values[1:], self.critic(self.obs)[None]])
@@ -134,7 +136,7 @@ class RolloutCollector:
         return Batch(
             obs=self.buf_obs.flatten(0, 1).clone(),
             actions=self.buf_actions.flatten(0, 1).clone(),
-            log_probs=self.buf_log_probs.flatten(0, 1).clone(),
+            log_probs=log_probs.flatten(0, 1),
             values=values.flatten(0, 1),
             advantages=advantages.flatten(0, 1),
             returns=(advantages + values).flatten(0, 1),

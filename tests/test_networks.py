@@ -57,8 +57,7 @@ def test_rollout_fast_paths_match_the_modules():
     obs = torch.randn(6, 3)
     for actor in (CategoricalActor(3, 4, [8, 8], "relu", True), GaussianActor(3, 2, [8], "tanh", True, -0.3)):
         torch.testing.assert_close(actor.net.fast_forward(obs), actor.net(obs))
-        action, log_prob = actor.act(obs)
-        torch.testing.assert_close(log_prob, actor(obs).log_prob(action))
+        action = actor.act(obs)
         log_prob, entropy = actor.log_prob_entropy(obs, action)
         torch.testing.assert_close(log_prob, actor(obs).log_prob(action))
         torch.testing.assert_close(entropy, actor(obs).entropy())
@@ -70,7 +69,7 @@ def test_categorical_act_samples_the_softmax():
     torch.manual_seed(0)
     actor = CategoricalActor(2, 3, [4], "tanh", False)
     obs = torch.zeros(200_000, 2)
-    actions, _ = actor.act(obs)
+    actions = actor.act(obs)
     freq = torch.bincount(actions, minlength=3).float() / len(actions)
     torch.testing.assert_close(freq, actor(obs[:1]).probs[0].detach(), atol=5e-3, rtol=0)
 
@@ -79,7 +78,7 @@ def test_gaussian_act_samples_mean_and_std():
     torch.manual_seed(0)
     actor = GaussianActor(2, 2, [4], "tanh", False, log_std_init=-1.0)
     obs = torch.zeros(200_000, 2)
-    actions, _ = actor.act(obs)
+    actions = actor.act(obs)
     torch.testing.assert_close(actions.mean(0), actor(obs[:1]).base_dist.loc[0].detach(), atol=5e-3, rtol=0)
     torch.testing.assert_close(actions.std(0), torch.full((2,), math.exp(-1.0)), atol=5e-3, rtol=0)
 

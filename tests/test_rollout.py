@@ -86,3 +86,23 @@ def test_gaussian_actions_are_stored_unclipped_and_clipped_for_the_env():
     assert np.abs(sent).max() <= 1.0
     last_stored = batch.actions.view(30, 2, 1)[-1].numpy()
     np.testing.assert_array_equal(sent, np.clip(last_stored, -1.0, 1.0))
+
+
+def test_batch_log_probs_are_those_of_the_collecting_policy():
+    """log pi_old(a|s) is computed after the loop, batched; it must equal the per-sample log-density
+    of the stored (unclipped) actions under the policy that sampled them, for both heads."""
+    from rlrun.networks import CategoricalActor
+
+    collector, _ = make(n_steps=30)
+    batch, _ = collector.collect(0)
+    with torch.no_grad():
+        expected = collector.actor(batch.obs).log_prob(batch.actions)
+    torch.testing.assert_close(batch.log_probs, expected)
+    envs = make_vec_env(OmegaConf.structured(EnvConfig(id="CartPole-v1", num_envs=3)))
+    actor, critic = CategoricalActor(4, 2, [8], "tanh", True), Critic(4, [8], "tanh", True)
+    batch, _ = RolloutCollector(envs, actor, critic, n_steps=40, gamma=GAMMA, gae_lambda=0.95, seed=0,
+                                device=torch.device("cpu")).collect(0)
+    with torch.no_grad():
+        expected = actor(batch.obs).log_prob(batch.actions)
+    torch.testing.assert_close(batch.log_probs, expected)
+    assert batch.log_probs.shape == (120,)
