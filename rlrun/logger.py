@@ -64,6 +64,10 @@ class TensorBoardLogger:
         for tag, value in metrics.items():
             self.writer.add_scalar(tag, value, int(summary["steps_done"]))
 
+    def flush(self) -> None:
+        """Write every pending event to the file now (the writer otherwise flushes every 10 s)."""
+        self.writer.flush()
+
     def close(self) -> None:
         self.writer.close()
 

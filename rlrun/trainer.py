@@ -193,6 +193,9 @@ def train(cfg: DictConfig, run_dir: Path, multirun: bool = False) -> float:
         return wall_before + time.monotonic() - start
 
     def save(path: Path) -> None:
+        # Events up to the checkpoint's step go to disk first: a resumed run starts after that step
+        # and would not write them again (a SIGKILL loses the writer's unflushed queue).
+        tb.flush()
         save_checkpoint(path, {
             "config": OmegaConf.to_container(cfg, resolve=True), "steps": steps, "iteration": iteration,
             "wall_s": wall(), "actor": actor.state_dict(), "critic": critic.state_dict(), "algo": algo.state_dict(),

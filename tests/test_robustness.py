@@ -187,3 +187,25 @@ def test_resume_refuses_a_conflicting_config_and_a_corrupt_checkpoint(tmp_path):
     (run_dir / "checkpoints" / "last.pt").unlink()
     code, err = finish(rlrun(tmp_path, f"resume={run_dir}"))
     assert code == 2 and "no checkpoint" in err
+
+
+def test_events_up_to_a_checkpoint_are_on_disk_before_it_is_written(tmp_path, monkeypatch):
+    """A SIGKILL loses the TensorBoard writer's unflushed queue, and a resumed run starts after the
+    checkpoint's step: every event up to that step must be on disk when the checkpoint appears
+    (the kill-and-resume test above caught step 2048 missing on a loaded machine)."""
+    import rlrun.trainer as trainer
+    from tests.test_config import compose_cfg
+
+    seen: list[tuple[int, int | None]] = []
+    real_save = trainer.save_checkpoint
+
+    def save_and_check(path, state):
+        on_disk = [step for step, _ in read_scalars(tmp_path).get("time/fps", [])]
+        seen.append((state["steps"], on_disk[-1] if on_disk else None))
+        real_save(path, state)
+
+    monkeypatch.setattr(trainer, "save_checkpoint", save_and_check)
+    cfg = compose_cfg("algo=ppo_clip", "env=CartPole-v1", "total_steps=1024", "checkpoint_every=256", "progress=off",
+                      "algo.n_steps=32", "algo.n_epochs=1")
+    trainer.train(cfg, tmp_path)
+    assert len(seen) >= 4 and all(step == last_on_disk for step, last_on_disk in seen), seen
