@@ -66,6 +66,14 @@ def main() -> int:
     if good:
         finals = [r["final_return"] for r in good if r["final_return"] is not None]
         solved = [r["solved_step"] for r in good if r["solved_step"] is not None]
+        if finals:
+            import numpy as np
+
+            from rlrun.report import CONFIDENCE, bootstrap_ci
+
+            low, high = bootstrap_ci(finals, np.random.default_rng(0))
+            print(f"mean final_return {fmt(statistics.mean(finals))}, {CONFIDENCE:.0%} bootstrap CI "
+                  f"[{fmt(low)}, {fmt(high)}] over {len(finals)} seeds")
         print(f"median final_return {fmt(statistics.median(finals)) if finals else '-'}; "
               f"solved {len(solved)}/{len(good)}, median solved_step {fmt(statistics.median(solved)) if solved else '-'}; "
               f"median fps {statistics.median(r['fps'] for r in good):.0f}")
