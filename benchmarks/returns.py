@@ -4,13 +4,15 @@
     python benchmarks/returns.py --algo trpo --env Pendulum-v1 --seeds 0 1 2 --target-return -200 --set total_steps=300000
 
 Each run is a real `rlrun` subprocess (shipped defaults, `progress=off`) writing under
-`outputs/bench/`; the table is read back from the runs' summary.json files.
+`outputs/bench/`; the table is read back from the runs' summary.json files, and every scalar in
+their event files is checked for NaN/inf (the `non-finite` column; any counts as a failed target).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -26,7 +28,19 @@ def run_one(algo: str, env: str, seed: int, out_root: Path, extra: list[str]) ->
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         return {"seed": seed, "bench_error": res.stderr.strip().splitlines()[-1] if res.stderr.strip() else "failed"}
-    return {"seed": seed, **json.loads((run_dir / "summary.json").read_text())}
+    return {"seed": seed, **json.loads((run_dir / "summary.json").read_text()), "nonfinite": count_nonfinite(run_dir)}
+
+
+def count_nonfinite(run_dir: Path) -> int:
+    """Non-finite values among every scalar the run logged (`hparam/*` excluded: NaN there means
+    "not solved" or "no such knob")."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    return sum(not math.isfinite(event.value)
+               for tag in acc.Tags()["scalars"] if not tag.startswith("hparam/")
+               for event in acc.Scalars(tag))
 
 
 def fmt(x, digits=1) -> str:
@@ -57,7 +71,8 @@ def main() -> int:
             ok = False
             continue
         print(f"{r['seed']:>4} {r['steps_done']:>8} {fmt(r['final_return']):>12} {fmt(r['solved_step']):>11} "
-              f"{fmt(r['solved_wall_s'], 2):>13} {fmt(r['fps'], 0):>7} {fmt(r['wall_s']):>7}")
+              f"{fmt(r['solved_wall_s'], 2):>13} {fmt(r['fps'], 0):>7} {fmt(r['wall_s']):>7} {r['nonfinite']:>10}")
+        ok &= r["nonfinite"] == 0
         if args.target_solved_step is not None:
             ok &= r["solved_step"] is not None and r["solved_step"] <= args.target_solved_step
         if args.target_return is not None:
