@@ -2,6 +2,7 @@
 
 import json
 import os
+import random
 import signal
 import subprocess
 import time
@@ -32,6 +33,10 @@ def rlrun(cwd: Path, *args: str, **kwargs) -> subprocess.Popen:
 def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
     _, err = proc.communicate(timeout=timeout)
     return proc.returncode, err
+
+
+def straight_summary(tmp_path: Path) -> dict:
+    return json.loads((tmp_path / "straight" / "summary.json").read_text())
 
 
 def params(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -72,7 +77,7 @@ def test_sigkill_after_a_checkpoint_then_resume_gives_bit_identical_parameters(t
     for key in a:
         assert torch.equal(a[key], b[key]), key
     summary = json.loads((killed / "summary.json").read_text())
-    assert summary["status"] == "completed" and summary["steps_done"] == 16000 or summary["steps_done"] >= 16000
+    assert summary["status"] == "completed" and summary["steps_done"] == straight_summary(tmp_path)["steps_done"]
     # TensorBoard: every iteration's step exactly once, the same steps as the uninterrupted run
     fps_steps = [s for s, _ in read_scalars(killed)["time/fps"]]
     straight_steps = [s for s, _ in read_scalars(tmp_path / "straight")["time/fps"]]
@@ -85,7 +90,7 @@ def test_sigterm_saves_checkpoint_summary_and_every_completed_iteration(tmp_path
     deadline = time.monotonic() + 60
     while not list(run_dir.glob("events.out.tfevents.*")) and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(1.5)  # some iterations in
+    time.sleep(random.uniform(1.0, 2.5))  # a random moment, some iterations in
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
@@ -209,3 +214,22 @@ def test_events_up_to_a_checkpoint_are_on_disk_before_it_is_written(tmp_path, mo
                       "algo.n_steps=32", "algo.n_epochs=1")
     trainer.train(cfg, tmp_path)
     assert len(seen) >= 4 and all(step == last_on_disk for step, last_on_disk in seen), seen
+
+
+def test_async_envs_resume_from_the_checkpoint_without_duplicate_or_missing_steps(tmp_path):
+    """Async envs live in sub-processes and cannot be checkpointed, so a resumed run restarts their
+    episodes (documented: not bit-exact). What must still hold: it continues from the checkpoint's
+    step with the saved networks, and the log has every iteration's step exactly once."""
+    run_dir = tmp_path / "run"
+    common = ["env.vectorization=async", "env.num_envs=2", "algo.n_steps=64", "progress=off"]
+    code, err = finish(rlrun(tmp_path, *common, "total_steps=512", f"hydra.run.dir={run_dir}"))
+    assert code == 0, err
+    before = params(run_dir)
+    code, err = finish(rlrun(tmp_path, f"resume={run_dir}", "total_steps=1024"))
+    assert code == 0, err
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["steps_done"] == 1024
+    fps_steps = [s for s, _ in read_scalars(run_dir)["time/fps"]]
+    assert fps_steps == list(range(128, 1025, 128))
+    after = params(run_dir)
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # trained on after the resume
