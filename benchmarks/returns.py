@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import numpy as np
 
 
 def run_one(algo: str, env: str, seed: int, out_root: Path, extra: list[str]) -> dict:
@@ -34,13 +35,10 @@ def run_one(algo: str, env: str, seed: int, out_root: Path, extra: list[str]) ->
 def count_nonfinite(run_dir: Path) -> int:
     """Non-finite values among every scalar the run logged (`hparam/*` excluded: NaN there means
     "not solved" or "no such knob")."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from rlrun.report import read_scalars
 
-    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    acc.Reload()
-    return sum(not math.isfinite(event.value)
-               for tag in acc.Tags()["scalars"] if not tag.startswith("hparam/")
-               for event in acc.Scalars(tag))
+    return sum(int((~np.isfinite(values)).sum())
+               for tag, (_, values) in read_scalars(run_dir).items() if not tag.startswith("hparam/"))
 
 
 def fmt(x, digits=1) -> str:
@@ -82,8 +80,6 @@ def main() -> int:
         finals = [r["final_return"] for r in good if r["final_return"] is not None]
         solved = [r["solved_step"] for r in good if r["solved_step"] is not None]
         if finals:
-            import numpy as np
-
             from rlrun.report import CONFIDENCE, bootstrap_ci
 
             low, high = bootstrap_ci(finals, np.random.default_rng(0))

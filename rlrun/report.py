@@ -148,16 +148,18 @@ def group_overrides(overrides: list[str]) -> tuple[str, ...]:
     return tuple(sorted(o for o in overrides if override_key(o) not in IGNORED_OVERRIDES))
 
 
-def read_scalars(run_dir: Path, tags: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{tag: (steps, values)} from run_dir's event files, sorted by step; empty arrays if absent."""
+def read_scalars(run_dir: Path, tags: list[str] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{tag: (steps, values)} from run_dir's event files, sorted by step; empty arrays if absent.
+    ``tags=None``: every scalar tag the run logged."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    series = {tag: (np.empty(0), np.empty(0)) for tag in tags}
+    series = {tag: (np.empty(0), np.empty(0)) for tag in tags or []}
     if not any(run_dir.glob(EVENTS_GLOB)):
         return series
     acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     acc.Reload()
-    for tag in set(tags) & set(acc.Tags()["scalars"]):
+    logged = set(acc.Tags()["scalars"])
+    for tag in logged if tags is None else set(tags) & logged:
         events = sorted(acc.Scalars(tag), key=lambda e: e.step)
         series[tag] = (np.array([e.step for e in events], dtype=float),
                        np.array([e.value for e in events], dtype=float))

@@ -11,12 +11,31 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rlrun import report
 from rlrun.report import (Run, bootstrap_ci, common_grid, group_labels, group_overrides, group_runs, iqm,
                           main)
 from tests.conftest import RLRUN, read_scalars
 
 needs_matplotlib = pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
                                       reason="pip install 'rlrun[report]' for rlrun-report's plots")
+
+
+# ---------------------------------------------------------------- reading event files
+
+
+def test_read_scalars_gives_the_asked_tags_or_all_of_them(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(tmp_path)) as writer:
+        for step, value in [(2, 1.0), (1, float("nan"))]:
+            writer.add_scalar("loss/a", value, step)
+        writer.add_scalar("loss/b", 3.0, 1)
+    every = report.read_scalars(tmp_path)
+    assert set(every) == {"loss/a", "loss/b"}
+    steps, values = every["loss/a"]
+    assert steps.tolist() == [1, 2] and np.isnan(values[0]) and values[1] == 1.0  # sorted by step
+    asked = report.read_scalars(tmp_path, ["loss/b", "loss/missing"])
+    assert asked["loss/b"][1].tolist() == [3.0] and asked["loss/missing"][0].size == 0
 
 
 # ---------------------------------------------------------------- statistics
