@@ -22,22 +22,26 @@ from rlrun.report import read_scalars
 
 
 def run(run_dir: Path, *overrides: str) -> None:
-    subprocess.run([sys.executable, "-m", "rlrun.cli", "env=CartPole-v1", "progress=off",
-                    f"hydra.run.dir={run_dir}", *overrides], check=True, capture_output=True)
+    res = subprocess.run([sys.executable, "-m", "rlrun.cli", "env=CartPole-v1", "progress=off",
+                          f"hydra.run.dir={run_dir}", *overrides], capture_output=True, text=True)
+    if res.returncode != 0:
+        last = res.stderr.strip().splitlines()[-1] if res.stderr.strip() else f"exit status {res.returncode}"
+        sys.exit(f"rlrun {' '.join(overrides)} failed: {last}")
 
 
 def check_trpo(run_dir: Path, max_kl: float) -> bool:
     tags = ["trpo/backtracks", "trpo/step_accepted", "policy/kl", "trpo/max_kl"]
     s = {tag: values for tag, (_, values) in read_scalars(run_dir, tags).items()}
     accepted = s["trpo/step_accepted"] == 1
-    backtracked = int((s["trpo/backtracks"][accepted] > 0).sum())
-    kl_accepted = s["policy/kl"][accepted]
-    over = int((kl_accepted > s["trpo/max_kl"][accepted] + 1e-9).sum())
+    backtracks, kl_accepted = s["trpo/backtracks"][accepted], s["policy/kl"][accepted]
     print(f"TRPO, max_kl={max_kl}: {len(accepted)} iterations, {int(accepted.sum())} steps accepted, "
-          f"{backtracked} accepted after backtracking (max j {int(s['trpo/backtracks'][accepted].max())}), "
           f"{int((~accepted).sum())} rejected")
-    print(f"  policy/kl of accepted steps: max {kl_accepted.max():.4f}, mean {kl_accepted.mean():.4f}; "
-          f"{over} above trpo/max_kl")
+    if not accepted.any():
+        return False
+    backtracked = int((backtracks > 0).sum())
+    over = int((kl_accepted > s["trpo/max_kl"][accepted] + 1e-9).sum())
+    print(f"  {backtracked} accepted after backtracking (max j {int(backtracks.max())}); policy/kl of accepted "
+          f"steps: max {kl_accepted.max():.4f}, mean {kl_accepted.mean():.4f}; {over} above trpo/max_kl")
     return backtracked > 0 and over == 0
 
 
@@ -48,6 +52,8 @@ def check_ppo_penalty(run_dir: Path, kl_target: float) -> bool:
     counts = {d: int((adapt == d).sum()) for d in (-1, 0, 1)}
     print(f"PPO-Penalty, kl_target={kl_target}: {len(adapt)} iterations; lambda decreased {counts[-1]}, "
           f"kept {counts[0]}, increased {counts[1]} times")
+    if not len(adapt):
+        return False
     print(f"  kl_coef range [{s['ppo_penalty/kl_coef'].min():.3g}, {s['ppo_penalty/kl_coef'].max():.3g}], "
           f"median policy/kl {np.median(s['policy/kl']):.4f}")
     return counts[-1] > 0 and counts[1] > 0
