@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rlrun.report import CONFIDENCE, bootstrap_ci, read_scalars
+
 
 def run_one(algo: str, env: str, seed: int, out_root: Path, extra: list[str]) -> dict:
     run_dir = out_root / f"{algo}_{env}_seed{seed}_{time.strftime('%Y%m%d-%H%M%S')}"
@@ -35,8 +37,6 @@ def run_one(algo: str, env: str, seed: int, out_root: Path, extra: list[str]) ->
 def count_nonfinite(run_dir: Path) -> int:
     """Non-finite values among every scalar the run logged (`hparam/*` excluded: NaN there means
     "not solved" or "no such knob")."""
-    from rlrun.report import read_scalars
-
     return sum(int((~np.isfinite(values)).sum())
                for tag, (_, values) in read_scalars(run_dir).items() if not tag.startswith("hparam/"))
 
@@ -80,8 +80,6 @@ def main() -> int:
         finals = [r["final_return"] for r in good if r["final_return"] is not None]
         solved = [r["solved_step"] for r in good if r["solved_step"] is not None]
         if finals:
-            from rlrun.report import CONFIDENCE, bootstrap_ci
-
             low, high = bootstrap_ci(finals, np.random.default_rng(0))
             print(f"mean final_return {fmt(statistics.mean(finals))}, {CONFIDENCE:.0%} bootstrap CI "
                   f"[{fmt(low)}, {fmt(high)}] over {len(finals)} seeds")
