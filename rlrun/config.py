@@ -59,13 +59,15 @@ class Config:
     progress: str = "auto"  # auto | bar | lines | off
     solved_window: int = 20  # episodes averaged for final_return and solved_step
     objective: str = "final_return"  # what the task returns to a sweeper (Optuna): a summary.json key
+    eval_every: int = 0  # env steps between deterministic evaluations on a separate env; 0: none
+    eval_episodes: int = 10  # full episodes per evaluation
 
 
 ALGO_NAMES = tuple(ALGO_SCHEMAS)
 DEVICES = ("cpu", "cuda", "auto")
 VECTORIZATIONS = ("sync", "async")
 PROGRESS_MODES = ("auto", "bar", "lines", "off")
-OBJECTIVES = ("final_return", "solved_step", "solved_wall_s", "fps")
+OBJECTIVES = ("final_return", "solved_step", "solved_wall_s", "fps", "eval_final_return", "eval_best_return")
 
 
 def register_configs() -> None:
@@ -96,6 +98,8 @@ def validate(cfg: Any) -> None:
     _check(cfg.log_every >= 1, "log_every", cfg.log_every, "must be >= 1")
     _check(cfg.progress in PROGRESS_MODES, "progress", cfg.progress, f"one of {', '.join(PROGRESS_MODES)}")
     _check(cfg.objective in OBJECTIVES, "objective", cfg.objective, f"one of {', '.join(OBJECTIVES)}")
+    _check(cfg.eval_every >= 0, "eval_every", cfg.eval_every, "must be >= 0 (0: no evaluation during training)")
+    _check(cfg.eval_episodes >= 1, "eval_episodes", cfg.eval_episodes, "must be >= 1")
     _check(cfg.solved_window >= 1, "solved_window", cfg.solved_window, "must be >= 1")
     env = cfg.env
     _check(bool(env.id), "env.id", env.id, "a registered gymnasium id")
@@ -131,7 +135,8 @@ def validate(cfg: Any) -> None:
 
 
 # Keys a resumed run may change; any other difference from the checkpoint's config is refused.
-RESUMABLE_CHANGES = {"resume", "total_steps", "progress", "checkpoint_every", "keep_checkpoints", "log_every"}
+RESUMABLE_CHANGES = {"resume", "total_steps", "progress", "checkpoint_every", "keep_checkpoints", "log_every",
+                     "eval_every", "eval_episodes"}
 
 
 def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:

@@ -23,18 +23,16 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch
-from gymnasium import spaces
 from omegaconf import OmegaConf
 
 from rlrun.checkpoint import CheckpointError, load_checkpoint
 from rlrun.config import ConfigError
 from rlrun import envs
-from rlrun.envs import EnvError, check_env_id, check_spaces, flatten_obs, obs_dim
+from rlrun.envs import EnvError, check_env_id, check_spaces, obs_dim
+from rlrun.evaluation import EVAL_SEED_OFFSET, evaluate
 from rlrun.normalization import ObsNormalizer
 from rlrun.trainer import make_networks, resolve_device
 
-EVAL_SEED_OFFSET = 10000  # default seed = the run's seed + this, so no episode repeats a training one
 PROG = "rlrun-eval"
 
 
@@ -58,52 +56,6 @@ def make_env(env_cfg: Any, video_dir: Path | None = None, name_prefix: str = "ev
         env = gym.wrappers.RecordVideo(env, str(video_dir), episode_trigger=lambda _: True,
                                        name_prefix=name_prefix, disable_logger=True)
     return env
-
-
-def select_action(actor: torch.nn.Module, obs: torch.Tensor, deterministic: bool, generator: torch.Generator) -> torch.Tensor:
-    """The mode of pi(.|s) (argmax for Categorical, the mean for Gaussian), or a sample from it."""
-    dist = actor(obs)
-    if isinstance(dist, torch.distributions.Categorical):
-        if deterministic:
-            return dist.probs.argmax(-1)
-        return torch.multinomial(dist.probs, 1, generator=generator).squeeze(-1)
-    normal = dist.base_dist  # Independent(Normal(mean, std), 1)
-    if deterministic:
-        return normal.loc
-    noise = torch.randn(normal.loc.shape, generator=generator, device=normal.loc.device)
-    return normal.loc + normal.scale * noise
-
-
-def evaluate(actor: torch.nn.Module, env: gym.Env, obs_normalizer: ObsNormalizer | None, episodes: int,
-             deterministic: bool, seed: int) -> list[tuple[float, int]]:
-    """(return, length) of ``episodes`` full episodes of ``actor`` in ``env``.
-
-    The env is seeded once with ``seed`` (later resets continue its RNG), and so is the sampling
-    of ``--stochastic`` actions: the same seed gives the same episodes. ``obs_normalizer`` is
-    applied with ``update=False``: the statistics saved at training time stay as they are.
-    """
-    device = next(actor.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(seed)
-    box = isinstance(env.action_space, spaces.Box)
-    results = []
-    for i in range(episodes):
-        raw_obs, _ = env.reset(seed=seed if i == 0 else None)
-        ret, length, done = 0.0, 0, False
-        while not done:
-            obs = flatten_obs(np.asarray(raw_obs)[None], env.observation_space)
-            if obs_normalizer is not None:
-                obs = obs_normalizer(obs, update=False)
-            with torch.inference_mode():
-                action = select_action(actor, torch.as_tensor(obs, device=device), deterministic, generator)
-            action = action[0].cpu().numpy()
-            if box:
-                action = np.clip(action, env.action_space.low, env.action_space.high)
-            else:
-                action = int(action)
-            raw_obs, reward, terminated, truncated, _ = env.step(action)
-            ret, length, done = ret + float(reward), length + 1, terminated or truncated
-        results.append((ret, length))
-    return results
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -28,7 +28,8 @@ from omegaconf import DictConfig, OmegaConf
 from rlrun.checkpoint import load_checkpoint, save_checkpoint
 from rlrun.config import ConfigError, config_differences
 from rlrun.errors import NumericalError
-from rlrun.envs import make_vec_env, obs_dim, reward_threshold
+from rlrun.envs import make_env, make_vec_env, obs_dim, reward_threshold
+from rlrun.evaluation import EVAL_SEED_OFFSET, PeriodicEvaluator
 from rlrun.logger import ProgressReporter, TensorBoardLogger
 from rlrun.networks import CategoricalActor, Critic, GaussianActor
 from rlrun.normalization import ObsNormalizer, RewardNormalizer
@@ -168,6 +169,8 @@ def train(cfg: DictConfig, run_dir: Path, multirun: bool = False) -> float:
                                  obs_normalizer=obs_normalizer, reward_normalizer=reward_normalizer)
     threshold = reward_threshold(cfg.env)
     tracker = EpisodeTracker(cfg.solved_window, threshold)
+    evaluator = (PeriodicEvaluator(make_env(cfg.env), cfg.eval_every, cfg.eval_episodes, cfg.seed + EVAL_SEED_OFFSET)
+                 if cfg.eval_every > 0 else None)
     steps, iteration, wall_before = 0, 0, 0.0
     update_time = 0.0  # seconds in algo.update() this session (the rollout excluded)
 
@@ -181,6 +184,8 @@ def train(cfg: DictConfig, run_dir: Path, multirun: bool = False) -> float:
             reward_normalizer.load_state_dict(checkpoint["reward_normalizer"])
         collector.load_state_dict(checkpoint["collector"], seed=cfg.seed + checkpoint["steps"])
         tracker.load_state_dict(checkpoint["tracker"])
+        if evaluator is not None and checkpoint.get("evaluator") is not None:
+            evaluator.load_state_dict(checkpoint["evaluator"])
         set_rng_state(checkpoint["rng"])
         steps, iteration, wall_before = checkpoint["steps"], checkpoint["iteration"], checkpoint["wall_s"]
         log.info("resuming %s from step %d", run_dir, steps)
@@ -202,7 +207,16 @@ def train(cfg: DictConfig, run_dir: Path, multirun: bool = False) -> float:
             "obs_normalizer": obs_normalizer.rms.state_dict() if obs_normalizer else None,
             "reward_normalizer": reward_normalizer.state_dict() if reward_normalizer else None,
             "collector": collector.state_dict(), "tracker": tracker.state_dict(), "rng": rng_state(),
+            "evaluator": evaluator.state_dict() if evaluator is not None else None,
         })
+
+    def evaluate_now() -> None:
+        result = evaluator.run(actor, obs_normalizer, steps)
+        tb.scalars({"eval/mean_return": result.mean_return, "eval/std_return": result.std_return}, steps)
+        log.info("eval at step %d: %.1f ± %.1f over %d episodes%s", steps, result.mean_return, result.std_return,
+                 evaluator.episodes, " (new best)" if result.is_best else "")
+        if result.is_best:
+            save(run_dir / "checkpoints" / "best.pt")
 
     # Events past the checkpoint (written before a crash) are dropped, so no step appears twice.
     tb = TensorBoardLogger(run_dir, cfg, purge_step=steps + 1 if checkpoint is not None else None)
@@ -233,11 +247,15 @@ def train(cfg: DictConfig, run_dir: Path, multirun: bool = False) -> float:
                 if iteration % cfg.log_every == 0:
                     tb.scalars({**metrics, "time/fps": fps, "time/update_s": update_s}, steps)
                 progress.update(steps, fps, tracker.mean_return())
+                if evaluator is not None and evaluator.due(steps):
+                    evaluate_now()
                 if next_checkpoint is not None and steps >= next_checkpoint:
                     if cfg.keep_checkpoints:
                         save(run_dir / "checkpoints" / f"step_{steps}.pt")
                     save(run_dir / "checkpoints" / "last.pt")
                     next_checkpoint += cfg.checkpoint_every
+            if evaluator is not None and steps >= cfg.total_steps and (evaluator.last is None or evaluator.last.step != steps):
+                evaluate_now()  # the final policy is always evaluated
             status = "interrupted" if stop else "completed"
         except NumericalError as err:
             status, error = "failed", str(err)
@@ -257,12 +275,15 @@ def train(cfg: DictConfig, run_dir: Path, multirun: bool = False) -> float:
                 "solved_wall_s": None if tracker.solved_wall_s is None else round(tracker.solved_wall_s, 3),
                 "update_s_per_iter": round(update_time / max(iteration - first_iteration, 1), 5),
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                **(evaluator.summary() if evaluator is not None else {}),
                 "error": error,
             }
             (run_dir / "summary.json").write_text(json.dumps(result, indent=2) + "\n")
             tb.hparams(cfg, result)
             tb.close()
             envs.close()
+            if evaluator is not None:
+                evaluator.close()
 
     resume_hint = f"resume with: rlrun resume={run_dir}"
     if status == "failed":

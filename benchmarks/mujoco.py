@@ -1,0 +1,114 @@
+"""Run the benchmark grid (algorithms x envs x seeds) with the shipped defaults and keep the results.
+
+    python benchmarks/mujoco.py --algos ppo_clip trpo --envs Hopper-v5 --seeds 0 1 2 --jobs 2
+
+Each run is a real ``rlrun`` subprocess writing into ``<out>/<algo>/<env>/seed<seed>/`` (event
+files and checkpoints stay there, never in git). A finished run is evaluated with ``rlrun-eval``
+(10 deterministic episodes of the final policy) and its small JSON files are copied into
+``<results>/<algo>/<env>/seed<seed>/``: ``summary.json``, ``eval.json``, ``curve.json`` (the
+training and evaluation return curves, downsampled) and ``run.json`` (command, commit, date).
+The script is restartable: a run whose results exist is skipped, and a run that was cut short
+(``checkpoints/last.pt`` without a completed summary) is continued with ``rlrun resume=``.
+``benchmarks/table.py`` rebuilds the README table from ``<results>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rlrun.report import read_scalars  # noqa: E402
+
+ALGOS = ("ppo_clip", "trpo", "ppo_penalty", "acktr")
+ENVS = ("Hopper-v5", "HalfCheetah-v5", "Walker2d-v5")
+CURVE_POINTS = 200  # at most this many points per curve in curve.json
+
+
+def downsample(points: list[tuple[int, float]], n: int = CURVE_POINTS) -> list[list[float]]:
+    """Every k-th (step, value) so that at most ``n`` remain, always keeping the last one."""
+    if len(points) <= n:
+        return [[s, v] for s, v in points]
+    k = -(-len(points) // n)
+    kept = points[::k]
+    if kept[-1] != points[-1]:
+        kept.append(points[-1])
+    return [[s, v] for s, v in kept]
+
+
+def git_commit() -> str:
+    res = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "rlrun", "conf"], cwd=ROOT, capture_output=True, text=True)
+    return res.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def run_one(algo: str, env: str, seed: int, out: Path, results: Path, extra: list[str]) -> str:
+    run_dir = out / algo / env / f"seed{seed}"
+    dest = results / algo / env / f"seed{seed}"
+    if (dest / "summary.json").is_file():
+        return f"{algo} {env} seed {seed}: already in {dest}"
+    summary_file = run_dir / "summary.json"
+    done = summary_file.is_file() and json.loads(summary_file.read_text())["status"] == "completed"
+    if not done:
+        if (run_dir / "checkpoints" / "last.pt").is_file():
+            cmd = ["rlrun", f"resume={run_dir}", "progress=lines"]
+        else:
+            cmd = ["rlrun", f"algo={algo}", f"env={env}", f"seed={seed}", "progress=lines",
+                   f"hydra.run.dir={run_dir}", *extra]
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        with open(run_dir.parent / f"seed{seed}.log", "a") as logf:
+            rc = subprocess.run(cmd, stdout=logf, stderr=subprocess.STDOUT).returncode
+        if rc != 0:
+            return f"{algo} {env} seed {seed}: rlrun exited {rc} (log: {run_dir.parent / f'seed{seed}.log'})"
+    subprocess.run(["rlrun-eval", str(run_dir), "--episodes", "10"], check=True, capture_output=True)
+    scalars = read_scalars(run_dir, ["rollout/ep_return", "eval/mean_return"])
+    curve = {tag: downsample(list(zip(steps.astype(int).tolist(), values.tolist())))
+             for tag, (steps, values) in scalars.items()}
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(run_dir / "summary.json", dest / "summary.json")
+    shutil.copy(run_dir / "eval.json", dest / "eval.json")
+    (dest / "curve.json").write_text(json.dumps(curve) + "\n")
+    meta = {"command": f"rlrun algo={algo} env={env} seed={seed} {' '.join(extra)}".strip(),
+            "commit": git_commit(), "date": datetime.date.today().isoformat(),
+            "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, 1 torch thread"}
+    (dest / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
+    summary = json.loads((dest / "summary.json").read_text())
+    evaluation = json.loads((dest / "eval.json").read_text())
+    return (f"{algo} {env} seed {seed}: final_return {summary['final_return']:.1f}, eval {evaluation['mean']:.1f}, "
+            f"{summary['fps']:.0f} steps/s, {summary['wall_s'] / 60:.1f} min")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
+    parser.add_argument("--envs", nargs="+", default=list(ENVS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one per core)")
+    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "mujoco-1m", help="run directories")
+    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "mujoco-1m",
+                        help="where the small JSON results are kept (committed)")
+    parser.add_argument("extra", nargs="*", help="extra rlrun overrides for every run (e.g. total_steps=100000)")
+    args = parser.parse_args()
+    grid = [(a, e, s) for a in args.algos for e in args.envs for s in args.seeds]
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = [pool.submit(run_one, a, e, s, args.out.resolve(), args.results.resolve(), args.extra)
+                   for a, e, s in grid]
+        failed = 0
+        for future in futures:
+            line = future.result()
+            failed += "exited" in line
+            print(line, flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
