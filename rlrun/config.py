@@ -116,7 +116,8 @@ def validate(cfg: Any) -> None:
     _check(0.0 < algo.gamma <= 1.0, "algo.gamma", algo.gamma, "must be in (0, 1]")
     _check(0.0 <= algo.gae_lambda <= 1.0, "algo.gae_lambda", algo.gae_lambda, "must be in [0, 1]")
     _check(algo.n_steps >= 1, "algo.n_steps", algo.n_steps, "must be >= 1")
-    for key in ("clip_eps", "max_kl", "kl_target", "learning_rate", "critic_lr", "cg_damping"):
+    for key in ("clip_eps", "max_kl", "kl_target", "learning_rate", "critic_lr", "cg_damping", "critic_max_kl",
+                "critic_eta_max"):
         if key in algo and algo[key] is not None:
             value = algo[key]
             _check(value > 0 and math.isfinite(value), f"algo.{key}", value, "must be > 0")
@@ -130,6 +131,10 @@ def validate(cfg: Any) -> None:
             _check(algo[key] in allowed, f"algo.{key}", algo[key], f"one of {', '.join(allowed)}")
     if "backtrack_coef" in algo:
         _check(0.0 < algo.backtrack_coef < 1.0, "algo.backtrack_coef", algo.backtrack_coef, "must be in (0, 1)")
+    if "momentum" in algo:
+        _check(0.0 <= algo.momentum < 1.0, "algo.momentum", algo.momentum, "must be in [0, 1)")
+    if "eta_adapt_factor" in algo:
+        _check(algo.eta_adapt_factor > 1.0, "algo.eta_adapt_factor", algo.eta_adapt_factor, "must be > 1")
     if "backtrack_iters" in algo:
         _check(algo.backtrack_iters >= 0, "algo.backtrack_iters", algo.backtrack_iters, "must be >= 0")
 

@@ -58,7 +58,7 @@ def evaluate(actor: torch.nn.Module, env: gym.Env, obs_normalizer: ObsNormalizer
                 obs = obs_normalizer(obs, update=False)
             with torch.inference_mode():
                 action = select_action(actor, torch.as_tensor(obs, device=device), deterministic, generator)
-            action = action[0].cpu().numpy()
+            action = action[0].detach().cpu().numpy()
             if box:
                 action = np.clip(action, env.action_space.low, env.action_space.high)
             else:

@@ -21,6 +21,11 @@ SMALL = {  # a few seconds per run; several iterations and checkpoints
     "ppo_penalty": ["algo.n_steps=64", "algo.batch_size=128", "algo.policy_epochs=3", "algo.critic_epochs=3"],
     "acktr": [],
 }
+# ACKTR's continuous-control state (momentum buffer, adapted eta_max) and the evaluator's (best so far)
+# must survive a resume too.
+RESUME_CASES = {**{algo: [f"algo={algo}", *args] for algo, args in SMALL.items()},
+                "acktr_momentum_eval": ["algo=acktr", "algo.momentum=0.9", "algo.kl_target=0.002",
+                                        "algo.critic_epochs=3", "eval_every=3000", "eval_episodes=2"]}
 
 
 def rlrun(cwd: Path, *args: str, **kwargs) -> subprocess.Popen:
@@ -47,10 +52,9 @@ def checkpoint_steps(run_dir: Path) -> int:
         return -1
 
 
-@pytest.mark.parametrize("algo", sorted(SMALL))
-def test_sigkill_after_a_checkpoint_then_resume_gives_bit_identical_parameters(tmp_path, algo):
-    common = [f"algo={algo}", "env=CartPole-v1", "total_steps=16000", "checkpoint_every=1000", "progress=off",
-              *SMALL[algo]]
+@pytest.mark.parametrize("case", sorted(RESUME_CASES))
+def test_sigkill_after_a_checkpoint_then_resume_gives_bit_identical_parameters(tmp_path, case):
+    common = ["env=CartPole-v1", "total_steps=16000", "checkpoint_every=1000", "progress=off", *RESUME_CASES[case]]
     code, err = finish(rlrun(tmp_path, *common, f"hydra.run.dir={tmp_path / 'straight'}"))
     assert code == 0, err
 
@@ -75,6 +79,8 @@ def test_sigkill_after_a_checkpoint_then_resume_gives_bit_identical_parameters(t
     summary = json.loads((killed / "summary.json").read_text())
     straight = json.loads((tmp_path / "straight" / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["steps_done"] == straight["steps_done"]
+    evaluation = ("eval_final_return", "eval_best_return", "eval_best_step")
+    assert [summary.get(k) for k in evaluation] == [straight.get(k) for k in evaluation]
     # TensorBoard: every iteration's step exactly once, the same steps as the uninterrupted run
     fps_steps = [s for s, _ in read_scalars(killed)["time/fps"]]
     straight_steps = [s for s, _ in read_scalars(tmp_path / "straight")["time/fps"]]

@@ -1,5 +1,11 @@
-"""ACKTR (sec. 5.9; Wu et al. 2017): an A2C-style actor-critic whose steps are K-FAC natural
-gradients scaled into a KL trust region."""
+"""ACKTR (sec. 5.9; Wu et al. 2017): an actor-critic whose steps are K-FAC natural gradients scaled
+into a KL trust region.
+
+Two settings of the same update, both from the paper: the discrete (Atari) one, A2C-style short
+rollouts over many envs with a fixed eta_max; and the continuous-control one (the paper's MuJoCo
+runs, OpenAI Baselines ``acktr_cont``): large batches, momentum on the K-FAC direction, eta_max
+adapted from the measured KL (``kl_target``), several K-FAC critic steps per batch, no entropy bonus.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,8 @@ from torch.distributions import kl_divergence
 
 from rlrun.algos.schemas import ACKTRConfig
 from rlrun.core.kfac import KFAC, trust_region_scale
-from rlrun.core.natural_gradient import make_fisher_vector_product
+from rlrun.core.kl_controller import AdaptiveStepSize
+from rlrun.core.natural_gradient import backtracking_line_search, make_fisher_vector_product
 from rlrun.core.losses import explained_variance, normalize, value_loss
 from rlrun.rollout import Batch
 
@@ -19,7 +26,7 @@ def damped_quadratic(params: list[nn.Parameter], direction: list[torch.Tensor]) 
     estimate of the step's curvature, as OpenAI Baselines' ACKTR uses (``trust_region_fisher=kfac``).
 
     It underestimates the true curvature along Delta (stale EMA factors, dropped cross-layer
-    blocks): on CartPole the measured KL after a step was 40-100x max_kl, hence the exact default.
+    blocks): on CartPole the measured KL after a step was a median 106x max_kl, hence the exact default.
     """
     return sum((d * p.grad).sum() for p, d in zip(params, direction)).item()
 
@@ -32,6 +39,10 @@ def apply_step(params: list[nn.Parameter], direction: list[torch.Tensor], scale:
     return scale * torch.sqrt(sum((d * d).sum() for d in direction)).item()
 
 
+def flat(tensors: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
 class ACKTR:
     def __init__(self, cfg: ACKTRConfig, actor: nn.Module, critic: nn.Module, seed: int):
         self.cfg, self.actor, self.critic = cfg, actor, critic
@@ -40,6 +51,11 @@ class ACKTR:
         # A Gaussian head's state-independent log-std is outside the Linear layers; its exact Fisher
         # block is 2 I (for each action dim, E[(d log N / d log sigma)^2] = 2), so no K-FAC needed.
         self.log_std: nn.Parameter | None = getattr(actor, "log_std", None)
+        self.params = [*self.actor_kfac.parameters(), *([self.log_std] if self.log_std is not None else [])]
+        # eta_max: fixed at learning_rate, or adapted once per iteration from the measured KL
+        self.eta_max = AdaptiveStepSize(cfg.learning_rate, cfg.kl_target, adapt_factor=cfg.eta_adapt_factor) \
+            if cfg.kl_target is not None else None
+        self.velocity: list[torch.Tensor] | None = None  # momentum buffer of the K-FAC direction
         if cfg.critic_optimizer == "kfac":
             self.critic_kfac, self.critic_optimizer = KFAC(critic, **kfac_args), None
         else:
@@ -65,66 +81,92 @@ class ACKTR:
         self.actor.zero_grad(set_to_none=True)
         policy_loss.backward()
 
-        # Natural gradient Delta = F_hat^-1 g, scaled by eta = min(eta_max, sqrt(2 delta / Delta^T F_hat Delta))
-        params, direction = self.actor_kfac.parameters(), self.actor_kfac.natural_gradient()
+        # Natural gradient Delta = F_hat^-1 g (the log-std's exact block: g / 2), with momentum
+        direction = self.actor_kfac.natural_gradient()
         if self.log_std is not None:
-            params, direction = [*params, self.log_std], [*direction, self.log_std.grad / 2.0]
-        eta, clipped = trust_region_scale(self._actor_quadratic(obs, pi_old, params, direction), cfg.max_kl, cfg.learning_rate)
-        step_norm = apply_step(params, direction, eta)
+            direction.append(self.log_std.grad / 2.0)
+        if cfg.momentum > 0.0:
+            if self.velocity is not None:
+                direction = [cfg.momentum * v + (1.0 - cfg.momentum) * d for v, d in zip(self.velocity, direction)]
+            self.velocity = [d.detach().clone() for d in direction]
+
+        # Trust region: eta = min(eta_max, sqrt(2 delta / Delta^T F Delta)), then the step is checked:
+        # while the measured KL exceeds delta it is shrunk (backtrack_coef^j), else rejected
+        eta_max = self.eta_max.step_size if self.eta_max is not None else cfg.learning_rate
+        eta, clipped = trust_region_scale(self._actor_quadratic(obs, pi_old, direction), cfg.max_kl, eta_max)
+
+        def kl_after() -> tuple[float, float]:
+            with torch.no_grad():
+                return 0.0, kl_divergence(pi_old, self.actor(obs)).mean().item()
+
+        search = backtracking_line_search(self.params, -eta * flat(direction), kl_after, cfg.max_kl,
+                                          cfg.backtrack_coef, cfg.backtrack_iters, require_improvement=False)
+        kl = search.kl
+        eta_adapt = self.eta_max.update(kl) if self.eta_max is not None else 0
 
         critic_metrics = self._update_critic(batch)
-        with torch.no_grad():
-            kl = kl_divergence(pi_old, self.actor(obs)).mean().item()
         eig = self.actor_kfac.factor_eigenvalue_range(0)
         return {
             "policy/kl": kl,
             "policy/entropy": entropy.item(),
             "loss/policy": policy_loss.item(),
             "value/explained_variance": explained_variance(batch.values, batch.returns),
-            "train/learning_rate": cfg.learning_rate,
-            "acktr/step_scale": eta,
+            "train/learning_rate": eta_max,
+            "acktr/max_kl": cfg.max_kl,
+            "acktr/eta_max": eta_max,
+            "acktr/eta_adapt": float(eta_adapt),
+            "acktr/step_scale": eta * search.step_fraction,
             "acktr/step_clipped": float(clipped),
-            "acktr/step_norm": step_norm,
+            "acktr/backtracks": float(search.backtracks),
+            "acktr/step_accepted": float(search.accepted),
+            "acktr/step_norm": eta * search.step_fraction * flat(direction).norm().item(),
             "acktr/damping": cfg.damping,
             "acktr/factor_eig_min": min(eig.values()),
             "acktr/factor_eig_max": max(eig.values()),
             **critic_metrics,
         }
 
-    def _actor_quadratic(self, obs: torch.Tensor, pi_old, params: list[nn.Parameter], direction: list[torch.Tensor]) -> float:
+    def _actor_quadratic(self, obs: torch.Tensor, pi_old, direction: list[torch.Tensor]) -> float:
         """Delta^T F Delta for the trust region: exact along Delta (one Fisher-vector product of the
         mean KL, as TRPO's), or K-FAC's own damped estimate (``trust_region_fisher=kfac``)."""
         if self.cfg.trust_region_fisher == "kfac":
-            return damped_quadratic(params, direction)
-        fvp = make_fisher_vector_product(kl_divergence(pi_old, self.actor(obs)).mean(), params, damping=0.0)
-        flat = torch.cat([d.reshape(-1) for d in direction])
-        return float(flat @ fvp(flat))
+            return damped_quadratic(self.params, direction)
+        fvp = make_fisher_vector_product(kl_divergence(pi_old, self.actor(obs)).mean(), self.params, damping=0.0)
+        v = flat(direction)
+        return float(v @ fvp(v))
 
     def _update_critic(self, batch: Batch) -> dict[str, float]:
-        """K-FAC on the critic with the Gauss-Newton Fisher of a unit-variance Gaussian output."""
-        values = self.critic(batch.obs)
-        loss = value_loss(values, batch.returns)
-        if self.critic_kfac is None:
-            self.critic_optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.critic_optimizer.step()
-            return {"loss/value": loss.item()}
-        with self.critic_kfac.capture_statistics():
-            sampled = (values + torch.randn_like(values)).detach()  # y ~ N(V(s), 1)
+        """``critic_epochs`` steps on the whole batch: K-FAC with the Gauss-Newton Fisher of a
+        unit-variance Gaussian output (Wu et al. 2017, sec. 3.2), or Adam."""
+        for _ in range(self.cfg.critic_epochs):
+            values = self.critic(batch.obs)
+            loss = value_loss(values, batch.returns)
+            if self.critic_kfac is None:
+                self.critic_optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.critic_optimizer.step()
+                continue
+            with self.critic_kfac.capture_statistics():
+                sampled = (values + torch.randn_like(values)).detach()  # y ~ N(V(s), 1)
+                self.critic.zero_grad(set_to_none=True)
+                (0.5 * (values - sampled).pow(2).mean()).backward(retain_graph=True)
             self.critic.zero_grad(set_to_none=True)
-            (0.5 * (values - sampled).pow(2).mean()).backward(retain_graph=True)
-        self.critic.zero_grad(set_to_none=True)
-        loss.backward()
-        direction = self.critic_kfac.natural_gradient()
-        params = self.critic_kfac.parameters()
-        eta, clipped = trust_region_scale(damped_quadratic(params, direction), self.cfg.max_kl, self.cfg.learning_rate)
-        apply_step(params, direction, eta)
-        return {"loss/value": loss.item(), "acktr/critic_step_scale": eta}
+            loss.backward()
+            direction = self.critic_kfac.natural_gradient()
+            params = self.critic_kfac.parameters()
+            eta, _ = trust_region_scale(damped_quadratic(params, direction), self.cfg.critic_max_kl, self.cfg.critic_eta_max)
+            apply_step(params, direction, eta)
+        metrics = {"loss/value": loss.item()}
+        if self.critic_kfac is not None:
+            metrics["acktr/critic_step_scale"] = eta
+        return metrics
 
     def state_dict(self) -> dict:
         return {"actor_kfac": self.actor_kfac.state_dict(),
                 "critic_kfac": self.critic_kfac.state_dict() if self.critic_kfac else None,
-                "critic_optimizer": self.critic_optimizer.state_dict() if self.critic_optimizer else None}
+                "critic_optimizer": self.critic_optimizer.state_dict() if self.critic_optimizer else None,
+                "eta_max": self.eta_max.state_dict() if self.eta_max is not None else None,
+                "velocity": self.velocity}
 
     def load_state_dict(self, state: dict) -> None:
         self.actor_kfac.load_state_dict(state["actor_kfac"])
@@ -132,3 +174,6 @@ class ACKTR:
             self.critic_kfac.load_state_dict(state["critic_kfac"])
         else:
             self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        if self.eta_max is not None and state.get("eta_max") is not None:
+            self.eta_max.load_state_dict(state["eta_max"])
+        self.velocity = state.get("velocity")

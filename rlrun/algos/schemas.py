@@ -89,8 +89,13 @@ class ACKTRConfig(AlgoConfig):
     n_steps: int = 20
     gae_lambda: float = 1.0
     normalize_advantage: bool = False
-    learning_rate: float = 0.25  # eta_max, the largest step scale
-    max_kl: float = 0.001  # delta of the trust region
+    learning_rate: float = 0.25  # eta_max, the largest step scale (the initial one when kl_target is set)
+    max_kl: float = 0.001  # delta of the trust region; the measured KL after a step never exceeds it
+    kl_target: Optional[float] = None  # adapt eta_max from the measured KL (Baselines acktr_cont: 0.002); None: fixed
+    eta_adapt_factor: float = 1.5  # eta_max /= this when KL > 2 kl_target, *= when KL < kl_target / 2
+    momentum: float = 0.0  # K-FAC direction averaged over iterations, v <- m v + (1 - m) Delta (acktr_cont: 0.9)
+    backtrack_coef: float = 0.8  # a step whose measured KL exceeds max_kl is shrunk by this factor ...
+    backtrack_iters: int = 10  # ... up to this many times, else rejected (theta_old kept)
     damping: float = 0.01
     stat_decay: float = 0.99
     inv_every: int = 10
@@ -98,6 +103,9 @@ class ACKTRConfig(AlgoConfig):
     ent_coef: float = 0.01
     critic_optimizer: str = "kfac"  # kfac | adam
     critic_lr: float = 1e-3  # only for critic_optimizer=adam
+    critic_max_kl: float = 0.001  # the K-FAC critic's trust region (Gauss-Newton KL of a unit-variance output)
+    critic_eta_max: float = 0.25  # the K-FAC critic's largest step scale (1 is a full Gauss-Newton step)
+    critic_epochs: int = 1  # critic steps per iteration on the whole batch (acktr_cont: 25)
 
 
 ALGO_SCHEMAS: dict[str, type[AlgoConfig]] = {

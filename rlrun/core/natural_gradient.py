@@ -124,9 +124,13 @@ class LineSearchResult:
 
 
 def backtracking_line_search(params: Sequence[Tensor], full_step: Tensor, evaluate: Callable[[], tuple[float, float]],
-                             max_kl: float, backtrack_coef: float, max_backtracks: int) -> LineSearchResult:
+                             max_kl: float, backtrack_coef: float, max_backtracks: int,
+                             require_improvement: bool = True) -> LineSearchResult:
     """Alg 5.22 step 5 (eq. 5.33): theta = theta_old + alpha^j * full_step for the smallest j in
     {0..K} whose surrogate strictly improves and whose mean KL <= delta.
+
+    With ``require_improvement=False`` only the KL bound is checked (ACKTR's trust-region check:
+    its step comes from the K-FAC model, and only the bound is the paper's constraint).
 
     Args:
         params: the actor's parameters, moved in place; on exit they hold the accepted step or,
@@ -146,7 +150,8 @@ def backtracking_line_search(params: Sequence[Tensor], full_step: Tensor, evalua
         set_flat_params(params, theta_old + fraction * full_step)
         surrogate, kl = evaluate()
         improvement = surrogate - surrogate_old
-        if math.isfinite(surrogate) and math.isfinite(kl) and improvement > 0.0 and kl <= max_kl:
+        improved = improvement > 0.0 or not require_improvement
+        if math.isfinite(surrogate) and math.isfinite(kl) and improved and kl <= max_kl:
             return LineSearchResult(accepted=True, backtracks=j, kl=kl, improvement=improvement, step_fraction=fraction)
     set_flat_params(params, theta_old)
     return LineSearchResult(accepted=False, backtracks=max_backtracks + 1, kl=0.0, improvement=0.0, step_fraction=0.0)
