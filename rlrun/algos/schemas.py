@@ -94,7 +94,7 @@ class ACKTRConfig(AlgoConfig):
     kl_target: Optional[float] = None  # adapt eta_max from the measured KL (Baselines acktr_cont: 0.002); None: fixed
     eta_adapt_factor: float = 1.5  # eta_max /= this when KL > 2 kl_target, *= when KL < kl_target / 2
     momentum: float = 0.0  # K-FAC direction averaged over iterations, v <- m v + (1 - m) Delta (acktr_cont: 0.9)
-    backtrack_coef: float = 0.8  # a step whose measured KL exceeds max_kl is shrunk by this factor ...
+    backtrack_coef: float = 0.9  # a step whose measured KL exceeds max_kl is shrunk by this factor ...
     backtrack_iters: int = 10  # ... up to this many times, else rejected (theta_old kept)
     damping: float = 0.01
     stat_decay: float = 0.99
