@@ -133,8 +133,9 @@ def validate(cfg: Any) -> None:
         _check(0.0 < algo.backtrack_coef < 1.0, "algo.backtrack_coef", algo.backtrack_coef, "must be in (0, 1)")
     if "momentum" in algo:
         _check(0.0 <= algo.momentum < 1.0, "algo.momentum", algo.momentum, "must be in [0, 1)")
-    if "eta_adapt_factor" in algo:
-        _check(algo.eta_adapt_factor > 1.0, "algo.eta_adapt_factor", algo.eta_adapt_factor, "must be > 1")
+    for key in ("kl_tolerance", "kl_adapt_factor"):
+        if key in algo:
+            _check(algo[key] > 1.0, f"algo.{key}", algo[key], "must be > 1")
     if "backtrack_iters" in algo:
         _check(algo.backtrack_iters >= 0, "algo.backtrack_iters", algo.backtrack_iters, "must be >= 0")
 

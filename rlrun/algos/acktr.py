@@ -15,7 +15,7 @@ from torch.distributions import kl_divergence
 
 from rlrun.algos.schemas import ACKTRConfig
 from rlrun.core.kfac import KFAC, trust_region_scale
-from rlrun.core.kl_controller import AdaptiveStepSize
+from rlrun.core.kl_controller import AdaptiveKLController
 from rlrun.core.natural_gradient import backtracking_line_search, make_fisher_vector_product
 from rlrun.core.losses import explained_variance, normalize, value_loss
 from rlrun.rollout import Batch
@@ -52,9 +52,10 @@ class ACKTR:
         # block is 2 I (for each action dim, E[(d log N / d log sigma)^2] = 2), so no K-FAC needed.
         self.log_std: nn.Parameter | None = getattr(actor, "log_std", None)
         self.params = [*self.actor_kfac.parameters(), *([self.log_std] if self.log_std is not None else [])]
-        # eta_max: fixed at learning_rate, or adapted once per iteration from the measured KL
-        self.eta_max = AdaptiveStepSize(cfg.learning_rate, cfg.kl_target, adapt_factor=cfg.eta_adapt_factor) \
-            if cfg.kl_target is not None else None
+        # eta_max: fixed at learning_rate, or adapted once per iteration from the measured KL. A larger
+        # KL shrinks eta_max as it grows PPO-Penalty's lambda, so 1 / eta_max is that controller's lambda.
+        self.eta_max = AdaptiveKLController(kl_coef=1.0 / cfg.learning_rate, kl_target=cfg.kl_target,
+                                            kl_tolerance=cfg.kl_tolerance, kl_adapt_factor=cfg.kl_adapt_factor) if cfg.kl_target is not None else None
         self.velocity: list[torch.Tensor] | None = None  # momentum buffer of the K-FAC direction
         if cfg.critic_optimizer == "kfac":
             self.critic_kfac, self.critic_optimizer = KFAC(critic, **kfac_args), None
@@ -92,7 +93,7 @@ class ACKTR:
 
         # Trust region: eta = min(eta_max, sqrt(2 delta / Delta^T F Delta)), then the step is checked:
         # while the measured KL exceeds delta it is shrunk (backtrack_coef^j), else rejected
-        eta_max = self.eta_max.step_size if self.eta_max is not None else cfg.learning_rate
+        eta_max = 1.0 / self.eta_max.kl_coef if self.eta_max is not None else cfg.learning_rate
         eta, clipped = trust_region_scale(self._actor_quadratic(obs, pi_old, direction), cfg.max_kl, eta_max)
 
         def kl_after() -> tuple[float, float]:
@@ -102,7 +103,7 @@ class ACKTR:
         search = backtracking_line_search(self.params, -eta * flat(direction), kl_after, cfg.max_kl,
                                           cfg.backtrack_coef, cfg.backtrack_iters, require_improvement=False)
         kl = search.kl
-        eta_adapt = self.eta_max.update(kl) if self.eta_max is not None else 0
+        eta_adapt = -self.eta_max.update(kl) if self.eta_max is not None else 0  # -1: eta_max shrank
 
         critic_metrics = self._update_critic(batch)
         eig = self.actor_kfac.factor_eigenvalue_range(0)

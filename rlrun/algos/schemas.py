@@ -92,7 +92,8 @@ class ACKTRConfig(AlgoConfig):
     learning_rate: float = 0.25  # eta_max, the largest step scale (the initial one when kl_target is set)
     max_kl: float = 0.001  # delta of the trust region; the measured KL after a step never exceeds it
     kl_target: Optional[float] = None  # adapt eta_max from the measured KL (Baselines acktr_cont: 0.002); None: fixed
-    eta_adapt_factor: float = 1.5  # eta_max /= this when KL > 2 kl_target, *= when KL < kl_target / 2
+    kl_tolerance: float = 2.0  # eta_max /= kl_adapt_factor when KL > kl_target * this, *= when KL < kl_target / this
+    kl_adapt_factor: float = 1.5
     momentum: float = 0.0  # K-FAC direction averaged over iterations, v <- m v + (1 - m) Delta (acktr_cont: 0.9)
     backtrack_coef: float = 0.9  # a step whose measured KL exceeds max_kl is shrunk by this factor ...
     backtrack_iters: int = 10  # ... up to this many times, else rejected (theta_old kept)

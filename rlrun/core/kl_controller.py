@@ -1,5 +1,9 @@
-"""KL-driven controllers: PPO-Penalty's adaptive KL coefficient (Alg 5.23 step 5; Schulman et al.
-2017, sec. 4) and the step size of continuous-control ACKTR (Wu et al. 2017; Baselines acktr_cont)."""
+"""The adaptive KL coefficient of PPO-Penalty (Alg 5.23 step 5; Schulman et al. 2017, sec. 4).
+
+ACKTR's continuous-control step size (Wu et al. 2017; Baselines ``acktr_cont``: / 1.5 when the KL is
+above 2 x the desired KL, x 1.5 below half of it) is the same rule applied to 1 / eta_max, so it
+uses this controller with ``kl_tolerance=2`` and ``kl_adapt_factor=1.5``.
+"""
 
 from __future__ import annotations
 
@@ -51,47 +55,3 @@ class AdaptiveKLController:
     def load_state_dict(self, state: dict[str, float]) -> None:
         self.kl_coef = float(state["kl_coef"])
 
-
-@dataclass
-class AdaptiveStepSize:
-    """A step size adapted once per iteration from the measured mean KL d of the update it took.
-
-    The rule of the ACKTR paper's continuous-control runs (Wu et al. 2017; OpenAI Baselines
-    ``acktr_cont``, desired KL 0.002): the mirror image of :class:`AdaptiveKLController`,
-        d > d_targ * a  ->  step <- step / b   (``update`` returns -1)
-        d < d_targ / a  ->  step <- step * b   (returns +1)
-        otherwise the step size is kept         (returns 0)
-
-    Args:
-        step_size: the current step size (the initial one at the start); > 0.
-        kl_target: d_targ, the desired mean KL of one update; > 0.
-        kl_tolerance: a, the width of the dead band around d_targ; > 1 (Baselines: 2).
-        adapt_factor: b, the multiplicative change of the step size; > 1 (Baselines: 1.5).
-    """
-
-    step_size: float
-    kl_target: float
-    kl_tolerance: float = 2.0
-    adapt_factor: float = 1.5
-
-    def __post_init__(self) -> None:
-        for name, value, bound in (("step_size", self.step_size, 0.0), ("kl_target", self.kl_target, 0.0),
-                                   ("kl_tolerance", self.kl_tolerance, 1.0), ("adapt_factor", self.adapt_factor, 1.0)):
-            if not value > bound:  # also rejects NaN
-                raise ValueError(f"{name}={value!r} must be > {bound}")
-
-    def update(self, kl: float) -> int:
-        """Apply the rule once to the mean KL ``kl`` of this iteration's update; return the branch."""
-        if kl > self.kl_target * self.kl_tolerance:
-            self.step_size /= self.adapt_factor
-            return -1
-        if kl < self.kl_target / self.kl_tolerance:
-            self.step_size *= self.adapt_factor
-            return 1
-        return 0
-
-    def state_dict(self) -> dict[str, float]:
-        return {"step_size": self.step_size}
-
-    def load_state_dict(self, state: dict[str, float]) -> None:
-        self.step_size = float(state["step_size"])

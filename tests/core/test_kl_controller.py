@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from rlrun.core.kl_controller import AdaptiveKLController, AdaptiveStepSize
+from rlrun.core.kl_controller import AdaptiveKLController
 
 
 def make(kl_coef: float = 1.0) -> AdaptiveKLController:
@@ -54,23 +54,3 @@ def test_bad_arguments_raise_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         AdaptiveKLController(**kwargs)
 
-
-# ---------------------------------------------------------------- ACKTR's adaptive step size
-
-def test_step_size_three_branches_mirror_the_kl_coefficient():
-    """Baselines acktr_cont: / 1.5 when KL > 2 d_targ, * 1.5 when KL < d_targ / 2, else kept."""
-    controller = AdaptiveStepSize(step_size=0.03, kl_target=0.002)
-    assert controller.update(0.004 + 1e-9) == -1 and controller.step_size == pytest.approx(0.02)
-    assert controller.update(0.001 - 1e-9) == 1 and controller.step_size == pytest.approx(0.03)
-    for kl in (0.001, 0.002, 0.004):  # band edges included
-        assert controller.update(kl) == 0 and controller.step_size == pytest.approx(0.03)
-    restored = AdaptiveStepSize(step_size=1.0, kl_target=0.002)
-    restored.load_state_dict(controller.state_dict())
-    assert restored == controller
-
-
-@pytest.mark.parametrize("field, value", [("step_size", 0.0), ("kl_target", math.nan), ("kl_tolerance", 1.0),
-                                          ("adapt_factor", 0.5)])
-def test_step_size_rejects_bad_settings(field, value):
-    with pytest.raises(ValueError, match=field):
-        AdaptiveStepSize(**{"step_size": 0.03, "kl_target": 0.002, field: value})
