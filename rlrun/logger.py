@@ -26,9 +26,11 @@ CUSTOM_SCALARS = {
         "lambda and its adaptations (PPO-Penalty)": ["Multiline", ["ppo_penalty/kl_coef", "ppo_penalty/adapt"]],
         "line search (TRPO)": ["Multiline", ["trpo/backtracks", "trpo/step_accepted"]],
         "step scale (ACKTR)": ["Multiline", ["acktr/step_scale", "acktr/step_clipped"]],
+        "KL vs bound (ACKTR)": ["Multiline", ["policy/kl", "acktr/max_kl"]],
         "KL, approx KL (PPO-Clip)": ["Multiline", ["policy/kl", "policy/approx_kl"]],
     },
-    "returns": {"episode return": ["Multiline", ["rollout/ep_return"]]},
+    "returns": {"episode return": ["Multiline", ["rollout/ep_return"]],
+                "deterministic evaluation (eval_every)": ["Multiline", ["eval/mean_return", "eval/std_return"]]},
 }
 
 
