@@ -6,7 +6,8 @@ Each run is a real ``rlrun`` subprocess writing into ``<out>/<algo>/<env>/seed<s
 files and checkpoints stay there, never in git). A finished run is evaluated with ``rlrun-eval``
 (10 deterministic episodes of the final policy) and its small JSON files are copied into
 ``<results>/<algo>/<env>/seed<seed>/``: ``summary.json``, ``eval.json``, ``curve.json`` (the
-training and evaluation return curves, downsampled) and ``run.json`` (command, commit, date).
+training and evaluation return curves, downsampled) and ``run.json`` (command, commit, date, and
+the number of NaN/inf values among all the scalars the run logged).
 The script is restartable: a run whose results exist is skipped, and a run that was cut short
 (``checkpoints/last.pt`` without a completed summary) is continued with ``rlrun resume=``.
 ``benchmarks/table.py`` rebuilds the README table from ``<results>``.
@@ -23,6 +24,8 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -51,10 +54,19 @@ def git_commit() -> str:
     return res.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
+def count_nonfinite(scalars: dict[str, tuple]) -> int:
+    """NaN/inf among every scalar a run logged (``hparam/*`` excluded: NaN there means "no such knob")."""
+    return sum(int((~np.isfinite(values)).sum()) for tag, (_, values) in scalars.items() if not tag.startswith("hparam/"))
+
+
 def run_one(algo: str, env: str, seed: int, out: Path, results: Path, extra: list[str]) -> str:
     run_dir = out / algo / env / f"seed{seed}"
     dest = results / algo / env / f"seed{seed}"
     if (dest / "summary.json").is_file():
+        meta = json.loads((dest / "run.json").read_text())
+        if "nonfinite_scalars" not in meta and run_dir.is_dir():  # kept by an older version of this script
+            meta["nonfinite_scalars"] = count_nonfinite(read_scalars(run_dir))
+            (dest / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
         return f"{algo} {env} seed {seed}: already in {dest}"
     summary_file = run_dir / "summary.json"
     done = summary_file.is_file() and json.loads(summary_file.read_text())["status"] == "completed"
@@ -70,16 +82,17 @@ def run_one(algo: str, env: str, seed: int, out: Path, results: Path, extra: lis
         if rc != 0:
             return f"{algo} {env} seed {seed}: rlrun exited {rc} (log: {run_dir.parent / f'seed{seed}.log'})"
     subprocess.run(["rlrun-eval", str(run_dir), "--episodes", "10"], check=True, capture_output=True)
-    scalars = read_scalars(run_dir, ["rollout/ep_return", "eval/mean_return"])
+    scalars = read_scalars(run_dir)
     curve = {tag: downsample(list(zip(steps.astype(int).tolist(), values.tolist())))
-             for tag, (steps, values) in scalars.items()}
+             for tag, (steps, values) in scalars.items() if tag in ("rollout/ep_return", "eval/mean_return")}
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy(run_dir / "summary.json", dest / "summary.json")
     shutil.copy(run_dir / "eval.json", dest / "eval.json")
     (dest / "curve.json").write_text(json.dumps(curve) + "\n")
     meta = {"command": f"rlrun algo={algo} env={env} seed={seed} {' '.join(extra)}".strip(),
             "commit": git_commit(), "date": datetime.date.today().isoformat(),
-            "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, 1 torch thread"}
+            "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, 1 torch thread",
+            "nonfinite_scalars": count_nonfinite(scalars)}
     (dest / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
     summary = json.loads((dest / "summary.json").read_text())
     evaluation = json.loads((dest / "eval.json").read_text())

@@ -43,7 +43,9 @@ def load(results: Path) -> dict[tuple[str, str], list[dict]]:
         seed_dir = summary_file.parent
         summary = json.loads(summary_file.read_text())
         evaluation = json.loads((seed_dir / "eval.json").read_text())
-        runs.setdefault((summary["algo"], summary["env"]), []).append({**summary, "eval": evaluation["mean"]})
+        meta = json.loads((seed_dir / "run.json").read_text())
+        runs.setdefault((summary["algo"], summary["env"]), []).append(
+            {**summary, "eval": evaluation["mean"], "nonfinite": meta.get("nonfinite_scalars")})
     for records in runs.values():
         records.sort(key=lambda r: r["seed"])
     return runs
@@ -91,6 +93,10 @@ def main() -> int:
         print(f"no results under {args.results}", file=sys.stderr)
         return 1
     print(table(runs))
+    records = [r for rs in runs.values() for r in rs]
+    unchecked = sum(r["nonfinite"] is None for r in records)
+    print(f"\n{len(records)} runs; NaN/inf values in their logged scalars: "
+          f"{sum(r['nonfinite'] or 0 for r in records)}" + (f" ({unchecked} runs not checked)" if unchecked else ""))
     return 0
 
 
