@@ -9,6 +9,8 @@ adapted from the measured KL (``kl_target``), several K-FAC critic steps per bat
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.distributions import kl_divergence
@@ -94,7 +96,11 @@ class ACKTR:
         # Trust region: eta = min(eta_max, sqrt(2 delta / Delta^T F Delta)), then the step is checked:
         # while the measured KL exceeds delta it is shrunk (backtrack_coef^j), else rejected
         eta_max = 1.0 / self.eta_max.kl_coef if self.eta_max is not None else cfg.learning_rate
-        eta, clipped = trust_region_scale(self._actor_quadratic(obs, pi_old, direction), cfg.max_kl, eta_max)
+        quadratic = self._actor_quadratic(obs, pi_old, direction)
+        if math.isfinite(quadratic) and quadratic > 0.0:
+            eta, clipped = trust_region_scale(quadratic, cfg.max_kl, eta_max)
+        else:  # a zero gradient (e.g. all advantages 0) has no trust-region scale: no step this iteration
+            eta, clipped = 0.0, False
 
         def kl_after() -> tuple[float, float]:
             with torch.no_grad():
@@ -103,7 +109,9 @@ class ACKTR:
         search = backtracking_line_search(self.params, -eta * flat(direction), kl_after, cfg.max_kl,
                                           cfg.backtrack_coef, cfg.backtrack_iters, require_improvement=False)
         kl = search.kl
-        eta_adapt = -self.eta_max.update(kl) if self.eta_max is not None else 0  # -1: eta_max shrank
+        # a rejected step (theta_old kept, KL 0) was too large: it must shrink eta_max, not grow it
+        kl_seen = kl if search.accepted else math.inf
+        eta_adapt = -self.eta_max.update(kl_seen) if self.eta_max is not None else 0  # -1: eta_max shrank
 
         critic_metrics = self._update_critic(batch)
         eig = self.actor_kfac.factor_eigenvalue_range(0)
