@@ -3,7 +3,7 @@
     python benchmarks/table.py                      # markdown table on stdout
     python benchmarks/table.py --results DIR
 
-Reads every ``<algo>/<env>/seed<N>/`` written by ``benchmarks/mujoco.py`` (``summary.json``,
+Reads every ``<algo>/<env>/seed<N>/`` written by ``benchmarks/mujoco_1m.py`` (``summary.json``,
 ``eval.json``) and prints, per (algorithm, env): each seed's final training return (mean of the last
 20 episodes) and deterministic evaluation (10 episodes of the final policy, ``rlrun-eval``), their
 mean with a 95% percentile-bootstrap CI over seeds, the median wall time and env steps/s, and the

@@ -1,6 +1,6 @@
 """Run the benchmark grid (algorithms x envs x seeds) with the shipped defaults and keep the results.
 
-    python benchmarks/mujoco.py --algos ppo_clip trpo --envs Hopper-v5 --seeds 0 1 2 --jobs 2
+    python benchmarks/mujoco_1m.py --algos ppo_clip trpo --envs Hopper-v5 --seeds 0 1 2 --jobs 2
 
 Each run is a real ``rlrun`` subprocess writing into ``<out>/<algo>/<env>/seed<seed>/`` (event
 files and checkpoints stay there, never in git). A finished run is evaluated with ``rlrun-eval``
