@@ -6,8 +6,9 @@
 Reads every ``<algo>/<env>/seed<N>/`` written by ``benchmarks/mujoco_1m.py`` (``summary.json``,
 ``eval.json``) and prints, per (algorithm, env): each seed's final training return (mean of the last
 20 episodes) and deterministic evaluation (10 episodes of the final policy, ``rlrun-eval``), their
-mean with a 95% percentile-bootstrap CI over seeds, the median wall time and env steps/s, and the
-published figure it is judged against. Nothing is run; the numbers are only read.
+mean with a 95% percentile-bootstrap CI over seeds, the evaluation's score normalised between a random
+policy (``random_policy.json``) and rl-baselines3-zoo's figure, the median wall time and env steps/s,
+and the published figure it is judged against. Nothing is run; the numbers are only read.
 """
 
 from __future__ import annotations
@@ -36,6 +37,17 @@ REFERENCE = {
 }
 
 
+# rl-baselines3-zoo's published returns (deterministic evaluation; MuJoCo v3) for the normalised score
+# (R - R_random) / (R_zoo - R_random) of issue 10; ACKTR is scored against the zoo's A2C, PPO-Penalty
+# against its PPO.
+ZOO = {
+    "ppo_clip": {"Hopper-v5": 2410, "HalfCheetah-v5": 5819, "Walker2d-v5": 3479},
+    "trpo": {"Hopper-v5": 3618, "HalfCheetah-v5": 1785, "Walker2d-v5": 4933},
+    "acktr": {"Hopper-v5": 733, "HalfCheetah-v5": 3041, "Walker2d-v5": 582},
+}
+ZOO["ppo_penalty"] = ZOO["ppo_clip"]
+
+
 def load(results: Path) -> dict[tuple[str, str], list[dict]]:
     """{(algo, env): [per-seed record]} with summary and eval merged, seeds in order."""
     runs: dict[tuple[str, str], list[dict]] = {}
@@ -56,10 +68,10 @@ def mean_ci(values: list[float]) -> str:
     return f"{np.mean(values):.0f} [{low:.0f}, {high:.0f}]"
 
 
-def table(runs: dict[tuple[str, str], list[dict]]) -> str:
+def table(runs: dict[tuple[str, str], list[dict]], random: dict[str, float]) -> str:
     lines = ["| algo | env | seeds | final return (per seed) | mean [95% CI] | deterministic eval (per seed) "
-             "| mean [95% CI] | wall min (median) | steps/s (median) | judged against |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| mean [95% CI] | zoo-normalised eval | wall min (median) | steps/s (median) | judged against |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for algo in ALGO_NAMES:
         for env in ENVS:
             records = runs.get((algo, env))
@@ -75,10 +87,12 @@ def table(runs: dict[tuple[str, str], list[dict]]) -> str:
                 ref = f"{source} {figures[env]}"
             incomplete = sum(r["status"] != "completed" for r in records)
             seeds = ",".join(str(r["seed"]) for r in records) + (f" ({incomplete} incomplete)" if incomplete else "")
+            zoo, r_random = ZOO[algo][env], random.get(env)
+            normalised = "-" if r_random is None else f"{(np.mean(evals) - r_random) / (zoo - r_random):.2f} (zoo {zoo})"
             lines.append(" | ".join([
                 f"| {ALGO_NAMES[algo]}", env, seeds,
                 " / ".join(f"{v:.0f}" for v in finals), mean_ci(finals),
-                " / ".join(f"{v:.0f}" for v in evals), mean_ci(evals),
+                " / ".join(f"{v:.0f}" for v in evals), mean_ci(evals), normalised,
                 f"{np.median([r['wall_s'] for r in records]) / 60:.1f}",
                 f"{np.median([r['fps'] for r in records]):.0f}", ref]) + " |")
     return "\n".join(lines)
@@ -92,7 +106,9 @@ def main() -> int:
     if not runs:
         print(f"no results under {args.results}", file=sys.stderr)
         return 1
-    print(table(runs))
+    random_file = args.results.parent / "random_policy.json"
+    random = {env: r["mean"] for env, r in json.loads(random_file.read_text()).items()} if random_file.is_file() else {}
+    print(table(runs, random))
     records = [r for rs in runs.values() for r in rs]
     unchecked = sum(r["nonfinite"] is None for r in records)
     print(f"\n{len(records)} runs; NaN/inf values in their logged scalars: "
