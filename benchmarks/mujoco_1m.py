@@ -59,7 +59,7 @@ def count_nonfinite(scalars: dict[str, tuple]) -> int:
     return sum(int((~np.isfinite(values)).sum()) for tag, (_, values) in scalars.items() if not tag.startswith("hparam/"))
 
 
-def run_one(algo: str, env: str, seed: int, out: Path, results: Path, extra: list[str]) -> str:
+def run_one(algo: str, env: str, seed: int, out: Path, results: Path, extra: list[str], check_only: bool = False) -> str:
     run_dir = out / algo / env / f"seed{seed}"
     dest = results / algo / env / f"seed{seed}"
     if (dest / "summary.json").is_file():
@@ -68,6 +68,8 @@ def run_one(algo: str, env: str, seed: int, out: Path, results: Path, extra: lis
             meta["nonfinite_scalars"] = count_nonfinite(read_scalars(run_dir))
             (dest / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
         return f"{algo} {env} seed {seed}: already in {dest}"
+    if check_only:
+        return f"{algo} {env} seed {seed}: not run yet"
     summary_file = run_dir / "summary.json"
     done = summary_file.is_file() and json.loads(summary_file.read_text())["status"] == "completed"
     if not done:
@@ -109,11 +111,13 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "mujoco-1m", help="run directories")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "mujoco-1m",
                         help="where the small JSON results are kept (committed)")
+    parser.add_argument("--check-only", action="store_true",
+                        help="run nothing; only count NaN/inf for kept results that lack the count")
     parser.add_argument("extra", nargs="*", help="extra rlrun overrides for every run (e.g. total_steps=100000)")
     args = parser.parse_args()
     grid = [(a, e, s) for a in args.algos for e in args.envs for s in args.seeds]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(run_one, a, e, s, args.out.resolve(), args.results.resolve(), args.extra)
+        futures = [pool.submit(run_one, a, e, s, args.out.resolve(), args.results.resolve(), args.extra, args.check_only)
                    for a, e, s in grid]
         failed = 0
         for future in futures:
