@@ -25,12 +25,11 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rlrun.report import read_scalars  # noqa: E402
+from returns import count_nonfinite  # noqa: E402  (benchmarks/returns.py, beside this script)
 
 ALGOS = ("ppo_clip", "trpo", "ppo_penalty", "acktr")
 ENVS = ("Hopper-v5", "HalfCheetah-v5", "Walker2d-v5")
@@ -54,18 +53,13 @@ def git_commit() -> str:
     return res.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
-def count_nonfinite(scalars: dict[str, tuple]) -> int:
-    """NaN/inf among every scalar a run logged (``hparam/*`` excluded: NaN there means "no such knob")."""
-    return sum(int((~np.isfinite(values)).sum()) for tag, (_, values) in scalars.items() if not tag.startswith("hparam/"))
-
-
 def run_one(algo: str, env: str, seed: int, out: Path, results: Path, extra: list[str], check_only: bool = False) -> str:
     run_dir = out / algo / env / f"seed{seed}"
     dest = results / algo / env / f"seed{seed}"
     if (dest / "summary.json").is_file():
         meta = json.loads((dest / "run.json").read_text())
         if "nonfinite_scalars" not in meta and run_dir.is_dir():  # kept by an older version of this script
-            meta["nonfinite_scalars"] = count_nonfinite(read_scalars(run_dir))
+            meta["nonfinite_scalars"] = count_nonfinite(run_dir)
             (dest / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
         return f"{algo} {env} seed {seed}: already in {dest}"
     if check_only:
@@ -84,9 +78,9 @@ def run_one(algo: str, env: str, seed: int, out: Path, results: Path, extra: lis
         if rc != 0:
             return f"{algo} {env} seed {seed}: rlrun exited {rc} (log: {run_dir.parent / f'seed{seed}.log'})"
     subprocess.run(["rlrun-eval", str(run_dir), "--episodes", "10"], check=True, capture_output=True)
-    scalars = read_scalars(run_dir)
+    scalars = read_scalars(run_dir, ["rollout/ep_return", "eval/mean_return"])
     curve = {tag: downsample(list(zip(steps.astype(int).tolist(), values.tolist())))
-             for tag, (steps, values) in scalars.items() if tag in ("rollout/ep_return", "eval/mean_return")}
+             for tag, (steps, values) in scalars.items()}
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy(run_dir / "summary.json", dest / "summary.json")
     shutil.copy(run_dir / "eval.json", dest / "eval.json")
@@ -94,7 +88,7 @@ def run_one(algo: str, env: str, seed: int, out: Path, results: Path, extra: lis
     meta = {"command": f"rlrun algo={algo} env={env} seed={seed} {' '.join(extra)}".strip(),
             "commit": git_commit(), "date": datetime.date.today().isoformat(),
             "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, 1 torch thread",
-            "nonfinite_scalars": count_nonfinite(scalars)}
+            "nonfinite_scalars": count_nonfinite(run_dir)}
     (dest / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
     summary = json.loads((dest / "summary.json").read_text())
     evaluation = json.loads((dest / "eval.json").read_text())

@@ -14,6 +14,7 @@ import math
 import torch
 from torch import nn
 from torch.distributions import kl_divergence
+from torch.nn.utils import parameters_to_vector
 
 from rlrun.algos.schemas import ACKTRConfig
 from rlrun.core.kfac import KFAC, trust_region_scale
@@ -39,10 +40,6 @@ def apply_step(params: list[nn.Parameter], direction: list[torch.Tensor], scale:
         for p, d in zip(params, direction):
             p.sub_(scale * d)
     return scale * torch.sqrt(sum((d * d).sum() for d in direction)).item()
-
-
-def flat(tensors: list[torch.Tensor]) -> torch.Tensor:
-    return torch.cat([t.reshape(-1) for t in tensors])
 
 
 class ACKTR:
@@ -96,7 +93,8 @@ class ACKTR:
         # Trust region: eta = min(eta_max, sqrt(2 delta / Delta^T F Delta)), then the step is checked:
         # while the measured KL exceeds delta it is shrunk (backtrack_coef^j), else rejected
         eta_max = 1.0 / self.eta_max.kl_coef if self.eta_max is not None else cfg.learning_rate
-        quadratic = self._actor_quadratic(obs, pi_old, direction)
+        step = parameters_to_vector(direction)  # Delta as one vector, in the order of self.params
+        quadratic = self._actor_quadratic(obs, pi_old, direction, step)
         if math.isfinite(quadratic) and quadratic > 0.0:
             eta, clipped = trust_region_scale(quadratic, cfg.max_kl, eta_max)
         else:  # a zero gradient (e.g. all advantages 0) has no trust-region scale: no step this iteration
@@ -106,7 +104,7 @@ class ACKTR:
             with torch.no_grad():
                 return 0.0, kl_divergence(pi_old, self.actor(obs)).mean().item()
 
-        search = backtracking_line_search(self.params, -eta * flat(direction), kl_after, cfg.max_kl,
+        search = backtracking_line_search(self.params, -eta * step, kl_after, cfg.max_kl,
                                           cfg.backtrack_coef, cfg.backtrack_iters, require_improvement=False)
         kl = search.kl
         # a rejected step (theta_old kept, KL 0) was too large: it must shrink eta_max, not grow it
@@ -128,21 +126,20 @@ class ACKTR:
             "acktr/step_clipped": float(clipped),
             "acktr/backtracks": float(search.backtracks),
             "acktr/step_accepted": float(search.accepted),
-            "acktr/step_norm": eta * search.step_fraction * flat(direction).norm().item(),
+            "acktr/step_norm": eta * search.step_fraction * step.norm().item(),
             "acktr/damping": cfg.damping,
             "acktr/factor_eig_min": min(eig.values()),
             "acktr/factor_eig_max": max(eig.values()),
             **critic_metrics,
         }
 
-    def _actor_quadratic(self, obs: torch.Tensor, pi_old, direction: list[torch.Tensor]) -> float:
+    def _actor_quadratic(self, obs: torch.Tensor, pi_old, direction: list[torch.Tensor], step: torch.Tensor) -> float:
         """Delta^T F Delta for the trust region: exact along Delta (one Fisher-vector product of the
         mean KL, as TRPO's), or K-FAC's own damped estimate (``trust_region_fisher=kfac``)."""
         if self.cfg.trust_region_fisher == "kfac":
             return damped_quadratic(self.params, direction)
         fvp = make_fisher_vector_product(kl_divergence(pi_old, self.actor(obs)).mean(), self.params, damping=0.0)
-        v = flat(direction)
-        return float(v @ fvp(v))
+        return float(step @ fvp(step))
 
     def _update_critic(self, batch: Batch) -> dict[str, float]:
         """``critic_epochs`` steps on the whole batch: K-FAC with the Gauss-Newton Fisher of a
