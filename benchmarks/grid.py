@@ -1,6 +1,12 @@
-"""Run the benchmark grid (algorithms x envs x seeds) with the shipped defaults and keep the results.
+"""Run a benchmark grid (algorithms x envs x seeds) with the shipped defaults and keep the results.
 
-    python benchmarks/mujoco_1m.py --algos ppo_clip trpo --envs Hopper-v5 --seeds 0 1 2 --jobs 2
+    python benchmarks/grid.py --suite mujoco-1m --algos ppo_clip trpo --envs Hopper-v5 --jobs 2
+    python benchmarks/grid.py --suite zoo-classic            # every classic-control and Box2D env
+
+A suite names its envs; every run uses the env's tuned file (``conf/tuned/<algo>/<env>.yaml``)
+as a user's ``rlrun algo=<algo> env=<env>`` would, its budget included. ``mujoco-1m``: Hopper,
+HalfCheetah, Walker2d at 1M steps; ``zoo-classic``: the other shipped envs, at rl-zoo's budgets
+(``benchmarks/references.py``) unless the tuned file says why not.
 
 Each run is a real ``rlrun`` subprocess writing into ``<out>/<algo>/<env>/seed<seed>/`` (event
 files and checkpoints stay there, never in git). A finished run is evaluated with ``rlrun-eval``
@@ -10,7 +16,7 @@ training and evaluation return curves, downsampled) and ``run.json`` (command, c
 the number of NaN/inf values among all the scalars the run logged).
 The script is restartable: a run whose results exist is skipped, and a run that was cut short
 (``checkpoints/last.pt`` without a completed summary) is continued with ``rlrun resume=``.
-``benchmarks/table.py`` rebuilds the README table from ``<results>``.
+``benchmarks/table.py --suite <suite>`` rebuilds the README table from ``<results>``.
 """
 
 from __future__ import annotations
@@ -32,7 +38,11 @@ from rlrun.report import read_scalars  # noqa: E402
 from returns import count_nonfinite  # noqa: E402  (benchmarks/returns.py, beside this script)
 
 ALGOS = ("ppo_clip", "trpo", "ppo_penalty", "acktr")
-ENVS = ("Hopper-v5", "HalfCheetah-v5", "Walker2d-v5")
+SUITES = {
+    "mujoco-1m": ("Hopper-v5", "HalfCheetah-v5", "Walker2d-v5"),
+    "zoo-classic": ("CartPole-v1", "Acrobot-v1", "Pendulum-v1", "LunarLander-v3", "MountainCar-v0",
+                    "MountainCarContinuous-v0"),
+}
 CURVE_POINTS = 200  # at most this many points per curve in curve.json
 
 
@@ -99,19 +109,23 @@ def run_one(algo: str, env: str, seed: int, out: Path, results: Path, extra: lis
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
-    parser.add_argument("--envs", nargs="+", default=list(ENVS))
+    parser.add_argument("--suite", choices=SUITES, default="mujoco-1m")
+    parser.add_argument("--envs", nargs="+", default=None, help="a subset of the suite's envs (default: all)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one per core)")
-    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "mujoco-1m", help="run directories")
-    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "mujoco-1m",
-                        help="where the small JSON results are kept (committed)")
+    parser.add_argument("--out", type=Path, default=None, help="run directories (default: outputs/<suite>)")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="where the small JSON results are kept, committed (default: benchmarks/results/<suite>)")
     parser.add_argument("--check-only", action="store_true",
                         help="run nothing; only count NaN/inf for kept results that lack the count")
     parser.add_argument("extra", nargs="*", help="extra rlrun overrides for every run (e.g. total_steps=100000)")
     args = parser.parse_args()
-    grid = [(a, e, s) for a in args.algos for e in args.envs for s in args.seeds]
+    envs = args.envs or SUITES[args.suite]
+    out = (args.out or ROOT / "outputs" / args.suite).resolve()
+    results = (args.results or ROOT / "benchmarks" / "results" / args.suite).resolve()
+    grid = [(a, e, s) for a in args.algos for e in envs for s in args.seeds]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(run_one, a, e, s, args.out.resolve(), args.results.resolve(), args.extra, args.check_only)
+        futures = [pool.submit(run_one, a, e, s, out, results, args.extra, args.check_only)
                    for a, e, s in grid]
         failed = 0
         for future in futures:
