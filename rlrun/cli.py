@@ -199,9 +199,20 @@ def _run(cfg: DictConfig) -> float | None:
         sys.exit(2 if not isinstance(err, NumericalError) else 3)
 
 
+def help_text() -> str:
+    """rlrun's ``--help`` page: the template of Hydra's help config ``conf/hydra/help/rlrun.yaml``
+    (which Hydra itself would print too), filled here without composing the config, because
+    Hydra's help lists every config group first (seconds) and shows internal ones."""
+    help_cfg = OmegaConf.create({"hydra": {"help": OmegaConf.load(CONF_DIR / "hydra" / "help" / "rlrun.yaml")}})
+    return help_cfg.hydra.help.template
+
+
 def main() -> None:
-    register_configs()
     argv = sys.argv[1:]
+    if {"--help", "-h"} & set(argv):
+        print(help_text())
+        return
+    register_configs()
     try:
         argv = expand_resume(argv)
         register_env_ids(argv)

@@ -107,3 +107,18 @@ def test_async_vectorization_runs(run_rlrun):
     res = run_rlrun("env.vectorization=async", "env.num_envs=2", "total_steps=256", "algo.n_steps=64", "progress=off")
     assert res.returncode == 0, res.stderr
     assert json.loads((only_run_dir(run_rlrun.cwd / "outputs") / "summary.json").read_text())["steps_done"] == 256
+
+
+def test_help_is_rlrun_own_page(run_rlrun):
+    """`rlrun --help` (Hydra's help config, conf/hydra/help/rlrun.yaml) names every algorithm, shipped
+    env and sweep preset and the companion commands, and no internal config group."""
+    res = run_rlrun("--help", timeout=60)
+    assert res.returncode == 0, res.stderr
+    conf = Path(__file__).resolve().parent.parent / "conf"
+    for group in ("algo", "env", "sweep"):
+        for option in sorted(p.stem for p in (conf / group).glob("*.yaml")):
+            assert option in res.stdout, f"{group}={option} missing from rlrun --help"
+    for companion in ("rlrun-report", "rlrun-eval", "tensorboard"):
+        assert companion in res.stdout
+    assert "schema/" not in res.stdout and "tuned/" not in res.stdout.replace("conf/tuned/", "")
+    assert "powered by Hydra" not in res.stdout
