@@ -265,14 +265,23 @@ def sanitize(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
 
 
-def plot_env(env: str, groups: dict[GroupKey, list[Run]], labels: dict[GroupKey, str], metric: str,
-             points: int, rng: np.random.Generator, out: Path) -> Path | None:
-    """The env's learning curves (mean over seeds, bootstrap 95% band) as a PNG; None when no run
-    of the env logged the metric."""
-    import matplotlib
-
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend, or None where matplotlib is not installed
+    (it is a dependency, but an install with --no-deps or a trimmed environment may lack it)."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_env(env: str, groups: dict[GroupKey, list[Run]], labels: dict[GroupKey, str], metric: str,
+             points: int, rng: np.random.Generator, out: Path, plt) -> Path | None:
+    """The env's learning curves (mean over seeds, bootstrap 95% band) as a PNG; None when no run
+    of the env logged the metric."""
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     drawn = False
@@ -309,12 +318,15 @@ def build_report(runs: list[Run], metric: str, points: int, out: Path) -> str:
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(BOOTSTRAP_SEED)
     groups = group_runs(runs)
+    plt = pyplot()
     sections = [f"# rlrun report: {metric}", ""]
+    if plt is None:
+        sections += ["Figures skipped: matplotlib is not installed (`pip install matplotlib`).", ""]
     for env in sorted({k[0] for k in groups}):
         env_groups = {k: v for k, v in groups.items() if k[0] == env}
         labels = group_labels(list(env_groups))
         rows = [summarize(labels[k], v, rng) for k, v in env_groups.items()]
-        png = plot_env(env, env_groups, labels, metric, points, rng, out)
+        png = None if plt is None else plot_env(env, env_groups, labels, metric, points, rng, out, plt)
         sections += [f"## {env}", "", markdown_table(rows), ""]
         if png is not None:
             sections += [f"![{env}]({png.name})", ""]
