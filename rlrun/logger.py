@@ -18,19 +18,36 @@ from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 log = logging.getLogger("rlrun")
 
-# Charts that put each algorithm's trust-region quantity beside its bound (custom scalars tab).
+# The custom-scalars tab: each algorithm's trust-region quantity beside its bound. Every regex is
+# anchored and names a tag of one algorithm's namespace only (the KL is logged as <algo>/kl beside
+# policy/kl for this), so a chart shows only that algorithm's runs; one quantity scale per chart.
+def _chart(*tags: str) -> list:
+    return ["Multiline", [f"^{tag}$" for tag in tags]]
+
+
 CUSTOM_SCALARS = {
-    "trust region": {
-        "KL vs bound (TRPO)": ["Multiline", ["policy/kl", "trpo/max_kl"]],
-        "KL vs target (PPO-Penalty)": ["Multiline", ["policy/kl", "ppo_penalty/kl_target"]],
-        "lambda and its adaptations (PPO-Penalty)": ["Multiline", ["ppo_penalty/kl_coef", "ppo_penalty/adapt"]],
-        "line search (TRPO)": ["Multiline", ["trpo/backtracks", "trpo/step_accepted"]],
-        "step scale (ACKTR)": ["Multiline", ["acktr/step_scale", "acktr/step_clipped"]],
-        "KL vs bound (ACKTR)": ["Multiline", ["policy/kl", "acktr/max_kl"]],
-        "KL, approx KL (PPO-Clip)": ["Multiline", ["policy/kl", "policy/approx_kl"]],
+    "returns": {
+        "episode return (training)": _chart("rollout/ep_return"),
+        "deterministic evaluation (eval_every)": _chart("eval/mean_return"),
     },
-    "returns": {"episode return": ["Multiline", ["rollout/ep_return"]],
-                "deterministic evaluation (eval_every)": ["Multiline", ["eval/mean_return", "eval/std_return"]]},
+    "TRPO": {
+        "KL vs bound max_kl": _chart("trpo/kl", "trpo/max_kl"),
+        "line search: backtracks": _chart("trpo/backtracks"),
+        "line search: step accepted (0/1)": _chart("trpo/step_accepted"),
+    },
+    "PPO-Penalty": {
+        "KL vs target d_targ": _chart("ppo_penalty/kl", "ppo_penalty/kl_target"),
+        "lambda (KL coefficient)": _chart("ppo_penalty/kl_coef"),
+        "lambda adaptation (-1 halved, 0, +1 doubled)": _chart("ppo_penalty/adapt"),
+    },
+    "PPO-Clip": {
+        "KL and approx KL": _chart("ppo_clip/kl", "ppo_clip/approx_kl"),
+    },
+    "ACKTR": {
+        "KL vs bound max_kl": _chart("acktr/kl", "acktr/max_kl"),
+        "step scale eta vs eta_max": _chart("acktr/step_scale", "acktr/eta_max"),
+        "step clipped by the trust region (0/1)": _chart("acktr/step_clipped"),
+    },
 }
 
 

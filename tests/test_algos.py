@@ -2,19 +2,22 @@
 
 import json
 import math
+import re
 
 import pytest
 
+from rlrun.logger import CUSTOM_SCALARS
 from tests.conftest import read_scalars
 
 COMMON = {"rollout/ep_return", "time/fps", "loss/policy", "loss/value", "policy/entropy", "policy/kl",
           "value/explained_variance", "train/learning_rate"}
 TAGS = {
-    "ppo_clip": {"policy/approx_kl", "policy/clip_fraction"},
+    "ppo_clip": {"policy/approx_kl", "policy/clip_fraction", "ppo_clip/kl", "ppo_clip/approx_kl"},
     "trpo": {"trpo/backtracks", "trpo/step_accepted", "trpo/cg_iters", "trpo/cg_residual",
-             "trpo/surrogate_improvement", "trpo/step_norm", "trpo/max_kl"},
-    "ppo_penalty": {"ppo_penalty/kl_coef", "ppo_penalty/kl_target", "ppo_penalty/adapt", "policy/approx_kl"},
-    "acktr": {"acktr/step_scale", "acktr/step_clipped", "acktr/step_norm", "acktr/damping",
+             "trpo/surrogate_improvement", "trpo/step_norm", "trpo/max_kl", "trpo/kl"},
+    "ppo_penalty": {"ppo_penalty/kl_coef", "ppo_penalty/kl_target", "ppo_penalty/adapt", "policy/approx_kl",
+                    "ppo_penalty/kl"},
+    "acktr": {"acktr/kl", "acktr/step_scale", "acktr/step_clipped", "acktr/step_norm", "acktr/damping",
               "acktr/factor_eig_min", "acktr/factor_eig_max", "acktr/max_kl", "acktr/eta_max",
               "acktr/backtracks", "acktr/step_accepted"},
 }
@@ -32,6 +35,19 @@ TWO_ITERATIONS = {  # n_steps x num_envs x 2
                                     "algo.momentum=0.9", "algo.kl_target=0.002", "algo.critic_epochs=5",
                                     "algo.ent_coef=0"],
 }
+
+
+def test_each_algorithm_chart_matches_one_algorithm_only():
+    """Every custom-scalars chart but the returns matches tags of exactly one algorithm (anchored
+    regexes over the <algo>/ namespace), so a sweep's chart never mixes algorithms."""
+    for category, charts in CUSTOM_SCALARS.items():
+        for title, (_, regexes) in charts.items():
+            matching = {algo for algo, tags in TAGS.items()
+                        if any(re.fullmatch(rx, tag) for rx in regexes for tag in tags | COMMON)}
+            if category == "returns":  # every algorithm's (eval/* exists only with eval_every)
+                assert matching in (set(TAGS), set()), title
+            else:
+                assert len(matching) == 1, (category, title, matching)
 
 
 @pytest.mark.parametrize("env, algo", sorted(TWO_ITERATIONS))

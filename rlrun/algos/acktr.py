@@ -119,6 +119,7 @@ class ACKTR:
             "loss/policy": policy_loss.item(),
             "value/explained_variance": explained_variance(batch.values, batch.returns),
             "train/learning_rate": eta_max,
+            "acktr/kl": kl,  # policy/kl again, so that the ACKTR charts match ACKTR runs only
             "acktr/max_kl": cfg.max_kl,
             "acktr/eta_max": eta_max,
             "acktr/eta_adapt": float(eta_adapt),

@@ -66,10 +66,12 @@ class TRPO:
         return {
             "policy/kl": kl_after,
             "policy/entropy": entropy,
-            "loss/policy": -surrogate.item(),
+            # -L(theta_new): the surrogate after the accepted step (at theta_old it is mean(A) ~ 0)
+            "loss/policy": -(surrogate.item() + (search.improvement if search is not None else 0.0)),
             "loss/value": critic_loss,
             "value/explained_variance": explained_variance(batch.values, batch.returns),
             "train/learning_rate": cfg.critic_lr,
+            "trpo/kl": kl_after,  # policy/kl again, so that the TRPO charts match TRPO runs only
             "trpo/max_kl": cfg.max_kl,
             "trpo/cg_iters": float(cg.iterations),
             "trpo/cg_residual": cg.residual,
