@@ -167,6 +167,10 @@ def preflight(argv: list[str]) -> None:
             validate(cfg)
             if cfg.resume:
                 _check_resume(cfg)
+            elif len(jobs) == 1:
+                note = overshoot_note(cfg)
+                if note:
+                    print(f"rlrun: note: {note}", file=sys.stderr)
             if cfg.env.id not in checked_envs:
                 checked_envs.add(cfg.env.id)
                 try:
@@ -175,6 +179,16 @@ def preflight(argv: list[str]) -> None:
                 except EnvError as err:
                     raise ConfigError(str(err)) from None
             _writable_root(OmegaConf.select(cfg, "hydra.sweep.dir" if multirun else "hydra.run.dir"))
+
+
+def overshoot_note(cfg: DictConfig) -> str | None:
+    """The run collects whole iterations of n_steps x num_envs env steps, so it can do more than
+    total_steps; said before it starts when one iteration alone is larger."""
+    batch = cfg.algo.n_steps * cfg.env.num_envs
+    if batch <= cfg.total_steps:
+        return None
+    return (f"one iteration is algo.n_steps x env.num_envs = {cfg.algo.n_steps} x {cfg.env.num_envs} = {batch} "
+            f"env steps, more than total_steps={cfg.total_steps}: the run does 1 iteration ({batch} steps)")
 
 
 class JobFailed(RuntimeError):

@@ -291,6 +291,9 @@ def train(cfg: DictConfig, run_dir: Path, multirun: bool = False) -> float:
     if status == "interrupted":
         log.warning("stopped at step %d; checkpoint saved; %s", steps, resume_hint)
         raise SystemExit(stop.exit_code)
-    log.info("done: %d steps in %.1fs (%.0f steps/s), final return %s, solved at %s",
-             steps, result["wall_s"], result["fps"], result["final_return"], result["solved_step"])
+    final = "-" if result["final_return"] is None else f"{result['final_return']:.1f}"
+    solved = "not solved" if result["solved_step"] is None else f"solved at step {result['solved_step']}"
+    log.info("done: %d env steps (total_steps %d, whole iterations of %d) in %.1f s, %.0f steps/s; "
+             "final return %s, %s", steps, cfg.total_steps, steps_per_iter, result["wall_s"], result["fps"],
+             final, solved)
     return objective_value(result, cfg.objective)

@@ -122,3 +122,21 @@ def test_help_is_rlrun_own_page(run_rlrun):
         assert companion in res.stdout
     assert "schema/" not in res.stdout and "tuned/" not in res.stdout.replace("conf/tuned/", "")
     assert "powered by Hydra" not in res.stdout
+
+
+def test_logs_to_a_pipe_are_whole_lines_and_the_overshoot_is_said(run_rlrun):
+    """Not a terminal: plain log lines, never wrapped (a path stays on one line); an iteration larger
+    than total_steps is said before the run; the end line says 'not solved' rather than None."""
+    res = run_rlrun("env=FrozenLake-v1", "total_steps=100", "algo.n_steps=32", "env.num_envs=4", "progress=off",
+                    "hydra.run.dir=" + "a_rather_long_directory_name_" * 3 + "run", timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert ("rlrun: note: one iteration is algo.n_steps x env.num_envs = 32 x 4 = 128 env steps, more than "
+            "total_steps=100: the run does 1 iteration (128 steps)") in res.stderr
+    run_dir = run_rlrun.cwd / ("a_rather_long_directory_name_" * 3 + "run")
+    start = [line for line in res.stdout.splitlines() if "ppo_clip on FrozenLake-v1" in line]
+    assert len(start) == 1 and start[0].endswith(f"-> {run_dir}")
+    (done,) = [line for line in res.stdout.splitlines() if "done:" in line]
+    assert "done: 128 env steps (total_steps 100, whole iterations of 128)" in done
+    assert done.endswith("not solved") and "None" not in res.stdout
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert (summary["total_steps"], summary["steps_done"]) == (100, 128)
