@@ -203,9 +203,14 @@ def _run(cfg: DictConfig) -> float | None:
 
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    # The command line's keys that define the experiment (those of the sweep directory's name):
+    # the HParams table shows them.
+    excluded = set(hydra_cfg.job.config.override_dirname.exclude_keys)
+    overridden = [key for key in (o.split("=", 1)[0].lstrip("+~") for o in hydra_cfg.overrides.task)
+                  if key not in excluded]
     try:
         validate(cfg)
-        return train(cfg, Path(hydra_cfg.runtime.output_dir), multirun=multirun)
+        return train(cfg, Path(hydra_cfg.runtime.output_dir), multirun=multirun, overridden=overridden)
     except (ConfigError, EnvError, CheckpointError, NumericalError) as err:
         if multirun:  # fail this job only: the launcher keeps the others and reports the failure
             raise JobFailed(str(err)) from None

@@ -23,6 +23,9 @@ from rlrun.algos.schemas import ALGO_SCHEMAS
 
 # "_<text>" or "": appends a multirun job's other overrides to its directory name (conf/config.yaml).
 OmegaConf.register_new_resolver("rlrun_suffix", lambda text: f"_{text}" if text else "", replace=True)
+# A multirun job's number, zero-padded, so that its directories (and TensorBoard's runs and HParams
+# rows, which sort by name) come in job order: 000, 001, ..., 010, not 0, 1, 10, 11, 2.
+OmegaConf.register_new_resolver("rlrun_job_num", lambda num: f"{int(num):03d}", replace=True)
 
 
 @dataclass

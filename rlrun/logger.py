@@ -51,9 +51,34 @@ CUSTOM_SCALARS = {
 }
 
 
-# Hyperparameters written for every run, whatever its algorithm, so the HParams table compares them.
-HPARAM_KEYS = ("n_steps", "gamma", "gae_lambda", "learning_rate", "critic_lr", "batch_size", "clip_eps",
-               "max_kl", "cg_damping", "kl_target", "kl_coef_init", "damping", "ent_coef")
+# The HParams table shows the first 5 columns by default, those whose values differ across runs
+# first, then by name. So every run writes few: algo, env, seed, the algorithm's trust-region knob and
+# its policy learning rate (the same two columns for all four algorithms), plus each key that was
+# overridden on the command line (what a sweep varies). The full config is in the TEXT tab.
+TRUST_REGION_KEY = {"trpo": "max_kl", "acktr": "max_kl", "ppo_clip": "clip_eps", "ppo_penalty": "kl_target"}
+POLICY_LR_KEY = {"acktr": "learning_rate", "ppo_clip": "learning_rate", "ppo_penalty": "learning_rate"}  # TRPO: none
+
+
+def hparam_value(value) -> float | str:
+    """A config value as the HParams plugin takes it: numbers as floats, None as NaN, the rest as text."""
+    if value is None:
+        return float("nan")
+    if isinstance(value, (int, float)):  # bool too
+        return float(value)
+    return str(value)
+
+
+def run_hparams(cfg: DictConfig, overridden: list[str]) -> dict[str, float | str]:
+    name = cfg.algo.name
+    hparams: dict[str, float | str] = {
+        "algo": name, "env": cfg.env.id, "seed": float(cfg.seed),
+        "trust_region": hparam_value(cfg.algo.get(TRUST_REGION_KEY[name])),
+        "learning_rate": hparam_value(cfg.algo.get(POLICY_LR_KEY[name]) if name in POLICY_LR_KEY else None),
+    }
+    for key in overridden:
+        if key not in ("algo", "env", "seed"):
+            hparams[key] = hparam_value(OmegaConf.select(cfg, key, default=None))
+    return hparams
 
 
 class TensorBoardLogger:
@@ -66,14 +91,9 @@ class TensorBoardLogger:
         for tag, value in metrics.items():
             self.writer.add_scalar(tag, value, step)
 
-    def hparams(self, cfg: DictConfig, summary: dict) -> None:
-        """The HParams table entry of this run, with the same keys for every algorithm (NaN = n/a)."""
-        algo = cfg.algo
-        hparams: dict[str, float | str] = {"algo": cfg.algo.name, "env": cfg.env.id, "seed": cfg.seed,
-                                           "num_envs": cfg.env.num_envs}
-        for key in HPARAM_KEYS:
-            value = algo.get(key)
-            hparams[key] = float(value) if isinstance(value, (int, float)) else float("nan")
+    def hparams(self, cfg: DictConfig, summary: dict, overridden: list[str]) -> None:
+        """The HParams table entry of this run (``run_hparams``; NaN = not a knob of this algorithm)."""
+        hparams = run_hparams(cfg, overridden)
         metrics = {f"hparam/{key}": float("nan") if summary.get(key) is None else float(summary[key])
                    for key in ("final_return", "solved_step", "fps")}
         exp, ssi, sei = hparams_summary(hparams, metrics)

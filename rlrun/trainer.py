@@ -138,8 +138,9 @@ def objective_value(summary: dict[str, Any], key: str) -> float:
     return float("nan") if value is None else float(value)
 
 
-def train(cfg: DictConfig, run_dir: Path, multirun: bool = False) -> float:
-    """Run ``cfg`` to ``total_steps``; writes events, checkpoints and summary.json into ``run_dir``."""
+def train(cfg: DictConfig, run_dir: Path, multirun: bool = False, overridden: list[str] = ()) -> float:
+    """Run ``cfg`` to ``total_steps``; writes events, checkpoints and summary.json into ``run_dir``.
+    ``overridden``: the config keys set on the command line, which the HParams entry shows."""
     if cfg.torch_threads > 0:
         torch.set_num_threads(cfg.torch_threads)
     if cfg.deterministic:
@@ -279,7 +280,7 @@ def train(cfg: DictConfig, run_dir: Path, multirun: bool = False) -> float:
                 "error": error,
             }
             (run_dir / "summary.json").write_text(json.dumps(result, indent=2) + "\n")
-            tb.hparams(cfg, result)
+            tb.hparams(cfg, result, list(overridden))
             tb.close()
             envs.close()
             if evaluator is not None:

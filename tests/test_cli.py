@@ -63,8 +63,8 @@ def test_two_run_multirun(run_rlrun):
     assert res.returncode == 0, res.stderr
     summaries = sorted((run_rlrun.cwd / "outputs" / "multirun").rglob("summary.json"))
     assert [json.loads(p.read_text())["seed"] for p in summaries] == [0, 1]
-    assert [p.parent.name for p in summaries] == ["0_ppo_clip_CartPole-v1_seed0_algo.n_steps=32,total_steps=512",
-                                                  "1_ppo_clip_CartPole-v1_seed1_algo.n_steps=32,total_steps=512"]
+    assert [p.parent.name for p in summaries] == ["000_ppo_clip_CartPole-v1_seed0_algo.n_steps=32,total_steps=512",
+                                                  "001_ppo_clip_CartPole-v1_seed1_algo.n_steps=32,total_steps=512"]
 
 
 @pytest.mark.parametrize("args, needle", [

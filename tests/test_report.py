@@ -109,7 +109,7 @@ def multirun(tmp_path_factory) -> Path:
     assert res.returncode == 0, res.stderr[-3000:]
     (root,) = (cwd / "outputs" / "multirun").iterdir()
     (seed0,) = root.glob("*_ppo_clip_*_seed0_*")
-    crashed = root / "9_ppo_clip_CartPole-v1_seed0_crashed"
+    crashed = root / "009_ppo_clip_CartPole-v1_seed0_crashed"
     shutil.copytree(seed0, crashed)
     (crashed / "summary.json").unlink()
     return root

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.types import RunMode
+from omegaconf import OmegaConf
 
 from rlrun.cli import CONF_DIR
 from rlrun.config import register_configs, validate
@@ -91,7 +92,8 @@ def test_each_run_writes_an_hparams_entry_with_the_same_keys(run_rlrun):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
 
-    res = run_rlrun("-m", "algo=ppo_clip,trpo", "total_steps=1024", "algo.n_steps=256", "env.num_envs=2")
+    res = run_rlrun("-m", "algo=ppo_clip,trpo", "seed=0,1", "total_steps=1024", "algo.n_steps=256",
+                    "env.num_envs=2")
     assert res.returncode == 0, res.stderr
     key_sets = []
     for run_dir in sorted(p.parent for p in (run_rlrun.cwd / "outputs").rglob("summary.json")):
@@ -100,5 +102,12 @@ def test_each_run_writes_an_hparams_entry_with_the_same_keys(run_rlrun):
         content = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
         info = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
         key_sets.append(set(info.hparams))
-        assert info.hparams["algo"].string_value in ("ppo_clip", "trpo")
-    assert len(key_sets) == 2 and key_sets[0] == key_sets[1] and {"max_kl", "clip_eps", "seed"} <= key_sets[0]
+        algo = info.hparams["algo"].string_value
+        cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+        knob = {"ppo_clip": "clip_eps", "trpo": "max_kl"}[algo]
+        assert info.hparams["trust_region"].number_value == cfg.algo[knob]
+        assert info.hparams["algo.n_steps"].number_value == 256 and info.hparams["seed"].number_value == cfg.seed
+    # algo, env, seed, the two common knobs, and the keys the command line set (what a sweep varies)
+    assert len(key_sets) == 4 and all(keys == key_sets[0] for keys in key_sets)
+    assert key_sets[0] == {"algo", "env", "seed", "trust_region", "learning_rate", "total_steps", "algo.n_steps",
+                           "env.num_envs"}
