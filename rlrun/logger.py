@@ -51,12 +51,11 @@ CUSTOM_SCALARS = {
 }
 
 
-# The HParams table shows the first 5 columns by default, those whose values differ across runs
-# first, then by name. So every run writes few: algo, env, seed, the algorithm's trust-region knob and
-# its policy learning rate (the same two columns for all four algorithms), plus each key that was
-# overridden on the command line (what a sweep varies). The full config is in the TEXT tab.
+# TensorBoard's HParams table shows the first 5 columns by name by default (screenshot in the README).
+# So every run writes few: algo, env, seed, the algorithm's trust-region knob (one column for all four
+# algorithms), plus each key overridden on the command line (what a sweep varies). The full config
+# is in the TEXT tab.
 TRUST_REGION_KEY = {"trpo": "max_kl", "acktr": "max_kl", "ppo_clip": "clip_eps", "ppo_penalty": "kl_target"}
-POLICY_LR_KEY = {"acktr": "learning_rate", "ppo_clip": "learning_rate", "ppo_penalty": "learning_rate"}  # TRPO: none
 
 
 def hparam_value(value) -> float | str:
@@ -73,7 +72,6 @@ def run_hparams(cfg: DictConfig, overridden: list[str]) -> dict[str, float | str
     hparams: dict[str, float | str] = {
         "algo": name, "env": cfg.env.id, "seed": float(cfg.seed),
         "trust_region": hparam_value(cfg.algo.get(TRUST_REGION_KEY[name])),
-        "learning_rate": hparam_value(cfg.algo.get(POLICY_LR_KEY[name]) if name in POLICY_LR_KEY else None),
     }
     for key in overridden:
         if key not in ("algo", "env", "seed"):

@@ -107,7 +107,6 @@ def test_each_run_writes_an_hparams_entry_with_the_same_keys(run_rlrun):
         knob = {"ppo_clip": "clip_eps", "trpo": "max_kl"}[algo]
         assert info.hparams["trust_region"].number_value == cfg.algo[knob]
         assert info.hparams["algo.n_steps"].number_value == 256 and info.hparams["seed"].number_value == cfg.seed
-    # algo, env, seed, the two common knobs, and the keys the command line set (what a sweep varies)
+    # algo, env, seed, the trust-region knob, and the keys the command line set (what a sweep varies)
     assert len(key_sets) == 4 and all(keys == key_sets[0] for keys in key_sets)
-    assert key_sets[0] == {"algo", "env", "seed", "trust_region", "learning_rate", "total_steps", "algo.n_steps",
-                           "env.num_envs"}
+    assert key_sets[0] == {"algo", "env", "seed", "trust_region", "total_steps", "algo.n_steps", "env.num_envs"}
