@@ -136,6 +136,9 @@ def validate(cfg: Any) -> None:
         _check(0.0 < algo.backtrack_coef < 1.0, "algo.backtrack_coef", algo.backtrack_coef, "must be in (0, 1)")
     if "momentum" in algo:
         _check(0.0 <= algo.momentum < 1.0, "algo.momentum", algo.momentum, "must be in [0, 1)")
+    if algo.get("log_std_kl_share") is not None:
+        _check(0.0 < algo.log_std_kl_share < 1.0, "algo.log_std_kl_share", algo.log_std_kl_share,
+               "must be in (0, 1), or null for one step scale")
     for key in ("kl_tolerance", "kl_adapt_factor"):
         if key in algo:
             _check(algo[key] > 1.0, f"algo.{key}", algo[key], "must be > 1")

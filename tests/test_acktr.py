@@ -57,6 +57,21 @@ def test_eta_max_shrinks_when_kl_is_above_twice_the_target_and_grows_below_half(
     assert metrics["acktr/eta_adapt"] == 1.0 and 1.0 / small.eta_max.kl_coef == pytest.approx(1.5e-4)
 
 
+@pytest.mark.parametrize("share", [0.25, 0.5])
+def test_log_std_takes_its_own_share_of_the_trust_region(share):
+    """log_std_kl_share: the log-std's step is scaled into its own share of max_kl (its exact Fisher
+    block 2 I makes the second-order KL of a log-std change sum(d^2)), the mean network's into the
+    rest, and the measured total stays within max_kl."""
+    algo, batch = make(gaussian=True, log_std_kl_share=share, max_kl=0.01)
+    log_std = algo.log_std.detach().clone()
+    metrics = algo.update(batch, progress=0.0)
+    change = algo.log_std.detach() - log_std
+    assert metrics["policy/kl"] <= 0.01 and metrics["acktr/step_accepted"] == 1.0
+    shrink = algo.cfg.backtrack_coef ** metrics["acktr/backtracks"]
+    assert change.pow(2).sum().item() == pytest.approx(0.01 * share * shrink ** 2, rel=1e-4)
+    assert metrics["acktr/log_std_step_scale"] != pytest.approx(metrics["acktr/step_scale"])
+
+
 def test_zero_advantages_take_no_step():
     algo, batch = make(gaussian=True)
     batch.advantages.zero_()

@@ -94,17 +94,24 @@ class ACKTR:
         # while the measured KL exceeds delta it is shrunk (backtrack_coef^j), else rejected
         eta_max = 1.0 / self.eta_max.kl_coef if self.eta_max is not None else cfg.learning_rate
         step = parameters_to_vector(direction)  # Delta as one vector, in the order of self.params
-        quadratic = self._actor_quadratic(obs, pi_old, direction, step)
-        if math.isfinite(quadratic) and quadratic > 0.0:
-            eta, clipped = trust_region_scale(quadratic, cfg.max_kl, eta_max)
-        else:  # a zero gradient (e.g. all advantages 0) has no trust-region scale: no step this iteration
-            eta, clipped = 0.0, False
+        if cfg.log_std_kl_share is None or self.log_std is None:
+            eta, clipped = self._step_scale(self._actor_quadratic(obs, pi_old, direction, step), cfg.max_kl, eta_max)
+            eta_log_std, scaled_step = eta, eta * step
+        else:  # two blocks, each in its own share of delta (the Gaussian Fisher has no mean/log-std cross terms)
+            n_mean = step.numel() - self.log_std.numel()
+            mean_step = torch.cat([step[:n_mean], torch.zeros_like(step[n_mean:])])
+            mean_quadratic = self._actor_quadratic(obs, pi_old, [*direction[:-1], torch.zeros_like(direction[-1])],
+                                                   mean_step)
+            eta, clipped = self._step_scale(mean_quadratic, cfg.max_kl * (1.0 - cfg.log_std_kl_share), eta_max)
+            log_std_quadratic = 2.0 * step[n_mean:].pow(2).sum().item()  # exact block: 2 I
+            eta_log_std, _ = self._step_scale(log_std_quadratic, cfg.max_kl * cfg.log_std_kl_share, eta_max)
+            scaled_step = torch.cat([eta * step[:n_mean], eta_log_std * step[n_mean:]])
 
         def kl_after() -> tuple[float, float]:
             with torch.no_grad():
                 return 0.0, kl_divergence(pi_old, self.actor(obs)).mean().item()
 
-        search = backtracking_line_search(self.params, -eta * step, kl_after, cfg.max_kl,
+        search = backtracking_line_search(self.params, -scaled_step, kl_after, cfg.max_kl,
                                           cfg.backtrack_coef, cfg.backtrack_iters, require_improvement=False)
         kl = search.kl
         # a rejected step (theta_old kept, KL 0) was too large: it must shrink eta_max, not grow it
@@ -124,15 +131,24 @@ class ACKTR:
             "acktr/eta_max": eta_max,
             "acktr/eta_adapt": float(eta_adapt),
             "acktr/step_scale": eta * search.step_fraction,
+            "acktr/log_std_step_scale": eta_log_std * search.step_fraction if self.log_std is not None else 0.0,
             "acktr/step_clipped": float(clipped),
             "acktr/backtracks": float(search.backtracks),
             "acktr/step_accepted": float(search.accepted),
-            "acktr/step_norm": eta * search.step_fraction * step.norm().item(),
+            "acktr/step_norm": search.step_fraction * scaled_step.norm().item(),
             "acktr/damping": cfg.damping,
             "acktr/factor_eig_min": min(eig.values()),
             "acktr/factor_eig_max": max(eig.values()),
             **critic_metrics,
         }
+
+    @staticmethod
+    def _step_scale(quadratic: float, max_kl: float, eta_max: float) -> tuple[float, bool]:
+        """(eta, clipped) of the trust region; (0, False) without a finite positive Delta^T F Delta
+        (e.g. a zero gradient, all advantages 0): no step this iteration."""
+        if math.isfinite(quadratic) and quadratic > 0.0:
+            return trust_region_scale(quadratic, max_kl, eta_max)
+        return 0.0, False
 
     def _actor_quadratic(self, obs: torch.Tensor, pi_old, direction: list[torch.Tensor], step: torch.Tensor) -> float:
         """Delta^T F Delta for the trust region: exact along Delta (one Fisher-vector product of the

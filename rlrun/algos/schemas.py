@@ -97,6 +97,9 @@ class ACKTRConfig(AlgoConfig):
     momentum: float = 0.0  # K-FAC direction averaged over iterations, v <- m v + (1 - m) Delta (acktr_cont: 0.9)
     backtrack_coef: float = 0.9  # a step whose measured KL exceeds max_kl is shrunk by this factor ...
     backtrack_iters: int = 10  # ... up to this many times, else rejected (theta_old kept)
+    # Gaussian heads: the log-std's own share of max_kl, with its own step scale (the rest goes to
+    # the K-FAC mean network); None: one scale for the whole step, as in the paper
+    log_std_kl_share: Optional[float] = None
     damping: float = 0.01
     stat_decay: float = 0.99
     inv_every: int = 10
