@@ -61,8 +61,8 @@ def evaluate(actor: torch.nn.Module, env: gym.Env, obs_normalizer: ObsNormalizer
             action = action[0].detach().cpu().numpy()
             if box:
                 action = np.clip(action, env.action_space.low, env.action_space.high)
-            else:
-                action = int(action)
+            else:  # Discrete(n, start=k): the policy's 0..n-1 are the env's k..k+n-1
+                action = int(action) + int(env.action_space.start)
             raw_obs, reward, terminated, truncated, _ = env.step(action)
             ret, length, done = ret + float(reward), length + 1, terminated or truncated
         results.append((ret, length))

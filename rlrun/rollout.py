@@ -55,6 +55,8 @@ class RolloutCollector:
         self.obs_space = envs.single_observation_space
         action_space = envs.single_action_space
         self.discrete = isinstance(action_space, spaces.Discrete)
+        # Discrete(n, start=k): the policy's actions 0..n-1 are sent to the env as k..k+n-1
+        self.action_start = int(action_space.start) if self.discrete else 0
         # Box bounds as tensors: actions are clipped on the torch side, before the one numpy conversion.
         self.action_low = None if self.discrete else torch.as_tensor(action_space.low, device=device)
         self.action_high = None if self.discrete else torch.as_tensor(action_space.high, device=device)
@@ -81,6 +83,8 @@ class RolloutCollector:
     def _env_action(self, action: Tensor) -> np.ndarray:
         if not self.discrete:
             action = torch.clamp(action, self.action_low, self.action_high)
+        elif self.action_start:
+            action = action + self.action_start
         return action.cpu().numpy()
 
     def collect(self, global_step: int) -> tuple[Batch, list[Episode]]:

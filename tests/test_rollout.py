@@ -106,3 +106,41 @@ def test_batch_log_probs_are_those_of_the_collecting_policy():
         expected = actor(batch.obs).log_prob(batch.actions)
     torch.testing.assert_close(batch.log_probs, expected)
     assert batch.log_probs.shape == (120,)
+
+
+class OffsetActionsEnv(gym.Env):
+    """Discrete(3, start=1): records every action it receives; an action outside 1..3 is an error."""
+
+    observation_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+    action_space = spaces.Discrete(3, start=1)
+    received: list[int] = []
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action):
+        assert self.action_space.contains(action), action
+        OffsetActionsEnv.received.append(int(action))
+        return np.zeros(1, np.float32), float(action), False, False, {}
+
+
+gym.register("rlrun-test/OffsetActions-v0", entry_point=OffsetActionsEnv, max_episode_steps=10)
+
+
+def test_discrete_start_is_added_to_the_actions_sent_in_training_and_evaluation():
+    from rlrun.evaluation import evaluate
+    from rlrun.networks import CategoricalActor
+
+    torch.manual_seed(0)
+    OffsetActionsEnv.received.clear()
+    envs = make_vec_env(OmegaConf.structured(EnvConfig(id="rlrun-test/OffsetActions-v0", num_envs=2)))
+    actor, critic = CategoricalActor(1, 3, [8], "tanh", True), Critic(1, [8], "tanh", True)
+    collector = RolloutCollector(envs, actor, critic, n_steps=200, gamma=GAMMA, gae_lambda=0.95, seed=0,
+                                 device=torch.device("cpu"))
+    batch, _ = collector.collect(0)
+    assert set(OffsetActionsEnv.received) == {1, 2, 3}  # every action, none outside the space
+    assert set(batch.actions.tolist()) == {0, 1, 2}  # the policy's own indices are what is stored
+    OffsetActionsEnv.received.clear()
+    evaluate(actor, gym.make("rlrun-test/OffsetActions-v0"), None, episodes=3, deterministic=False, seed=0)
+    assert set(OffsetActionsEnv.received) == {1, 2, 3}
