@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from gymnasium import spaces
+from gymnasium.utils import EzPickle
 from gymnasium.vector import SyncVectorEnv, VectorEnv
 from torch import Tensor, nn
 
@@ -151,10 +152,13 @@ class RolloutCollector:
 
         Sub-environments of a SyncVectorEnv are pickled (their physics state, RNG and TimeLimit
         counter), so a resumed run continues the very same episodes. Async envs live in other
-        processes and cannot be captured: they are reset on resume (not bit-exact, documented).
+        processes and cannot be captured, and envs that pickle through gymnasium's ``EzPickle``
+        (Box2D, MuJoCo) come back as new, un-reset instances without their physics state (LunarLander
+        then fails its first step): both are reset on resume (not bit-exact, documented).
         """
         envs = None
-        if isinstance(self.envs, SyncVectorEnv):
+        if isinstance(self.envs, SyncVectorEnv) and not any(isinstance(env.unwrapped, EzPickle)
+                                                             for env in self.envs.envs):
             try:
                 envs = pickle.dumps(self.envs.envs)
             except Exception:  # e.g. simulators holding C handles; resume then resets the envs

@@ -4,6 +4,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
+from gymnasium.utils import EzPickle
 from omegaconf import OmegaConf
 
 from rlrun.config import EnvConfig
@@ -144,3 +145,44 @@ def test_discrete_start_is_added_to_the_actions_sent_in_training_and_evaluation(
     OffsetActionsEnv.received.clear()
     evaluate(actor, gym.make("rlrun-test/OffsetActions-v0"), None, episodes=3, deterministic=False, seed=0)
     assert set(OffsetActionsEnv.received) == {1, 2, 3}
+
+
+class RebuiltByPickleEnv(gym.Env, EzPickle):
+    """Pickles like Box2D and MuJoCo envs (EzPickle: a new instance from the constructor arguments,
+    without its state), and like LunarLander refuses a step before reset."""
+
+    observation_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+    action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+    def __init__(self):
+        EzPickle.__init__(self)
+        self.ready = False
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.ready = True
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action):
+        assert self.ready, "step before reset"
+        return np.zeros(1, np.float32), 1.0, False, False, {}
+
+
+gym.register("rlrun-test/RebuiltByPickle-v0", entry_point=RebuiltByPickleEnv, max_episode_steps=20)
+
+
+def test_envs_that_pickle_without_their_state_are_reset_on_resume():
+    envs = make_vec_env(OmegaConf.structured(EnvConfig(id="rlrun-test/RebuiltByPickle-v0", num_envs=2)))
+    actor, critic = GaussianActor(1, 1, [8], "tanh", True, 0.0), Critic(1, [8], "tanh", True)
+    collector = RolloutCollector(envs, actor, critic, n_steps=8, gamma=GAMMA, gae_lambda=0.95, seed=0,
+                                 device=torch.device("cpu"))
+    collector.collect(0)
+    state = collector.state_dict()
+    assert state["envs"] is None  # not pickled: the copy would be a new, un-reset env
+    resumed = RolloutCollector(make_vec_env(OmegaConf.structured(EnvConfig(id="rlrun-test/RebuiltByPickle-v0",
+                                                                           num_envs=2))),
+                               actor, critic, n_steps=8, gamma=GAMMA, gae_lambda=0.95, seed=0,
+                               device=torch.device("cpu"))
+    resumed.load_state_dict(state, seed=1)
+    batch, _ = resumed.collect(16)  # steps after the reset, no "step before reset"
+    assert len(batch) == 16
