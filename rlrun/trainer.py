@@ -15,6 +15,7 @@ import math
 import random
 import resource
 import time
+import traceback
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,6 +137,14 @@ def objective_value(summary: dict[str, Any], key: str) -> float:
     """The summary value a sweeper optimises; NaN when it does not exist (e.g. never solved)."""
     value = summary.get(key)
     return float("nan") if value is None else float(value)
+
+
+def log_to_files(message: str) -> None:
+    """An error record for the run's log file (rlrun.log) only: the console shows Hydra's traceback."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
 
 
 def train(cfg: DictConfig, run_dir: Path, multirun: bool = False, overridden: list[str] = ()) -> float:
@@ -260,8 +269,10 @@ def train(cfg: DictConfig, run_dir: Path, multirun: bool = False, overridden: li
             status = "interrupted" if stop else "completed"
         except NumericalError as err:
             status, error = "failed", str(err)
-        except BaseException:
+        except BaseException as exc:
             status = "crashed"  # state may be half-updated: keep the last good checkpoint
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            log_to_files(f"crashed at step {steps} (iteration {iteration}):\n{traceback.format_exc()}")
             raise
         finally:
             progress.close()
@@ -288,7 +299,10 @@ def train(cfg: DictConfig, run_dir: Path, multirun: bool = False, overridden: li
 
     resume_hint = f"resume with: rlrun resume={run_dir}"
     if status == "failed":
-        raise NumericalError(f"{error}; the last good checkpoint is kept, {resume_hint}")
+        last = run_dir / "checkpoints" / "last.pt"
+        if last.is_file():
+            raise NumericalError(f"{error}; the last good checkpoint is kept, {resume_hint}")
+        raise NumericalError(f"{error}; it came before the first checkpoint, so there is nothing to resume")
     if status == "interrupted":
         log.warning("stopped at step %d; checkpoint saved; %s", steps, resume_hint)
         raise SystemExit(stop.exit_code)

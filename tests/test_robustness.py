@@ -119,6 +119,28 @@ def test_nan_reward_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_p
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
 
 
+def test_nan_before_the_first_checkpoint_says_there_is_nothing_to_resume(tmp_path):
+    run_dir = tmp_path / "run"
+    code, err = finish(rlrun(tmp_path, "env=tests.nan_env:NanReward-v0", "algo.n_steps=16", "total_steps=5000",
+                             "checkpoint_every=100000", "progress=off", f"hydra.run.dir={run_dir}"))
+    assert code == 3
+    (line,) = [line for line in err.splitlines() if line.startswith("rlrun: error")]
+    assert "non-finite reward" in line and "nothing to resume" in line and "resume=" not in line
+    assert not (run_dir / "checkpoints" / "last.pt").exists()
+
+
+def test_a_crash_is_recorded_in_the_summary_and_its_traceback_in_the_log(tmp_path):
+    run_dir = tmp_path / "run"
+    code, err = finish(rlrun(tmp_path, "env=tests.crash_env:Crash-v0", "algo.n_steps=16", "total_steps=5000",
+                             "checkpoint_every=128", "progress=off", f"hydra.run.dir={run_dir}"))
+    assert code != 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "crashed" and summary["error"] == "RuntimeError: boom"
+    log_text = (run_dir / "rlrun.log").read_text()
+    assert "crashed at step" in log_text and "Traceback" in log_text and "RuntimeError: boom" in log_text
+    assert checkpoint_steps(run_dir) == 256  # the last periodic checkpoint before the crash is kept
+
+
 def test_same_seed_gives_identical_scalars_and_parameters(tmp_path):
     dirs = [tmp_path / "a", tmp_path / "b"]
     for d in dirs:
