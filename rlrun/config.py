@@ -11,8 +11,9 @@ config errors answer at once.
 
 from __future__ import annotations
 
+import difflib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -93,8 +94,17 @@ def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
 
 def validate(cfg: Any) -> None:
     """Range checks on a composed config; raises ConfigError naming the key."""
+    try:  # every interpolation resolves (``${oc.env:NOPE}``, ``seed=${seed}`` do not); Hydra's own node aside
+        for key in cfg:
+            if key != "hydra":
+                node = cfg[key]
+                if OmegaConf.is_config(node):
+                    OmegaConf.to_container(node, resolve=True)
+    except Exception as err:  # noqa: BLE001 - omegaconf raises several kinds; one line names the key
+        key = getattr(err, "full_key", None)
+        raise ConfigError(f"{key or 'config'}: {str(err).splitlines()[0]}") from None
     _check(cfg.total_steps > 0, "total_steps", cfg.total_steps, "must be > 0")
-    _check(cfg.seed >= 0, "seed", cfg.seed, "must be >= 0")
+    _check(0 <= cfg.seed < 2**32, "seed", cfg.seed, "must be in [0, 2**32 - 1] (numpy's seed range)")
     _check(cfg.device in DEVICES, "device", cfg.device, f"one of {', '.join(DEVICES)}")
     _check(cfg.torch_threads >= 0, "torch_threads", cfg.torch_threads, "must be >= 0")
     _check(cfg.checkpoint_every >= 0, "checkpoint_every", cfg.checkpoint_every, "must be >= 0")
@@ -120,7 +130,7 @@ def validate(cfg: Any) -> None:
     _check(0.0 <= algo.gae_lambda <= 1.0, "algo.gae_lambda", algo.gae_lambda, "must be in [0, 1]")
     _check(algo.n_steps >= 1, "algo.n_steps", algo.n_steps, "must be >= 1")
     for key in ("clip_eps", "max_kl", "kl_target", "learning_rate", "critic_lr", "cg_damping", "critic_max_kl",
-                "critic_eta_max"):
+                "critic_eta_max", "kl_coef_init", "target_kl", "max_grad_norm", "clip_value_eps"):
         if key in algo and algo[key] is not None:
             value = algo[key]
             _check(value > 0 and math.isfinite(value), f"algo.{key}", value, "must be > 0")
@@ -128,6 +138,14 @@ def validate(cfg: Any) -> None:
         if key in algo:
             _check(algo[key] >= 1, f"algo.{key}", algo[key], "must be >= 1")
     _check(algo.activation in ("tanh", "relu"), "algo.activation", algo.activation, "one of tanh, relu")
+    _check(all(size >= 1 for size in algo.hidden_sizes), "algo.hidden_sizes", list(algo.hidden_sizes),
+           "every layer size must be >= 1 ([] is a linear policy)")
+    known = {f.name for f in fields(ALGO_SCHEMAS[algo.name])}
+    for key in algo:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            _check(False, f"algo.{key}", algo[key], f"{algo.name} has no such key"
+                   + (f" (did you mean algo.{close[0]}?)" if close else ""))
     for key, allowed in (("lr_schedule", ("constant", "linear")), ("clip_schedule", ("constant", "linear")),
                          ("critic_optimizer", ("kfac", "adam")), ("trust_region_fisher", ("exact", "kfac"))):
         if key in algo:

@@ -184,6 +184,18 @@ BAD_INPUTS = [
     (["-m", "seed=0,1", "algo.gamma=2"], "algo.gamma=2.0"),
     (["hydra.run.dir=/proc/rlrun-cannot-write"], "cannot be written"),
     (["resume=/nonexistent/run"], "is not an rlrun run directory"),
+    (["seed=4294967296"], "seed=4294967296 is not allowed"),
+    (["algo.hidden_sizes=[-5]"], "algo.hidden_sizes=[-5]"),
+    (["algo.hidden_sizes=[0]"], "algo.hidden_sizes=[0]"),
+    (["algo=ppo_penalty", "algo.kl_coef_init=-1"], "algo.kl_coef_init=-1.0"),
+    (["algo=ppo_penalty", "algo.kl_adapt_factor=0"], "algo.kl_adapt_factor=0.0"),
+    (["algo=ppo_penalty", "algo.kl_tolerance=0.5"], "algo.kl_tolerance=0.5"),
+    (["algo.target_kl=-1"], "algo.target_kl=-1.0"),
+    (["algo.max_grad_norm=-1"], "algo.max_grad_norm=-1.0"),
+    (["algo.clip_value_eps=-1"], "algo.clip_value_eps=-1.0"),
+    (["+algo.clip_epss=0.1"], "did you mean algo.clip_eps?"),
+    (["total_steps=${oc.env:RLRUN_TEST_UNSET}"], "total_steps: "),
+    (["seed=${seed}"], "seed: Recursive interpolation"),
 ]
 
 
