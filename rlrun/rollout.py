@@ -157,8 +157,7 @@ class RolloutCollector:
         then fails its first step): both are reset on resume (not bit-exact, documented).
         """
         envs = None
-        if isinstance(self.envs, SyncVectorEnv) and not any(isinstance(env.unwrapped, EzPickle)
-                                                             for env in self.envs.envs):
+        if self._envs_pickle_their_state():
             try:
                 envs = pickle.dumps(self.envs.envs)
             except Exception:  # e.g. simulators holding C handles; resume then resets the envs
@@ -166,8 +165,13 @@ class RolloutCollector:
         return {"obs": self.obs.cpu().clone(), "episode_return": self.episode_return.copy(),
                 "episode_length": self.episode_length.copy(), "envs": envs}
 
+    def _envs_pickle_their_state(self) -> bool:
+        return isinstance(self.envs, SyncVectorEnv) and not any(isinstance(env.unwrapped, EzPickle)
+                                                                for env in self.envs.envs)
+
     def load_state_dict(self, state: dict, seed: int) -> None:
-        if state["envs"] is not None and isinstance(self.envs, SyncVectorEnv):
+        # (checkpoints written before EzPickle envs were excluded may still hold such copies)
+        if state["envs"] is not None and self._envs_pickle_their_state():
             self.envs.envs = pickle.loads(state["envs"])
             self.obs = state["obs"].to(self.device)
             self.episode_return, self.episode_length = state["episode_return"].copy(), state["episode_length"].copy()

@@ -186,3 +186,8 @@ def test_envs_that_pickle_without_their_state_are_reset_on_resume():
     resumed.load_state_dict(state, seed=1)
     batch, _ = resumed.collect(16)  # steps after the reset, no "step before reset"
     assert len(batch) == 16
+    # a checkpoint written before this rule still holds the un-reset copies: they are not used
+    import pickle
+    state["envs"] = pickle.dumps(collector.envs.envs)
+    resumed.load_state_dict(state, seed=2)
+    assert len(resumed.collect(32)[0]) == 16
