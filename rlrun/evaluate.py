@@ -1,14 +1,16 @@
 """`rlrun-eval`: run a trained policy from a checkpoint for full episodes and report its return.
 
     rlrun-eval <run dir or checkpoint .pt> [--episodes 10] [--stochastic] [--seed N] [--video DIR] [--device cpu]
+               [--max-episode-steps N] [--out FILE]
 
 The actor is rebuilt from the checkpoint's config and weights, and observations are normalised
 with the statistics saved at training time (never updated here). Actions are deterministic by
 default: the most probable action (Categorical) or the mean (Gaussian), clipped to the action
 bounds; ``--stochastic`` samples from the policy instead. The seed defaults to the run's seed +
 10000, so evaluation episodes differ from the training ones. Prints one line per episode and
-``mean ± std``, and writes ``eval.json`` into the run directory. ``--video DIR`` records every
-episode as an .mp4 (needs moviepy: ``pip install 'rlrun[video]'``).
+``mean ± std``, and writes ``eval.json`` into the run directory (``--out`` elsewhere). ``--video DIR``
+records every episode as an .mp4 (needs moviepy: ``pip install 'rlrun[video]'``). An episode ends at
+the env's time limit, or at ``--max-episode-steps`` (default 10,000 for an env that has none).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from rlrun.checkpoint import CheckpointError, load_checkpoint
-from rlrun.config import ConfigError
+from rlrun.config import DEVICES, ConfigError
 from rlrun import envs
 from rlrun.envs import EnvError, check_env_id, check_spaces, obs_dim
 from rlrun.evaluation import EVAL_SEED_OFFSET, evaluate
@@ -34,6 +36,7 @@ from rlrun.normalization import ObsNormalizer
 from rlrun.trainer import make_networks, resolve_device
 
 PROG = "rlrun-eval"
+DEFAULT_MAX_STEPS = 10_000  # per episode, for envs without a time limit
 
 
 def checkpoint_path(path: Path) -> tuple[Path, Path]:
@@ -66,6 +69,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=None, help=f"env and sampling seed (default: the run's seed + {EVAL_SEED_OFFSET})")
     parser.add_argument("--video", type=Path, default=None, metavar="DIR", help="record every episode as .mp4 into DIR")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    parser.add_argument("--max-episode-steps", type=int, default=None, metavar="N",
+                        help=f"end an episode after N steps (default: the env's time limit, else {DEFAULT_MAX_STEPS})")
+    parser.add_argument("--out", type=Path, default=None, metavar="FILE",
+                        help="where to write the JSON report (default <run dir>/eval.json)")
     return parser.parse_args(argv)
 
 
@@ -78,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.episodes < 1:
         return error("--episodes must be >= 1")
+    if args.device not in DEVICES:
+        return error(f"--device {args.device!r} is not one of {', '.join(DEVICES)}")
+    if args.max_episode_steps is not None and args.max_episode_steps < 1:
+        return error("--max-episode-steps must be >= 1")
     if args.video is not None and importlib.util.find_spec("moviepy") is None:
         return error("--video needs moviepy: pip install 'rlrun[video]'")
     path, run_dir = checkpoint_path(args.path)
@@ -103,9 +114,13 @@ def main(argv: list[str] | None = None) -> int:
         obs_normalizer.rms.load_state_dict(checkpoint["obs_normalizer"])
 
     seed = args.seed if args.seed is not None else int(cfg.seed) + EVAL_SEED_OFFSET
+    max_steps = args.max_episode_steps
+    if max_steps is None and env.spec is not None and env.spec.max_episode_steps is None:
+        max_steps = DEFAULT_MAX_STEPS
+        print(f"{cfg.env.id} has no time limit: episodes end after {max_steps} steps (--max-episode-steps)")
     mode = "stochastic" if args.stochastic else "deterministic"
     try:
-        results = evaluate(actor, env, obs_normalizer, args.episodes, not args.stochastic, seed)
+        results = evaluate(actor, env, obs_normalizer, args.episodes, not args.stochastic, seed, max_steps)
     finally:
         env.close()  # RecordVideo writes the last video here
     for i, (ret, length) in enumerate(results, 1):
@@ -116,7 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     report = {"checkpoint": str(path), "steps": checkpoint["steps"], "env": cfg.env.id, "mode": mode,
               "seed": seed, "episodes": len(results), "mean": mean, "std": std,
               "returns": returns, "lengths": lengths}
-    (run_dir / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
+    out = args.out if args.out is not None else run_dir / "eval.json"
+    try:
+        out.write_text(json.dumps(report, indent=2) + "\n")
+    except OSError as err:
+        return error(f"cannot write {out} ({err.strerror}); --out FILE writes the report elsewhere")
     if args.video is not None:
         print(f"videos in {args.video}")
     return 0

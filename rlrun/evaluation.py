@@ -37,7 +37,7 @@ def select_action(actor: torch.nn.Module, obs: torch.Tensor, deterministic: bool
 
 
 def evaluate(actor: torch.nn.Module, env: gym.Env, obs_normalizer: ObsNormalizer | None, episodes: int,
-             deterministic: bool, seed: int) -> list[tuple[float, int]]:
+             deterministic: bool, seed: int, max_steps: int | None = None) -> list[tuple[float, int]]:
     """(return, length) of ``episodes`` full episodes of ``actor`` in ``env``.
 
     The env is seeded once with ``seed`` (later resets continue its RNG), and so is the sampling
@@ -64,7 +64,8 @@ def evaluate(actor: torch.nn.Module, env: gym.Env, obs_normalizer: ObsNormalizer
             else:  # Discrete(n, start=k): the policy's 0..n-1 are the env's k..k+n-1
                 action = int(action) + int(env.action_space.start)
             raw_obs, reward, terminated, truncated, _ = env.step(action)
-            ret, length, done = ret + float(reward), length + 1, terminated or truncated
+            ret, length = ret + float(reward), length + 1
+            done = terminated or truncated or (max_steps is not None and length >= max_steps)
         results.append((ret, length))
     return results
 

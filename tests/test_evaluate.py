@@ -117,3 +117,41 @@ def test_missing_checkpoint_is_one_line_exit_2(tmp_path):
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "no checkpoint" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_bad_device_is_one_line_exit_2(run_dir, capsys):
+    assert main([str(run_dir), "--device", "tpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "rlrun-eval: error: --device 'tpu' is not one of cpu, cuda, auto"
+
+
+def test_report_goes_to_out_and_an_unwritable_place_is_one_line(run_dir, tmp_path, capsys):
+    out = tmp_path / "report.json"
+    assert main([str(run_dir), "--episodes", "1", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["episodes"] == 1
+    capsys.readouterr()
+    assert main([str(run_dir), "--episodes", "1", "--out", str(tmp_path / "no_dir" / "x.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot write" in err and "--out FILE" in err
+
+
+class EndlessEnv(gym.Env):
+    """No termination and no time limit: only a step cap ends an episode."""
+
+    observation_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+    action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(1, np.float32), 1.0, False, False, {}
+
+
+def test_max_steps_ends_episodes_of_an_env_without_time_limit():
+    from rlrun.networks import CategoricalActor
+
+    actor = CategoricalActor(1, 2, [4], "tanh", True)
+    results = evaluate(actor, EndlessEnv(), None, episodes=2, deterministic=True, seed=0, max_steps=50)
+    assert results == [(50.0, 50), (50.0, 50)]
