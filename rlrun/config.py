@@ -165,8 +165,9 @@ def validate(cfg: Any) -> None:
 
 
 # Keys a resumed run may change; any other difference from the checkpoint's config is refused.
+# The device too: checkpoints load onto the CPU first, so a CUDA run continues on a CPU machine.
 RESUMABLE_CHANGES = {"resume", "total_steps", "progress", "checkpoint_every", "keep_checkpoints", "log_every",
-                     "eval_every", "eval_episodes"}
+                     "eval_every", "eval_episodes", "device"}
 
 
 def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:

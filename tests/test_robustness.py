@@ -216,6 +216,21 @@ def make_finished_run(tmp_path: Path) -> Path:
     return run_dir
 
 
+def test_a_cuda_run_resumes_on_a_machine_without_cuda_with_device_cpu(tmp_path):
+    run_dir = make_finished_run(tmp_path)
+    overrides = run_dir / ".hydra" / "overrides.yaml"
+    overrides.write_text(overrides.read_text() + "- device=cuda\n")  # as if it had run with device=cuda
+    ckpt = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)
+    ckpt["config"]["device"] = "cuda"
+    torch.save(ckpt, run_dir / "checkpoints" / "last.pt")
+    if not torch.cuda.is_available():
+        code, err = finish(rlrun(tmp_path, f"resume={run_dir}", "total_steps=1024"))
+        assert code == 2 and "use device=cpu" in err and "Traceback" not in err
+    code, err = finish(rlrun(tmp_path, f"resume={run_dir}", "device=cpu", "total_steps=1024"))
+    assert code == 0, err
+    assert json.loads((run_dir / "summary.json").read_text())["steps_done"] == 1024
+
+
 def test_resume_refuses_a_conflicting_config_and_a_corrupt_checkpoint(tmp_path):
     run_dir = make_finished_run(tmp_path)
     code, err = finish(rlrun(tmp_path, f"resume={run_dir}", "algo.gamma=0.5"))
