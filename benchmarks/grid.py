@@ -80,6 +80,8 @@ def run_one(algo: str, env: str, seed: int, out: Path, results: Path, extra: lis
         if (run_dir / "checkpoints" / "last.pt").is_file():
             cmd = ["rlrun", f"resume={run_dir}", "progress=lines"]
         else:
+            if run_dir.is_dir():  # a run that died before its first checkpoint: nothing to continue
+                shutil.rmtree(run_dir)
             cmd = ["rlrun", f"algo={algo}", f"env={env}", f"seed={seed}", "progress=lines",
                    f"hydra.run.dir={run_dir}", *extra]
         run_dir.parent.mkdir(parents=True, exist_ok=True)

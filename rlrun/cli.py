@@ -116,6 +116,19 @@ def _writable_root(path: str) -> None:
         raise ConfigError(f"output directory {path} cannot be written ({err.strerror}); set hydra.run.dir") from None
 
 
+def _check_unused_run_dir(path: str) -> None:
+    """A new run never writes into a directory that holds another run (its summary, checkpoints or
+    event files, also those of a run still going): that would overwrite it and mix two logs."""
+    if not str(path).strip():
+        raise ConfigError("hydra.run.dir is empty: name a directory for the run (the default is under outputs/)")
+    run_dir = Path(path).expanduser()
+    used = run_dir.is_dir() and ((run_dir / "summary.json").exists() or (run_dir / "checkpoints").exists()
+                                 or any(run_dir.glob("events.out.tfevents.*")))
+    if used:
+        raise ConfigError(f"hydra.run.dir={path} already holds a run: continue it with rlrun resume={path}, "
+                          f"or choose another directory")
+
+
 def _check_resume(cfg: DictConfig) -> None:
     """The checkpoint loads and its config agrees with this command's (before Hydra writes anything)."""
     from rlrun.checkpoint import CheckpointError, load_checkpoint
@@ -179,6 +192,8 @@ def preflight(argv: list[str]) -> None:
                 except EnvError as err:
                     raise ConfigError(str(err)) from None
             _writable_root(OmegaConf.select(cfg, "hydra.sweep.dir" if multirun else "hydra.run.dir"))
+            if not multirun and not cfg.resume:
+                _check_unused_run_dir(OmegaConf.select(cfg, "hydra.run.dir"))
 
 
 def overshoot_note(cfg: DictConfig) -> str | None:

@@ -196,6 +196,7 @@ BAD_INPUTS = [
     (["+algo.clip_epss=0.1"], "did you mean algo.clip_eps?"),
     (["total_steps=${oc.env:RLRUN_TEST_UNSET}"], "total_steps: "),
     (["seed=${seed}"], "seed: Recursive interpolation"),
+    (["hydra.run.dir="], "hydra.run.dir is empty"),
 ]
 
 
@@ -214,6 +215,16 @@ def make_finished_run(tmp_path: Path) -> Path:
     code, err = finish(rlrun(tmp_path, "total_steps=512", "algo.n_steps=32", "progress=off", f"hydra.run.dir={run_dir}"))
     assert code == 0, err
     return run_dir
+
+
+def test_a_new_run_into_a_used_directory_is_refused(tmp_path):
+    run_dir = make_finished_run(tmp_path)
+    summary = (run_dir / "summary.json").read_text()
+    events = sorted(run_dir.glob("events.out.tfevents.*"))
+    code, err = finish(rlrun(tmp_path, "total_steps=256", "algo.n_steps=32", f"hydra.run.dir={run_dir}"))
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "already holds a run" in lines[0] and f"resume={run_dir}" in lines[0]
+    assert (run_dir / "summary.json").read_text() == summary and sorted(run_dir.glob("events.out.tfevents.*")) == events
 
 
 def test_a_cuda_run_resumes_on_a_machine_without_cuda_with_device_cpu(tmp_path):
