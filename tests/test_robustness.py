@@ -108,7 +108,7 @@ def test_sigterm_saves_checkpoint_summary_and_every_completed_iteration(tmp_path
 
 def test_nan_reward_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_path):
     run_dir = tmp_path / "run"
-    code, err = finish(rlrun(tmp_path, "env=tests.nan_env:NanReward-v0", "algo.n_steps=16", "total_steps=5000",
+    code, err = finish(rlrun(tmp_path, "env=tests.faulty_envs:NanReward-v0", "algo.n_steps=16", "total_steps=5000",
                              "checkpoint_every=128", "progress=off", f"hydra.run.dir={run_dir}"))
     assert code == 3
     lines = [line for line in err.splitlines() if line.startswith("rlrun: error")]
@@ -121,7 +121,7 @@ def test_nan_reward_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_p
 
 def test_nan_before_the_first_checkpoint_says_there_is_nothing_to_resume(tmp_path):
     run_dir = tmp_path / "run"
-    code, err = finish(rlrun(tmp_path, "env=tests.nan_env:NanReward-v0", "algo.n_steps=16", "total_steps=5000",
+    code, err = finish(rlrun(tmp_path, "env=tests.faulty_envs:NanReward-v0", "algo.n_steps=16", "total_steps=5000",
                              "checkpoint_every=100000", "progress=off", f"hydra.run.dir={run_dir}"))
     assert code == 3
     (line,) = [line for line in err.splitlines() if line.startswith("rlrun: error")]
@@ -131,7 +131,7 @@ def test_nan_before_the_first_checkpoint_says_there_is_nothing_to_resume(tmp_pat
 
 def test_a_crash_is_recorded_in_the_summary_and_its_traceback_in_the_log(tmp_path):
     run_dir = tmp_path / "run"
-    code, err = finish(rlrun(tmp_path, "env=tests.crash_env:Crash-v0", "algo.n_steps=16", "total_steps=5000",
+    code, err = finish(rlrun(tmp_path, "env=tests.faulty_envs:Crash-v0", "algo.n_steps=16", "total_steps=5000",
                              "checkpoint_every=128", "progress=off", f"hydra.run.dir={run_dir}"))
     assert code != 0
     summary = json.loads((run_dir / "summary.json").read_text())

@@ -65,7 +65,7 @@ def test_ray_multirun_on_loopback_runs_two_jobs(run_rlrun):
 
 def test_a_failing_job_keeps_the_others_and_fails_the_sweep(run_rlrun):
     repo = str(Path(__file__).resolve().parent.parent)
-    res = run_rlrun("-m", "env=tests.nan_env:NanReward-v0,CartPole-v1", "total_steps=1024", "algo.n_steps=32",
+    res = run_rlrun("-m", "env=tests.faulty_envs:NanReward-v0,CartPole-v1", "total_steps=1024", "algo.n_steps=32",
                     env={"PYTHONPATH": repo})
     assert res.returncode != 0
     assert "non-finite reward" in res.stderr

@@ -1,0 +1,47 @@
+"""Test envs with a fault at a known env step, importable by module path:
+``tests.faulty_envs:NanReward-v0`` (its 400th step returns a NaN reward) and
+``tests.faulty_envs:Crash-v0`` (its 300th step raises RuntimeError("boom"))."""
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+
+class FaultAtStep(gym.Env):
+    """Reward 1 on every step but the ``fault_step``-th of this process (across instances and resets)."""
+
+    observation_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = spaces.Discrete(2)
+    fault_step = 0
+    total_steps = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        type(self).total_steps += 1
+        reward = self.fault() if type(self).total_steps == self.fault_step else 1.0
+        return np.zeros(2, np.float32), reward, False, False, {}
+
+    def fault(self) -> float:
+        raise NotImplementedError
+
+
+class NanReward(FaultAtStep):
+    fault_step = 400
+
+    def fault(self) -> float:
+        return float("nan")
+
+
+class Crash(FaultAtStep):
+    fault_step = 300
+
+    def fault(self) -> float:
+        raise RuntimeError("boom")
+
+
+for name, env in (("NanReward-v0", NanReward), ("Crash-v0", Crash)):
+    if name not in gym.registry:
+        gym.register(name, entry_point=env, max_episode_steps=10)
