@@ -78,7 +78,7 @@ def run_one(algo: str, env: str, seed: int, out: Path, results: Path, extra: lis
     done = summary_file.is_file() and json.loads(summary_file.read_text())["status"] == "completed"
     if not done:
         if (run_dir / "checkpoints" / "last.pt").is_file():
-            cmd = ["rlrun", f"resume={run_dir}", "progress=lines"]
+            cmd = ["rlrun", f"resume={run_dir}"]  # its saved overrides already say progress=lines
         else:
             if run_dir.is_dir():  # a run that died before its first checkpoint: nothing to continue
                 shutil.rmtree(run_dir)
