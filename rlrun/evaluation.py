@@ -48,6 +48,7 @@ def evaluate(actor: torch.nn.Module, env: gym.Env, obs_normalizer: ObsNormalizer
     device = next(actor.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     box = isinstance(env.action_space, spaces.Box)
+    start = 0 if box else int(env.action_space.start)  # Discrete(n, start=k): the policy's 0..n-1 are k..k+n-1
     results = []
     for i in range(episodes):
         raw_obs, _ = env.reset(seed=seed if i == 0 else None)
@@ -61,8 +62,8 @@ def evaluate(actor: torch.nn.Module, env: gym.Env, obs_normalizer: ObsNormalizer
             action = action[0].detach().cpu().numpy()
             if box:
                 action = np.clip(action, env.action_space.low, env.action_space.high)
-            else:  # Discrete(n, start=k): the policy's 0..n-1 are the env's k..k+n-1
-                action = int(action) + int(env.action_space.start)
+            else:
+                action = int(action) + start
             raw_obs, reward, terminated, truncated, _ = env.step(action)
             ret, length = ret + float(reward), length + 1
             done = terminated or truncated or (max_steps is not None and length >= max_steps)

@@ -10,6 +10,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 from omegaconf import DictConfig, OmegaConf
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -18,9 +19,14 @@ from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 log = logging.getLogger("rlrun")
 
+# Shared tags written again under the run's algorithm (policy/kl also as trpo/kl, ...), so that a
+# custom-scalars chart can match one algorithm's runs only.
+ALGO_ALIASES = {"policy/kl": "kl", "policy/approx_kl": "approx_kl"}
+
+
 # The custom-scalars tab: each algorithm's trust-region quantity beside its bound. Every regex is
-# anchored and names a tag of one algorithm's namespace only (the KL is logged as <algo>/kl beside
-# policy/kl for this), so a chart shows only that algorithm's runs; one quantity scale per chart.
+# anchored and names a tag of one algorithm's namespace only (ALGO_ALIASES), so a chart shows only
+# that algorithm's runs; one quantity scale per chart.
 def _chart(*tags: str) -> list:
     return ["Multiline", [f"^{tag}$" for tag in tags]]
 
@@ -67,7 +73,7 @@ def hparam_value(value) -> float | str:
     return str(value)
 
 
-def run_hparams(cfg: DictConfig, overridden: list[str]) -> dict[str, float | str]:
+def run_hparams(cfg: DictConfig, overridden: Sequence[str]) -> dict[str, float | str]:
     name = cfg.algo.name
     hparams: dict[str, float | str] = {
         "algo": name, "env": cfg.env.id, "seed": float(cfg.seed),
@@ -82,14 +88,17 @@ def run_hparams(cfg: DictConfig, overridden: list[str]) -> dict[str, float | str
 class TensorBoardLogger:
     def __init__(self, run_dir: Path, cfg: DictConfig, purge_step: int | None = None):
         self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=purge_step, flush_secs=10)
+        self.algo = cfg.algo.name
         self.writer.add_text("config", "```yaml\n" + OmegaConf.to_yaml(cfg) + "```", 0)
         self.writer.add_custom_scalars(CUSTOM_SCALARS)
 
     def scalars(self, metrics: dict[str, float], step: int) -> None:
         for tag, value in metrics.items():
             self.writer.add_scalar(tag, value, step)
+            if tag in ALGO_ALIASES:
+                self.writer.add_scalar(f"{self.algo}/{ALGO_ALIASES[tag]}", value, step)
 
-    def hparams(self, cfg: DictConfig, summary: dict, overridden: list[str]) -> None:
+    def hparams(self, cfg: DictConfig, summary: dict, overridden: Sequence[str]) -> None:
         """The HParams table entry of this run (``run_hparams``; NaN = not a knob of this algorithm)."""
         hparams = run_hparams(cfg, overridden)
         metrics = {f"hparam/{key}": float("nan") if summary.get(key) is None else float(summary[key])

@@ -19,7 +19,7 @@ import traceback
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -147,7 +147,7 @@ def log_to_files(message: str) -> None:
             handler.handle(record)
 
 
-def train(cfg: DictConfig, run_dir: Path, multirun: bool = False, overridden: list[str] = ()) -> float:
+def train(cfg: DictConfig, run_dir: Path, multirun: bool = False, overridden: Sequence[str] = ()) -> float:
     """Run ``cfg`` to ``total_steps``; writes events, checkpoints and summary.json into ``run_dir``.
     ``overridden``: the config keys set on the command line, which the HParams entry shows."""
     if cfg.torch_threads > 0:
@@ -291,7 +291,7 @@ def train(cfg: DictConfig, run_dir: Path, multirun: bool = False, overridden: li
                 "error": error,
             }
             (run_dir / "summary.json").write_text(json.dumps(result, indent=2) + "\n")
-            tb.hparams(cfg, result, list(overridden))
+            tb.hparams(cfg, result, overridden)
             tb.close()
             envs.close()
             if evaluator is not None:

@@ -16,7 +16,7 @@ TAGS = {
     "trpo": {"trpo/backtracks", "trpo/step_accepted", "trpo/cg_iters", "trpo/cg_residual",
              "trpo/surrogate_improvement", "trpo/step_norm", "trpo/max_kl", "trpo/kl"},
     "ppo_penalty": {"ppo_penalty/kl_coef", "ppo_penalty/kl_target", "ppo_penalty/adapt", "policy/approx_kl",
-                    "ppo_penalty/kl"},
+                    "ppo_penalty/kl", "ppo_penalty/approx_kl"},
     "acktr": {"acktr/kl", "acktr/step_scale", "acktr/step_clipped", "acktr/step_norm", "acktr/damping",
               "acktr/factor_eig_min", "acktr/factor_eig_max", "acktr/max_kl", "acktr/eta_max",
               "acktr/backtracks", "acktr/step_accepted"},

@@ -93,19 +93,7 @@ class ACKTR:
         # Trust region: eta = min(eta_max, sqrt(2 delta / Delta^T F Delta)), then the step is checked:
         # while the measured KL exceeds delta it is shrunk (backtrack_coef^j), else rejected
         eta_max = 1.0 / self.eta_max.kl_coef if self.eta_max is not None else cfg.learning_rate
-        step = parameters_to_vector(direction)  # Delta as one vector, in the order of self.params
-        if cfg.log_std_kl_share is None or self.log_std is None:
-            eta, clipped = self._step_scale(self._actor_quadratic(obs, pi_old, direction, step), cfg.max_kl, eta_max)
-            eta_log_std, scaled_step = eta, eta * step
-        else:  # two blocks, each in its own share of delta (the Gaussian Fisher has no mean/log-std cross terms)
-            n_mean = step.numel() - self.log_std.numel()
-            mean_step = torch.cat([step[:n_mean], torch.zeros_like(step[n_mean:])])
-            mean_quadratic = self._actor_quadratic(obs, pi_old, [*direction[:-1], torch.zeros_like(direction[-1])],
-                                                   mean_step)
-            eta, clipped = self._step_scale(mean_quadratic, cfg.max_kl * (1.0 - cfg.log_std_kl_share), eta_max)
-            log_std_quadratic = 2.0 * step[n_mean:].pow(2).sum().item()  # exact block: 2 I
-            eta_log_std, _ = self._step_scale(log_std_quadratic, cfg.max_kl * cfg.log_std_kl_share, eta_max)
-            scaled_step = torch.cat([eta * step[:n_mean], eta_log_std * step[n_mean:]])
+        scaled_step, eta, eta_log_std, clipped = self._scaled_step(obs, pi_old, direction, eta_max)
 
         def kl_after() -> tuple[float, float]:
             with torch.no_grad():
@@ -126,7 +114,6 @@ class ACKTR:
             "loss/policy": policy_loss.item(),
             "value/explained_variance": explained_variance(batch.values, batch.returns),
             "train/learning_rate": eta_max,
-            "acktr/kl": kl,  # policy/kl again, so that the ACKTR charts match ACKTR runs only
             "acktr/max_kl": cfg.max_kl,
             "acktr/eta_max": eta_max,
             "acktr/eta_adapt": float(eta_adapt),
@@ -141,6 +128,25 @@ class ACKTR:
             "acktr/factor_eig_max": max(eig.values()),
             **critic_metrics,
         }
+
+    def _scaled_step(self, obs: torch.Tensor, pi_old, direction: list[torch.Tensor],
+                     eta_max: float) -> tuple[torch.Tensor, float, float, bool]:
+        """(eta Delta as one vector in the order of self.params, eta, the log-std's eta, eta_max binding).
+
+        One scale for the whole step, as in the paper; or, with ``log_std_kl_share``, the mean network
+        and a Gaussian log-std each scaled into their own share of ``max_kl`` (the Gaussian Fisher has
+        no mean/log-std cross terms, and the log-std's block is exactly 2 I)."""
+        cfg, step = self.cfg, parameters_to_vector(direction)
+        if cfg.log_std_kl_share is None or self.log_std is None:
+            eta, clipped = self._step_scale(self._actor_quadratic(obs, pi_old, direction, step), cfg.max_kl, eta_max)
+            return eta * step, eta, eta, clipped
+        mean_direction = [*direction[:-1], torch.zeros_like(direction[-1])]
+        mean_quadratic = self._actor_quadratic(obs, pi_old, mean_direction, parameters_to_vector(mean_direction))
+        eta, clipped = self._step_scale(mean_quadratic, cfg.max_kl * (1.0 - cfg.log_std_kl_share), eta_max)
+        n_mean = step.numel() - self.log_std.numel()
+        log_std_quadratic = 2.0 * step[n_mean:].pow(2).sum().item()
+        eta_log_std, _ = self._step_scale(log_std_quadratic, cfg.max_kl * cfg.log_std_kl_share, eta_max)
+        return torch.cat([eta * step[:n_mean], eta_log_std * step[n_mean:]]), eta, eta_log_std, clipped
 
     @staticmethod
     def _step_scale(quadratic: float, max_kl: float, eta_max: float) -> tuple[float, bool]:

@@ -67,9 +67,6 @@ class PPOClip:
         metrics = {key: torch.stack(values).mean().item() for key, values in stats.items()}
         metrics.update({
             "policy/kl": exact_kl,
-            # again under the algorithm's name, so that the PPO-Clip charts match PPO-Clip runs only
-            "ppo_clip/kl": exact_kl,
-            "ppo_clip/approx_kl": metrics["policy/approx_kl"],
             "value/explained_variance": explained_variance(batch.values, batch.returns),
             "train/learning_rate": lr,
             "train/clip_eps": clip_eps,

@@ -75,7 +75,6 @@ class PPOPenalty:
             "policy/entropy": entropy,
             "value/explained_variance": explained_variance(batch.values, batch.returns),
             "train/learning_rate": lr,
-            "ppo_penalty/kl": d,  # policy/kl again, so that the PPO-Penalty charts match its runs only
             "ppo_penalty/kl_coef": self.kl_controller.kl_coef,
             "ppo_penalty/kl_coef_before": kl_coef,
             "ppo_penalty/kl_target": cfg.kl_target,

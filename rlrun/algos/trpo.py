@@ -71,7 +71,6 @@ class TRPO:
             "loss/value": critic_loss,
             "value/explained_variance": explained_variance(batch.values, batch.returns),
             "train/learning_rate": cfg.critic_lr,
-            "trpo/kl": kl_after,  # policy/kl again, so that the TRPO charts match TRPO runs only
             "trpo/max_kl": cfg.max_kl,
             "trpo/cg_iters": float(cg.iterations),
             "trpo/cg_residual": cg.residual,
