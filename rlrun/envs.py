@@ -7,9 +7,12 @@ step returns the next episode's first observation and keeps the real final obser
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import functools
 import importlib
-from typing import Any
+import signal
+from typing import Any, Iterator
 
 import gymnasium as gym
 import numpy as np
@@ -81,12 +84,40 @@ def check_spaces_of(env_cfg: Any) -> None:
         env.close()
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def make_worker_env(env_cfg: Any, render_mode: str | None = None) -> gym.Env:
+    """:func:`make_env` in an async worker process, which leaves Ctrl-C and SIGTERM to the main process.
+
+    A terminal's Ctrl-C and SLURM's SIGTERM go to the whole process group. A worker that died of
+    them would break its pipe before the main process could finish the iteration and save."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    return make_env(env_cfg, render_mode)
+
+
+@contextlib.contextmanager
+def stop_signals_blocked() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM while worker processes start (they inherit the mask, so a signal in
+    that window cannot kill one before :func:`make_worker_env` ignores it); delivered afterwards."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def make_vec_env(env_cfg: Any, render_mode: str | None = None) -> VectorEnv:
     """``env_cfg.num_envs`` copies of ``env_cfg.id``, sync or async (not yet reset)."""
     check_env_id(env_cfg.id)
-    vector_cls = SyncVectorEnv if env_cfg.vectorization == "sync" else AsyncVectorEnv
-    envs = vector_cls([lambda: make_env(env_cfg, render_mode)] * env_cfg.num_envs,
-                      autoreset_mode=AutoresetMode.SAME_STEP)
+    if env_cfg.vectorization == "sync":
+        envs = SyncVectorEnv([functools.partial(make_env, env_cfg, render_mode)] * env_cfg.num_envs,
+                             autoreset_mode=AutoresetMode.SAME_STEP)
+    else:
+        with stop_signals_blocked():
+            envs = AsyncVectorEnv([functools.partial(make_worker_env, env_cfg, render_mode)] * env_cfg.num_envs,
+                                  autoreset_mode=AutoresetMode.SAME_STEP)
     check_spaces(envs.single_observation_space, envs.single_action_space, env_cfg.id)
     return envs
 

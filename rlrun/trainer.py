@@ -147,6 +147,15 @@ def log_to_files(message: str) -> None:
             handler.handle(record)
 
 
+def close_quietly(closable: Any, what: str) -> None:
+    """Close at the end of a run without letting a failure (an async worker already gone) replace
+    the run's outcome: the summary and checkpoint are written by then."""
+    try:
+        closable.close()
+    except Exception as err:
+        log.warning("closing the %s failed: %s: %s", what, type(err).__name__, err)
+
+
 def train(cfg: DictConfig, run_dir: Path, multirun: bool = False, overridden: Sequence[str] = ()) -> float:
     """Run ``cfg`` to ``total_steps``; writes events, checkpoints and summary.json into ``run_dir``.
     ``overridden``: the config keys set on the command line, which the HParams entry shows."""
@@ -293,9 +302,9 @@ def train(cfg: DictConfig, run_dir: Path, multirun: bool = False, overridden: Se
             (run_dir / "summary.json").write_text(json.dumps(result, indent=2) + "\n")
             tb.hparams(cfg, result, overridden)
             tb.close()
-            envs.close()
+            close_quietly(envs, "training envs")
             if evaluator is not None:
-                evaluator.close()
+                close_quietly(evaluator, "evaluation env")
 
     resume_hint = f"resume with: rlrun resume={run_dir}"
     if status == "failed":

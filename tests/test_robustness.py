@@ -106,6 +106,26 @@ def test_sigterm_saves_checkpoint_summary_and_every_completed_iteration(tmp_path
     assert len(fps_steps) == summary["iterations"] and fps_steps[-1] == summary["steps_done"]
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_the_process_group_with_async_envs_saves_at_the_step_it_stopped(tmp_path, signum):
+    """A terminal's Ctrl-C and SLURM's SIGTERM reach the async env workers too: they must not die
+    first and break the pipes before the main process saves."""
+    run_dir = tmp_path / "run"
+    proc = rlrun(tmp_path, "total_steps=10000000", "checkpoint_every=2048", "progress=off", "env.vectorization=async",
+                 "env.num_envs=4", f"hydra.run.dir={run_dir}", start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not list(run_dir.glob("events.out.tfevents.*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(random.uniform(1.0, 2.5))
+    os.killpg(proc.pid, signum)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum, err
+    assert "Traceback" not in out + err
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    assert checkpoint_steps(run_dir) == summary["steps_done"] > 0
+
+
 def test_nan_reward_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_path):
     run_dir = tmp_path / "run"
     code, err = finish(rlrun(tmp_path, "env=tests.faulty_envs:NanReward-v0", "algo.n_steps=16", "total_steps=5000",
