@@ -1,20 +1,49 @@
-"""Checkpoints: everything needed to evaluate or continue a run, written atomically."""
+"""Checkpoints: everything needed to evaluate or continue a run, written atomically.
+
+torch is imported where a checkpoint is read or written, so the CLI can import this module and
+answer at once."""
 
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-import torch
+
+class OutputError(OSError):
+    """A run's file that cannot be written (a full disk, a read-only directory); one line."""
+
+
+def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """``write(tmp)``, then rename ``tmp`` to ``path``: a crash or a full disk mid-write never leaves a
+    torn file at ``path`` (the previous one stays) nor a partial ``.tmp`` beside it."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException as err:
+        tmp.unlink(missing_ok=True)
+        if isinstance(err, Exception):
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else (str(err).splitlines() or [type(err).__name__])[0]
+            raise OutputError(f"{path} could not be written ({reason})") from err
+        raise
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write to a temporary file, then rename: a crash mid-write never leaves a torn checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    import torch
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # through a Python file, a full disk raises OSError (ENOSPC)
+            torch.save(state, f)
+
+    write_atomically(path, write)
+
+
+def resume_command(run_dir: Path) -> str:
+    """The command that continues the run in ``run_dir``, quoted for a POSIX shell."""
+    return f"rlrun {shlex.quote(f'resume={run_dir}')}"
 
 
 class CheckpointError(ValueError):
@@ -25,6 +54,8 @@ REQUIRED_KEYS = {"config", "steps", "actor", "critic", "algo", "rng"}
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
+    import torch
+
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     try:

@@ -8,23 +8,29 @@ inside the task function, so ``rlrun --help``, ``--cfg job`` and config errors a
 
 from __future__ import annotations
 
+import copy
 import difflib
 import itertools
+import logging
 import os
 import re
 import sys
 import tempfile
 from importlib.resources import files
 from pathlib import Path
+from typing import Callable
 
 import hydra
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
+from hydra._internal.config_loader_impl import ConfigLoaderImpl  # hydra-core 1.3 (pinned)
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from rlrun.config import ConfigError, EnvConfig, config_differences, register_configs, validate
+from rlrun.checkpoint import resume_command
+from rlrun.config import OBJECTIVES, ConfigError, EnvConfig, config_differences, register_configs, validate
 
 
 def _conf_dir() -> Path:
@@ -36,8 +42,8 @@ def _conf_dir() -> Path:
 
 
 CONF_DIR = _conf_dir()
+log = logging.getLogger("rlrun")
 INFO_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--shell-completion", "-sc"}
-MAX_PREFLIGHT_JOBS = 256
 
 
 def register_env_ids(argv: list[str]) -> None:
@@ -57,20 +63,50 @@ def register_env_ids(argv: list[str]) -> None:
                 cs.store(group="env", name=env_id, node=EnvConfig(id=env_id))
 
 
+def hydra_quote(text: str) -> str:
+    """``text`` as one quoted value of Hydra's override grammar, so that any path the OS allows
+    (``=`` and ``,`` of sweep job names, spaces, quotes, backslashes, ``${``) reaches the config as it is."""
+    text = re.sub(r"(\\+)(?='|$)", lambda m: m.group(1) * 2, text)  # backslashes before a quote or the end
+    text = text.replace("'", "\\'").replace("${", "\\${")  # \${ : no interpolation for OmegaConf
+    return f"'{text}'"
+
+
+def _resume_path(value: str) -> Path:
+    """The directory a ``resume=`` value names: as typed, or as Hydra would read it (quotes removed)."""
+    path = Path(value).expanduser()
+    if not path.exists():
+        try:
+            parsed = OverridesParser.create().parse_overrides([f"resume={value}"])[0].value()
+            path = Path(str(parsed)).expanduser()
+        except Exception:
+            pass
+    return path.resolve()
+
+
 def expand_resume(argv: list[str]) -> list[str]:
-    """``resume=<run dir>`` -> that run's own overrides, the user's others, and its directory as output."""
+    """``resume=<run dir>`` -> that run's own overrides, the user's others, and its directory as output.
+
+    A sweep job resumes as a single run in its own directory (``hydra.mode=RUN``, even when its
+    overrides name a sweep preset)."""
     resume = [a for a in argv if a.startswith("resume=")]
     if not resume:
         return argv
-    run_dir = Path(resume[-1].split("=", 1)[1]).expanduser().resolve()
+    run_dir = _resume_path(resume[-1].split("=", 1)[1])
     overrides_file = run_dir / ".hydra" / "overrides.yaml"
     if not overrides_file.is_file():
         raise ConfigError(f"resume={run_dir} is not an rlrun run directory (no .hydra/overrides.yaml)")
     if not (run_dir / "checkpoints" / "last.pt").is_file():
         raise ConfigError(f"resume={run_dir} has no checkpoint to resume from (checkpoints/last.pt is missing)")
-    original = [o for o in OmegaConf.load(overrides_file) if not str(o).startswith("resume=")]
+    try:
+        saved = OmegaConf.load(overrides_file)
+    except Exception as err:
+        raise ConfigError(f"resume={run_dir}: {overrides_file} cannot be read ({_one_line(err)})") from None
+    if not OmegaConf.is_list(saved):
+        raise ConfigError(f"resume={run_dir}: {overrides_file} is not a list of overrides")
+    original = [str(o) for o in saved if not str(o).startswith("resume=")]
     others = [a for a in argv if not a.startswith("resume=")]
-    return [*map(str, original), *others, f"resume={run_dir}", f"hydra.run.dir={run_dir}"]
+    return [*original, *others, f"resume={hydra_quote(str(run_dir))}",
+            f"hydra.run.dir={hydra_quote(str(run_dir))}", "hydra.mode=RUN"]
 
 
 def _one_line(err: Exception) -> str:
@@ -102,18 +138,69 @@ def _jobs(overrides: list[str]) -> list[list[str]] | None:
                 return None
         else:
             axes.append([o.input_line])
-    return [list(job) for job in itertools.islice(itertools.product(*axes), MAX_PREFLIGHT_JOBS)]
+    return [list(job) for job in itertools.product(*axes)]
 
 
-def _writable_root(path: str) -> None:
-    """Try to make (and remove) a directory where the run's output would go."""
-    p = Path(path).expanduser().resolve()
-    while not p.exists():
+class _JobComposer:
+    """Each job's composed config, as Hydra would compose it, without composing each from scratch
+    (~0.1 s a job): jobs that choose the same config groups share one composition, and their
+    other overrides are applied to a copy of it as Hydra applies them after the defaults list."""
+
+    def __init__(self, compose: Callable[..., DictConfig], hydra_overrides: list[str]) -> None:
+        self.compose, self.hydra_overrides = compose, hydra_overrides
+        self.parser = OverridesParser.create()
+        self.bases: dict[tuple[str, ...], DictConfig] = {}
+
+    @staticmethod
+    def _chooses_a_group(override: Override) -> bool:
+        key = override.key_or_group
+        return override.package is not None or "/" in key or (CONF_DIR / key).is_dir()
+
+    def __call__(self, job: list[str]) -> DictConfig:
+        parsed = self.parser.parse_overrides(job)
+        groups = tuple(o.input_line for o in parsed if self._chooses_a_group(o))
+        if groups not in self.bases:
+            self.bases[groups] = self.compose(config_name="config", overrides=[*groups, *self.hydra_overrides],
+                                              return_hydra_config=True)
+        cfg = copy.deepcopy(self.bases[groups])
+        ConfigLoaderImpl._apply_overrides_to_config([o for o in parsed if not self._chooses_a_group(o)], cfg)
+        return cfg
+
+
+def _without_sweeps(overrides: list[str]) -> list[str]:
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return [o.input_line for o in parsed if not o.is_sweep_override()]
+
+
+def _check_sweeper_direction(cfg: DictConfig) -> None:
+    """An Optuna study must optimise the objective the right way (its default is minimize)."""
+    sweeper = OmegaConf.select(cfg, "hydra.sweeper") or {}
+    if "optuna" not in str(sweeper.get("_target_", "")).lower():
+        return
+    direction = sweeper.get("direction")
+    direction = direction if isinstance(direction, str) else getattr(direction, "name", direction)
+    wanted = OBJECTIVES[cfg.objective]
+    if str(direction) != wanted:
+        raise ConfigError(f"hydra.sweeper.direction={direction}, but objective={cfg.objective} is better "
+                          f"{'larger' if wanted == 'maximize' else 'smaller'}: set hydra.sweeper.direction={wanted}")
+
+
+def _writable_root(key: str, path: str) -> None:
+    """Try to make (and remove) a directory where the run's output would go; check its name's length."""
+    target = p = Path(path).expanduser().absolute()
+    while not os.path.isdir(p):  # False, not an error, for a name too long to look up
         p = p.parent
+    name_max, path_max = os.pathconf(p, "PC_NAME_MAX"), os.pathconf(p, "PC_PATH_MAX")
+    too_long = [part for part in target.parts if len(part.encode()) > name_max]
+    if too_long or len(str(target).encode()) >= path_max:
+        what = f"a name of {len(too_long[0].encode())} bytes" if too_long else f"{len(str(target).encode())} bytes"
+        shown = path if len(path) <= 60 else f"{path[:60]}..."
+        raise ConfigError(f"{key}={shown} is too long ({what}; the file system allows {name_max} per name, "
+                          f"{path_max} in all)")
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".rlrun-check-", dir=p))
     except OSError as err:
-        raise ConfigError(f"output directory {path} cannot be written ({err.strerror}); set hydra.run.dir") from None
+        raise ConfigError(f"{key}={path} cannot be written ({err.strerror}); choose another directory") from None
 
 
 def _check_unused_run_dir(path: str) -> None:
@@ -125,7 +212,7 @@ def _check_unused_run_dir(path: str) -> None:
     used = run_dir.is_dir() and ((run_dir / "summary.json").exists() or (run_dir / "checkpoints").exists()
                                  or any(run_dir.glob("events.out.tfevents.*")))
     if used:
-        raise ConfigError(f"hydra.run.dir={path} already holds a run: continue it with rlrun resume={path}, "
+        raise ConfigError(f"hydra.run.dir={path} already holds a run: continue it with {resume_command(run_dir)}, "
                           f"or choose another directory")
 
 
@@ -169,15 +256,18 @@ def preflight(argv: list[str]) -> None:
             jobs = _jobs(task) if multirun else [task]
         except Exception as err:
             raise ConfigError(_one_line(err)) from None
-        if jobs is None:  # e.g. optuna ranges: the sweeper samples the jobs; the task re-checks each
-            return
         register_env_ids(task)
-        for job in jobs:
+        if jobs is None:  # e.g. optuna ranges: the sweeper samples the jobs; check the fixed part here
+            jobs = [_without_sweeps(task)]  # and the task checks each sampled job
+        composed = _JobComposer(compose, hydra_overrides)
+        for number, job in enumerate(jobs):
             try:
-                cfg = compose(config_name="config", overrides=job + hydra_overrides, return_hydra_config=True)
+                cfg = composed(job)
+                validate(cfg)
+                _check_sweeper_direction(cfg)
             except Exception as err:
-                raise ConfigError(_one_line(err)) from None
-            validate(cfg)
+                message = str(err) if isinstance(err, ConfigError) else _one_line(err)
+                raise ConfigError(message if len(jobs) == 1 else f"job {number:03d} ({' '.join(job)}): {message}") from None
             if cfg.resume:
                 _check_resume(cfg)
             elif len(jobs) == 1:
@@ -191,7 +281,8 @@ def preflight(argv: list[str]) -> None:
                     check_spaces_of(cfg.env)
                 except EnvError as err:
                     raise ConfigError(str(err)) from None
-            _writable_root(OmegaConf.select(cfg, "hydra.sweep.dir" if multirun else "hydra.run.dir"))
+            output_key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+            _writable_root(output_key, OmegaConf.select(cfg, output_key))
             if not multirun and not cfg.resume:
                 _check_unused_run_dir(OmegaConf.select(cfg, "hydra.run.dir"))
 
@@ -206,12 +297,8 @@ def overshoot_note(cfg: DictConfig) -> str | None:
             f"env steps, more than total_steps={cfg.total_steps}: the run does 1 iteration ({batch} steps)")
 
 
-class JobFailed(RuntimeError):
-    """One job of a multirun failed; its message is the one-line error."""
-
-
 def _run(cfg: DictConfig) -> float | None:
-    from rlrun.checkpoint import CheckpointError
+    from rlrun.checkpoint import CheckpointError, OutputError
     from rlrun.envs import EnvError
     from rlrun.errors import NumericalError
     from rlrun.trainer import train
@@ -226,11 +313,18 @@ def _run(cfg: DictConfig) -> float | None:
     try:
         validate(cfg)
         return train(cfg, Path(hydra_cfg.runtime.output_dir), multirun=multirun, overridden=overridden)
-    except (ConfigError, EnvError, CheckpointError, NumericalError) as err:
-        if multirun:  # fail this job only: the launcher keeps the others and reports the failure
-            raise JobFailed(str(err)) from None
+    except (ConfigError, EnvError, CheckpointError, NumericalError, OutputError) as err:
+        if multirun:  # fail this job only: the others go on, and sweep_report names it at the end
+            log.error("job failed: %s", err)
+            return float("nan")
         print(f"rlrun: error: {err}", file=sys.stderr)
-        sys.exit(2 if not isinstance(err, NumericalError) else 3)
+        sys.exit(3 if isinstance(err, NumericalError) else 1 if isinstance(err, OutputError) else 2)
+    except Exception as err:
+        if not multirun:
+            raise  # Hydra prints the traceback; rlrun.log and summary.json have it too
+        log.error("job crashed: %s: %s (traceback in %s)", type(err).__name__, err,
+                  Path(hydra_cfg.runtime.output_dir) / "rlrun.log")
+        return float("nan")
 
 
 def help_text() -> str:

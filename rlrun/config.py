@@ -12,6 +12,7 @@ config errors answer at once.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
@@ -22,8 +23,29 @@ from omegaconf import OmegaConf
 from rlrun.algos.schemas import ALGO_SCHEMAS
 
 
-# "_<text>" or "": appends a multirun job's other overrides to its directory name (conf/config.yaml).
-OmegaConf.register_new_resolver("rlrun_suffix", lambda text: f"_{text}" if text else "", replace=True)
+MAX_SUFFIX_BYTES = 80
+
+
+def job_dir_suffix(overrides: str) -> str:
+    """``_<overrides>`` for a multirun job's directory name (conf/config.yaml), or "" without any.
+
+    Long override strings (Optuna's sampled floats, many keys) keep a readable head and end in a
+    hash of the whole, so that a name stays short and stable (a path component may have at most
+    255 bytes); the full overrides are in the job's ``.hydra/overrides.yaml``."""
+    if not overrides:
+        return ""
+    raw = overrides.encode()
+    if len(raw) <= MAX_SUFFIX_BYTES:
+        return f"_{overrides}"
+    head = raw[:MAX_SUFFIX_BYTES - 13].decode(errors="ignore")
+    if "," in head:
+        head = head[:head.rindex(",")]  # whole overrides only: no value cut in the middle
+    return f"_{head},...{hashlib.sha1(raw).hexdigest()[:8]}"
+
+
+OmegaConf.register_new_resolver("rlrun_suffix", job_dir_suffix, replace=True)
+# The Optuna presets' direction follows the objective: ${rlrun_direction:${objective}}.
+OmegaConf.register_new_resolver("rlrun_direction", lambda objective: OBJECTIVES[objective], replace=True)
 # A multirun job's number, zero-padded, so that its directories (and TensorBoard's runs and HParams
 # rows, which sort by name) come in job order: 000, 001, ..., 010, not 0, 1, 10, 11, 2.
 OmegaConf.register_new_resolver("rlrun_job_num", lambda num: f"{int(num):03d}", replace=True)
@@ -71,7 +93,9 @@ ALGO_NAMES = tuple(ALGO_SCHEMAS)
 DEVICES = ("cpu", "cuda", "auto")
 VECTORIZATIONS = ("sync", "async")
 PROGRESS_MODES = ("auto", "bar", "lines", "off")
-OBJECTIVES = ("final_return", "solved_step", "solved_wall_s", "fps", "eval_final_return", "eval_best_return")
+# What a sweeper (Optuna) can optimise, a summary.json key, and which way is better.
+OBJECTIVES = {"final_return": "maximize", "solved_step": "minimize", "solved_wall_s": "minimize", "fps": "maximize",
+              "eval_final_return": "maximize", "eval_best_return": "maximize"}
 
 
 def register_configs() -> None:
@@ -113,6 +137,8 @@ def validate(cfg: Any) -> None:
     _check(cfg.objective in OBJECTIVES, "objective", cfg.objective, f"one of {', '.join(OBJECTIVES)}")
     _check(cfg.eval_every >= 0, "eval_every", cfg.eval_every, "must be >= 0 (0: no evaluation during training)")
     _check(cfg.eval_episodes >= 1, "eval_episodes", cfg.eval_episodes, "must be >= 1")
+    _check(cfg.eval_every > 0 or not cfg.objective.startswith("eval_"), "objective", cfg.objective,
+           "needs evaluations during training: set eval_every > 0")
     _check(cfg.solved_window >= 1, "solved_window", cfg.solved_window, "must be >= 1")
     env = cfg.env
     _check(bool(env.id), "env.id", env.id, "a registered gymnasium id")
@@ -130,10 +156,17 @@ def validate(cfg: Any) -> None:
     _check(0.0 <= algo.gae_lambda <= 1.0, "algo.gae_lambda", algo.gae_lambda, "must be in [0, 1]")
     _check(algo.n_steps >= 1, "algo.n_steps", algo.n_steps, "must be >= 1")
     for key in ("clip_eps", "max_kl", "kl_target", "learning_rate", "critic_lr", "cg_damping", "critic_max_kl",
-                "critic_eta_max", "kl_coef_init", "target_kl", "max_grad_norm", "clip_value_eps"):
+                "critic_eta_max", "kl_coef_init", "target_kl", "max_grad_norm", "clip_value_eps", "adam_eps", "cg_tol"):
         if key in algo and algo[key] is not None:
             value = algo[key]
             _check(value > 0 and math.isfinite(value), f"algo.{key}", value, "must be > 0")
+    for key in ("vf_coef", "ent_coef", "damping"):
+        if key in algo:
+            _check(algo[key] >= 0 and math.isfinite(algo[key]), f"algo.{key}", algo[key], "must be >= 0")
+    _check(math.isfinite(algo.log_std_init), "algo.log_std_init", algo.log_std_init, "must be finite")
+    if "stat_decay" in algo:
+        _check(0.0 <= algo.stat_decay < 1.0, "algo.stat_decay", algo.stat_decay,
+               "must be in [0, 1) (0: fresh K-FAC factors each iteration)")
     for key in ("n_epochs", "batch_size", "cg_iters", "critic_epochs", "policy_epochs", "inv_every"):
         if key in algo:
             _check(algo[key] >= 1, f"algo.{key}", algo[key], "must be >= 1")

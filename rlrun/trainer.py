@@ -19,14 +19,14 @@ import traceback
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 from gymnasium import spaces
 from omegaconf import DictConfig, OmegaConf
 
-from rlrun.checkpoint import load_checkpoint, save_checkpoint
+from rlrun.checkpoint import OutputError, load_checkpoint, resume_command, save_checkpoint, write_atomically
 from rlrun.config import ConfigError, config_differences
 from rlrun.errors import NumericalError
 from rlrun.envs import make_env, make_vec_env, obs_dim, reward_threshold
@@ -134,8 +134,14 @@ def check_finite(metrics: dict[str, float], modules: list[torch.nn.Module], iter
 
 
 def objective_value(summary: dict[str, Any], key: str) -> float:
-    """The summary value a sweeper optimises; NaN when it does not exist (e.g. never solved)."""
+    """The summary value a sweeper optimises. A run that never solved the env scores, for
+    ``solved_step`` / ``solved_wall_s``, the steps / seconds it ran: the least it would have
+    needed, worse than any trial that solved it (a NaN would fail the trial). NaN only where there
+    is no value at all (no episode finished), which fails that trial alone."""
+    censored = {"solved_step": "steps_done", "solved_wall_s": "wall_s"}
     value = summary.get(key)
+    if value is None and key in censored:
+        value = summary.get(censored[key])
     return float("nan") if value is None else float(value)
 
 
@@ -147,13 +153,13 @@ def log_to_files(message: str) -> None:
             handler.handle(record)
 
 
-def close_quietly(closable: Any, what: str) -> None:
-    """Close at the end of a run without letting a failure (an async worker already gone) replace
-    the run's outcome: the summary and checkpoint are written by then."""
+def quietly(action: Callable[[], object], what: str) -> None:
+    """Finish a run's resources without letting a failure (an async worker already gone, a full
+    disk) replace the run's outcome, which is known and saved by then."""
     try:
-        closable.close()
+        action()
     except Exception as err:
-        log.warning("closing the %s failed: %s: %s", what, type(err).__name__, err)
+        log.warning("%s failed: %s: %s", what, type(err).__name__, err)
 
 
 def train(cfg: DictConfig, run_dir: Path, multirun: bool = False, overridden: Sequence[str] = ()) -> float:
@@ -242,7 +248,7 @@ def train(cfg: DictConfig, run_dir: Path, multirun: bool = False, overridden: Se
     progress_mode = "lines" if multirun and cfg.progress in ("auto", "bar") else cfg.progress  # no bars in workers
     progress = ProgressReporter(cfg.total_steps, progress_mode, f"{cfg.algo.name} {cfg.env.id}")
     next_checkpoint = (steps // cfg.checkpoint_every + 1) * cfg.checkpoint_every if cfg.checkpoint_every else None
-    status, error = "running", None
+    status, error, failure = "running", None, None
     log.info("%s on %s, seed %d, %d steps -> %s", cfg.algo.name, cfg.env.id, cfg.seed, cfg.total_steps, run_dir)
     with stop_on_signals() as stop:
         try:
@@ -276,8 +282,8 @@ def train(cfg: DictConfig, run_dir: Path, multirun: bool = False, overridden: Se
             if evaluator is not None and steps >= cfg.total_steps and (evaluator.last is None or evaluator.last.step != steps):
                 evaluate_now()  # the final policy is always evaluated
             status = "interrupted" if stop else "completed"
-        except NumericalError as err:
-            status, error = "failed", str(err)
+        except (NumericalError, OutputError) as err:  # the state is consistent: it stopped between steps
+            status, error, failure = "failed", str(err), err
         except BaseException as exc:
             status = "crashed"  # state may be half-updated: keep the last good checkpoint
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -286,7 +292,10 @@ def train(cfg: DictConfig, run_dir: Path, multirun: bool = False, overridden: Se
         finally:
             progress.close()
             if status in ("completed", "interrupted"):
-                save(run_dir / "checkpoints" / "last.pt")
+                try:
+                    save(run_dir / "checkpoints" / "last.pt")
+                except OutputError as err:
+                    status, error, failure = "failed", str(err), err
             result = {
                 "algo": cfg.algo.name, "env": cfg.env.id, "seed": cfg.seed, "status": status,
                 "total_steps": cfg.total_steps, "steps_done": steps, "iterations": iteration,
@@ -299,19 +308,21 @@ def train(cfg: DictConfig, run_dir: Path, multirun: bool = False, overridden: Se
                 **(evaluator.summary() if evaluator is not None else {}),
                 "error": error,
             }
-            (run_dir / "summary.json").write_text(json.dumps(result, indent=2) + "\n")
-            tb.hparams(cfg, result, overridden)
-            tb.close()
-            close_quietly(envs, "training envs")
+            try:
+                write_atomically(run_dir / "summary.json", lambda tmp: tmp.write_text(json.dumps(result, indent=2) + "\n"))
+            except OutputError as err:  # a full disk: the outcome still reaches the console below
+                log.error("%s", err)
+            quietly(lambda: tb.hparams(cfg, result, overridden), "writing the HParams entry")
+            quietly(tb.close, "closing the event file")
+            quietly(envs.close, "closing the training envs")
             if evaluator is not None:
-                close_quietly(evaluator, "evaluation env")
+                quietly(evaluator.close, "closing the evaluation env")
 
-    resume_hint = f"resume with: rlrun resume={run_dir}"
-    if status == "failed":
-        last = run_dir / "checkpoints" / "last.pt"
-        if last.is_file():
-            raise NumericalError(f"{error}; the last good checkpoint is kept, {resume_hint}")
-        raise NumericalError(f"{error}; it came before the first checkpoint, so there is nothing to resume")
+    resume_hint = f"resume with: {resume_command(run_dir)}"
+    if failure is not None:
+        if (run_dir / "checkpoints" / "last.pt").is_file():
+            raise type(failure)(f"{error}; the last good checkpoint is kept, {resume_hint}")
+        raise type(failure)(f"{error}; it came before the first checkpoint, so there is nothing to resume")
     if status == "interrupted":
         log.warning("stopped at step %d; checkpoint saved; %s", steps, resume_hint)
         raise SystemExit(stop.exit_code)

@@ -1,5 +1,6 @@
 """Every algo x env config composes into the typed schema; range checks name the bad key."""
 
+import math
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -69,3 +70,27 @@ def test_range_errors_name_the_key(override, key):
     cfg = compose_cfg(override)
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         validate(cfg)
+
+
+def test_job_directory_suffixes_are_short_stable_and_cut_between_overrides():
+    from rlrun.config import MAX_SUFFIX_BYTES, job_dir_suffix
+
+    assert job_dir_suffix("") == ""
+    assert job_dir_suffix("algo.clip_eps=0.1") == "_algo.clip_eps=0.1"
+    long = ",".join(f"algo.key{i}=0.{i}123456789012345" for i in range(8))
+    other = long.replace("0.7123", "0.7124")
+    suffix = job_dir_suffix(long)
+    assert len(suffix.encode()) <= MAX_SUFFIX_BYTES and suffix == job_dir_suffix(long) != job_dir_suffix(other)
+    head = suffix[1:suffix.index(",...")]
+    assert long.startswith(head + ",")  # whole overrides only
+    assert len(job_dir_suffix("é" * 200).encode()) <= MAX_SUFFIX_BYTES  # cut on a character boundary
+
+
+def test_a_never_solved_run_scores_the_steps_and_seconds_it_ran():
+    from rlrun.trainer import objective_value
+
+    summary = {"solved_step": None, "solved_wall_s": None, "steps_done": 4096, "wall_s": 12.5, "final_return": None}
+    assert objective_value(summary, "solved_step") == 4096.0
+    assert objective_value(summary, "solved_wall_s") == 12.5
+    assert objective_value({**summary, "solved_step": 2048}, "solved_step") == 2048.0
+    assert math.isnan(objective_value(summary, "final_return"))  # no episode finished: that trial alone fails

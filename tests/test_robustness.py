@@ -3,6 +3,8 @@
 import json
 import os
 import random
+import re
+import shlex
 import signal
 import subprocess
 import time
@@ -217,6 +219,15 @@ BAD_INPUTS = [
     (["total_steps=${oc.env:RLRUN_TEST_UNSET}"], "total_steps: "),
     (["seed=${seed}"], "seed: Recursive interpolation"),
     (["hydra.run.dir="], "hydra.run.dir is empty"),
+    (["hydra.run.dir=/tmp/" + "x" * 300], "is too long (a name of 300 bytes"),
+    (["-m", "seed=0,1", "hydra.sweep.dir=/tmp/" + "x" * 300], "hydra.sweep.dir=/tmp/xxx"),
+    (["algo=acktr", "algo.stat_decay=2"], "algo.stat_decay=2.0"),
+    (["algo=acktr", "algo.damping=-1"], "algo.damping=-1.0"),
+    (["algo.ent_coef=nan"], "algo.ent_coef=nan"),
+    (["algo.log_std_init=inf"], "algo.log_std_init=inf"),
+    (["objective=eval_best_return"], "set eval_every > 0"),
+    # every job of a sweep is checked, not only the first 256: job 296 is the bad one
+    (["-m", "seed=range(4294967000,4294967297)"], "job 296 (seed=4294967296): seed=4294967296 is not allowed"),
 ]
 
 
@@ -245,6 +256,76 @@ def test_a_new_run_into_a_used_directory_is_refused(tmp_path):
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and "already holds a run" in lines[0] and f"resume={run_dir}" in lines[0]
     assert (run_dir / "summary.json").read_text() == summary and sorted(run_dir.glob("events.out.tfevents.*")) == events
+
+
+def test_a_corrupt_overrides_file_on_resume_gives_one_line(tmp_path):
+    run_dir = make_finished_run(tmp_path)
+    (run_dir / ".hydra" / "overrides.yaml").write_text("{not: [valid")
+    code, err = finish(rlrun(tmp_path, f"resume={run_dir}"))
+    assert code == 2 and err.startswith("rlrun: error: ") and len(err.strip().splitlines()) == 1, err
+    assert "overrides.yaml cannot be read" in err
+
+
+def test_a_run_in_a_directory_with_quotes_spaces_and_unicode_resumes(tmp_path):
+    from rlrun.cli import hydra_quote
+
+    run_dir = tmp_path / "it's a ünïcode [dir], a=b\\"
+    code, err = finish(rlrun(tmp_path, "total_steps=512", "algo.n_steps=32", "progress=off",
+                             f"hydra.run.dir={hydra_quote(str(run_dir))}"))
+    assert code == 0, err
+    code, err = finish(rlrun(tmp_path, f"resume={run_dir}", "total_steps=1024"))  # the path as the shell passes it
+    assert code == 0, err
+    assert json.loads((run_dir / "summary.json").read_text())["steps_done"] == 1024
+
+
+def test_a_sweep_job_resumes_with_the_command_it_prints(tmp_path):
+    """Job directory names hold '=' and ',' (and a sweep preset may be among the overrides)."""
+    sweep = tmp_path / "sweep"
+    proc = rlrun(tmp_path, "-m", "seed=3", "total_steps=10000000", "checkpoint_every=512", "algo.n_steps=32",
+                 "progress=off", f"hydra.sweep.dir={sweep}")
+    deadline = time.monotonic() + 120
+    while not list(sweep.glob("*/checkpoints/last.pt")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    job_dir = next(sweep.glob("000_*"))
+    assert "=" in job_dir.name and "," in job_dir.name
+    printed = re.search(r"resume with: (rlrun .*)$", " ".join((out + err).split()))
+    command = shlex.split(printed.group(1))
+    assert command == ["rlrun", f"resume={job_dir}"]
+    stopped_at = checkpoint_steps(job_dir)
+    code, err = finish(rlrun(tmp_path, *command[1:], f"total_steps={stopped_at + 512}"))
+    assert code == 0, err
+    summary = json.loads((job_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["seed"] == 3 and summary["steps_done"] == stopped_at + 512
+    assert [d for d in sweep.iterdir() if d.is_dir()] == [job_dir]  # resumed in place, not as a new sweep
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 1 MB tmpfs, where the machine lets us mount one (root on Linux)."""
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_a_full_disk_stops_with_one_line_and_leaves_no_torn_file(tmp_path, tiny_disk):
+    run_dir = tiny_disk / "run"
+    code, err = finish(rlrun(tmp_path, "total_steps=100000", "checkpoint_every=256", "keep_checkpoints=true",
+                             "progress=off", f"hydra.run.dir={run_dir}"))
+    assert code == 1 and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "No space left on device" in lines[0] and "resume with: rlrun resume=" in lines[0], err
+    assert not list(run_dir.rglob("*.tmp"))
+    summary = json.loads((run_dir / "summary.json").read_text())  # whole, or it would not parse
+    assert summary["status"] == "failed" and "No space left on device" in summary["error"]
+    assert checkpoint_steps(run_dir) > 0  # the last good checkpoint loads
 
 
 def test_a_cuda_run_resumes_on_a_machine_without_cuda_with_device_cpu(tmp_path):

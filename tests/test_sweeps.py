@@ -63,14 +63,44 @@ def test_ray_multirun_on_loopback_runs_two_jobs(run_rlrun):
     assert sorted(s["seed"] for s in summaries(run_rlrun.cwd / "outputs")) == [0, 1]
 
 
-def test_a_failing_job_keeps_the_others_and_fails_the_sweep(run_rlrun):
+def test_failing_jobs_keep_the_others_and_the_sweep_names_each_failure(run_rlrun):
     repo = str(Path(__file__).resolve().parent.parent)
-    res = run_rlrun("-m", "env=tests.faulty_envs:NanReward-v0,CartPole-v1", "total_steps=1024", "algo.n_steps=32",
-                    env={"PYTHONPATH": repo})
-    assert res.returncode != 0
-    assert "non-finite reward" in res.stderr
+    res = run_rlrun("-m", "env=tests.faulty_envs:NanReward-v0,CartPole-v1,tests.faulty_envs:Crash-v0",
+                    "total_steps=1024", "algo.n_steps=32", "progress=off", env={"PYTHONPATH": repo})
+    assert res.returncode == 1
+    assert "Traceback" not in res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert lines[0].startswith("rlrun: error: 2 of 3 jobs in ") and lines[0].endswith(" failed:"), res.stderr
+    assert "000_ppo_clip_tests.faulty_envs:NanReward-v0" in lines[1] and "non-finite reward" in lines[1]
+    assert "002_ppo_clip_tests.faulty_envs:Crash-v0" in lines[2] and "RuntimeError: boom" in lines[2]
+    assert "rlrun.log" in lines[2]
     statuses = sorted(s["status"] for s in summaries(run_rlrun.cwd / "outputs"))
-    assert statuses == ["completed", "failed"]
+    assert statuses == ["completed", "crashed", "failed"]
+    crash_log = next((run_rlrun.cwd / "outputs").rglob("002_*/rlrun.log")).read_text()
+    assert "Traceback" in crash_log and "RuntimeError: boom" in crash_log
+
+
+@pytest.mark.skipif(not has("hydra_plugins.hydra_optuna_sweeper"), reason="pip install 'rlrun[optuna]'")
+def test_optuna_with_long_overrides_and_a_never_solved_objective_runs_every_trial(run_rlrun):
+    """Sampled floats make names longer than a file system allows unless hashed; a trial that never
+    solves the env scores the steps it ran (not NaN), and steps are minimised."""
+    res = run_rlrun("+sweep=optuna_ppo_clip", "env=CartPole-v1", "total_steps=1024", "algo.n_steps=64",
+                    "env.normalize_obs=true", "algo.vf_coef=0.50000000001", "algo.max_grad_norm=0.50000000001",
+                    "objective=solved_step", "hydra.sweeper.n_trials=3", "progress=off")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "Directions: ['minimize']" in res.stdout + res.stderr
+    done = summaries(run_rlrun.cwd / "outputs")
+    assert len(done) == 3 and all(s["status"] == "completed" and s["solved_step"] is None for s in done)
+    names = [p.parent.name for p in (run_rlrun.cwd / "outputs").rglob("summary.json")]
+    assert all(len(name.encode()) < 160 and ",..." in name for name in names), names
+    assert "Best value: 1024.0" in res.stdout + res.stderr
+
+
+@pytest.mark.skipif(not has("hydra_plugins.hydra_optuna_sweeper"), reason="pip install 'rlrun[optuna]'")
+def test_an_optuna_direction_against_the_objective_is_refused(run_rlrun):
+    res = run_rlrun("+sweep=optuna_ppo_clip", "objective=solved_step", "hydra.sweeper.direction=maximize")
+    assert res.returncode == 2 and "set hydra.sweeper.direction=minimize" in res.stderr, res.stderr
+    assert not (run_rlrun.cwd / "outputs").exists()
 
 
 @pytest.mark.skipif(not has("hydra_plugins.hydra_optuna_sweeper"), reason="pip install 'rlrun[optuna]'")
