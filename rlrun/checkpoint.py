@@ -5,10 +5,12 @@ answer at once."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shlex
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 
 class OutputError(OSError):
@@ -44,6 +46,30 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 def resume_command(run_dir: Path) -> str:
     """The command that continues the run in ``run_dir``, quoted for a POSIX shell."""
     return f"rlrun {shlex.quote(f'resume={run_dir}')}"
+
+
+class RunDirInUse(RuntimeError):
+    """Another rlrun process holds the run directory; the message is one line."""
+
+
+@contextlib.contextmanager
+def lock_run_dir(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir/.rlrun.lock`` (an flock, released when the process ends, however it ends) while
+    a run writes there, so a second run or resume into it is refused instead of mixing two runs."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / ".rlrun.lock", "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "?"
+            raise RunDirInUse(f"{run_dir} is in use by another rlrun process (pid {holder}); "
+                              f"wait for it to end, or stop it first") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        yield
 
 
 class CheckpointError(ValueError):

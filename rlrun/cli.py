@@ -218,11 +218,13 @@ def _check_unused_run_dir(path: str) -> None:
 
 def _check_resume(cfg: DictConfig) -> None:
     """The checkpoint loads and its config agrees with this command's (before Hydra writes anything)."""
-    from rlrun.checkpoint import CheckpointError, load_checkpoint
+    from rlrun.checkpoint import CheckpointError, RunDirInUse, load_checkpoint, lock_run_dir
 
     try:
+        with lock_run_dir(Path(cfg.resume)):  # not while another process runs or resumes it
+            pass
         checkpoint = load_checkpoint(Path(cfg.resume) / "checkpoints" / "last.pt")
-    except CheckpointError as err:
+    except (CheckpointError, RunDirInUse) as err:
         raise ConfigError(str(err)) from None
     task = OmegaConf.to_container(cfg, resolve=False)
     task.pop("hydra", None)
@@ -298,7 +300,7 @@ def overshoot_note(cfg: DictConfig) -> str | None:
 
 
 def _run(cfg: DictConfig) -> float | None:
-    from rlrun.checkpoint import CheckpointError, OutputError
+    from rlrun.checkpoint import CheckpointError, OutputError, RunDirInUse
     from rlrun.envs import EnvError
     from rlrun.errors import NumericalError
     from rlrun.trainer import train
@@ -313,7 +315,7 @@ def _run(cfg: DictConfig) -> float | None:
     try:
         validate(cfg)
         return train(cfg, Path(hydra_cfg.runtime.output_dir), multirun=multirun, overridden=overridden)
-    except (ConfigError, EnvError, CheckpointError, NumericalError, OutputError) as err:
+    except (ConfigError, EnvError, CheckpointError, NumericalError, OutputError, RunDirInUse) as err:
         if multirun:  # fail this job only: the others go on, and sweep_report names it at the end
             log.error("job failed: %s", err)
             return float("nan")

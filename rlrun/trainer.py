@@ -26,7 +26,8 @@ import torch
 from gymnasium import spaces
 from omegaconf import DictConfig, OmegaConf
 
-from rlrun.checkpoint import OutputError, load_checkpoint, resume_command, save_checkpoint, write_atomically
+from rlrun.checkpoint import (OutputError, load_checkpoint, lock_run_dir, resume_command, save_checkpoint,
+                              write_atomically)
 from rlrun.config import ConfigError, config_differences
 from rlrun.errors import NumericalError
 from rlrun.envs import make_env, make_vec_env, obs_dim, reward_threshold
@@ -163,8 +164,14 @@ def quietly(action: Callable[[], object], what: str) -> None:
 
 
 def train(cfg: DictConfig, run_dir: Path, multirun: bool = False, overridden: Sequence[str] = ()) -> float:
-    """Run ``cfg`` to ``total_steps``; writes events, checkpoints and summary.json into ``run_dir``.
+    """Run ``cfg`` to ``total_steps``; writes events, checkpoints and summary.json into ``run_dir``,
+    which no other rlrun process may use meanwhile.
     ``overridden``: the config keys set on the command line, which the HParams entry shows."""
+    with lock_run_dir(run_dir):
+        return _train(cfg, run_dir, multirun, overridden)
+
+
+def _train(cfg: DictConfig, run_dir: Path, multirun: bool, overridden: Sequence[str]) -> float:
     if cfg.torch_threads > 0:
         torch.set_num_threads(cfg.torch_threads)
     if cfg.deterministic:

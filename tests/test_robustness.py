@@ -328,6 +328,24 @@ def test_a_full_disk_stops_with_one_line_and_leaves_no_torn_file(tmp_path, tiny_
     assert checkpoint_steps(run_dir) > 0  # the last good checkpoint loads
 
 
+def test_a_run_directory_in_use_is_refused_to_a_resume(tmp_path):
+    run_dir = tmp_path / "run"
+    running = rlrun(tmp_path, "total_steps=10000000", "checkpoint_every=512", "algo.n_steps=32", "progress=off",
+                    f"hydra.run.dir={run_dir}")
+    deadline = time.monotonic() + 60
+    while checkpoint_steps(run_dir) < 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    overrides = (run_dir / ".hydra" / "overrides.yaml").read_text()
+    code, err = finish(rlrun(tmp_path, f"resume={run_dir}"))
+    running.send_signal(signal.SIGTERM)
+    assert finish(running)[0] == 143
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"is in use by another rlrun process (pid {running.pid})" in err
+    assert (run_dir / ".hydra" / "overrides.yaml").read_text() == overrides  # Hydra wrote nothing there
+    code, err = finish(rlrun(tmp_path, f"resume={run_dir}", f"total_steps={checkpoint_steps(run_dir) + 64}"))
+    assert code == 0, err  # free again once the run has ended
+
+
 def test_a_cuda_run_resumes_on_a_machine_without_cuda_with_device_cpu(tmp_path):
     run_dir = make_finished_run(tmp_path)
     overrides = run_dir / ".hydra" / "overrides.yaml"
