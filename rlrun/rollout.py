@@ -44,6 +44,12 @@ class Episode:
     step: int  # global env step at which it finished
 
 
+def _check_finite_obs(raw_obs: np.ndarray, step: int, which: str = "") -> None:
+    finite = np.isfinite(np.asarray(raw_obs, dtype=np.float64).reshape(len(raw_obs), -1)).all(axis=1)
+    if not finite.all():
+        raise NumericalError(f"non-finite {which}observation from the env at step {step}")
+
+
 class RolloutCollector:
     """Owns the envs' current observation and the per-env episode accumulators."""
 
@@ -108,6 +114,7 @@ class RolloutCollector:
             step = global_step + (t + 1) * n
             if not np.isfinite(reward).all():
                 raise NumericalError(f"non-finite reward {reward.tolist()} from the env at step {step}")
+            _check_finite_obs(raw_obs, step)  # before it reaches the normaliser's statistics or a loss
             self.episode_return += reward
             self.episode_length += 1
             if done.any():
@@ -121,7 +128,9 @@ class RolloutCollector:
             self.buf_terminated[t] = terminated
             self.buf_done[t] = done
             if truncated.any():  # bootstrap from V(final observation) of truncated episodes only
-                final_obs = self._encode(np.stack(info["final_obs"][truncated]))
+                final_raw = np.stack(info["final_obs"][truncated])
+                _check_finite_obs(final_raw, step, "final ")
+                final_obs = self._encode(final_raw)
                 self.buf_next_values[t, torch.from_numpy(truncated).to(self.device)] = self.critic.value(final_obs)
             self.obs = self._encode(raw_obs, update=True)
         return episodes

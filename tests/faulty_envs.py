@@ -1,6 +1,8 @@
 """Test envs with a fault at a known env step, importable by module path:
 ``tests.faulty_envs:NanReward-v0`` (its 400th step returns a NaN reward) and
-``tests.faulty_envs:Crash-v0`` (its 300th step raises RuntimeError("boom"))."""
+``tests.faulty_envs:Crash-v0`` (its 300th step raises RuntimeError("boom")) and
+``tests.faulty_envs:NanObservation-v0`` / ``NanFinalObservation-v0`` (a NaN observation at
+step 456, or as the final observation of the episode that step 400 truncates)."""
 
 import gymnasium as gym
 import numpy as np
@@ -42,6 +44,28 @@ class Crash(FaultAtStep):
         raise RuntimeError("boom")
 
 
-for name, env in (("NanReward-v0", NanReward), ("Crash-v0", Crash)):
+class NanObservation(FaultAtStep):
+    """Its 456th step returns a NaN observation (and reward 1), in the middle of an episode."""
+
+    fault_step = 456
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        if type(self).total_steps == self.fault_step:
+            obs = np.full(2, np.nan, np.float32)
+        return obs, reward, terminated, truncated, info
+
+    def fault(self) -> float:
+        return 1.0
+
+
+class NanFinalObservation(NanObservation):
+    """Its 400th step, the last of an episode (time limit 10), returns a NaN final observation."""
+
+    fault_step = 400
+
+
+for name, env in (("NanReward-v0", NanReward), ("Crash-v0", Crash), ("NanObservation-v0", NanObservation),
+                  ("NanFinalObservation-v0", NanFinalObservation)):
     if name not in gym.registry:
         gym.register(name, entry_point=env, max_episode_steps=10)

@@ -141,6 +141,16 @@ def test_nan_reward_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_p
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
 
 
+@pytest.mark.parametrize("env, message", [("NanObservation-v0", "non-finite observation from the env at step 456"),
+                                          ("NanFinalObservation-v0", "non-finite final observation from the env at step 400")])
+def test_a_nan_observation_is_named_as_one(tmp_path, env, message):
+    code, err = finish(rlrun(tmp_path, f"env=tests.faulty_envs:{env}", "algo.n_steps=16", "total_steps=5000",
+                             "checkpoint_every=128", "env.normalize_obs=true", "progress=off",
+                             f"hydra.run.dir={tmp_path / 'run'}"))
+    assert code == 3 and "Traceback" not in err
+    assert message in err, err
+
+
 def test_nan_before_the_first_checkpoint_says_there_is_nothing_to_resume(tmp_path):
     run_dir = tmp_path / "run"
     code, err = finish(rlrun(tmp_path, "env=tests.faulty_envs:NanReward-v0", "algo.n_steps=16", "total_steps=5000",
