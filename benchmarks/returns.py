@@ -35,8 +35,8 @@ def run_one(algo: str, env: str, seed: int, out_root: Path, extra: list[str]) ->
 
 
 def count_nonfinite(run_dir: Path) -> int:
-    """Non-finite values among every scalar the run logged (`hparam/*` excluded: NaN there means
-    "not solved" or "no such knob")."""
+    """Non-finite values among every scalar the run logged (`hparam/*` excluded: the runs of the
+    committed results wrote the HParams metrics there, NaN meaning "not solved")."""
     return sum(int((~np.isfinite(values)).sum())
                for tag, (_, values) in read_scalars(run_dir).items() if not tag.startswith("hparam/"))
 

@@ -23,6 +23,23 @@ log = logging.getLogger("rlrun")
 # custom-scalars chart can match one algorithm's runs only.
 ALGO_ALIASES = {"policy/kl": "kl", "policy/approx_kl": "approx_kl"}
 
+# The headline quantities, written once more under two capitalised groups. TensorBoard's SCALARS
+# and TIME SERIES pages list tag groups by name, capitals before lower case, and TIME SERIES opens
+# only the first two groups: so they open on the returns and on the trust region, whichever the
+# algorithm, instead of on acktr/* or eval/*.
+HEADLINE_ALIASES = {
+    "rollout/ep_return": "Returns/train",
+    "rollout/ep_return_mean": "Returns/train_mean",
+    "eval/mean_return": "Returns/eval",
+    "policy/kl": "TrustRegion/kl",
+    "trpo/max_kl": "TrustRegion/kl_bound",
+    "acktr/max_kl": "TrustRegion/kl_bound",
+    "ppo_penalty/kl_target": "TrustRegion/kl_target",
+}
+# The HParams table's metrics: the mean return of the last `solved_window` episodes (its last point
+# is summary.json's final_return) and the speed, read from the last point of these series.
+HPARAM_METRICS = ("Returns/train_mean", "time/fps")
+
 
 # The custom-scalars tab: each algorithm's trust-region quantity beside its bound. Every regex is
 # anchored and names a tag of one algorithm's namespace only (ALGO_ALIASES), so a chart shows only
@@ -33,8 +50,9 @@ def _chart(*tags: str) -> list:
 
 CUSTOM_SCALARS = {
     "returns": {
-        "episode return (training)": _chart("rollout/ep_return"),
-        "deterministic evaluation (eval_every)": _chart("eval/mean_return"),
+        "episode return (training)": _chart("Returns/train"),
+        "mean of the last solved_window episodes (training)": _chart("Returns/train_mean"),
+        "deterministic evaluation (eval_every)": _chart("Returns/eval"),
     },
     "TRPO": {
         "KL vs bound max_kl": _chart("trpo/kl", "trpo/max_kl"),
@@ -97,18 +115,16 @@ class TensorBoardLogger:
             self.writer.add_scalar(tag, value, step)
             if tag in ALGO_ALIASES:
                 self.writer.add_scalar(f"{self.algo}/{ALGO_ALIASES[tag]}", value, step)
+            if tag in HEADLINE_ALIASES:
+                self.writer.add_scalar(HEADLINE_ALIASES[tag], value, step)
 
-    def hparams(self, cfg: DictConfig, summary: dict, overridden: Sequence[str]) -> None:
-        """The HParams table entry of this run (``run_hparams``; NaN = not a knob of this algorithm)."""
-        hparams = run_hparams(cfg, overridden)
-        metrics = {f"hparam/{key}": float("nan") if summary.get(key) is None else float(summary[key])
-                   for key in ("final_return", "solved_step", "fps")}
-        exp, ssi, sei = hparams_summary(hparams, metrics)
+    def hparams(self, cfg: DictConfig, overridden: Sequence[str]) -> None:
+        """The HParams table entry of this run (``run_hparams``; NaN = not a knob of this algorithm).
+        Its metrics are existing series (HPARAM_METRICS), not single-point tags of their own."""
+        exp, ssi, sei = hparams_summary(run_hparams(cfg, overridden), dict.fromkeys(HPARAM_METRICS, 0.0))
         file_writer = self.writer._get_file_writer()
         for summary_pb in (exp, ssi, sei):
             file_writer.add_summary(summary_pb)
-        for tag, value in metrics.items():
-            self.writer.add_scalar(tag, value, int(summary["steps_done"]))
 
     def flush(self) -> None:
         """Write every pending event to the file now (the writer otherwise flushes every 10 s)."""

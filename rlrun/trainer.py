@@ -275,6 +275,7 @@ def _train(cfg: DictConfig, run_dir: Path, multirun: bool, overridden: Sequence[
                 fps = steps / wall()
                 if episodes:
                     tb.scalars({"rollout/ep_return": float(np.mean([e.ret for e in episodes])),
+                                "rollout/ep_return_mean": tracker.mean_return(),
                                 "rollout/ep_length": float(np.mean([e.length for e in episodes]))}, steps)
                 if iteration % cfg.log_every == 0:
                     tb.scalars({**metrics, "time/fps": fps, "time/update_s": update_s}, steps)
@@ -319,7 +320,7 @@ def _train(cfg: DictConfig, run_dir: Path, multirun: bool, overridden: Sequence[
                 write_atomically(run_dir / "summary.json", lambda tmp: tmp.write_text(json.dumps(result, indent=2) + "\n"))
             except OutputError as err:  # a full disk: the outcome still reaches the console below
                 log.error("%s", err)
-            quietly(lambda: tb.hparams(cfg, result, overridden), "writing the HParams entry")
+            quietly(lambda: tb.hparams(cfg, overridden), "writing the HParams entry")
             quietly(tb.close, "closing the event file")
             quietly(envs.close, "closing the training envs")
             if evaluator is not None:

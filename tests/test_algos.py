@@ -9,17 +9,19 @@ import pytest
 from rlrun.logger import CUSTOM_SCALARS
 from tests.conftest import read_scalars
 
-COMMON = {"rollout/ep_return", "time/fps", "loss/policy", "loss/value", "policy/entropy", "policy/kl",
-          "value/explained_variance", "train/learning_rate"}
+COMMON = {"rollout/ep_return", "rollout/ep_return_mean", "time/fps", "loss/policy", "loss/value", "policy/entropy",
+          "policy/kl", "value/explained_variance", "train/learning_rate", "Returns/train", "Returns/train_mean",
+          "TrustRegion/kl"}
+EPISODE_TAGS = {"rollout/ep_return", "rollout/ep_return_mean", "Returns/train", "Returns/train_mean"}
 TAGS = {
     "ppo_clip": {"policy/approx_kl", "policy/clip_fraction", "ppo_clip/kl", "ppo_clip/approx_kl"},
     "trpo": {"trpo/backtracks", "trpo/step_accepted", "trpo/cg_iters", "trpo/cg_residual",
-             "trpo/surrogate_improvement", "trpo/step_norm", "trpo/max_kl", "trpo/kl"},
+             "trpo/surrogate_improvement", "trpo/step_norm", "trpo/max_kl", "trpo/kl", "TrustRegion/kl_bound"},
     "ppo_penalty": {"ppo_penalty/kl_coef", "ppo_penalty/kl_target", "ppo_penalty/adapt", "policy/approx_kl",
-                    "ppo_penalty/kl", "ppo_penalty/approx_kl"},
+                    "ppo_penalty/kl", "ppo_penalty/approx_kl", "TrustRegion/kl_target"},
     "acktr": {"acktr/kl", "acktr/step_scale", "acktr/step_clipped", "acktr/step_norm", "acktr/damping",
               "acktr/factor_eig_min", "acktr/factor_eig_max", "acktr/max_kl", "acktr/eta_max",
-              "acktr/backtracks", "acktr/step_accepted"},
+              "acktr/backtracks", "acktr/step_accepted", "TrustRegion/kl_bound"},
 }
 TWO_ITERATIONS = {  # n_steps x num_envs x 2
     ("CartPole-v1", "ppo_clip"): ["algo.n_steps=64", "env.num_envs=8", "total_steps=1024"],
@@ -59,8 +61,11 @@ def test_two_iterations_log_the_algorithm_tags(run_rlrun, env, algo):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["iterations"] == 2 and summary["status"] == "completed"
     scalars = read_scalars(run_dir)
-    wanted = (COMMON | TAGS[algo]) - ({"rollout/ep_return"} if env == "Pendulum-v1" and algo == "trpo" else set())
+    wanted = (COMMON | TAGS[algo]) - (EPISODE_TAGS if env == "Pendulum-v1" and algo == "trpo" else set())
     assert wanted <= set(scalars), wanted - set(scalars)
+    # TensorBoard lists tag groups by name (capitals first) and TIME SERIES opens the first two
+    groups = sorted({tag.split("/")[0] for tag in scalars})
+    assert groups[:2] == ["Returns", "TrustRegion"], groups
     for tag in wanted:
         assert all(math.isfinite(v) for _, v in scalars[tag]), tag
     if algo in ("trpo", "acktr"):  # the trust region holds: the measured KL never exceeds the logged bound
