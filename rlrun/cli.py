@@ -216,6 +216,14 @@ def _check_unused_run_dir(path: str) -> None:
                           f"or choose another directory")
 
 
+def _check_device(device: str) -> None:
+    """The device exists on this machine (importing torch, which the run needs next anyway)."""
+    if device == "cuda":
+        from rlrun.trainer import resolve_device
+
+        resolve_device(device)
+
+
 def _check_resume(cfg: DictConfig) -> None:
     """The checkpoint loads and its config agrees with this command's (before Hydra writes anything)."""
     from rlrun.checkpoint import CheckpointError, RunDirInUse, load_checkpoint, lock_run_dir
@@ -285,8 +293,10 @@ def preflight(argv: list[str]) -> None:
                     raise ConfigError(str(err)) from None
             output_key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
             _writable_root(output_key, OmegaConf.select(cfg, output_key))
-            if not multirun and not cfg.resume:
-                _check_unused_run_dir(OmegaConf.select(cfg, "hydra.run.dir"))
+            if not multirun:  # a sweep's jobs may run elsewhere (SLURM's GPU nodes): they check their own device
+                _check_device(cfg.device)
+                if not cfg.resume:
+                    _check_unused_run_dir(OmegaConf.select(cfg, "hydra.run.dir"))
 
 
 def overshoot_note(cfg: DictConfig) -> str | None:

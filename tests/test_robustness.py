@@ -251,6 +251,13 @@ def test_bad_input_gives_one_line_and_leaves_nothing_behind(tmp_path, args, need
     assert not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_device_cuda_without_cuda_gives_one_line_and_leaves_nothing_behind(tmp_path):
+    code, err = finish(rlrun(tmp_path, "device=cuda"), timeout=60)
+    assert code == 2 and err.strip().splitlines() == [err.strip()] and "use device=cpu" in err
+    assert not (tmp_path / "outputs").exists()
+
+
 def make_finished_run(tmp_path: Path) -> Path:
     run_dir = tmp_path / "run"
     code, err = finish(rlrun(tmp_path, "total_steps=512", "algo.n_steps=32", "progress=off", f"hydra.run.dir={run_dir}"))
