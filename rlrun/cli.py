@@ -241,8 +241,9 @@ def _check_resume(cfg: DictConfig) -> None:
         raise ConfigError(f"resume={cfg.resume} conflicts with its checkpoint: {'; '.join(diffs)}")
 
 
-def preflight(argv: list[str]) -> None:
-    """Compose and check each job the command would run; raise ConfigError with one line."""
+def preflight(argv: list[str]) -> str | None:
+    """Compose and check each job the command would run; raise ConfigError with one line.
+    Returns a sweep's directory, resolved and absolute (None for a single run)."""
     from hydra import compose, initialize_config_dir
 
     from rlrun.envs import EnvError, check_env_id, check_spaces_of
@@ -270,6 +271,7 @@ def preflight(argv: list[str]) -> None:
         if jobs is None:  # e.g. optuna ranges: the sweeper samples the jobs; check the fixed part here
             jobs = [_without_sweeps(task)]  # and the task checks each sampled job
         composed = _JobComposer(compose, hydra_overrides)
+        sweep_dir = None
         for number, job in enumerate(jobs):
             try:
                 cfg = composed(job)
@@ -292,11 +294,15 @@ def preflight(argv: list[str]) -> None:
                 except EnvError as err:
                     raise ConfigError(str(err)) from None
             output_key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-            _writable_root(output_key, OmegaConf.select(cfg, output_key))
+            output_dir = OmegaConf.select(cfg, output_key)
+            _writable_root(output_key, output_dir)
+            if multirun and sweep_dir is None:
+                sweep_dir = str(Path(output_dir).expanduser().absolute())
             if not multirun:  # a sweep's jobs may run elsewhere (SLURM's GPU nodes): they check their own device
                 _check_device(cfg.device)
                 if not cfg.resume:
                     _check_unused_run_dir(OmegaConf.select(cfg, "hydra.run.dir"))
+    return sweep_dir
 
 
 def overshoot_note(cfg: DictConfig) -> str | None:
@@ -347,6 +353,17 @@ def help_text() -> str:
     return help_cfg.hydra.help.template
 
 
+def use_ray_token(argv: list[str]) -> None:
+    """Ray 2.59+ heads started by `ray start` require token authentication, but a client that
+    connects to one only sends its token with RAY_AUTH_MODE=token: set it for Ray launchers when
+    this machine has a token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)."""
+    if not any(a.startswith("hydra/launcher=ray") for a in argv) or "RAY_AUTH_MODE" in os.environ:
+        return
+    if (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+            or (Path.home() / ".ray" / "auth_token").is_file()):
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
 def main() -> None:
     argv = sys.argv[1:]
     if {"--help", "-h"} & set(argv):
@@ -357,10 +374,15 @@ def main() -> None:
         argv = expand_resume(argv)
         register_env_ids(argv)
         if not INFO_FLAGS & set(argv) and not os.environ.get("RLRUN_SKIP_PREFLIGHT"):
-            preflight(argv)
+            sweep_dir = preflight(argv)
+            if sweep_dir is not None:
+                # One absolute path for every job, wherever a launcher runs it: a Ray worker's
+                # working directory is where `ray start` ran, and ${now:} would be read again there.
+                argv.append(f"hydra.sweep.dir={hydra_quote(sweep_dir)}")
     except ConfigError as err:
         print(f"rlrun: error: {err}", file=sys.stderr)
         sys.exit(2)
+    use_ray_token(argv)
     sys.argv = [sys.argv[0], *argv]
     hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(_run)()
 

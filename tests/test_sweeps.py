@@ -2,9 +2,13 @@
 
 import importlib.util
 import json
+import os
 import shutil
-import tempfile
+import socket
 import sqlite3
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -61,6 +65,43 @@ def test_ray_multirun_on_loopback_runs_two_jobs(run_rlrun):
         shutil.rmtree(ray_tmp, ignore_errors=True)
     assert res.returncode == 0, res.stderr[-3000:]
     assert sorted(s["seed"] for s in summaries(run_rlrun.cwd / "outputs")) == [0, 1]
+
+
+@pytest.fixture
+def ray_head():
+    """A Ray head on 127.0.0.1 started with `ray start`, as on a cluster's head node; its address."""
+    ray = Path(sys.executable).parent / "ray"
+    temp = tempfile.mkdtemp(prefix="rh", dir="/tmp")  # Ray's socket paths must stay under 107 bytes
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    subprocess.run([str(ray), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
+                    "--include-dashboard=false", f"--temp-dir={temp}", "--disable-usage-stats"],
+                   cwd=temp, env=env, check=True, capture_output=True, timeout=120)
+    try:
+        yield f"127.0.0.1:{port}", Path(temp)
+    finally:
+        subprocess.run([str(ray), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.mark.skipif(not has("hydra_plugins.hydra_ray_launcher"), reason="pip install 'rlrun[ray]'")
+def test_the_readme_ray_cluster_command_against_a_running_head(run_rlrun, ray_head):
+    """The launcher must not pass its object-store default to a running cluster, must send the
+    head's auth token, and the jobs must write under the submitting directory, not where
+    `ray start` ran."""
+    address, head_dir = ray_head
+    res = run_rlrun("-m", "algo=ppo_clip,trpo", "seed=0,1", "total_steps=512", "algo.n_steps=64", "progress=off",
+                    "hydra/launcher=ray_cluster", f"hydra.launcher.ray.init.address={address}",
+                    env={"RAY_USAGE_STATS_ENABLED": "0"}, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert sorted((s["algo"], s["seed"]) for s in summaries(run_rlrun.cwd / "outputs")) == [
+        ("ppo_clip", 0), ("ppo_clip", 1), ("trpo", 0), ("trpo", 1)]
+    assert not list(head_dir.rglob("summary.json"))
+    sweep = next((run_rlrun.cwd / "outputs" / "multirun").iterdir())
+    report = subprocess.run([sys.executable, "-m", "rlrun.report", str(sweep)], capture_output=True, text=True)
+    assert report.returncode == 0 and "| ppo_clip | 2 |" in (sweep / "report" / "report.md").read_text()
 
 
 def test_failing_jobs_keep_the_others_and_the_sweep_names_each_failure(run_rlrun):
