@@ -43,9 +43,10 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     write_atomically(path, write)
 
 
-def resume_command(run_dir: Path) -> str:
-    """The command that continues the run in ``run_dir``, quoted for a POSIX shell."""
-    return f"rlrun {shlex.quote(f'resume={run_dir}')}"
+def resume_command(run_dir: Path, sweep: bool = False) -> str:
+    """The command that continues the run in ``run_dir`` (``sweep``: every unfinished job of the sweep
+    in ``run_dir``), quoted for a POSIX shell."""
+    return f"rlrun {'-m ' if sweep else ''}{shlex.quote(f'resume={run_dir}')}"
 
 
 class RunDirInUse(RuntimeError):

@@ -27,7 +27,7 @@ from hydra._internal.config_loader_impl import ConfigLoaderImpl  # hydra-core 1.
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rlrun.checkpoint import resume_command
 from rlrun.config import OBJECTIVES, ConfigError, EnvConfig, config_differences, register_configs, validate
@@ -92,6 +92,8 @@ def expand_resume(argv: list[str]) -> list[str]:
     if not resume:
         return argv
     run_dir = _resume_path(resume[-1].split("=", 1)[1])
+    if (run_dir / "multirun.yaml").is_file():
+        return _expand_sweep_resume(run_dir, [a for a in argv if not a.startswith("resume=")])
     overrides_file = run_dir / ".hydra" / "overrides.yaml"
     if not overrides_file.is_file():
         raise ConfigError(f"resume={run_dir} is not an rlrun run directory (no .hydra/overrides.yaml)")
@@ -107,6 +109,31 @@ def expand_resume(argv: list[str]) -> list[str]:
     others = [a for a in argv if not a.startswith("resume=")]
     return [*original, *others, f"resume={hydra_quote(str(run_dir))}",
             f"hydra.run.dir={hydra_quote(str(run_dir))}", "hydra.mode=RUN"]
+
+
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _expand_sweep_resume(sweep_dir: Path, others: list[str]) -> list[str]:
+    """``resume=<sweep dir>`` -> the sweep's own command into the same directory, with the user's
+    other overrides (a launcher, say) in place of the saved ones: each job then continues from
+    what it left there (rlrun.sweep_jobs.earlier_attempt), and completed jobs are not run again."""
+    try:
+        saved = OmegaConf.load(sweep_dir / "multirun.yaml").hydra
+        task, hydra_saved, sweeper = list(saved.overrides.task), list(saved.overrides.hydra), saved.sweeper._target_
+    except Exception as err:
+        raise ConfigError(f"resume={sweep_dir}: multirun.yaml cannot be read ({_one_line(err)})") from None
+    if "optuna" in str(sweeper).lower():
+        raise ConfigError(f"resume={sweep_dir} is an Optuna study: it continues from its storage; rerun its "
+                          f"command with the same hydra.sweeper.storage and study_name")
+    hydra_saved = [o for o in hydra_saved if _override_key(o) not in ("hydra.sweep.dir", "hydra.mode")]
+    flags = [a for a in others if a.startswith("-")]  # Hydra's argparse wants them before the overrides
+    others = [a for a in others if not a.startswith("-")]
+    replaced = {_override_key(a) for a in others}
+    kept = [str(o) for o in [*task, *hydra_saved] if _override_key(str(o)) not in replaced]
+    multirun = [] if {"-m", "--multirun"} & set(flags) else ["-m"]
+    return [*multirun, *flags, *kept, *others, f"hydra.sweep.dir={hydra_quote(str(sweep_dir))}"]
 
 
 def _one_line(err: Exception) -> str:
@@ -328,11 +355,16 @@ def _run(cfg: DictConfig) -> float | None:
     excluded = set(hydra_cfg.job.config.override_dirname.exclude_keys)
     overridden = [key for key in (o.split("=", 1)[0].lstrip("+~") for o in hydra_cfg.overrides.task)
                   if key not in excluded]
+    run_dir = Path(hydra_cfg.runtime.output_dir)
     try:
         validate(cfg)
-        return train(cfg, Path(hydra_cfg.runtime.output_dir), multirun=multirun, overridden=overridden)
+        if multirun:
+            previous = _continue_earlier_attempt(cfg, run_dir)
+            if previous is not None:
+                return previous
+        return train(cfg, run_dir, multirun=multirun, overridden=overridden)
     except (ConfigError, EnvError, CheckpointError, NumericalError, OutputError, RunDirInUse) as err:
-        if multirun:  # fail this job only: the others go on, and sweep_report names it at the end
+        if multirun:  # fail this job only: the others go on, and sweep_jobs names it at the end
             log.error("job failed: %s", err)
             return float("nan")
         print(f"rlrun: error: {err}", file=sys.stderr)
@@ -343,6 +375,27 @@ def _run(cfg: DictConfig) -> float | None:
         log.error("job crashed: %s: %s (traceback in %s)", type(err).__name__, err,
                   Path(hydra_cfg.runtime.output_dir) / "rlrun.log")
         return float("nan")
+
+
+def _continue_earlier_attempt(cfg: DictConfig, run_dir: Path) -> float | None:
+    """A sweep job whose directory holds an earlier attempt of itself (requeued, pre-empted,
+    resumed with ``rlrun -m resume=<sweep dir>``): its objective if that attempt completed;
+    otherwise None, after setting ``resume`` to continue from its checkpoint or clearing the files
+    of an attempt that died before its first one."""
+    from rlrun.sweep_jobs import clear_dead_attempt, earlier_attempt, name_slurm_job
+    from rlrun.trainer import objective_value
+
+    name_slurm_job(f"rlrun_{cfg.algo.name}_{cfg.env.id}_seed{cfg.seed}")
+    state, summary = earlier_attempt(run_dir)
+    if state == "completed":
+        log.info("%s already completed (%d env steps); not run again", run_dir, summary["steps_done"])
+        return objective_value(summary, cfg.objective)
+    if state == "resumable":
+        with open_dict(cfg):
+            cfg.resume = str(run_dir)
+    elif state == "dead":
+        clear_dead_attempt(run_dir)
+    return None
 
 
 def help_text() -> str:

@@ -1,6 +1,9 @@
-"""Ctrl-C and SIGTERM stop a run at the end of the current iteration, so it can save its state.
+"""Ctrl-C, SIGTERM and SIGUSR2 stop a run at the end of the current iteration, so it can save its state.
 
-A second Ctrl-C (or SIGTERM) exits at once. SLURM sends SIGTERM before pre-emption.
+A second signal exits at once. SLURM sends SIGTERM before pre-emption; SIGUSR2 is the warning
+before a time limit or pre-emption that submitit asks SLURM for (``--signal=USR2@<s>``). After the
+save, :meth:`StopRequest.hand_over` gives SIGUSR2 to the handler that was there before (submitit's,
+which requeues the job; the requeued job then continues from the checkpoint).
 """
 
 from __future__ import annotations
@@ -15,11 +18,15 @@ from typing import Iterator
 log = logging.getLogger("rlrun")
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)
+
+
 class StopRequest:
     """Set by a signal handler, read by the training loop between iterations."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self.previous: dict[int, object] = {}  # the handlers these signals had before the run
 
     def __bool__(self) -> bool:
         return self.signum is not None
@@ -27,6 +34,14 @@ class StopRequest:
     @property
     def exit_code(self) -> int:
         return 128 + (self.signum or 0)  # the shell convention: 130 for SIGINT, 143 for SIGTERM
+
+    def hand_over(self) -> None:
+        """After the run has saved: pass a SIGUSR2 on to the handler installed before the run, if
+        one was (submitit's requeue, which exits the process); otherwise return."""
+        handler = self.previous.get(signal.SIGUSR2)
+        if self.signum == signal.SIGUSR2 and callable(handler):
+            log.warning("handing SIGUSR2 over to the job's own handler (submitit: requeue)")
+            handler(self.signum, None)
 
 
 @contextlib.contextmanager
@@ -43,9 +58,9 @@ def stop_on_signals() -> Iterator[StopRequest]:
     if threading.current_thread() is not threading.main_thread():  # e.g. a launcher's worker thread
         yield request
         return
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    request.previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:
         yield request
     finally:
-        for sig, old in previous.items():
+        for sig, old in request.previous.items():
             signal.signal(sig, old)

@@ -327,12 +327,15 @@ def _train(cfg: DictConfig, run_dir: Path, multirun: bool, overridden: Sequence[
                 quietly(evaluator.close, "closing the evaluation env")
 
     resume_hint = f"resume with: {resume_command(run_dir)}"
+    if multirun:
+        resume_hint += f" (the whole sweep: {resume_command(run_dir.parent, sweep=True)})"
     if failure is not None:
         if (run_dir / "checkpoints" / "last.pt").is_file():
             raise type(failure)(f"{error}; the last good checkpoint is kept, {resume_hint}")
         raise type(failure)(f"{error}; it came before the first checkpoint, so there is nothing to resume")
     if status == "interrupted":
         log.warning("stopped at step %d; checkpoint saved; %s", steps, resume_hint)
+        stop.hand_over()
         raise SystemExit(stop.exit_code)
     final = "-" if result["final_return"] is None else f"{result['final_return']:.1f}"
     solved = "not solved" if result["solved_step"] is None else f"solved at step {result['solved_step']}"

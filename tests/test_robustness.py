@@ -308,7 +308,7 @@ def test_a_sweep_job_resumes_with_the_command_it_prints(tmp_path):
     assert proc.returncode == 143, err
     job_dir = next(sweep.glob("000_*"))
     assert "=" in job_dir.name and "," in job_dir.name
-    printed = re.search(r"resume with: (rlrun .*)$", " ".join((out + err).split()))
+    printed = re.search(r"resume with: (rlrun \S+)", " ".join((out + err).split()))
     command = shlex.split(printed.group(1))
     assert command == ["rlrun", f"resume={job_dir}"]
     stopped_at = checkpoint_steps(job_dir)
@@ -318,6 +318,39 @@ def test_a_sweep_job_resumes_with_the_command_it_prints(tmp_path):
     assert summary["status"] == "completed" and summary["seed"] == 3 and summary["steps_done"] == stopped_at + 512
     assert [d for d in sweep.iterdir() if d.is_dir()] == [job_dir]  # resumed in place, not as a new sweep
     assert not (tmp_path / "outputs").exists()
+
+
+def test_an_interrupted_sweep_resumes_every_unfinished_job_and_skips_completed_ones(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["-m", "seed=0,1,2", "total_steps=6000", "checkpoint_every=512", "algo.n_steps=32", "progress=off",
+            f"hydra.sweep.dir={sweep}"]
+    proc = rlrun(tmp_path, *args)
+    deadline = time.monotonic() + 120
+    while not list(sweep.glob("000_*/checkpoints/last.pt")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert f"the whole sweep: rlrun -m resume={sweep}" in " ".join((out + err).split())
+    first = next(sweep.glob("000_*"))
+    stopped_at = checkpoint_steps(first)
+    assert 0 < stopped_at < 6000 and not list(sweep.glob("001_*/summary.json"))
+
+    code, err = finish(rlrun(tmp_path, "-m", f"resume={sweep}"))
+    assert code == 0, err
+    jobs = sorted(d for d in sweep.iterdir() if d.is_dir())
+    assert [d.name[:3] for d in jobs] == ["000", "001", "002"]
+    for job in jobs:
+        summary = json.loads((job / "summary.json").read_text())
+        assert summary["status"] == "completed" and summary["steps_done"] >= 6000
+        steps = [s for s, _ in read_scalars(job)["time/fps"]]
+        assert steps == sorted(set(steps)) and steps[-1] == summary["steps_done"]  # one stream, each step once
+    assert len(list(first.glob("events.out.tfevents.*"))) == 2  # the first attempt's and the resumed one's
+
+    mtimes = {job: (job / "summary.json").stat().st_mtime for job in jobs}
+    code, err = finish(rlrun(tmp_path, "-m", f"resume={sweep}"))  # nothing left to do
+    assert code == 0, err
+    assert {job: (job / "summary.json").stat().st_mtime for job in jobs} == mtimes
 
 
 @pytest.fixture

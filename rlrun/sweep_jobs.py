@@ -1,0 +1,99 @@
+"""A sweep's job directories: what an earlier attempt of a job left there, and, at the end of a
+sweep, every job that failed, named with its error, and a non-zero exit.
+
+A sweep job that finds its own directory already used by an earlier attempt of the same job (a
+requeued SLURM job, a pre-empted one, ``rlrun -m resume=<sweep dir>``) continues it: from its
+checkpoint if it has one, skipped if it completed, from the start if it died before its first
+checkpoint. A failing job does not stop the others: its task returns NaN (an Optuna trial then
+counts as failed) and its ``summary.json`` records why. :class:`FailedJobsReport`, a Hydra
+callback, runs in the driver process with any launcher, reads the summaries of the sweep's jobs,
+and lists all the failures, not only the first as Hydra would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+FAILED = ("failed", "crashed")
+
+
+def earlier_attempt(job_dir: Path) -> tuple[str, dict | None]:
+    """What an earlier attempt of this job left in ``job_dir``: ("completed", its summary),
+    ("resumable", summary or None: a checkpoint to continue from), ("dead", None: files of an
+    attempt that died before its first checkpoint) or ("none", None)."""
+    try:
+        summary = json.loads((job_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        summary = None
+    if summary is not None and summary.get("status") == "completed":
+        return "completed", summary
+    if (job_dir / "checkpoints" / "last.pt").is_file():
+        return "resumable", summary
+    if summary is not None or any(job_dir.glob("events.out.tfevents.*")):
+        return "dead", None
+    return "none", None
+
+
+def clear_dead_attempt(job_dir: Path) -> None:
+    """Remove the event files and summary of an attempt that left no checkpoint, so the job
+    starts again with one event stream."""
+    for path in [*job_dir.glob("events.out.tfevents.*"), job_dir / "summary.json"]:
+        path.unlink(missing_ok=True)
+
+
+def name_slurm_job(name: str) -> None:
+    """Rename the SLURM job this process runs in (a submitit array task is named after the whole
+    array) so that squeue shows the run; a no-op outside SLURM, and best effort inside."""
+    job_id = os.environ.get("SLURM_JOB_ID")
+    if not job_id or shutil.which("scontrol") is None:
+        return
+    try:
+        subprocess.run(["scontrol", "update", f"JobId={job_id}", f"JobName={name}"],
+                       capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        pass
+
+
+def sweep_jobs(sweep_dir: Path, since: float = 0.0) -> list[Path]:
+    """The job directories under ``sweep_dir`` that a sweep started after ``since`` (a time.time())."""
+    return sorted(d.parent for d in sweep_dir.glob("*/.hydra") if d.stat().st_mtime >= since)
+
+
+def job_failure(job_dir: Path) -> str | None:
+    """Why a finished sweep job failed, from its summary.json; None if it did not."""
+    try:
+        result = json.loads((job_dir / "summary.json").read_text())
+    except FileNotFoundError:
+        return "no summary.json: the job ended before the run started"
+    except (OSError, ValueError) as err:
+        return f"summary.json cannot be read ({err})"
+    if result.get("status") not in FAILED:
+        return None
+    error = result.get("error") or result["status"]
+    return f"{error} (traceback in {job_dir / 'rlrun.log'})" if result["status"] == "crashed" else error
+
+
+class FailedJobsReport(Callback):
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.started = time.time() - 1.0  # file times have a coarse resolution on some file systems
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        jobs = sweep_jobs(sweep_dir, self.started)
+        failures = [(job.name, error) for job in jobs if (error := job_failure(job)) is not None]
+        if not failures:
+            return
+        lines = [f"rlrun: error: {len(failures)} of {len(jobs)} jobs in {sweep_dir} failed:"]
+        lines += [f"  {name}: {error}" for name, error in failures]
+        print("\n".join(lines), file=sys.stderr)
+        sys.exit(1)
