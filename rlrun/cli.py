@@ -343,8 +343,10 @@ def overshoot_note(cfg: DictConfig) -> str | None:
 
 
 def _run(cfg: DictConfig) -> float | None:
+    from rlrun import slurm
     from rlrun.checkpoint import CheckpointError, OutputError, RunDirInUse
     from rlrun.envs import EnvError
+    from rlrun.signals import Interrupted
     from rlrun.errors import NumericalError
     from rlrun.trainer import train
 
@@ -369,6 +371,10 @@ def _run(cfg: DictConfig) -> float | None:
             return float("nan")
         print(f"rlrun: error: {err}", file=sys.stderr)
         sys.exit(3 if isinstance(err, NumericalError) else 1 if isinstance(err, OutputError) else 2)
+    except Interrupted:
+        if multirun and slurm.in_job():  # scancel'd (a pre-emption waits to be requeued instead): a result
+            return float("nan")          # for the driver, which then names the job as interrupted
+        raise  # Ctrl-C on a sweep stops the sweep, not only this job
     except Exception as err:
         if not multirun:
             raise  # Hydra prints the traceback; rlrun.log and summary.json have it too
@@ -382,10 +388,11 @@ def _continue_earlier_attempt(cfg: DictConfig, run_dir: Path) -> float | None:
     resumed with ``rlrun -m resume=<sweep dir>``): its objective if that attempt completed;
     otherwise None, after setting ``resume`` to continue from its checkpoint or clearing the files
     of an attempt that died before its first one."""
-    from rlrun.sweep_jobs import clear_dead_attempt, earlier_attempt, name_slurm_job
+    from rlrun import slurm
+    from rlrun.sweep_jobs import clear_dead_attempt, earlier_attempt
     from rlrun.trainer import objective_value
 
-    name_slurm_job(f"rlrun_{cfg.algo.name}_{cfg.env.id}_seed{cfg.seed}")
+    slurm.name_job(f"rlrun_{cfg.algo.name}_{cfg.env.id}_seed{cfg.seed}")
     state, summary = earlier_attempt(run_dir)
     if state == "completed":
         log.info("%s already completed (%d env steps); not run again", run_dir, summary["steps_done"])

@@ -21,6 +21,10 @@ log = logging.getLogger("rlrun")
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)
 
 
+class Interrupted(SystemExit):
+    """A run stopped by a signal after saving; exits 128 + the signal's number unless caught."""
+
+
 class StopRequest:
     """Set by a signal handler, read by the training loop between iterations."""
 
@@ -37,11 +41,16 @@ class StopRequest:
 
     def hand_over(self) -> None:
         """After the run has saved: pass a SIGUSR2 on to the handler installed before the run, if
-        one was (submitit's requeue, which exits the process); otherwise return."""
+        one was (submitit's requeue, which exits the process); after a SLURM pre-emption's SIGTERM,
+        wait to be requeued (:func:`rlrun.slurm.wait_for_requeue`); otherwise return."""
+        from rlrun import slurm
+
         handler = self.previous.get(signal.SIGUSR2)
         if self.signum == signal.SIGUSR2 and callable(handler):
             log.warning("handing SIGUSR2 over to the job's own handler (submitit: requeue)")
             handler(self.signum, None)
+        elif self.signum == signal.SIGTERM and slurm.preempted():
+            slurm.wait_for_requeue()
 
 
 @contextlib.contextmanager

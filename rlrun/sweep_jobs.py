@@ -13,9 +13,6 @@ and lists all the failures, not only the first as Hydra would.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,6 +20,8 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+
+from rlrun.checkpoint import resume_command
 
 FAILED = ("failed", "crashed")
 
@@ -51,32 +50,21 @@ def clear_dead_attempt(job_dir: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def name_slurm_job(name: str) -> None:
-    """Rename the SLURM job this process runs in (a submitit array task is named after the whole
-    array) so that squeue shows the run; a no-op outside SLURM, and best effort inside."""
-    job_id = os.environ.get("SLURM_JOB_ID")
-    if not job_id or shutil.which("scontrol") is None:
-        return
-    try:
-        subprocess.run(["scontrol", "update", f"JobId={job_id}", f"JobName={name}"],
-                       capture_output=True, timeout=10, check=False)
-    except (OSError, subprocess.SubprocessError):
-        pass
-
-
 def sweep_jobs(sweep_dir: Path, since: float = 0.0) -> list[Path]:
     """The job directories under ``sweep_dir`` that a sweep started after ``since`` (a time.time())."""
     return sorted(d.parent for d in sweep_dir.glob("*/.hydra") if d.stat().st_mtime >= since)
 
 
 def job_failure(job_dir: Path) -> str | None:
-    """Why a finished sweep job failed, from its summary.json; None if it did not."""
+    """Why a sweep job did not complete (failed, crashed, interrupted), from its summary.json; None if it did."""
     try:
         result = json.loads((job_dir / "summary.json").read_text())
     except FileNotFoundError:
         return "no summary.json: the job ended before the run started"
     except (OSError, ValueError) as err:
         return f"summary.json cannot be read ({err})"
+    if result.get("status") == "interrupted":
+        return f"interrupted at step {result.get('steps_done')} (checkpoint saved)"
     if result.get("status") not in FAILED:
         return None
     error = result.get("error") or result["status"]
@@ -93,7 +81,9 @@ class FailedJobsReport(Callback):
         failures = [(job.name, error) for job in jobs if (error := job_failure(job)) is not None]
         if not failures:
             return
-        lines = [f"rlrun: error: {len(failures)} of {len(jobs)} jobs in {sweep_dir} failed:"]
+        lines = [f"rlrun: error: {len(failures)} of {len(jobs)} jobs in {sweep_dir} did not complete:"]
         lines += [f"  {name}: {error}" for name, error in failures]
+        if any(error.startswith("interrupted") for _, error in failures):
+            lines.append(f"continue the unfinished jobs with: {resume_command(sweep_dir, sweep=True)}")
         print("\n".join(lines), file=sys.stderr)
         sys.exit(1)

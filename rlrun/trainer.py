@@ -36,7 +36,7 @@ from rlrun.logger import ProgressReporter, TensorBoardLogger
 from rlrun.networks import CategoricalActor, Critic, GaussianActor
 from rlrun.normalization import ObsNormalizer, RewardNormalizer
 from rlrun.rollout import Episode, RolloutCollector
-from rlrun.signals import stop_on_signals
+from rlrun.signals import Interrupted, stop_on_signals
 
 log = logging.getLogger("rlrun")
 
@@ -336,7 +336,7 @@ def _train(cfg: DictConfig, run_dir: Path, multirun: bool, overridden: Sequence[
     if status == "interrupted":
         log.warning("stopped at step %d; checkpoint saved; %s", steps, resume_hint)
         stop.hand_over()
-        raise SystemExit(stop.exit_code)
+        raise Interrupted(stop.exit_code)
     final = "-" if result["final_return"] is None else f"{result['final_return']:.1f}"
     solved = "not solved" if result["solved_step"] is None else f"solved at step {result['solved_step']}"
     log.info("done: %d env steps (total_steps %d, whole iterations of %d) in %.1f s, %.0f steps/s; "

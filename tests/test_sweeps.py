@@ -111,7 +111,7 @@ def test_failing_jobs_keep_the_others_and_the_sweep_names_each_failure(run_rlrun
     assert res.returncode == 1
     assert "Traceback" not in res.stderr
     lines = res.stderr.strip().splitlines()
-    assert lines[0].startswith("rlrun: error: 2 of 3 jobs in ") and lines[0].endswith(" failed:"), res.stderr
+    assert lines[0].startswith("rlrun: error: 2 of 3 jobs in ") and lines[0].endswith(" did not complete:"), res.stderr
     assert "000_ppo_clip_tests.faulty_envs:NanReward-v0" in lines[1] and "non-finite reward" in lines[1]
     assert "002_ppo_clip_tests.faulty_envs:Crash-v0" in lines[2] and "RuntimeError: boom" in lines[2]
     assert "rlrun.log" in lines[2]

@@ -1,0 +1,140 @@
+"""Sweeps on a real single-node SLURM (loopback only, in a private network namespace), through
+Hydra's submitit launcher: time limits with requeue, pre-emption with requeue, and resuming an
+interrupted sweep through the launcher. Several minutes (SLURM delays a requeued job by about two
+minutes), so they run where the machine allows it: root, the repository's sibling
+``shared/tools/slurm-local`` (which installs Debian's SLURM on first start), and the submitit
+launcher (``pip install -e ".[sweep]"``)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import RLRUN, read_scalars
+from tests.test_sweeps import has
+
+REPO = Path(__file__).resolve().parent.parent
+SLURM_LOCAL = REPO.parent / "shared" / "tools" / "slurm-local"
+pytestmark = [
+    pytest.mark.skipif(not has("hydra_plugins.hydra_submitit_launcher"), reason="pip install 'rlrun[slurm]'"),
+    pytest.mark.skipif(os.geteuid() != 0, reason="a local SLURM needs root"),
+    pytest.mark.skipif(not SLURM_LOCAL.is_file(), reason=f"no {SLURM_LOCAL} to start a local SLURM"),
+]
+
+
+@pytest.fixture(scope="module")
+def slurm():
+    """Run a command inside the local SLURM's namespace: slurm(*argv, **subprocess.run kwargs)."""
+    def run(*argv, **kwargs):
+        return subprocess.run([str(SLURM_LOCAL), "exec", *map(str, argv)], **kwargs)
+
+    running = run("sinfo", capture_output=True).returncode == 0
+    if not running:
+        started = subprocess.run([str(SLURM_LOCAL), "start"], capture_output=True, text=True, timeout=600)
+        if started.returncode != 0:
+            pytest.skip(f"slurm-local start failed: {started.stderr.strip()[-300:]}")
+    yield run
+    if not running:
+        subprocess.run([str(SLURM_LOCAL), "stop"], capture_output=True, timeout=120)
+
+
+def sweep_in_slurm(slurm, cwd: Path, *args: str, timeout: float = 900) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.Popen([str(SLURM_LOCAL), "exec", *RLRUN, "-m", *args, "progress=off",
+                             "hydra/launcher=submitit_slurm", "hydra.launcher.partition=debug"],
+                            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def assert_completed_once(job: Path, total_steps: int) -> None:
+    """Completed to total_steps, and TensorBoard has every iteration's step exactly once."""
+    summary = json.loads((job / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["steps_done"] >= total_steps, summary
+    steps = [s for s, _ in read_scalars(job)["time/fps"]]
+    assert steps == sorted(set(steps)) and steps[-1] == summary["steps_done"]
+
+
+def test_a_time_limit_with_requeue_finishes_every_job(slurm, tmp_path):
+    """submitit's SIGUSR2, 25 s before a 1-minute limit: each job saves, submitit requeues it, and
+    the requeued job continues from its checkpoint in the same directory."""
+    sweep = tmp_path / "sweep"
+    proc = sweep_in_slurm(slurm, tmp_path, "seed=0,1", "total_steps=250000", "checkpoint_every=4096",
+                          "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=25",
+                          "hydra.launcher.max_num_timeout=5", f"hydra.sweep.dir={sweep}")
+    out, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err[-3000:]
+    jobs = sorted(d for d in sweep.iterdir() if d.is_dir() and not d.name.startswith("."))
+    assert len(jobs) == 2
+    for job in jobs:
+        assert_completed_once(job, 250000)
+        assert "resuming" in (job / "rlrun.log").read_text()  # it did hit the limit and came back
+
+
+def test_a_preempted_job_is_requeued_and_continues_from_its_checkpoint(slurm, tmp_path):
+    """PreemptMode=REQUEUE with a grace time: the job saves on SIGTERM and waits; SLURM requeues it."""
+    sweep = tmp_path / "sweep"
+    proc = sweep_in_slurm(slurm, tmp_path, "seed=0", "total_steps=400000", "checkpoint_every=4096",
+                          f"hydra.sweep.dir={sweep}")
+    deadline = time.monotonic() + 300
+    while not list(sweep.glob("000_*/checkpoints/last.pt")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    high = slurm("sbatch", "-p", "high", "-c", str(os.cpu_count()), "--wrap", "sleep 5", capture_output=True, text=True)
+    assert high.returncode == 0, high.stderr
+    out, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err[-3000:]
+    job = next(sweep.glob("000_*"))
+    log = (job / "rlrun.log").read_text()
+    assert "pre-empted by SLURM" in log and "resuming" in log
+    assert_completed_once(job, 400000)
+
+
+def test_a_cancelled_job_saves_and_the_driver_names_it_with_the_resume_command(slurm, tmp_path):
+    """A plain scancel (SIGTERM, no requeue): the job saves, reports itself to the driver as
+    interrupted (no traceback, no endless wait without accounting), and the driver says how to resume."""
+    sweep = tmp_path / "sweep"
+    proc = sweep_in_slurm(slurm, tmp_path, "seed=0", "total_steps=10000000", "checkpoint_every=4096",
+                          f"hydra.sweep.dir={sweep}")
+    deadline = time.monotonic() + 300
+    while not list(sweep.glob("000_*/checkpoints/last.pt")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    jobs = slurm("squeue", "-h", "-o", "%i", capture_output=True, text=True).stdout.split()
+    assert slurm("scancel", *jobs).returncode == 0
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 1 and "Traceback" not in err, err[-3000:]
+    assert "interrupted at step" in err and f"rlrun -m resume={sweep}" in err
+    job = next(sweep.glob("000_*"))
+    summary = json.loads((job / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    assert summary["steps_done"] == torch.load(job / "checkpoints" / "last.pt", weights_only=False)["steps"]
+
+
+def test_an_interrupted_sweep_resumes_through_the_slurm_launcher(slurm, tmp_path):
+    sweep = tmp_path / "sweep"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    local = subprocess.Popen([*RLRUN, "-m", "seed=0,1", "total_steps=20000", "checkpoint_every=512", "algo.n_steps=32",
+                              "progress=off", f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(sweep.glob("000_*/checkpoints/last.pt")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    local.send_signal(signal.SIGTERM)
+    local.communicate(timeout=60)
+    assert local.returncode == 143
+
+    proc = sweep_in_slurm(slurm, tmp_path, f"resume={sweep}")
+    out, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err[-3000:]
+    jobs = sorted(d for d in sweep.iterdir() if d.is_dir() and not d.name.startswith("."))
+    assert [j.name[:3] for j in jobs] == ["000", "001"]
+    for job in jobs:
+        assert_completed_once(job, 20000)
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
