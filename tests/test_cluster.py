@@ -84,7 +84,8 @@ def test_a_preempted_job_is_requeued_and_continues_from_its_checkpoint(slurm, tm
     deadline = time.monotonic() + 300
     while not list(sweep.glob("000_*/checkpoints/last.pt")) and time.monotonic() < deadline:
         time.sleep(0.5)
-    high = slurm("sbatch", "-p", "high", "-c", str(os.cpu_count()), "--wrap", "sleep 5", capture_output=True, text=True)
+    high = slurm("sbatch", "-p", "high", "-c", str(os.cpu_count()), "-o", "/dev/null", "--wrap", "sleep 5",
+                 capture_output=True, text=True)
     assert high.returncode == 0, high.stderr
     out, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, err[-3000:]
