@@ -1,0 +1,71 @@
+"""Behaviour pinned before refactoring (issue 14): for each algorithm, a short CartPole-v1 and a
+short Pendulum-v1 run (a few iterations, seed 0) must give bit-identical final parameters and
+non-wall-clock scalars to the recorded ones in tests/golden/. A change that alters them on
+purpose re-records them and says which runs changed and why:
+
+    python -m tests.test_golden --record
+
+Recorded with torch 2.13.0 (CPU) on the project's 2-core machine; float results may differ on
+other torch versions or CPUs, so the test skips, naming both, when the torch version differs.
+"""
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import RLRUN, read_scalars
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+REPO = GOLDEN.parent.parent
+SMALL = {  # a few iterations each, with several minibatch / line-search / K-FAC steps
+    "ppo_clip": ["algo.n_steps=64", "env.num_envs=4", "total_steps=1024", "algo.batch_size=64", "algo.n_epochs=3"],
+    "trpo": ["algo.n_steps=128", "env.num_envs=2", "total_steps=1024", "algo.critic_epochs=2"],
+    "ppo_penalty": ["algo.n_steps=64", "env.num_envs=4", "total_steps=1024", "algo.policy_epochs=3",
+                    "algo.critic_epochs=3"],
+    "acktr": ["algo.n_steps=32", "env.num_envs=4", "total_steps=1024"],
+}
+CASES = [(algo, env) for algo in SMALL for env in ("CartPole-v1", "Pendulum-v1")]
+
+
+def run_case(algo: str, env: str, run_dir: Path) -> dict:
+    """The run's parameter digest and every scalar but the wall-clock time/* ones."""
+    done = subprocess.run([*RLRUN, f"algo={algo}", f"env={env}", "seed=0", "progress=off", "torch_threads=1",
+                           *SMALL[algo], f"hydra.run.dir={run_dir}"], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    ckpt = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)
+    digest = hashlib.sha256()
+    for part in ("actor", "critic"):
+        for key, tensor in sorted(ckpt[part].items()):
+            digest.update(key.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    scalars = {tag: series for tag, series in sorted(read_scalars(run_dir).items()) if not tag.startswith("time/")}
+    return {"torch": torch.__version__, "params_sha256": digest.hexdigest(), "scalars": scalars}
+
+
+@pytest.mark.parametrize("algo, env", CASES, ids=[f"{a}-{e}" for a, e in CASES])
+def test_short_runs_are_bit_identical_to_the_recorded_ones(tmp_path, algo, env):
+    golden = json.loads((GOLDEN / f"{algo}_{env}.json").read_text())
+    if golden["torch"] != torch.__version__:
+        pytest.skip(f"recorded with torch {golden['torch']}, this is {torch.__version__}")
+    now = run_case(algo, env, tmp_path / "run")
+    assert sorted(now["scalars"]) == sorted(golden["scalars"])
+    for tag, series in golden["scalars"].items():
+        assert [tuple(p) for p in now["scalars"][tag]] == [tuple(p) for p in series], tag
+    assert now["params_sha256"] == golden["params_sha256"]
+
+
+if __name__ == "__main__" and "--record" in sys.argv:
+    import tempfile
+
+    GOLDEN.mkdir(exist_ok=True)
+    for algo, env in CASES:
+        with tempfile.TemporaryDirectory() as tmp:
+            result = run_case(algo, env, Path(tmp) / "run")
+        (GOLDEN / f"{algo}_{env}.json").write_text(json.dumps(result, indent=1) + "\n")
+        print(f"recorded {algo} {env}: {result['params_sha256'][:12]}, {len(result['scalars'])} tags")
