@@ -17,9 +17,9 @@ from torch.distributions import kl_divergence
 from torch.nn.utils import parameters_to_vector
 
 from rlrun.algos.schemas import ACKTRConfig
-from rlrun.core.kfac import KFAC, trust_region_scale
+from rlrun.core.kfac import KFAC
 from rlrun.core.kl_controller import AdaptiveKLController
-from rlrun.core.natural_gradient import backtracking_line_search, make_fisher_vector_product
+from rlrun.core.natural_gradient import backtracking_line_search, make_fisher_vector_product, trust_region_scale
 from rlrun.core.losses import explained_variance, normalize, value_loss
 from rlrun.rollout import Batch
 
@@ -138,23 +138,16 @@ class ACKTR:
         no mean/log-std cross terms, and the log-std's block is exactly 2 I)."""
         cfg, step = self.cfg, parameters_to_vector(direction)
         if cfg.log_std_kl_share is None or self.log_std is None:
-            eta, clipped = self._step_scale(self._actor_quadratic(obs, pi_old, direction, step), cfg.max_kl, eta_max)
-            return eta * step, eta, eta, clipped
+            scaled = trust_region_scale(self._actor_quadratic(obs, pi_old, direction, step), cfg.max_kl, eta_max)
+            return scaled.scale * step, scaled.scale, scaled.scale, scaled.clipped
         mean_direction = [*direction[:-1], torch.zeros_like(direction[-1])]
         mean_quadratic = self._actor_quadratic(obs, pi_old, mean_direction, parameters_to_vector(mean_direction))
-        eta, clipped = self._step_scale(mean_quadratic, cfg.max_kl * (1.0 - cfg.log_std_kl_share), eta_max)
+        mean = trust_region_scale(mean_quadratic, cfg.max_kl * (1.0 - cfg.log_std_kl_share), eta_max)
         n_mean = step.numel() - self.log_std.numel()
         log_std_quadratic = 2.0 * step[n_mean:].pow(2).sum().item()
-        eta_log_std, _ = self._step_scale(log_std_quadratic, cfg.max_kl * cfg.log_std_kl_share, eta_max)
-        return torch.cat([eta * step[:n_mean], eta_log_std * step[n_mean:]]), eta, eta_log_std, clipped
-
-    @staticmethod
-    def _step_scale(quadratic: float, max_kl: float, eta_max: float) -> tuple[float, bool]:
-        """(eta, clipped) of the trust region; (0, False) without a finite positive Delta^T F Delta
-        (e.g. a zero gradient, all advantages 0): no step this iteration."""
-        if math.isfinite(quadratic) and quadratic > 0.0:
-            return trust_region_scale(quadratic, max_kl, eta_max)
-        return 0.0, False
+        log_std = trust_region_scale(log_std_quadratic, cfg.max_kl * cfg.log_std_kl_share, eta_max)
+        return (torch.cat([mean.scale * step[:n_mean], log_std.scale * step[n_mean:]]), mean.scale, log_std.scale,
+                mean.clipped)
 
     def _actor_quadratic(self, obs: torch.Tensor, pi_old, direction: list[torch.Tensor], step: torch.Tensor) -> float:
         """Delta^T F Delta for the trust region: exact along Delta (one Fisher-vector product of the
@@ -183,7 +176,8 @@ class ACKTR:
             loss.backward()
             direction = self.critic_kfac.natural_gradient()
             params = self.critic_kfac.parameters()
-            eta, _ = trust_region_scale(damped_quadratic(params, direction), self.cfg.critic_max_kl, self.cfg.critic_eta_max)
+            eta = trust_region_scale(damped_quadratic(params, direction), self.cfg.critic_max_kl,
+                                     self.cfg.critic_eta_max).scale  # 0: no step (e.g. a zero gradient)
             apply_step(params, direction, eta)
         metrics = {"loss/value": loss.item()}
         if self.critic_kfac is not None:

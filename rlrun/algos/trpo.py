@@ -12,7 +12,7 @@ from rlrun.core.critic import fit_value_function
 from rlrun.core.flat_params import FlatParameters
 from rlrun.core.losses import explained_variance, normalize, ratio_surrogate
 from rlrun.core.natural_gradient import (backtracking_line_search, conjugate_gradient, flat_grad,
-                                         make_fisher_vector_product, trust_region_step_scale)
+                                         make_fisher_vector_product, trust_region_scale)
 from rlrun.rollout import Batch
 
 
@@ -41,7 +41,7 @@ class TRPO:
         cg = conjugate_gradient(fvp, g, cfg.cg_iters, cfg.cg_tol)
 
         # Step 5: theta = theta_k + alpha^j sqrt(2 delta / x^T H x) x, smallest passing j (eq. 5.33)
-        step = trust_region_step_scale(cg.x, fvp(cg.x), cfg.max_kl)
+        step = trust_region_scale(float(cg.x @ fvp(cg.x)), cfg.max_kl)
 
         def evaluate() -> tuple[float, float]:
             with torch.no_grad():

@@ -10,7 +10,8 @@ homogeneous coordinate, ``a = [x_in, 1]`` and ``G = [W, b]`` ([out, in+1]); with
     A = E[a a^T],  S = E[g g^T]                                  (Martens & Grosse 2015, eq. 1)
 
 Wu et al. 2017 (ACKTR) use running averages of A and S, refresh the inverses every few updates,
-and scale the step with a trust region (sec. 3.1), see :func:`trust_region_scale`.
+and scale the step with a trust region (sec. 3.1), see
+:func:`rlrun.core.natural_gradient.trust_region_scale`.
 
 Usage (one iteration)::
 
@@ -22,7 +23,7 @@ Usage (one iteration)::
     actor.zero_grad()                                         # drop the Fisher loss's grads
     policy_loss(dist, ...).backward()                         # the objective
     direction = kfac.natural_gradient()                       # F_hat^-1 grad, per parameter
-    eta, clipped = trust_region_scale(kfac.quadratic_form(direction), max_kl, eta_max)
+    step = trust_region_scale(kfac.quadratic_form(direction), max_kl, eta_max)  # natural_gradient's
 
 Design (visible state, house rule 4):
 
@@ -308,36 +309,6 @@ class KFAC:
         for handle in self._handles:
             handle.remove()
         self._handles = []
-
-
-def trust_region_scale(quadratic: float, max_kl: float, eta_max: float) -> tuple[float, bool]:
-    """ACKTR step size ``eta = min(eta_max, sqrt(2 * max_kl / (Delta^T F_hat Delta)))``.
-
-    Wu et al. 2017, sec. 3.1: with the second-order KL ~= 0.5 eta^2 Delta^T F_hat Delta, the
-    unclipped eta makes the predicted KL equal ``max_kl``.
-
-    Args:
-        quadratic: ``Delta^T F_hat Delta`` from :meth:`KFAC.quadratic_form`.
-        max_kl: the trust-region radius delta (> 0).
-        eta_max: the largest step scale (> 0), the ACKTR learning rate.
-
-    Returns:
-        ``(eta, clipped)`` where ``clipped`` says whether ``eta_max`` was the binding limit.
-
-    Raises:
-        FloatingPointError: if ``quadratic`` is non-positive or not finite (a zero direction or
-            a broken Fisher estimate has no meaningful trust-region scale).
-    """
-    if max_kl <= 0.0 or eta_max <= 0.0:
-        raise ValueError(f"max_kl and eta_max must be > 0, got {max_kl}, {eta_max}")
-    if not math.isfinite(quadratic) or quadratic <= 0.0:
-        raise FloatingPointError(
-            f"trust_region_scale: Delta^T F Delta must be finite and > 0, got {quadratic}"
-        )
-    eta_kl = math.sqrt(2.0 * max_kl / quadratic)
-    if eta_kl > eta_max:
-        return eta_max, True
-    return eta_kl, False
 
 
 def _grad_or_zeros(param: nn.Parameter) -> Tensor:

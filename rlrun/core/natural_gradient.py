@@ -96,22 +96,28 @@ def conjugate_gradient(matvec: Callable[[Tensor], Tensor], b: Tensor, max_iters:
 
 @dataclass(frozen=True)
 class StepScale:
-    scale: float  # beta = sqrt(2 max_kl / x^T H x); 0.0 when invalid
-    xHx: float  # x^T H x as measured
+    scale: float  # min(max_scale, sqrt(2 max_kl / x^T H x)); 0.0 when invalid
+    xHx: float  # x^T H x (Delta^T F Delta) as given
     valid: bool  # whether x^T H x was positive and finite
+    clipped: bool = False  # whether max_scale, not the KL bound, set the scale
 
 
-def trust_region_step_scale(x: Tensor, Hx: Tensor, max_kl: float) -> StepScale:
-    """beta = sqrt(2 delta / x^T H x) (eq. 5.33): the step beta x has quadratic KL model delta.
+def trust_region_scale(xHx: float, max_kl: float, max_scale: float = math.inf) -> StepScale:
+    """beta = min(max_scale, sqrt(2 delta / x^T H x)): the step beta x has quadratic KL model
+    (beta x)^T H (beta x) / 2 = delta unless ``max_scale`` binds. TRPO's eq. 5.33 (no
+    ``max_scale``) and ACKTR's eta = min(eta_max, sqrt(2 delta / Delta^T F Delta)) (Wu et al. 2017,
+    sec. 3.1) alike.
 
-    The quadratic model of the KL is (beta x)^T H (beta x) / 2, which equals ``max_kl`` (delta) at
-    this beta. If x^T H x is not positive and finite, no step can be taken: ``valid`` is False and
-    ``scale`` is 0.0, and the caller skips the update (and reports it).
+    If x^T H x is not positive and finite (a zero direction, a broken curvature estimate), no
+    step can be taken: ``valid`` is False and ``scale`` is 0.0, and the caller skips the update
+    (and reports it).
     """
-    xHx = float(x @ Hx)
     if not (math.isfinite(xHx) and xHx > 0.0):
         return StepScale(scale=0.0, xHx=xHx, valid=False)
-    return StepScale(scale=math.sqrt(2.0 * max_kl / xHx), xHx=xHx, valid=True)
+    beta = math.sqrt(2.0 * max_kl / xHx)
+    if beta > max_scale:
+        return StepScale(scale=max_scale, xHx=xHx, valid=True, clipped=True)
+    return StepScale(scale=beta, xHx=xHx, valid=True)
 
 
 @dataclass(frozen=True)
