@@ -23,9 +23,9 @@ def run_rlrun(tmp_path):
 
 
 def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    """All scalar series in the event files under run_dir."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    """All scalar series in the event files under run_dir as (step, value) pairs in step order:
+    rlrun.report.read_scalars (what rlrun-report reads), as lists for easy comparison."""
+    from rlrun.report import read_scalars as read_series
 
-    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    acc.Reload()
-    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+    return {tag: list(zip(steps.astype(int).tolist(), values.tolist()))
+            for tag, (steps, values) in read_series(run_dir).items()}
