@@ -30,7 +30,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rlrun.checkpoint import resume_command
-from rlrun.config import OBJECTIVES, ConfigError, EnvConfig, config_differences, register_configs, validate
+from rlrun.config import OBJECTIVES, ConfigError, EnvConfig, check_resume_agrees, register_configs, validate
 
 
 def _conf_dir() -> Path:
@@ -261,11 +261,7 @@ def _check_resume(cfg: DictConfig) -> None:
         checkpoint = load_checkpoint(Path(cfg.resume) / "checkpoints" / "last.pt")
     except (CheckpointError, RunDirInUse) as err:
         raise ConfigError(str(err)) from None
-    task = OmegaConf.to_container(cfg, resolve=False)
-    task.pop("hydra", None)
-    diffs = config_differences(checkpoint["config"], task)
-    if diffs:
-        raise ConfigError(f"resume={cfg.resume} conflicts with its checkpoint: {'; '.join(diffs)}")
+    check_resume_agrees(checkpoint["config"], OmegaConf.to_container(cfg, resolve=False), cfg.resume)
 
 
 def preflight(argv: list[str]) -> str | None:

@@ -203,6 +203,17 @@ RESUMABLE_CHANGES = {"resume", "total_steps", "progress", "checkpoint_every", "k
                      "eval_every", "eval_episodes", "device"}
 
 
+def check_resume_agrees(saved: dict, current: Any, resume: str) -> None:
+    """Refuse a resume whose config (a DictConfig, or a dict without the hydra node) differs from
+    its checkpoint's beyond RESUMABLE_CHANGES; preflight checks it unresolved, the trainer resolved."""
+    if not isinstance(current, dict):
+        current = OmegaConf.to_container(current, resolve=True)
+    current = {key: value for key, value in current.items() if key != "hydra"}
+    diffs = config_differences(saved, current)
+    if diffs:
+        raise ConfigError(f"resume={resume} conflicts with its checkpoint: {'; '.join(diffs)}")
+
+
 def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
     """Keys whose values differ between a checkpoint's config and the current one (dotted names)."""
     keys = set(saved) | set(current)

@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlrun.checkpoint import (OutputError, load_checkpoint, lock_run_dir, resume_command, save_checkpoint,
                               write_atomically)
-from rlrun.config import ConfigError, config_differences
+from rlrun.config import ConfigError, check_resume_agrees
 from rlrun.errors import NumericalError
 from rlrun.envs import make_env, make_vec_env, obs_dim, reward_threshold
 from rlrun.evaluation import EVAL_SEED_OFFSET, PeriodicEvaluator
@@ -181,9 +181,7 @@ def _train(cfg: DictConfig, run_dir: Path, multirun: bool, overridden: Sequence[
     checkpoint = None
     if cfg.resume:
         checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.pt")
-        diffs = config_differences(checkpoint["config"], OmegaConf.to_container(cfg, resolve=True))
-        if diffs:
-            raise ConfigError(f"resume={cfg.resume} conflicts with its checkpoint: {'; '.join(diffs)}")
+        check_resume_agrees(checkpoint["config"], cfg, cfg.resume)
     seed_everything(cfg.seed)
 
     envs = make_vec_env(cfg.env)
