@@ -2,10 +2,11 @@
 
 Each YAML file under ``conf/`` names its schema in its defaults list, so a value of the wrong
 type (``algo.clip_eps=abc``) or a misspelled key (``algo.clip_epss=0.1``) is refused by Hydra
-before anything runs. Range checks that a type cannot express live in :func:`validate`.
+before anything runs; a key added with ``+`` (``+algo.clip_epss=0.1``) is refused by
+:func:`validate`, which also holds the range checks that a type cannot express.
 
-The algorithm schemas live beside their algorithm (``rlrun/algos/<name>.py``) and are
-collected here; this module imports neither torch nor gymnasium so that ``rlrun --help`` and
+The algorithm schemas are the dataclasses of ``rlrun/algos/schemas.py`` (``ALGO_SCHEMAS``),
+registered here; this module imports neither torch nor gymnasium so that ``rlrun --help`` and
 config errors answer at once.
 """
 
