@@ -47,7 +47,7 @@ def checkpoint_path(path: Path) -> tuple[Path, Path]:
     return path, run_dir
 
 
-def make_env(env_cfg: Any, video_dir: Path | None = None, name_prefix: str = "eval") -> gym.Env:
+def make_eval_env(env_cfg: Any, video_dir: Path | None = None, name_prefix: str = "eval") -> gym.Env:
     """One env of the run's ``env`` config, as in training; every episode recorded with ``video_dir``."""
     check_env_id(env_cfg.id)
     if video_dir is not None:
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = OmegaConf.create(checkpoint["config"])
         device = resolve_device(args.device)
         prefix = f"{cfg.algo.name}-{cfg.env.id}-step{checkpoint['steps']}"
-        env = make_env(cfg.env, args.video, prefix)
+        env = make_eval_env(cfg.env, args.video, prefix)
     except (CheckpointError, ConfigError, EnvError) as err:
         return error(str(err))
     try:
