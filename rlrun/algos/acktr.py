@@ -19,7 +19,8 @@ from torch.nn.utils import parameters_to_vector
 from rlrun.algos.schemas import ACKTRConfig
 from rlrun.core.kfac import KFAC
 from rlrun.core.kl_controller import AdaptiveKLController
-from rlrun.core.natural_gradient import backtracking_line_search, make_fisher_vector_product, trust_region_scale
+from rlrun.core.natural_gradient import (StepScale, backtracking_line_search, make_fisher_vector_product,
+                                         trust_region_scale)
 from rlrun.core.losses import explained_variance, normalize, value_loss
 from rlrun.rollout import Batch
 
@@ -93,7 +94,7 @@ class ACKTR:
         # Trust region: eta = min(eta_max, sqrt(2 delta / Delta^T F Delta)), then the step is checked:
         # while the measured KL exceeds delta it is shrunk (backtrack_coef^j), else rejected
         eta_max = 1.0 / self.eta_max.kl_coef if self.eta_max is not None else cfg.learning_rate
-        scaled_step, eta, eta_log_std, clipped = self._scaled_step(obs, pi_old, direction, eta_max)
+        scaled_step, eta, eta_log_std = self._scaled_step(obs, pi_old, direction, eta_max)
 
         def kl_after() -> tuple[float, float]:
             with torch.no_grad():
@@ -117,9 +118,9 @@ class ACKTR:
             "acktr/max_kl": cfg.max_kl,
             "acktr/eta_max": eta_max,
             "acktr/eta_adapt": float(eta_adapt),
-            "acktr/step_scale": eta * search.step_fraction,
+            "acktr/step_scale": eta.scale * search.step_fraction,
             "acktr/log_std_step_scale": eta_log_std * search.step_fraction if self.log_std is not None else 0.0,
-            "acktr/step_clipped": float(clipped),
+            "acktr/step_clipped": float(eta.clipped),
             "acktr/backtracks": float(search.backtracks),
             "acktr/step_accepted": float(search.accepted),
             "acktr/step_norm": search.step_fraction * scaled_step.norm().item(),
@@ -130,8 +131,9 @@ class ACKTR:
         }
 
     def _scaled_step(self, obs: torch.Tensor, pi_old, direction: list[torch.Tensor],
-                     eta_max: float) -> tuple[torch.Tensor, float, float, bool]:
-        """(eta Delta as one vector in the order of self.params, eta, the log-std's eta, eta_max binding).
+                     eta_max: float) -> tuple[torch.Tensor, StepScale, float]:
+        """(eta Delta as one vector in the order of self.params, eta (and whether eta_max bound it),
+        the log-std's eta).
 
         One scale for the whole step, as in the paper; or, with ``log_std_kl_share``, the mean network
         and a Gaussian log-std each scaled into their own share of ``max_kl`` (the Gaussian Fisher has
@@ -139,15 +141,14 @@ class ACKTR:
         cfg, step = self.cfg, parameters_to_vector(direction)
         if cfg.log_std_kl_share is None or self.log_std is None:
             scaled = trust_region_scale(self._actor_quadratic(obs, pi_old, direction, step), cfg.max_kl, eta_max)
-            return scaled.scale * step, scaled.scale, scaled.scale, scaled.clipped
+            return scaled.scale * step, scaled, scaled.scale
         mean_direction = [*direction[:-1], torch.zeros_like(direction[-1])]
         mean_quadratic = self._actor_quadratic(obs, pi_old, mean_direction, parameters_to_vector(mean_direction))
         mean = trust_region_scale(mean_quadratic, cfg.max_kl * (1.0 - cfg.log_std_kl_share), eta_max)
         n_mean = step.numel() - self.log_std.numel()
         log_std_quadratic = 2.0 * step[n_mean:].pow(2).sum().item()
         log_std = trust_region_scale(log_std_quadratic, cfg.max_kl * cfg.log_std_kl_share, eta_max)
-        return (torch.cat([mean.scale * step[:n_mean], log_std.scale * step[n_mean:]]), mean.scale, log_std.scale,
-                mean.clipped)
+        return torch.cat([mean.scale * step[:n_mean], log_std.scale * step[n_mean:]]), mean, log_std.scale
 
     def _actor_quadratic(self, obs: torch.Tensor, pi_old, direction: list[torch.Tensor], step: torch.Tensor) -> float:
         """Delta^T F Delta for the trust region: exact along Delta (one Fisher-vector product of the
