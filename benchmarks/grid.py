@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rlrun.report import read_scalars  # noqa: E402
+from rlrun.sweep_jobs import earlier_attempt  # noqa: E402
 from returns import count_nonfinite  # noqa: E402  (benchmarks/returns.py, beside this script)
 
 ALGOS = ("ppo_clip", "trpo", "ppo_penalty", "acktr")
@@ -74,10 +75,9 @@ def run_one(algo: str, env: str, seed: int, out: Path, results: Path, extra: lis
         return f"{algo} {env} seed {seed}: already in {dest}"
     if check_only:
         return f"{algo} {env} seed {seed}: not run yet"
-    summary_file = run_dir / "summary.json"
-    done = summary_file.is_file() and json.loads(summary_file.read_text())["status"] == "completed"
-    if not done:
-        if (run_dir / "checkpoints" / "last.pt").is_file():
+    state, _ = earlier_attempt(run_dir)  # what rlrun's sweep jobs also continue from
+    if state != "completed":
+        if state == "resumable":
             cmd = ["rlrun", f"resume={run_dir}"]  # its saved overrides already say progress=lines
         else:
             if run_dir.is_dir():  # a run that died before its first checkpoint: nothing to continue

@@ -351,12 +351,12 @@ def _run(cfg: DictConfig) -> float | None:
     # The command line's keys that define the experiment (those of the sweep directory's name):
     # the HParams table shows them.
     excluded = set(hydra_cfg.job.config.override_dirname.exclude_keys)
-    overridden = [key for key in (o.split("=", 1)[0].lstrip("+~") for o in hydra_cfg.overrides.task)
-                  if key not in excluded]
+    overridden = [key for key in map(_override_key, hydra_cfg.overrides.task) if key not in excluded]
     run_dir = Path(hydra_cfg.runtime.output_dir)
     try:
         validate(cfg)
         if multirun:
+            slurm.name_job(f"rlrun_{cfg.algo.name}_{cfg.env.id}_seed{cfg.seed}")  # squeue shows the run
             previous = _continue_earlier_attempt(cfg, run_dir)
             if previous is not None:
                 return previous
@@ -374,8 +374,7 @@ def _run(cfg: DictConfig) -> float | None:
     except Exception as err:
         if not multirun:
             raise  # Hydra prints the traceback; rlrun.log and summary.json have it too
-        log.error("job crashed: %s: %s (traceback in %s)", type(err).__name__, err,
-                  Path(hydra_cfg.runtime.output_dir) / "rlrun.log")
+        log.error("job crashed: %s: %s (traceback in %s)", type(err).__name__, err, run_dir / "rlrun.log")
         return float("nan")
 
 
@@ -384,11 +383,9 @@ def _continue_earlier_attempt(cfg: DictConfig, run_dir: Path) -> float | None:
     resumed with ``rlrun -m resume=<sweep dir>``): its objective if that attempt completed;
     otherwise None, after setting ``resume`` to continue from its checkpoint or clearing the files
     of an attempt that died before its first one."""
-    from rlrun import slurm
     from rlrun.sweep_jobs import clear_dead_attempt, earlier_attempt
     from rlrun.trainer import objective_value
 
-    slurm.name_job(f"rlrun_{cfg.algo.name}_{cfg.env.id}_seed{cfg.seed}")
     state, summary = earlier_attempt(run_dir)
     if state == "completed":
         log.info("%s already completed (%d env steps); not run again", run_dir, summary["steps_done"])

@@ -23,22 +23,25 @@ def _scontrol(*args: str) -> str | None:
     return done.stdout if done.returncode == 0 else None
 
 
+def job_id() -> str | None:
+    """This process's SLURM job, or None outside SLURM."""
+    return os.environ.get("SLURM_JOB_ID") or None
+
+
 def in_job() -> bool:
-    return bool(os.environ.get("SLURM_JOB_ID"))
+    return job_id() is not None
 
 
 def name_job(name: str) -> None:
     """Rename this SLURM job (a submitit array task is named after the whole array) so that
     squeue shows the run; best effort."""
-    job_id = os.environ.get("SLURM_JOB_ID")
-    if job_id:
-        _scontrol("update", f"JobId={job_id}", f"JobName={name}")
+    if in_job():
+        _scontrol("update", f"JobId={job_id()}", f"JobName={name}")
 
 
 def preempted() -> bool:
     """Whether SLURM has pre-empted this job (``scontrol show job`` has a PreemptTime)."""
-    job_id = os.environ.get("SLURM_JOB_ID")
-    info = (_scontrol("show", "job", job_id) or "") if job_id else ""
+    info = (_scontrol("show", "job", job_id()) or "") if in_job() else ""
     return any(field.startswith("PreemptTime=") and field != "PreemptTime=None" for field in info.split())
 
 

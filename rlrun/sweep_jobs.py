@@ -26,12 +26,17 @@ from rlrun.checkpoint import resume_command
 FAILED = ("failed", "crashed")
 
 
+def read_summary(job_dir: Path) -> dict:
+    """The job's summary.json; FileNotFoundError without one, OSError / ValueError if unreadable."""
+    return json.loads((job_dir / "summary.json").read_text())
+
+
 def earlier_attempt(job_dir: Path) -> tuple[str, dict | None]:
     """What an earlier attempt of this job left in ``job_dir``: ("completed", its summary),
     ("resumable", summary or None: a checkpoint to continue from), ("dead", None: files of an
     attempt that died before its first checkpoint) or ("none", None)."""
     try:
-        summary = json.loads((job_dir / "summary.json").read_text())
+        summary = read_summary(job_dir)
     except (OSError, ValueError):
         summary = None
     if summary is not None and summary.get("status") == "completed":
@@ -58,7 +63,7 @@ def sweep_jobs(sweep_dir: Path, since: float = 0.0) -> list[Path]:
 def job_failure(job_dir: Path) -> str | None:
     """Why a sweep job did not complete (failed, crashed, interrupted), from its summary.json; None if it did."""
     try:
-        result = json.loads((job_dir / "summary.json").read_text())
+        result = read_summary(job_dir)
     except FileNotFoundError:
         return "no summary.json: the job ended before the run started"
     except (OSError, ValueError) as err:
