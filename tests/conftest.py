@@ -1,10 +1,33 @@
 import os
+import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
 RLRUN = [sys.executable, "-m", "rlrun.cli"]
+REPO = Path(__file__).resolve().parent.parent
+
+
+def spawn_rlrun(cwd: Path, *args: str, prefix: tuple = (), **kwargs) -> subprocess.Popen:
+    """The CLI started in a subprocess from ``cwd``, importing this checkout, with the one-line
+    errors users see (no HYDRA_FULL_ERROR); ``prefix``: a command to run it under."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.Popen([*map(str, prefix), *RLRUN, *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    """Poll ``condition`` until it holds (True) or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+    return True
 
 
 @pytest.fixture

@@ -10,17 +10,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import RLRUN, read_scalars
+from tests.conftest import read_scalars, spawn_rlrun, wait_until
 from tests.test_sweeps import has
 
-REPO = Path(__file__).resolve().parent.parent
-SLURM_LOCAL = REPO.parent / "shared" / "tools" / "slurm-local"
+SLURM_LOCAL = Path(__file__).resolve().parent.parent.parent / "shared" / "tools" / "slurm-local"
 pytestmark = [
     pytest.mark.skipif(not has("hydra_plugins.hydra_submitit_launcher"), reason="pip install 'rlrun[slurm]'"),
     pytest.mark.skipif(os.geteuid() != 0, reason="a local SLURM needs root"),
@@ -44,12 +42,10 @@ def slurm():
         subprocess.run([str(SLURM_LOCAL), "stop"], capture_output=True, timeout=120)
 
 
-def sweep_in_slurm(slurm, cwd: Path, *args: str, timeout: float = 900) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.Popen([str(SLURM_LOCAL), "exec", *RLRUN, "-m", *args, "progress=off",
-                             "hydra/launcher=submitit_slurm", "hydra.launcher.partition=debug"],
-                            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def sweep_in_slurm(cwd: Path, *args: str) -> subprocess.Popen:
+    """rlrun -m ... through the submitit launcher, inside the local SLURM's namespace."""
+    return spawn_rlrun(cwd, "-m", *args, "progress=off", "hydra/launcher=submitit_slurm",
+                       "hydra.launcher.partition=debug", prefix=(SLURM_LOCAL, "exec"))
 
 
 def assert_completed_once(job: Path, total_steps: int) -> None:
@@ -64,7 +60,7 @@ def test_a_time_limit_with_requeue_finishes_every_job(slurm, tmp_path):
     """submitit's SIGUSR2, 25 s before a 1-minute limit: each job saves, submitit requeues it, and
     the requeued job continues from its checkpoint in the same directory."""
     sweep = tmp_path / "sweep"
-    proc = sweep_in_slurm(slurm, tmp_path, "seed=0,1", "total_steps=250000", "checkpoint_every=4096",
+    proc = sweep_in_slurm(tmp_path, "seed=0,1", "total_steps=250000", "checkpoint_every=4096",
                           "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=25",
                           "hydra.launcher.max_num_timeout=5", f"hydra.sweep.dir={sweep}")
     out, err = proc.communicate(timeout=900)
@@ -79,11 +75,9 @@ def test_a_time_limit_with_requeue_finishes_every_job(slurm, tmp_path):
 def test_a_preempted_job_is_requeued_and_continues_from_its_checkpoint(slurm, tmp_path):
     """PreemptMode=REQUEUE with a grace time: the job saves on SIGTERM and waits; SLURM requeues it."""
     sweep = tmp_path / "sweep"
-    proc = sweep_in_slurm(slurm, tmp_path, "seed=0", "total_steps=400000", "checkpoint_every=4096",
+    proc = sweep_in_slurm(tmp_path, "seed=0", "total_steps=400000", "checkpoint_every=4096",
                           f"hydra.sweep.dir={sweep}")
-    deadline = time.monotonic() + 300
-    while not list(sweep.glob("000_*/checkpoints/last.pt")) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    wait_until(lambda: list(sweep.glob("000_*/checkpoints/last.pt")), 300, interval=0.5)
     high = slurm("sbatch", "-p", "high", "-c", str(os.cpu_count()), "-o", "/dev/null", "--wrap", "sleep 5",
                  capture_output=True, text=True)
     assert high.returncode == 0, high.stderr
@@ -99,11 +93,9 @@ def test_a_cancelled_job_saves_and_the_driver_names_it_with_the_resume_command(s
     """A plain scancel (SIGTERM, no requeue): the job saves, reports itself to the driver as
     interrupted (no traceback, no endless wait without accounting), and the driver says how to resume."""
     sweep = tmp_path / "sweep"
-    proc = sweep_in_slurm(slurm, tmp_path, "seed=0", "total_steps=10000000", "checkpoint_every=4096",
+    proc = sweep_in_slurm(tmp_path, "seed=0", "total_steps=10000000", "checkpoint_every=4096",
                           f"hydra.sweep.dir={sweep}")
-    deadline = time.monotonic() + 300
-    while not list(sweep.glob("000_*/checkpoints/last.pt")) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    wait_until(lambda: list(sweep.glob("000_*/checkpoints/last.pt")), 300, interval=0.5)
     jobs = slurm("squeue", "-h", "-o", "%i", capture_output=True, text=True).stdout.split()
     assert slurm("scancel", *jobs).returncode == 0
     out, err = proc.communicate(timeout=600)
@@ -117,18 +109,14 @@ def test_a_cancelled_job_saves_and_the_driver_names_it_with_the_resume_command(s
 
 def test_an_interrupted_sweep_resumes_through_the_slurm_launcher(slurm, tmp_path):
     sweep = tmp_path / "sweep"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    local = subprocess.Popen([*RLRUN, "-m", "seed=0,1", "total_steps=20000", "checkpoint_every=512", "algo.n_steps=32",
-                              "progress=off", f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not list(sweep.glob("000_*/checkpoints/last.pt")) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    local = spawn_rlrun(tmp_path, "-m", "seed=0,1", "total_steps=20000", "checkpoint_every=512", "algo.n_steps=32",
+                        "progress=off", f"hydra.sweep.dir={sweep}")
+    wait_until(lambda: list(sweep.glob("000_*/checkpoints/last.pt")), 120, interval=0.01)
     local.send_signal(signal.SIGTERM)
     local.communicate(timeout=60)
     assert local.returncode == 143
 
-    proc = sweep_in_slurm(slurm, tmp_path, f"resume={sweep}")
+    proc = sweep_in_slurm(tmp_path, f"resume={sweep}")
     out, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, err[-3000:]
     jobs = sorted(d for d in sweep.iterdir() if d.is_dir() and not d.name.startswith("."))

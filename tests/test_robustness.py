@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import RLRUN, read_scalars
+from tests.conftest import read_scalars, wait_until
+from tests.conftest import spawn_rlrun as rlrun
 
-REPO = Path(__file__).resolve().parent.parent
 SMALL = {  # a few seconds per run; several iterations and checkpoints
     "ppo_clip": ["algo.n_steps=64", "algo.batch_size=128", "algo.n_epochs=4"],
     "trpo": ["algo.n_steps=256", "algo.critic_epochs=2"],
@@ -28,13 +28,6 @@ SMALL = {  # a few seconds per run; several iterations and checkpoints
 RESUME_CASES = {**{algo: [f"algo={algo}", *args] for algo, args in SMALL.items()},
                 "acktr_momentum_eval": ["algo=acktr", "algo.momentum=0.9", "algo.kl_target=0.002",
                                         "algo.critic_epochs=3", "eval_every=3000", "eval_episodes=2"]}
-
-
-def rlrun(cwd: Path, *args: str, **kwargs) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.Popen([*RLRUN, *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, **kwargs)
 
 
 def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
@@ -62,9 +55,7 @@ def test_sigkill_after_a_checkpoint_then_resume_gives_bit_identical_parameters(t
 
     killed = tmp_path / "killed"
     proc = rlrun(tmp_path, *common, f"hydra.run.dir={killed}")
-    deadline = time.monotonic() + 120
-    while checkpoint_steps(killed) < 2000 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: checkpoint_steps(killed) >= 2000 or proc.poll() is not None, 120, interval=0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
@@ -92,9 +83,7 @@ def test_sigkill_after_a_checkpoint_then_resume_gives_bit_identical_parameters(t
 def test_sigterm_saves_checkpoint_summary_and_every_completed_iteration(tmp_path):
     run_dir = tmp_path / "run"
     proc = rlrun(tmp_path, "total_steps=10000000", "checkpoint_every=0", "progress=off", f"hydra.run.dir={run_dir}")
-    deadline = time.monotonic() + 60
-    while not list(run_dir.glob("events.out.tfevents.*")) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: list(run_dir.glob("events.out.tfevents.*")), 60)
     time.sleep(random.uniform(1.0, 2.5))  # a random moment, some iterations in
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
@@ -115,9 +104,7 @@ def test_a_signal_to_the_process_group_with_async_envs_saves_at_the_step_it_stop
     run_dir = tmp_path / "run"
     proc = rlrun(tmp_path, "total_steps=10000000", "checkpoint_every=2048", "progress=off", "env.vectorization=async",
                  "env.num_envs=4", f"hydra.run.dir={run_dir}", start_new_session=True)
-    deadline = time.monotonic() + 60
-    while not list(run_dir.glob("events.out.tfevents.*")) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: list(run_dir.glob("events.out.tfevents.*")), 60)
     time.sleep(random.uniform(1.0, 2.5))
     os.killpg(proc.pid, signum)
     out, err = proc.communicate(timeout=60)
@@ -300,9 +287,7 @@ def test_a_sweep_job_resumes_with_the_command_it_prints(tmp_path):
     sweep = tmp_path / "sweep"
     proc = rlrun(tmp_path, "-m", "seed=3", "total_steps=10000000", "checkpoint_every=512", "algo.n_steps=32",
                  "progress=off", f"hydra.sweep.dir={sweep}")
-    deadline = time.monotonic() + 120
-    while not list(sweep.glob("*/checkpoints/last.pt")) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: list(sweep.glob("*/checkpoints/last.pt")), 120)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
@@ -325,9 +310,7 @@ def test_an_interrupted_sweep_resumes_every_unfinished_job_and_skips_completed_o
     args = ["-m", "seed=0,1,2", "total_steps=6000", "checkpoint_every=512", "algo.n_steps=32", "progress=off",
             f"hydra.sweep.dir={sweep}"]
     proc = rlrun(tmp_path, *args)
-    deadline = time.monotonic() + 120
-    while not list(sweep.glob("000_*/checkpoints/last.pt")) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: list(sweep.glob("000_*/checkpoints/last.pt")), 120, interval=0.01)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
@@ -382,9 +365,7 @@ def test_a_run_directory_in_use_is_refused_to_a_resume(tmp_path):
     run_dir = tmp_path / "run"
     running = rlrun(tmp_path, "total_steps=10000000", "checkpoint_every=512", "algo.n_steps=32", "progress=off",
                     f"hydra.run.dir={run_dir}")
-    deadline = time.monotonic() + 60
-    while checkpoint_steps(run_dir) < 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: checkpoint_steps(run_dir) >= 0, 60)
     overrides = (run_dir / ".hydra" / "overrides.yaml").read_text()
     code, err = finish(rlrun(tmp_path, f"resume={run_dir}"))
     running.send_signal(signal.SIGTERM)
