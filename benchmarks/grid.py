@@ -34,11 +34,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from rlrun.algos.registry import algorithms  # noqa: E402
 from rlrun.report import read_scalars  # noqa: E402
 from rlrun.sweep_jobs import earlier_attempt  # noqa: E402
 from returns import count_nonfinite  # noqa: E402  (benchmarks/returns.py, beside this script)
 
-ALGOS = ("ppo_clip", "trpo", "ppo_penalty", "acktr")
+CHAPTER_ALGOS = ("ppo_clip", "trpo", "ppo_penalty", "acktr")  # the suites' default: the chapter's four
 SUITES = {
     "mujoco-1m": ("Hopper-v5", "HalfCheetah-v5", "Walker2d-v5"),
     "zoo-classic": ("CartPole-v1", "Acrobot-v1", "Pendulum-v1", "LunarLander-v3", "MountainCar-v0",
@@ -110,7 +111,7 @@ def run_one(algo: str, env: str, seed: int, out: Path, results: Path, extra: lis
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
+    parser.add_argument("--algos", nargs="+", default=list(CHAPTER_ALGOS), choices=list(algorithms()))
     parser.add_argument("--suite", choices=SUITES, default="mujoco-1m")
     parser.add_argument("--envs", nargs="+", default=None, help="a subset of the suite's envs (default: all)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])

@@ -25,11 +25,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from grid import SUITES  # noqa: E402  (benchmarks/, beside this script)
+from grid import CHAPTER_ALGOS, SUITES  # noqa: E402  (benchmarks/, beside this script)
 from references import NORMALISED_TARGET, PUBLISHED, ZOO_GSDE, zoo_reference  # noqa: E402
+from rlrun.algos.registry import algorithms  # noqa: E402
 from rlrun.report import BOOTSTRAP_SEED, bootstrap_ci  # noqa: E402
 
-ALGO_NAMES = {"ppo_clip": "PPO-Clip", "trpo": "TRPO", "ppo_penalty": "PPO-Penalty", "acktr": "ACKTR"}
+# Table rows: the chapter's four in its order, then any other registered algorithm with results.
+ALGO_NAMES = {name: algorithms()[name].title for name in [*CHAPTER_ALGOS, *sorted(set(algorithms()) - set(CHAPTER_ALGOS))]}
 
 
 def load(results: Path) -> dict[tuple[str, str], list[dict]]:

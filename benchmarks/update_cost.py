@@ -1,4 +1,4 @@
-"""Update time per iteration (the rollout excluded) of the four algorithms on the same batch.
+"""Update time per iteration (the rollout excluded) of every registered algorithm on the same batch.
 
     python benchmarks/update_cost.py --env CartPole-v1 --num-envs 8 --n-steps 256 --iterations 10
 
@@ -15,7 +15,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-ALGOS = ("ppo_clip", "trpo", "ppo_penalty", "acktr")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rlrun.algos.registry import algorithms  # noqa: E402
 
 
 def main() -> None:
@@ -29,7 +31,7 @@ def main() -> None:
     print(f"{args.env}, batch {batch} ({args.num_envs} envs x {args.n_steps} steps), {args.iterations} iterations")
     print(f"{'algo':12} {'update s/iter':>14} {'env steps/s':>12}")
     with tempfile.TemporaryDirectory() as tmp:
-        for algo in ALGOS:
+        for algo in algorithms():
             run_dir = Path(tmp) / algo
             subprocess.run([sys.executable, "-m", "rlrun.cli", f"algo={algo}", f"env={args.env}", "progress=off",
                             f"env.num_envs={args.num_envs}", f"algo.n_steps={args.n_steps}",

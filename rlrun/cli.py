@@ -16,7 +16,6 @@ import os
 import re
 import sys
 import tempfile
-from importlib.resources import files
 from pathlib import Path
 from typing import Callable
 
@@ -30,18 +29,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rlrun.checkpoint import resume_command
-from rlrun.config import OBJECTIVES, ConfigError, EnvConfig, check_resume_agrees, register_configs, validate
+from rlrun.config import (CONF_DIR, OBJECTIVES, ConfigError, EnvConfig, check_resume_agrees, register_configs,
+                          validate)
 
 
-def _conf_dir() -> Path:
-    """The installed ``rlrun.conf`` package (the repository's top-level ``conf/``)."""
-    try:
-        return Path(str(files("rlrun.conf")))
-    except ModuleNotFoundError:  # imported from a source checkout that is not installed
-        return Path(__file__).resolve().parent.parent / "conf"
-
-
-CONF_DIR = _conf_dir()
 log = logging.getLogger("rlrun")
 INFO_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--shell-completion", "-sc"}
 
@@ -146,7 +137,9 @@ def _one_line(err: Exception) -> str:
 
 
 def _check_algo(value: str) -> None:
-    options = sorted(p.stem for p in (CONF_DIR / "algo").glob("*.yaml"))
+    from rlrun.algos.registry import algorithms
+
+    options = list(algorithms())
     if value not in options:
         close = difflib.get_close_matches(value, options, n=2, cutoff=0.5)
         hint = f" (did you mean {' or '.join(close)}?)" if close else ""
@@ -181,7 +174,7 @@ class _JobComposer:
     @staticmethod
     def _chooses_a_group(override: Override) -> bool:
         key = override.key_or_group
-        return override.package is not None or "/" in key or (CONF_DIR / key).is_dir()
+        return override.package is not None or "/" in key or key == "algo" or (CONF_DIR / key).is_dir()
 
     def __call__(self, job: list[str]) -> DictConfig:
         parsed = self.parser.parse_overrides(job)
@@ -246,7 +239,7 @@ def _check_unused_run_dir(path: str) -> None:
 def _check_device(device: str) -> None:
     """The device exists on this machine (importing torch, which the run needs next anyway)."""
     if device == "cuda":
-        from rlrun.trainer import resolve_device
+        from rlrun.runtime import resolve_device
 
         resolve_device(device)
 
@@ -344,14 +337,12 @@ def _run(cfg: DictConfig) -> float | None:
     from rlrun.envs import EnvError
     from rlrun.signals import Interrupted
     from rlrun.errors import NumericalError
+    from rlrun.summary import objective_value
     from rlrun.trainer import train
 
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    # The command line's keys that define the experiment (those of the sweep directory's name):
-    # the HParams table shows them.
-    excluded = set(hydra_cfg.job.config.override_dirname.exclude_keys)
-    overridden = [key for key in map(_override_key, hydra_cfg.overrides.task) if key not in excluded]
+    overridden = [_override_key(o) for o in hydra_cfg.overrides.task]  # the HParams table shows them
     run_dir = Path(hydra_cfg.runtime.output_dir)
     try:
         validate(cfg)
@@ -360,7 +351,7 @@ def _run(cfg: DictConfig) -> float | None:
             previous = _continue_earlier_attempt(cfg, run_dir)
             if previous is not None:
                 return previous
-        return train(cfg, run_dir, multirun=multirun, overridden=overridden)
+        return objective_value(train(cfg, run_dir, multirun=multirun, overridden=overridden), cfg.objective)
     except (ConfigError, EnvError, CheckpointError, NumericalError, OutputError, RunDirInUse) as err:
         if multirun:  # fail this job only: the others go on, and sweep_jobs names it at the end
             log.error("job failed: %s", err)
@@ -384,7 +375,7 @@ def _continue_earlier_attempt(cfg: DictConfig, run_dir: Path) -> float | None:
     otherwise None, after setting ``resume`` to continue from its checkpoint or clearing the files
     of an attempt that died before its first one."""
     from rlrun.sweep_jobs import clear_dead_attempt, earlier_attempt
-    from rlrun.trainer import objective_value
+    from rlrun.summary import objective_value
 
     state, summary = earlier_attempt(run_dir)
     if state == "completed":
@@ -402,8 +393,31 @@ def help_text() -> str:
     """rlrun's ``--help`` page: the template of Hydra's help config ``conf/hydra/help/rlrun.yaml``
     (which Hydra itself would print too), filled here without composing the config, because
     Hydra's help lists every config group first (seconds) and shows internal ones."""
+    from rlrun.algos.registry import catalogue
+
+    algos = catalogue()
+    default = OmegaConf.load(CONF_DIR / "config.yaml").defaults[2]["algo"]
+    OmegaConf.register_new_resolver("rlrun_algorithms", lambda: ", ".join(
+        f"{name} (default)" if name == default else name for name in algos), replace=True)
+    width = max(map(len, algos)) + 2
+    lines = []
+    for name, (summary, knobs) in algos.items():
+        lines.append(f"  {name:<{width}}{summary}")
+        lines += [f"  {'':<{width}}{row}" for row in _wrap(knobs, 94 - width)]
+    OmegaConf.register_new_resolver("rlrun_knobs", lambda: "\n".join(lines), replace=True)
     help_cfg = OmegaConf.create({"hydra": {"help": OmegaConf.load(CONF_DIR / "hydra" / "help" / "rlrun.yaml")}})
     return help_cfg.hydra.help.template
+
+
+def _wrap(words: list[str], width: int) -> list[str]:
+    rows, row = [], ""
+    for word in words:
+        if row and len(row) + 1 + len(word) > width:
+            rows.append(row)
+            row = word
+        else:
+            row = f"{row} {word}" if row else word
+    return rows + ([row] if row else [])
 
 
 def use_ray_token(argv: list[str]) -> None:

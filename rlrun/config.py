@@ -1,27 +1,56 @@
 """Typed config schema, registered in Hydra's ConfigStore.
 
-Each YAML file under ``conf/`` names its schema in its defaults list, so a value of the wrong
+The top-level keys and ``env`` are typed here; the ``algo`` group is each algorithm's own config
+dataclass, registered from :func:`rlrun.algos.registry.algorithms` (so composing a config imports
+the algorithm modules, torch with them; ``rlrun --help`` does not compose). A value of the wrong
 type (``algo.clip_eps=abc``) or a misspelled key (``algo.clip_epss=0.1``) is refused by Hydra
 before anything runs; a key added with ``+`` (``+algo.clip_epss=0.1``) is refused by
-:func:`validate`, which also holds the range checks that a type cannot express.
-
-The algorithm schemas are the dataclasses of ``rlrun/algos/schemas.py`` (``ALGO_SCHEMAS``),
-registered here; this module imports neither torch nor gymnasium so that ``rlrun --help`` and
-config errors answer at once.
+:func:`validate`, which also runs the range checks that a type cannot express (an algorithm's
+live beside its fields, ``registry.knob``).
 """
 
 from __future__ import annotations
 
 import difflib
 import hashlib
-import math
 from dataclasses import dataclass, field, fields
+from importlib.resources import files
+from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from rlrun.algos.schemas import ALGO_SCHEMAS
+from rlrun.algos.registry import algorithms, check_fields
+from rlrun.errors import ConfigError
+
+
+def _conf_dir() -> Path:
+    """The installed ``rlrun.conf`` package (the repository's top-level ``conf/``)."""
+    try:
+        return Path(str(files("rlrun.conf")))
+    except ModuleNotFoundError:  # imported from a source checkout that is not installed
+        return Path(__file__).resolve().parent.parent / "conf"
+
+
+CONF_DIR = _conf_dir()
+
+
+def tuned_values(tuned_file: str) -> dict[str, Any]:
+    """What a ``conf/tuned/`` file sets, as dotted keys (``algo.n_steps``), ``tuned_file`` itself aside."""
+    node = OmegaConf.load(CONF_DIR / Path(tuned_file).relative_to("conf"))
+    flat: dict[str, Any] = {}
+
+    def walk(value: Any, prefix: str) -> None:
+        if OmegaConf.is_dict(value):
+            for key, child in value.items():
+                walk(child, f"{prefix}{key}.")
+        else:
+            flat[prefix[:-1]] = OmegaConf.to_container(value) if OmegaConf.is_list(value) else value
+
+    walk(node, "")
+    flat.pop("tuned_file", None)
+    return flat
 
 
 MAX_SUFFIX_BYTES = 80
@@ -44,7 +73,13 @@ def job_dir_suffix(overrides: str) -> str:
     return f"_{head},...{hashlib.sha1(raw).hexdigest()[:8]}"
 
 
+# Command-line keys that do not tell one experiment from another: the axes runs are grouped by
+# (algo, env, seed) and output-only knobs. They are left out of a sweep job's directory name
+# (conf/config.yaml), of the HParams columns, and of rlrun-report's grouping.
+NON_EXPERIMENT_KEYS = ("algo", "env", "seed", "resume", "progress", "checkpoint_every", "keep_checkpoints", "log_every")
+
 OmegaConf.register_new_resolver("rlrun_suffix", job_dir_suffix, replace=True)
+OmegaConf.register_new_resolver("rlrun_non_experiment_keys", lambda: list(NON_EXPERIMENT_KEYS), replace=True)
 # The Optuna presets' direction follows the objective: ${rlrun_direction:${objective}}.
 OmegaConf.register_new_resolver("rlrun_direction", lambda objective: OBJECTIVES[objective], replace=True)
 # A multirun job's number, zero-padded, so that its directories (and TensorBoard's runs and HParams
@@ -88,9 +123,9 @@ class Config:
     objective: str = "final_return"  # what the task returns to a sweeper (Optuna): a summary.json key
     eval_every: int = 0  # env steps between deterministic evaluations on a separate env; 0: none
     eval_episodes: int = 10  # full episodes per evaluation
+    tuned_file: Optional[str] = None  # the conf/tuned/<algo>/<env>.yaml this run applied (each file sets it); tuned=none: none
 
 
-ALGO_NAMES = tuple(ALGO_SCHEMAS)
 DEVICES = ("cpu", "cuda", "auto")
 VECTORIZATIONS = ("sync", "async")
 PROGRESS_MODES = ("auto", "bar", "lines", "off")
@@ -100,16 +135,13 @@ OBJECTIVES = {"final_return": "maximize", "solved_step": "minimize", "solved_wal
 
 
 def register_configs() -> None:
-    """Register the schemas that the YAML files extend (``defaults: [/schema/algo@_here_: <name>]``)."""
+    """The top-level schema, the env schema the env YAML files extend, and the ``algo`` group: one
+    option per registered algorithm, its typed config with its defaults."""
     cs = ConfigStore.instance()
     cs.store(name="_config_schema", node=Config)
     cs.store(group="schema/env", name="env", node=EnvConfig)
-    for name, schema in ALGO_SCHEMAS.items():
-        cs.store(group="schema/algo", name=name, node=schema)
-
-
-class ConfigError(ValueError):
-    """A config value that is well typed but not allowed; the message is one line."""
+    for name, registration in algorithms().items():
+        cs.store(group="algo", name=name, node=registration.config)
 
 
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
@@ -150,52 +182,17 @@ def validate(cfg: Any) -> None:
     _check(env.clip_reward > 0, "env.clip_reward", env.clip_reward, "must be > 0")
     if env.max_episode_steps is not None:
         _check(env.max_episode_steps >= 1, "env.max_episode_steps", env.max_episode_steps, "must be >= 1")
-    algo = cfg.algo
-    _check(algo is not None and algo.name in ALGO_NAMES, "algo", getattr(algo, "name", None),
-           f"one of {', '.join(ALGO_NAMES)}")
-    _check(0.0 < algo.gamma <= 1.0, "algo.gamma", algo.gamma, "must be in (0, 1]")
-    _check(0.0 <= algo.gae_lambda <= 1.0, "algo.gae_lambda", algo.gae_lambda, "must be in [0, 1]")
-    _check(algo.n_steps >= 1, "algo.n_steps", algo.n_steps, "must be >= 1")
-    for key in ("clip_eps", "max_kl", "kl_target", "learning_rate", "critic_lr", "cg_damping", "critic_max_kl",
-                "critic_eta_max", "kl_coef_init", "target_kl", "max_grad_norm", "clip_value_eps", "adam_eps", "cg_tol"):
-        if key in algo and algo[key] is not None:
-            value = algo[key]
-            _check(value > 0 and math.isfinite(value), f"algo.{key}", value, "must be > 0")
-    for key in ("vf_coef", "ent_coef", "damping"):
-        if key in algo:
-            _check(algo[key] >= 0 and math.isfinite(algo[key]), f"algo.{key}", algo[key], "must be >= 0")
-    _check(math.isfinite(algo.log_std_init), "algo.log_std_init", algo.log_std_init, "must be finite")
-    if "stat_decay" in algo:
-        _check(0.0 <= algo.stat_decay < 1.0, "algo.stat_decay", algo.stat_decay,
-               "must be in [0, 1) (0: fresh K-FAC factors each iteration)")
-    for key in ("n_epochs", "batch_size", "cg_iters", "critic_epochs", "policy_epochs", "inv_every"):
-        if key in algo:
-            _check(algo[key] >= 1, f"algo.{key}", algo[key], "must be >= 1")
-    _check(algo.activation in ("tanh", "relu"), "algo.activation", algo.activation, "one of tanh, relu")
-    _check(all(size >= 1 for size in algo.hidden_sizes), "algo.hidden_sizes", list(algo.hidden_sizes),
-           "every layer size must be >= 1 ([] is a linear policy)")
-    known = {f.name for f in fields(ALGO_SCHEMAS[algo.name])}
+    algo, registered = cfg.algo, algorithms()
+    _check(algo is not None and algo.name in registered, "algo", getattr(algo, "name", None),
+           f"one of {', '.join(registered)}")
+    schema = registered[algo.name].config
+    known = {f.name for f in fields(schema)}
     for key in algo:
         if key not in known:
             close = difflib.get_close_matches(str(key), known, n=1)
             _check(False, f"algo.{key}", algo[key], f"{algo.name} has no such key"
                    + (f" (did you mean algo.{close[0]}?)" if close else ""))
-    for key, allowed in (("lr_schedule", ("constant", "linear")), ("clip_schedule", ("constant", "linear")),
-                         ("critic_optimizer", ("kfac", "adam")), ("trust_region_fisher", ("exact", "kfac"))):
-        if key in algo:
-            _check(algo[key] in allowed, f"algo.{key}", algo[key], f"one of {', '.join(allowed)}")
-    if "backtrack_coef" in algo:
-        _check(0.0 < algo.backtrack_coef < 1.0, "algo.backtrack_coef", algo.backtrack_coef, "must be in (0, 1)")
-    if "momentum" in algo:
-        _check(0.0 <= algo.momentum < 1.0, "algo.momentum", algo.momentum, "must be in [0, 1)")
-    if algo.get("log_std_kl_share") is not None:
-        _check(0.0 < algo.log_std_kl_share < 1.0, "algo.log_std_kl_share", algo.log_std_kl_share,
-               "must be in (0, 1), or null for one step scale")
-    for key in ("kl_tolerance", "kl_adapt_factor"):
-        if key in algo:
-            _check(algo[key] > 1.0, f"algo.{key}", algo[key], "must be > 1")
-    if "backtrack_iters" in algo:
-        _check(algo.backtrack_iters >= 0, "algo.backtrack_iters", algo.backtrack_iters, "must be >= 0")
+    check_fields(algo, schema, "algo")
 
 
 # Keys a resumed run may change; any other difference from the checkpoint's config is refused.

@@ -15,7 +15,6 @@ import signal
 from typing import Any, Iterator
 
 import gymnasium as gym
-import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 
@@ -127,15 +126,3 @@ def reward_threshold(env_cfg: Any) -> float | None:
     if env_cfg.reward_threshold is not None:
         return float(env_cfg.reward_threshold)
     return check_env_id(env_cfg.id).reward_threshold
-
-
-def obs_dim(space: spaces.Space) -> int:
-    """Length of the flat float vector the networks see (one-hot for Discrete)."""
-    return int(space.n) if isinstance(space, spaces.Discrete) else int(np.prod(space.shape))
-
-
-def flatten_obs(obs: np.ndarray, space: spaces.Space) -> np.ndarray:
-    """A batch of observations as float32 [N, obs_dim]: Box flattened, Discrete one-hot."""
-    if isinstance(space, spaces.Discrete):
-        return np.eye(space.n, dtype=np.float32)[np.asarray(obs, dtype=np.int64) - space.start]
-    return np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)

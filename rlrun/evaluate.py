@@ -27,24 +27,16 @@ import gymnasium as gym
 import numpy as np
 from omegaconf import OmegaConf
 
+from rlrun import envs
 from rlrun.checkpoint import CheckpointError, load_checkpoint
 from rlrun.config import DEVICES, ConfigError
-from rlrun import envs
-from rlrun.envs import EnvError, check_env_id, check_spaces, obs_dim
+from rlrun.envs import EnvError, check_env_id, check_spaces
 from rlrun.evaluation import EVAL_SEED_OFFSET, evaluate
-from rlrun.normalization import ObsNormalizer
-from rlrun.trainer import make_networks, resolve_device
+from rlrun.policy import checkpoint_path, from_checkpoint
+from rlrun.runtime import resolve_device
 
 PROG = "rlrun-eval"
 DEFAULT_MAX_STEPS = 10_000  # per episode, for envs without a time limit
-
-
-def checkpoint_path(path: Path) -> tuple[Path, Path]:
-    """(checkpoint file, run directory) for a run directory or a checkpoint file."""
-    if path.is_dir():
-        return path / "checkpoints" / "last.pt", path
-    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-    return path, run_dir
 
 
 def make_eval_env(env_cfg: Any, video_dir: Path | None = None, name_prefix: str = "eval") -> gym.Env:
@@ -101,17 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, ConfigError, EnvError) as err:
         return error(str(err))
     try:
-        actor, _ = make_networks(cfg, env.observation_space, env.action_space)
-        actor.load_state_dict(checkpoint["actor"])
-    except (KeyError, RuntimeError, ValueError) as err:
+        policy = from_checkpoint(checkpoint, env.observation_space, env.action_space, device, path)
+    except ValueError as err:
         env.close()
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        return error(f"checkpoint {path} does not match its config ({first_line})")
-    actor.to(device).eval()
-    obs_normalizer = None
-    if checkpoint.get("obs_normalizer") is not None:
-        obs_normalizer = ObsNormalizer((obs_dim(env.observation_space),), cfg.env.clip_obs)
-        obs_normalizer.rms.load_state_dict(checkpoint["obs_normalizer"])
+        return error(str(err))
 
     seed = args.seed if args.seed is not None else int(cfg.seed) + EVAL_SEED_OFFSET
     max_steps = args.max_episode_steps
@@ -120,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{cfg.env.id} has no time limit: episodes end after {max_steps} steps (--max-episode-steps)")
     mode = "stochastic" if args.stochastic else "deterministic"
     try:
-        results = evaluate(actor, env, obs_normalizer, args.episodes, not args.stochastic, seed, max_steps)
+        results = evaluate(policy, env, args.episodes, not args.stochastic, seed, max_steps)
     finally:
         env.close()  # RecordVideo writes the last video here
     for i, (ret, length) in enumerate(results, 1):

@@ -14,57 +14,28 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium import spaces
 
-from rlrun.envs import flatten_obs
 from rlrun.normalization import ObsNormalizer
+from rlrun.policy import Policy
 
 EVAL_SEED_OFFSET = 10000  # evaluation seed = the run's seed + this: no evaluation episode repeats a training one
 
 
-def select_action(actor: torch.nn.Module, obs: torch.Tensor, deterministic: bool, generator: torch.Generator) -> torch.Tensor:
-    """The mode of pi(.|s) (argmax for Categorical, the mean for Gaussian), or a sample from it."""
-    dist = actor(obs)
-    if isinstance(dist, torch.distributions.Categorical):
-        if deterministic:
-            return dist.probs.argmax(-1)
-        return torch.multinomial(dist.probs, 1, generator=generator).squeeze(-1)
-    normal = dist.base_dist  # Independent(Normal(mean, std), 1)
-    if deterministic:
-        return normal.loc
-    noise = torch.randn(normal.loc.shape, generator=generator, device=normal.loc.device)
-    return normal.loc + normal.scale * noise
-
-
-def evaluate(actor: torch.nn.Module, env: gym.Env, obs_normalizer: ObsNormalizer | None, episodes: int,
-             deterministic: bool, seed: int, max_steps: int | None = None) -> list[tuple[float, int]]:
-    """(return, length) of ``episodes`` full episodes of ``actor`` in ``env``.
+def evaluate(policy: Policy, env: gym.Env, episodes: int, deterministic: bool, seed: int,
+             max_steps: int | None = None) -> list[tuple[float, int]]:
+    """(return, length) of ``episodes`` full episodes of ``policy`` in ``env``.
 
     The env is seeded once with ``seed`` (later resets continue its RNG), and so is the sampling
-    of stochastic actions: the same seed gives the same episodes. ``obs_normalizer`` is applied
-    with ``update=False``: the statistics saved at training time stay as they are. Returns are the
-    env's own rewards (no reward normalisation).
+    of stochastic actions: the same seed gives the same episodes. The policy's observation
+    normalisation is read, never updated. Returns are the env's own rewards (no reward normalisation).
     """
-    device = next(actor.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(seed)
-    box = isinstance(env.action_space, spaces.Box)
-    start = 0 if box else int(env.action_space.start)  # Discrete(n, start=k): the policy's 0..n-1 are k..k+n-1
+    generator = torch.Generator(device=next(policy.actor.parameters()).device).manual_seed(seed)
     results = []
     for i in range(episodes):
-        raw_obs, _ = env.reset(seed=seed if i == 0 else None)
+        obs, _ = env.reset(seed=seed if i == 0 else None)
         ret, length, done = 0.0, 0, False
         while not done:
-            obs = flatten_obs(np.asarray(raw_obs)[None], env.observation_space)
-            if obs_normalizer is not None:
-                obs = obs_normalizer(obs, update=False)
-            with torch.inference_mode():
-                action = select_action(actor, torch.as_tensor(obs, device=device), deterministic, generator)
-            action = action[0].detach().cpu().numpy()
-            if box:
-                action = np.clip(action, env.action_space.low, env.action_space.high)
-            else:
-                action = int(action) + start
-            raw_obs, reward, terminated, truncated, _ = env.step(action)
+            obs, reward, terminated, truncated, _ = env.step(policy.act(obs, deterministic, generator))
             ret, length = ret + float(reward), length + 1
             done = terminated or truncated or (max_steps is not None and length >= max_steps)
         results.append((ret, length))
@@ -104,7 +75,8 @@ class PeriodicEvaluator:
 
     def run(self, actor: torch.nn.Module, obs_normalizer: ObsNormalizer | None, steps: int) -> EvalResult:
         """Evaluate the actor now (at ``steps`` env steps) and schedule the next evaluation."""
-        returns = [ret for ret, _ in evaluate(actor, self.env, obs_normalizer, self.episodes, True, self.seed)]
+        policy = Policy(actor, self.env.observation_space, self.env.action_space, obs_normalizer)
+        returns = [ret for ret, _ in evaluate(policy, self.env, self.episodes, True, self.seed)]
         mean = float(np.mean(returns))
         is_best = mean > self.best_return
         if is_best:

@@ -17,6 +17,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
+from rlrun.algos.registry import algorithms
+from rlrun.config import NON_EXPERIMENT_KEYS, tuned_values
+
 log = logging.getLogger("rlrun")
 
 # Shared tags written again under the run's algorithm (policy/kl also as trpo/kl, ...), so that a
@@ -26,24 +29,22 @@ ALGO_ALIASES = {"policy/kl": "kl", "policy/approx_kl": "approx_kl"}
 # The headline quantities, written once more under two capitalised groups. TensorBoard's SCALARS
 # and TIME SERIES pages list tag groups by name, capitals before lower case, and TIME SERIES opens
 # only the first two groups: so they open on the returns and on the trust region, whichever the
-# algorithm, instead of on acktr/* or eval/*.
+# algorithm, instead of on acktr/* or eval/*. Each algorithm names its own bound (Registration.headline).
 HEADLINE_ALIASES = {
     "rollout/ep_return": "Returns/train",
     "rollout/ep_return_mean": "Returns/train_mean",
     "eval/mean_return": "Returns/eval",
     "policy/kl": "TrustRegion/kl",
-    "trpo/max_kl": "TrustRegion/kl_bound",
-    "acktr/max_kl": "TrustRegion/kl_bound",
-    "ppo_penalty/kl_target": "TrustRegion/kl_target",
+    **{tag: f"TrustRegion/{name}" for reg in algorithms().values() for tag, name in reg.headline.items()},
 }
 # The HParams table's metrics: the mean return of the last `solved_window` episodes (its last point
 # is summary.json's final_return) and the speed, read from the last point of these series.
 HPARAM_METRICS = ("Returns/train_mean", "time/fps")
 
 
-# The custom-scalars tab: each algorithm's trust-region quantity beside its bound. Every regex is
-# anchored and names a tag of one algorithm's namespace only (ALGO_ALIASES), so a chart shows only
-# that algorithm's runs; one quantity scale per chart.
+# The custom-scalars tab: the returns, then each algorithm's charts (Registration.charts), its
+# trust-region quantity beside its bound. Every regex is anchored and names a tag of one
+# algorithm's namespace only (ALGO_ALIASES), so a chart shows only that algorithm's runs.
 def _chart(*tags: str) -> list:
     return ["Multiline", [f"^{tag}$" for tag in tags]]
 
@@ -54,32 +55,15 @@ CUSTOM_SCALARS = {
         "mean of the last solved_window episodes (training)": _chart("Returns/train_mean"),
         "deterministic evaluation (eval_every)": _chart("Returns/eval"),
     },
-    "TRPO": {
-        "KL vs bound max_kl": _chart("trpo/kl", "trpo/max_kl"),
-        "line search: backtracks": _chart("trpo/backtracks"),
-        "line search: step accepted (0/1)": _chart("trpo/step_accepted"),
-    },
-    "PPO-Penalty": {
-        "KL vs target d_targ": _chart("ppo_penalty/kl", "ppo_penalty/kl_target"),
-        "lambda (KL coefficient)": _chart("ppo_penalty/kl_coef"),
-        "lambda adaptation (-1 halved, 0, +1 doubled)": _chart("ppo_penalty/adapt"),
-    },
-    "PPO-Clip": {
-        "KL and approx KL": _chart("ppo_clip/kl", "ppo_clip/approx_kl"),
-    },
-    "ACKTR": {
-        "KL vs bound max_kl": _chart("acktr/kl", "acktr/max_kl"),
-        "step scale eta vs eta_max": _chart("acktr/step_scale", "acktr/eta_max"),
-        "step clipped by the trust region (0/1)": _chart("acktr/step_clipped"),
-    },
+    **{reg.title: {title: _chart(*tags) for title, tags in reg.charts.items()}
+       for reg in algorithms().values() if reg.charts},
 }
 
 
 # TensorBoard's HParams table shows the first 5 columns by name by default (screenshot in the README).
-# So every run writes few: algo, env, seed, the algorithm's trust-region knob (one column for all four
-# algorithms), plus each key overridden on the command line (what a sweep varies). The full config
-# is in the TEXT tab.
-TRUST_REGION_KEY = {"trpo": "max_kl", "acktr": "max_kl", "ppo_clip": "clip_eps", "ppo_penalty": "kl_target"}
+# So every run writes few: algo, env, seed, the algorithm's trust-region knob (one column for all
+# algorithms, Registration.trust_region_key), plus each key overridden on the command line (what a
+# sweep varies). The full config is in the TEXT tab.
 
 
 def hparam_value(value) -> float | str:
@@ -93,12 +77,13 @@ def hparam_value(value) -> float | str:
 
 def run_hparams(cfg: DictConfig, overridden: Sequence[str]) -> dict[str, float | str]:
     name = cfg.algo.name
+    trust_region_key = algorithms()[name].trust_region_key
     hparams: dict[str, float | str] = {
         "algo": name, "env": cfg.env.id, "seed": float(cfg.seed),
-        "trust_region": hparam_value(cfg.algo.get(TRUST_REGION_KEY[name])),
+        "trust_region": hparam_value(cfg.algo.get(trust_region_key) if trust_region_key else None),
     }
     for key in overridden:
-        if key not in ("algo", "env", "seed"):
+        if key not in NON_EXPERIMENT_KEYS:
             hparams[key] = hparam_value(OmegaConf.select(cfg, key, default=None))
     return hparams
 
@@ -108,6 +93,9 @@ class TensorBoardLogger:
         self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=purge_step, flush_secs=10)
         self.algo = cfg.algo.name
         self.writer.add_text("config", "```yaml\n" + OmegaConf.to_yaml(cfg) + "```", 0)
+        if cfg.tuned_file:
+            values = "\n".join(f"{key}: {value}" for key, value in tuned_values(cfg.tuned_file).items())
+            self.writer.add_text("tuned", f"{cfg.tuned_file} (tuned=none: without it) set:\n```yaml\n{values}\n```", 0)
         self.writer.add_custom_scalars(CUSTOM_SCALARS)
 
     def scalars(self, metrics: dict[str, float], step: int) -> None:

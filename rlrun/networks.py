@@ -1,8 +1,14 @@
 """Separate actor and critic MLPs with orthogonal initialisation, and the two policy heads.
 
 Categorical for Discrete action spaces; diagonal Gaussian with a state-independent log-std for
-Box spaces (actions are sampled unbounded; the rollout clips them only when sent to the env).
+Box spaces (actions are sampled unbounded; they are clipped only when sent to the env).
 Both heads return ``torch.distributions`` objects, whose closed-form KL the algorithms use.
+
+Two forward paths, one set of parameters. The module's ``forward`` (``actor(obs)``,
+``critic(obs)``) runs each ``nn.Linear`` as a module, so K-FAC's hooks see it: ACKTR's Fisher
+losses must use it. ``act``, ``log_prob_entropy`` and ``Critic.value`` go through
+``MLP.fast_forward`` (``F.linear``, about half the cost at rollout sizes), which no hook sees: the
+rollout, the evaluation and every loss that must not touch K-FAC's statistics use those.
 """
 
 from __future__ import annotations
@@ -13,7 +19,10 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from gymnasium import spaces
 from torch.distributions import Categorical, Distribution, Independent, Normal
+
+from rlrun.acting import obs_dim
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
 ACTIVATION_FNS = {"tanh": torch.tanh, "relu": torch.relu}
@@ -55,14 +64,6 @@ def mlp(in_dim: int, hidden_sizes: Sequence[int], out_dim: int, activation: str,
     return MLP(layers, activation)
 
 
-def index_distribution(dist: Distribution, idx: Tensor) -> Distribution:
-    """The rows ``idx`` of a batch of policy distributions (either head), e.g. pi_old on a minibatch."""
-    if isinstance(dist, Categorical):
-        return Categorical(logits=dist.logits[idx])
-    base = dist.base_dist
-    return Independent(Normal(base.loc[idx], base.scale[idx]), 1)
-
-
 class CategoricalActor(nn.Module):
     """pi(.|s) = Categorical(softmax(net(s))) for a Discrete action space."""
 
@@ -80,15 +81,18 @@ class CategoricalActor(nn.Module):
         entropy = -(log_probs.exp() * log_probs).sum(-1)
         return log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1), entropy
 
-    def act(self, obs: Tensor) -> Tensor:
-        """A sample a ~ pi(.|s), for the rollout's hot loop (its log-probabilities are computed for the
-        whole rollout afterwards, in one batched ``log_prob_entropy`` call).
+    def act(self, obs: Tensor, deterministic: bool = False, generator: torch.Generator | None = None) -> Tensor:
+        """A sample a ~ pi(.|s), or its mode (the most probable action) when ``deterministic``: the
+        one act path of the rollout, the evaluation and ``rlrun.load``. Log-probabilities are not
+        computed here (the rollout computes them for the whole batch afterwards).
 
         Gumbel-max: argmax(logits + Gumbel noise) is an exact sample of softmax(logits), without
         building a Distribution object (a third of the per-step overhead at small batch sizes).
         """
         logits = self.net.fast_forward(obs)
-        gumbel = -torch.empty_like(logits).exponential_().log()
+        if deterministic:
+            return torch.argmax(logits, dim=-1)
+        gumbel = -torch.empty_like(logits).exponential_(generator=generator).log()
         return torch.argmax(logits + gumbel, dim=-1)
 
 
@@ -112,10 +116,15 @@ class GaussianActor(nn.Module):
         entropy = (self.log_std + 0.5 * (1.0 + math.log(2 * math.pi))).sum().expand(mean.shape[0])
         return log_prob, entropy
 
-    def act(self, obs: Tensor) -> Tensor:
-        """A sample a ~ pi(.|s), for the rollout's hot loop (log-probabilities come afterwards, batched)."""
+    def act(self, obs: Tensor, deterministic: bool = False, generator: torch.Generator | None = None) -> Tensor:
+        """A sample a ~ pi(.|s), or its mode (the mean) when ``deterministic`` (see CategoricalActor.act).
+        Unbounded: the env's bounds are applied by ``acting.ActionDecoder``."""
         mean = self.net.fast_forward(obs)
-        return mean + self.log_std.exp() * torch.randn_like(mean)
+        if deterministic:
+            return mean
+        noise = torch.randn_like(mean) if generator is None else torch.randn(mean.shape, generator=generator,
+                                                                                device=mean.device)
+        return mean + self.log_std.exp() * noise
 
 
 class Critic(nn.Module):
@@ -132,3 +141,13 @@ class Critic(nn.Module):
         """forward() through ``MLP.fast_forward``: differentiable but invisible to K-FAC hooks
         (the rollout, and the critic losses of PPO-Clip, TRPO and PPO-Penalty)."""
         return self.net.fast_forward(obs).squeeze(-1)
+
+
+def make_networks(algo_cfg, observation_space: spaces.Space, action_space: spaces.Space) -> tuple[nn.Module, Critic]:
+    """The actor (its head chosen by the action space) and the critic for an algorithm's config."""
+    a, n_obs = algo_cfg, obs_dim(observation_space)
+    if isinstance(action_space, spaces.Discrete):
+        actor = CategoricalActor(n_obs, int(action_space.n), a.hidden_sizes, a.activation, a.ortho_init)
+    else:
+        actor = GaussianActor(n_obs, action_space.shape[0], a.hidden_sizes, a.activation, a.ortho_init, a.log_std_init)
+    return actor, Critic(n_obs, a.hidden_sizes, a.activation, a.ortho_init)

@@ -30,14 +30,15 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
+from rlrun.config import NON_EXPERIMENT_KEYS
+
 RETURN_TAG = "rollout/ep_return"  # what an incomplete run's final return is read from
 FINAL_WINDOW = 20  # the config's `solved_window` default, for a run whose config lacks it
 N_BOOTSTRAP = 1000
 CONFIDENCE = 0.95
 BOOTSTRAP_SEED = 0
 # Overrides that do not define an experiment: the grouping axes themselves, and output-only knobs.
-IGNORED_OVERRIDES = frozenset({"seed", "env", "algo", "env.id", "algo.name", "resume", "progress",
-                               "checkpoint_every", "keep_checkpoints", "log_every"})
+IGNORED_OVERRIDES = frozenset({*NON_EXPERIMENT_KEYS, "env.id", "algo.name"})
 EVENTS_GLOB = "events.out.tfevents.*"
 
 

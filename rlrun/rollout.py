@@ -7,41 +7,20 @@ final observations are computed only for truncated episodes, which bootstrap fro
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from gymnasium import spaces
 from gymnasium.utils import EzPickle
 from gymnasium.vector import SyncVectorEnv, VectorEnv
-from torch import Tensor, nn
+from torch import nn
 
 from rlrun.core.advantages import gae
-from rlrun.envs import flatten_obs, obs_dim
+from rlrun.core.batch import Batch
+from rlrun.episodes import Episode
+from rlrun.acting import ActionDecoder, ObservationEncoder, obs_dim
 from rlrun.errors import NumericalError
 from rlrun.normalization import ObsNormalizer, RewardNormalizer
-
-
-@dataclass
-class Batch:
-    """One iteration's data D_k, flattened over time and envs ([T * N, ...])."""
-
-    obs: Tensor
-    actions: Tensor
-    log_probs: Tensor  # log pi_old(a|s) at collection time
-    values: Tensor  # V(s) at collection time
-    advantages: Tensor
-    returns: Tensor  # G_hat = A_hat + V
-
-    def __len__(self) -> int:
-        return self.obs.shape[0]
-
-
-@dataclass
-class Episode:
-    ret: float  # undiscounted, unnormalised return
-    length: int
-    step: int  # global env step at which it finished
 
 
 def _check_finite_obs(raw_obs: np.ndarray, step: int, which: str = "") -> None:
@@ -58,18 +37,13 @@ class RolloutCollector:
         self.envs, self.actor, self.critic = envs, actor, critic
         self.n_steps, self.gamma, self.gae_lambda, self.device = n_steps, gamma, gae_lambda, device
         self.obs_normalizer, self.reward_normalizer = obs_normalizer, reward_normalizer
-        self.obs_space = envs.single_observation_space
+        self.encode = ObservationEncoder(envs.single_observation_space, obs_normalizer, device)
         action_space = envs.single_action_space
-        self.discrete = isinstance(action_space, spaces.Discrete)
-        # Discrete(n, start=k): the policy's actions 0..n-1 are sent to the env as k..k+n-1
-        self.action_start = int(action_space.start) if self.discrete else 0
-        # Box bounds as tensors: actions are clipped on the torch side, before the one numpy conversion.
-        self.action_low = None if self.discrete else torch.as_tensor(action_space.low, device=device)
-        self.action_high = None if self.discrete else torch.as_tensor(action_space.high, device=device)
-        n, t = envs.num_envs, n_steps
-        action_shape = () if self.discrete else action_space.shape
-        self.buf_obs = torch.zeros((t, n, obs_dim(self.obs_space)), device=device)
-        self.buf_actions = torch.zeros((t, n, *action_shape), dtype=torch.long if self.discrete else torch.float32, device=device)
+        self.to_env = ActionDecoder(action_space, device)
+        n, t, discrete = envs.num_envs, n_steps, isinstance(action_space, spaces.Discrete)
+        action_shape = () if discrete else action_space.shape
+        self.buf_obs = torch.zeros((t, n, obs_dim(envs.single_observation_space)), device=device)
+        self.buf_actions = torch.zeros((t, n, *action_shape), dtype=torch.long if discrete else torch.float32, device=device)
         self.buf_next_values = torch.zeros((t, n), device=device)
         # Per-step env outputs stay in numpy until the rollout ends: one conversion, not T.
         self.buf_rewards = np.zeros((t, n), np.float32)
@@ -78,20 +52,7 @@ class RolloutCollector:
         self.episode_return = np.zeros(n, np.float64)
         self.episode_length = np.zeros(n, np.int64)
         raw_obs, _ = envs.reset(seed=seed)
-        self.obs = self._encode(raw_obs, update=True)
-
-    def _encode(self, raw_obs: np.ndarray, update: bool = False) -> Tensor:
-        obs = flatten_obs(raw_obs, self.obs_space)
-        if self.obs_normalizer is not None:
-            obs = self.obs_normalizer(obs, update=update)
-        return torch.from_numpy(obs).to(self.device)
-
-    def _env_action(self, action: Tensor) -> np.ndarray:
-        if not self.discrete:
-            action = torch.clamp(action, self.action_low, self.action_high)
-        elif self.action_start:
-            action = action + self.action_start
-        return action.cpu().numpy()
+        self.obs = self.encode(raw_obs, update=True)
 
     def collect(self, global_step: int) -> tuple[Batch, list[Episode]]:
         """Alg step 1: T steps in each of the N envs; then GAE (Alg step 2)."""
@@ -108,7 +69,7 @@ class RolloutCollector:
             action = self.actor.act(self.obs)
             self.buf_obs[t] = self.obs
             self.buf_actions[t] = action
-            raw_obs, reward, terminated, truncated, info = self.envs.step(self._env_action(action))
+            raw_obs, reward, terminated, truncated, info = self.envs.step(self.to_env(action))
             done = terminated | truncated
             step = global_step + (t + 1) * n
             if not np.isfinite(reward).all():
@@ -129,9 +90,9 @@ class RolloutCollector:
             if truncated.any():  # bootstrap from V(final observation) of truncated episodes only
                 final_raw = np.stack(info["final_obs"][truncated])
                 _check_finite_obs(final_raw, step, "final ")
-                final_obs = self._encode(final_raw)
+                final_obs = self.encode(final_raw)
                 self.buf_next_values[t, torch.from_numpy(truncated).to(self.device)] = self.critic.value(final_obs)
-            self.obs = self._encode(raw_obs, update=True)
+            self.obs = self.encode(raw_obs, update=True)
         return episodes
 
     def _batch(self) -> Batch:
@@ -184,5 +145,5 @@ class RolloutCollector:
             self.obs = state["obs"].to(self.device)
             self.episode_return, self.episode_length = state["episode_return"].copy(), state["episode_length"].copy()
         else:  # fresh episodes from a seed that differs from the first session's
-            self.obs = self._encode(self.envs.reset(seed=seed)[0])
+            self.obs = self.encode(self.envs.reset(seed=seed)[0])
             self.episode_return[:], self.episode_length[:] = 0.0, 0

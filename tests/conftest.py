@@ -6,6 +6,9 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+import torch
+
+torch.set_num_threads(1)  # in-process updates of small networks: one thread is fastest (the CLI's torch_threads default)
 
 RLRUN = [sys.executable, "-m", "rlrun.cli"]
 REPO = Path(__file__).resolve().parent.parent

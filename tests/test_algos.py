@@ -2,22 +2,21 @@
 
 import json
 import math
-import re
 
 import pytest
 
+from rlrun.algos.registry import algorithms
 from rlrun.logger import CUSTOM_SCALARS
 from tests.conftest import read_scalars
 
 COMMON = {"rollout/ep_return", "rollout/ep_return_mean", "time/fps", "loss/policy", "loss/value", "policy/entropy",
-          "policy/kl", "value/explained_variance", "train/learning_rate", "Returns/train", "Returns/train_mean",
-          "TrustRegion/kl"}
+          "policy/kl", "value/explained_variance", "Returns/train", "Returns/train_mean", "TrustRegion/kl"}
 EPISODE_TAGS = {"rollout/ep_return", "rollout/ep_return_mean", "Returns/train", "Returns/train_mean"}
 TAGS = {
-    "ppo_clip": {"policy/approx_kl", "policy/clip_fraction", "ppo_clip/kl", "ppo_clip/approx_kl"},
+    "ppo_clip": {"policy/approx_kl", "policy/clip_fraction", "ppo_clip/kl", "ppo_clip/approx_kl", "train/learning_rate"},
     "trpo": {"trpo/backtracks", "trpo/step_accepted", "trpo/cg_iters", "trpo/cg_residual",
              "trpo/surrogate_improvement", "trpo/step_norm", "trpo/max_kl", "trpo/kl", "TrustRegion/kl_bound"},
-    "ppo_penalty": {"ppo_penalty/kl_coef", "ppo_penalty/kl_target", "ppo_penalty/adapt", "policy/approx_kl",
+    "ppo_penalty": {"train/learning_rate", "ppo_penalty/kl_coef", "ppo_penalty/kl_target", "ppo_penalty/adapt", "policy/approx_kl",
                     "ppo_penalty/kl", "ppo_penalty/approx_kl", "TrustRegion/kl_target"},
     "acktr": {"acktr/kl", "acktr/step_scale", "acktr/step_clipped", "acktr/step_norm", "acktr/damping",
               "acktr/factor_eig_min", "acktr/factor_eig_max", "acktr/max_kl", "acktr/eta_max",
@@ -40,16 +39,23 @@ TWO_ITERATIONS = {  # n_steps x num_envs x 2
 
 
 def test_each_algorithm_chart_matches_one_algorithm_only():
-    """Every custom-scalars chart but the returns matches tags of exactly one algorithm (anchored
-    regexes over the <algo>/ namespace), so a sweep's chart never mixes algorithms."""
+    """Every custom-scalars chart but the returns names tags of its own algorithm's namespace only
+    (anchored regexes over <algo>/), so a sweep's chart never mixes algorithms; the returns charts
+    match every algorithm's tags."""
+    titles = {registration.title: name for name, registration in algorithms().items()}
     for category, charts in CUSTOM_SCALARS.items():
         for title, (_, regexes) in charts.items():
-            matching = {algo for algo, tags in TAGS.items()
-                        if any(re.fullmatch(rx, tag) for rx in regexes for tag in tags | COMMON)}
-            if category == "returns":  # every algorithm's (eval/* exists only with eval_every)
-                assert matching in (set(TAGS), set()), title
-            else:
-                assert len(matching) == 1, (category, title, matching)
+            if category == "returns":
+                assert all(rx.startswith("^Returns/") for rx in regexes), title
+                continue
+            name = titles[category]
+            assert all(rx.startswith(f"^{name}/") and rx.endswith("$") for rx in regexes), (category, title)
+
+
+def test_the_charts_of_the_four_name_tags_their_runs_write():
+    for name, tags in TAGS.items():
+        for title, chart_tags in algorithms()[name].charts.items():
+            assert set(chart_tags) <= tags | COMMON, (name, title)
 
 
 @pytest.mark.parametrize("env, algo", sorted(TWO_ITERATIONS))

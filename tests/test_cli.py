@@ -1,8 +1,10 @@
 """The console script end to end, in subprocesses from a temporary directory."""
 
 import json
+import shutil
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -80,17 +82,23 @@ def test_bad_input_gives_clear_error_without_traceback(run_rlrun, args, needle):
     assert "Traceback" not in res.stderr + res.stdout
 
 
-def test_config_commands_do_not_import_torch():
-    code = ("import sys; sys.argv = ['rlrun', '--cfg', 'job']\n"
+@pytest.mark.parametrize("flag, unloaded", [("--help", ("torch", "gymnasium")), ("--cfg", ("gymnasium",))])
+def test_help_answers_without_torch_and_config_commands_without_gymnasium(flag, unloaded):
+    """--help never composes; --cfg job composes (the algorithm modules, which hold the configs,
+    import torch) but makes no env."""
+    argv = [flag, "job"] if flag == "--cfg" else [flag]
+    code = (f"import sys; sys.argv = ['rlrun', *{argv!r}]\n"
             "from rlrun.cli import main\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "assert 'torch' not in sys.modules and 'gymnasium' not in sys.modules")
+            f"assert not [m for m in {unloaded!r} if m in sys.modules]")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=60)
 
 
 def test_non_editable_install_finds_its_configs(tmp_path):
     """`pip install .` puts conf/ inside the package as rlrun.conf; rlrun then works from any directory."""
-    repo = Path(__file__).resolve().parent.parent
+    repo = tmp_path / "src"  # the sources only: a stale build/ of an earlier `pip install .` would be reused
+    shutil.copytree(Path(__file__).resolve().parent.parent, repo,
+                    ignore=shutil.ignore_patterns("build", "outputs", ".venv*", ".git", "*.egg-info", "__pycache__"))
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                     "--target", str(target), str(repo)], check=True, capture_output=True, timeout=300)
@@ -114,8 +122,13 @@ def test_help_is_rlrun_own_page(run_rlrun):
     env and sweep preset and the companion commands, and no internal config group."""
     res = run_rlrun("--help", timeout=60)
     assert res.returncode == 0, res.stderr
+    from rlrun.algos.registry import algorithms
+
+    for name, registration in algorithms().items():  # each with its summary and its own knobs
+        assert f"{name}  " in res.stdout and registration.summary in res.stdout, name
+        assert f"{fields(registration.config)[-1].name}=" in res.stdout, name
     conf = Path(__file__).resolve().parent.parent / "conf"
-    for group in ("algo", "env", "sweep"):
+    for group in ("env", "sweep"):
         for option in sorted(p.stem for p in (conf / group).glob("*.yaml")):
             assert option in res.stdout, f"{group}={option} missing from rlrun --help"
     for companion in ("rlrun-report", "rlrun-eval", "tensorboard"):

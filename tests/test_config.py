@@ -8,10 +8,11 @@ from omegaconf import OmegaConf
 from hydra.errors import ConfigCompositionException
 
 from rlrun.cli import CONF_DIR, register_env_ids
+from rlrun.algos.registry import algorithms
 from rlrun.config import ConfigError, register_configs, validate
 
 register_configs()
-ALGOS = sorted(p.stem for p in (CONF_DIR / "algo").glob("*.yaml"))
+ALGOS = list(algorithms())
 ENVS = sorted(p.stem for p in (CONF_DIR / "env").glob("*.yaml"))
 
 
@@ -87,7 +88,7 @@ def test_job_directory_suffixes_are_short_stable_and_cut_between_overrides():
 
 
 def test_a_never_solved_run_scores_the_steps_and_seconds_it_ran():
-    from rlrun.trainer import objective_value
+    from rlrun.summary import objective_value
 
     summary = {"solved_step": None, "solved_wall_s": None, "steps_done": 4096, "wall_s": 12.5, "final_return": None}
     assert objective_value(summary, "solved_step") == 4096.0

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
-from torch.distributions import Categorical, Independent, Normal
 
 from rlrun.evaluate import evaluate, main
+from rlrun.policy import Policy
 from rlrun.normalization import ObsNormalizer
 
 EVAL = [sys.executable, "-m", "rlrun.evaluate"]
@@ -75,11 +75,15 @@ class RecordingActor(torch.nn.Module):
         self.gaussian, self.inputs = gaussian, []
         self.dummy = torch.nn.Parameter(torch.zeros(1))
 
-    def forward(self, obs):
+    def act(self, obs, deterministic=False, generator=None):
         self.inputs.append(obs.clone())
         if self.gaussian:
-            return Independent(Normal(torch.full((len(obs), 1), 5.0), torch.ones(len(obs), 1)), 1)
-        return Categorical(logits=torch.tensor([[0.0, 3.0]]).expand(len(obs), 2))
+            return torch.full((len(obs), 1), 5.0)
+        return torch.ones(len(obs), dtype=torch.long)
+
+
+def policy(actor, env, normalizer=None) -> Policy:
+    return Policy(actor, env.observation_space, env.action_space, normalizer)
 
 
 def test_saved_normalisation_is_applied_and_not_updated():
@@ -87,7 +91,7 @@ def test_saved_normalisation_is_applied_and_not_updated():
     normalizer.rms.mean, normalizer.rms.var, normalizer.rms.count = np.array([1.0, 0.0, -1.0]), np.array([4.0, 1.0, 0.25]), 50.0
     before = normalizer.rms.state_dict()
     actor, env = RecordingActor(), ConstantEnv(spaces.Discrete(2))
-    assert evaluate(actor, env, normalizer, episodes=2, deterministic=True, seed=0) == [(3.0, 3), (3.0, 3)]
+    assert evaluate(policy(actor, env, normalizer), env, episodes=2, deterministic=True, seed=0) == [(3.0, 3), (3.0, 3)]
     expected = torch.tensor([[0.0, 2.0, 8.0]])  # (obs - mean) / std
     assert len(actor.inputs) == 6
     for seen in actor.inputs:
@@ -101,7 +105,7 @@ def test_saved_normalisation_is_applied_and_not_updated():
 
 def test_gaussian_mode_is_the_mean_clipped_to_the_bounds():
     env = ConstantEnv(spaces.Box(-1.0, 1.0, (1,), np.float32))
-    evaluate(RecordingActor(gaussian=True), env, None, episodes=1, deterministic=True, seed=0)
+    evaluate(policy(RecordingActor(gaussian=True), env), env, episodes=1, deterministic=True, seed=0)
     assert [float(a[0]) for a in env.actions] == [1.0, 1.0, 1.0]
 
 
@@ -153,5 +157,6 @@ def test_max_steps_ends_episodes_of_an_env_without_time_limit():
     from rlrun.networks import CategoricalActor
 
     actor = CategoricalActor(1, 2, [4], "tanh", True)
-    results = evaluate(actor, EndlessEnv(), None, episodes=2, deterministic=True, seed=0, max_steps=50)
+    env = EndlessEnv()
+    results = evaluate(policy(actor, env), env, episodes=2, deterministic=True, seed=0, max_steps=50)
     assert results == [(50.0, 50), (50.0, 50)]

@@ -84,7 +84,7 @@ def test_gaussian_act_samples_mean_and_std():
 
 
 def test_index_distribution_selects_rows_of_both_heads():
-    from rlrun.networks import index_distribution
+    from rlrun.core.distributions import index_distribution
 
     obs, idx = torch.randn(7, 3), torch.tensor([4, 0, 2])
     for actor in (CategoricalActor(3, 4, [8], "tanh", True), GaussianActor(3, 2, [8], "tanh", True, 0.0)):

@@ -132,6 +132,7 @@ gym.register("rlrun-test/OffsetActions-v0", entry_point=OffsetActionsEnv, max_ep
 def test_discrete_start_is_added_to_the_actions_sent_in_training_and_evaluation():
     from rlrun.evaluation import evaluate
     from rlrun.networks import CategoricalActor
+    from rlrun.policy import Policy
 
     torch.manual_seed(0)
     OffsetActionsEnv.received.clear()
@@ -143,7 +144,8 @@ def test_discrete_start_is_added_to_the_actions_sent_in_training_and_evaluation(
     assert set(OffsetActionsEnv.received) == {1, 2, 3}  # every action, none outside the space
     assert set(batch.actions.tolist()) == {0, 1, 2}  # the policy's own indices are what is stored
     OffsetActionsEnv.received.clear()
-    evaluate(actor, gym.make("rlrun-test/OffsetActions-v0"), None, episodes=3, deterministic=False, seed=0)
+    env = gym.make("rlrun-test/OffsetActions-v0")
+    evaluate(Policy(actor, env.observation_space, env.action_space), env, episodes=3, deterministic=False, seed=0)
     assert set(OffsetActionsEnv.received) == {1, 2, 3}
 
 

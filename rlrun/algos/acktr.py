@@ -1,28 +1,78 @@
 """ACKTR (sec. 5.9; Wu et al. 2017): an actor-critic whose steps are K-FAC natural gradients scaled
 into a KL trust region.
 
-Two settings of the same update, both from the paper: the discrete (Atari) one, A2C-style short
-rollouts over many envs with a fixed eta_max; and the continuous-control one (the paper's MuJoCo
-runs, OpenAI Baselines ``acktr_cont``): large batches, momentum on the K-FAC direction, eta_max
-adapted from the measured KL (``kl_target``), several K-FAC critic steps per batch, no entropy bonus.
+The defaults are the paper's discrete (Atari) setting: A2C-style short rollouts over many envs, a
+fixed eta_max. The continuous-control setting (conf/tuned/acktr/<MuJoCo env>.yaml) takes large
+batches, several K-FAC critic steps per batch and no entropy bonus, as the paper's MuJoCo runs
+(OpenAI Baselines ``acktr_cont``); that code's momentum on the K-FAC direction and eta_max adapted
+from the measured KL (``momentum``, ``kl_target``) are here too, off in the shipped files, which
+measured better without them (README). Either way the measured KL after a step never exceeds
+``max_kl``: the step is shrunk or rejected.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch import nn
 from torch.distributions import kl_divergence
 from torch.nn.utils import parameters_to_vector
 
-from rlrun.algos.schemas import ACKTRConfig
+from rlrun.algos.registry import (ABOVE_ONE, AT_LEAST_ONE, FRACTION_CLOSED, FRACTION_OPEN, NON_NEGATIVE, POSITIVE, AlgoConfig,
+                                  Check, Registration, knob, one_of)
+from rlrun.core.batch import Batch
 from rlrun.core.kfac import KFAC
 from rlrun.core.kl_controller import AdaptiveKLController
+from rlrun.core.losses import normalize, value_loss
 from rlrun.core.natural_gradient import (StepScale, backtracking_line_search, make_fisher_vector_product,
                                          trust_region_scale)
-from rlrun.core.losses import explained_variance, normalize, value_loss
-from rlrun.rollout import Batch
+
+
+@dataclass
+class ACKTRConfig(AlgoConfig):
+    """Defaults: OpenAI Baselines ``acktr`` (the paper's discrete setting): 20-step rollouts, Monte-Carlo
+    style returns, eta_max 0.25, kfac_clip 0.001 as max_kl, damping 0.01, stat_decay 0.99, ent_coef
+    0.01. Actor and critic each get their own K-FAC preconditioner and trust region (the critic's
+    Fisher is the Gauss-Newton one of a unit-variance Gaussian output, Wu et al. 2017). The
+    continuous-control setting (Baselines ``acktr_cont``): conf/tuned/acktr/<MuJoCo env>.yaml."""
+
+    name: str = knob("acktr", "the algorithm")
+    n_steps: int = knob(20, "rollout length T per env per iteration (Baselines acktr: 20)", AT_LEAST_ONE)
+    gae_lambda: float = knob(1.0, "GAE lambda; 1.0: the n-step returns of Baselines acktr", FRACTION_CLOSED)
+    normalize_advantage: bool = knob(False, "standardise the advantages (Baselines acktr: no; acktr_cont: yes)")
+    eta_max: float = knob(0.25, "the largest step scale eta (Baselines acktr's lr 0.25); the initial one when kl_target is set",
+                          POSITIVE)
+    max_kl: float = knob(0.001, "delta, the trust region (Baselines' kfac_clip 0.001); the measured KL after a step never exceeds it",
+                         POSITIVE)
+    kl_target: Optional[float] = knob(None, "adapt eta_max from the measured KL (Baselines acktr_cont: 0.002); None: fixed",
+                                      POSITIVE)
+    kl_tolerance: float = knob(2.0, "eta_max /= kl_adapt_factor when KL > kl_target x this, *= when below / this (acktr_cont)",
+                               ABOVE_ONE)
+    kl_adapt_factor: float = knob(1.5, "eta_max's adaptation factor (acktr_cont)", ABOVE_ONE)
+    momentum: float = knob(0.0, "K-FAC direction averaged over iterations, v <- m v + (1 - m) Delta (acktr_cont: 0.9)",
+                           Check(lambda v: 0 <= v < 1, "must be in [0, 1)"))
+    backtrack_coef: float = knob(0.9, "a step whose measured KL exceeds max_kl is shrunk by this factor ...", FRACTION_OPEN)
+    backtrack_iters: int = knob(10, "... up to this many times, else rejected (theta_old kept)",
+                                Check(lambda v: v >= 0, "must be >= 0"))
+    log_std_kl_share: Optional[float] = knob(
+        None, "Gaussian heads: the log-std's own share of max_kl, with its own step scale; None: one scale (the paper)",
+        Check(lambda v: 0 < v < 1, "must be in (0, 1), or null for one step scale"))
+    damping: float = knob(0.01, "Tikhonov damping of the K-FAC factors (Baselines acktr)", NON_NEGATIVE)
+    stat_decay: float = knob(0.99, "moving average of the K-FAC factors (Baselines); 0: fresh factors each iteration",
+                             Check(lambda v: 0 <= v < 1, "must be in [0, 1) (0: fresh K-FAC factors each iteration)"))
+    inv_every: int = knob(10, "iterations between K-FAC inverses (Baselines' cold_iter-style refresh)", AT_LEAST_ONE)
+    trust_region_fisher: str = knob(
+        "exact", "Delta^T F Delta of the trust region: exact (one Fisher-vector product along Delta) or kfac "
+        "(K-FAC's own estimate, Baselines; on CartPole the KL then overshot max_kl a median 106x)", one_of("exact", "kfac"))
+    ent_coef: float = knob(0.01, "entropy bonus (Baselines acktr)", NON_NEGATIVE)
+    critic_optimizer: str = knob("kfac", "the critic's optimiser: kfac (the paper) or adam", one_of("kfac", "adam"))
+    critic_lr: float = knob(1e-3, "the critic's Adam step size (critic_optimizer=adam only)", POSITIVE)
+    critic_max_kl: float = knob(0.001, "the K-FAC critic's trust region (Gauss-Newton KL of a unit-variance output)", POSITIVE)
+    critic_eta_max: float = knob(0.25, "the K-FAC critic's largest step scale (1: a full Gauss-Newton step)", POSITIVE)
+    critic_epochs: int = knob(1, "critic steps per iteration on the whole batch (acktr_cont: 25)", AT_LEAST_ONE)
 
 
 def damped_quadratic(params: list[nn.Parameter], direction: list[torch.Tensor]) -> float:
@@ -52,9 +102,9 @@ class ACKTR:
         # block is 2 I (for each action dim, E[(d log N / d log sigma)^2] = 2), so no K-FAC needed.
         self.log_std: nn.Parameter | None = getattr(actor, "log_std", None)
         self.params = [*self.actor_kfac.parameters(), *([self.log_std] if self.log_std is not None else [])]
-        # eta_max: fixed at learning_rate, or adapted once per iteration from the measured KL. A larger
-        # KL shrinks eta_max as it grows PPO-Penalty's lambda, so 1 / eta_max is that controller's lambda.
-        self.eta_max = AdaptiveKLController(kl_coef=1.0 / cfg.learning_rate, kl_target=cfg.kl_target,
+        # eta_max: fixed, or adapted once per iteration from the measured KL. A larger KL shrinks
+        # eta_max as it grows PPO-Penalty's lambda, so 1 / eta_max is that controller's lambda.
+        self.eta_max_controller = AdaptiveKLController(kl_coef=1.0 / cfg.eta_max, kl_target=cfg.kl_target,
                                             kl_tolerance=cfg.kl_tolerance, kl_adapt_factor=cfg.kl_adapt_factor) if cfg.kl_target is not None else None
         self.velocity: list[torch.Tensor] | None = None  # momentum buffer of the K-FAC direction
         if cfg.critic_optimizer == "kfac":
@@ -93,7 +143,7 @@ class ACKTR:
 
         # Trust region: eta = min(eta_max, sqrt(2 delta / Delta^T F Delta)), then the step is checked:
         # while the measured KL exceeds delta it is shrunk (backtrack_coef^j), else rejected
-        eta_max = 1.0 / self.eta_max.kl_coef if self.eta_max is not None else cfg.learning_rate
+        eta_max = 1.0 / self.eta_max_controller.kl_coef if self.eta_max_controller is not None else cfg.eta_max
         scaled_step, eta, eta_log_std = self._scaled_step(obs, pi_old, direction, eta_max)
 
         def kl_after() -> tuple[float, float]:
@@ -102,19 +152,14 @@ class ACKTR:
 
         search = backtracking_line_search(self.params, -scaled_step, kl_after, cfg.max_kl,
                                           cfg.backtrack_coef, cfg.backtrack_iters, require_improvement=False)
-        kl = search.kl
         # a rejected step (theta_old kept, KL 0) was too large: it must shrink eta_max, not grow it
-        kl_seen = kl if search.accepted else math.inf
-        eta_adapt = -self.eta_max.update(kl_seen) if self.eta_max is not None else 0  # -1: eta_max shrank
+        kl_seen = search.kl if search.accepted else math.inf
+        eta_adapt = -self.eta_max_controller.update(kl_seen) if self.eta_max_controller is not None else 0  # -1: eta_max shrank
 
         critic_metrics = self._update_critic(batch)
         eig = self.actor_kfac.factor_eigenvalue_range(0)
         return {
-            "policy/kl": kl,
-            "policy/entropy": entropy.item(),
             "loss/policy": policy_loss.item(),
-            "value/explained_variance": explained_variance(batch.values, batch.returns),
-            "train/learning_rate": eta_max,
             "acktr/max_kl": cfg.max_kl,
             "acktr/eta_max": eta_max,
             "acktr/eta_adapt": float(eta_adapt),
@@ -189,7 +234,7 @@ class ACKTR:
         return {"actor_kfac": self.actor_kfac.state_dict(),
                 "critic_kfac": self.critic_kfac.state_dict() if self.critic_kfac else None,
                 "critic_optimizer": self.critic_optimizer.state_dict() if self.critic_optimizer else None,
-                "eta_max": self.eta_max.state_dict() if self.eta_max is not None else None,
+                "eta_max": self.eta_max_controller.state_dict() if self.eta_max_controller is not None else None,
                 "velocity": self.velocity}
 
     def load_state_dict(self, state: dict) -> None:
@@ -198,6 +243,16 @@ class ACKTR:
             self.critic_kfac.load_state_dict(state["critic_kfac"])
         else:
             self.critic_optimizer.load_state_dict(state["critic_optimizer"])
-        if self.eta_max is not None and state.get("eta_max") is not None:
-            self.eta_max.load_state_dict(state["eta_max"])
+        if self.eta_max_controller is not None and state.get("eta_max") is not None:
+            self.eta_max_controller.load_state_dict(state["eta_max"])
         self.velocity = state.get("velocity")
+
+
+REGISTRATION = Registration(
+    config=ACKTRConfig, algorithm=ACKTR, title="ACKTR",
+    summary="sec. 5.9: K-FAC natural gradient scaled into a KL trust region",
+    trust_region_key="max_kl", headline={"acktr/max_kl": "kl_bound"},
+    charts={"KL vs bound max_kl": ["acktr/kl", "acktr/max_kl"],
+            "step scale eta vs eta_max": ["acktr/step_scale", "acktr/eta_max"],
+            "step clipped by the trust region (0/1)": ["acktr/step_clipped"]},
+)

@@ -2,15 +2,41 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Optional
+
 import torch
 from torch import nn
-from torch.distributions import kl_divergence
 
+from rlrun.algos.registry import (AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, AlgoConfig, Registration, knob,
+                                  one_of)
+from rlrun.core.batch import Batch
 from rlrun.core.flat_params import FlatParameters
-from rlrun.core.losses import (approx_kl, clipped_surrogate, explained_variance, minibatches,
-                               normalize, scheduled, value_loss)
-from rlrun.algos.schemas import PPOClipConfig
-from rlrun.rollout import Batch
+from rlrun.core.losses import approx_kl, clipped_surrogate, minibatches, normalize, scheduled, value_loss
+
+SCHEDULES = one_of("constant", "linear")
+
+
+@dataclass
+class PPOClipConfig(AlgoConfig):
+    """Defaults: the PPO paper's MuJoCo table (Schulman et al. 2017): T=2048, Adam 3e-4, 10 epochs,
+    minibatch 64, gamma 0.99, GAE 0.95, clip 0.2. Per-env tuning: conf/tuned/ppo_clip/<env>.yaml."""
+
+    name: str = knob("ppo_clip", "the algorithm")
+    learning_rate: float = knob(3e-4, "Adam step size (PPO paper)", POSITIVE)
+    lr_schedule: str = knob("constant", "constant, or linear to 0 at total_steps (SB3's lin_)", SCHEDULES)
+    n_epochs: int = knob(10, "M, epochs over each batch (PPO paper)", AT_LEAST_ONE)
+    batch_size: int = knob(64, "minibatch size (PPO paper)", AT_LEAST_ONE)
+    clip_eps: float = knob(0.2, "epsilon of the clipped ratio (PPO paper)", POSITIVE)
+    clip_schedule: str = knob("constant", "constant, or linear to 0 at total_steps (SB3's lin_)", SCHEDULES)
+    clip_value_eps: Optional[float] = knob(None, "clip the value around its old estimate (Baselines ppo2); None: no clipping",
+                                           POSITIVE)
+    vf_coef: float = knob(0.5, "c1, weight of the value loss (PPO paper / SB3)", NON_NEGATIVE)
+    ent_coef: float = knob(0.0, "c2, entropy bonus (PPO paper's MuJoCo runs: 0)", NON_NEGATIVE)
+    max_grad_norm: float = knob(0.5, "global gradient-norm clip (Baselines ppo2 / SB3)", POSITIVE)
+    target_kl: Optional[float] = knob(None, "stop the epochs once approx KL exceeds 1.5x this (SB3); None: never",
+                                      POSITIVE)
+    adam_eps: float = knob(1e-5, "Adam epsilon (Baselines ppo2 / SB3)", POSITIVE)
 
 
 class PPOClip:
@@ -28,11 +54,9 @@ class PPOClip:
         clip_eps = scheduled(cfg.clip_eps, cfg.clip_schedule, progress)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        with torch.no_grad():
-            pi_old = self.actor(batch.obs)  # Alg 5.24: theta_old, for the exact KL afterwards
         advantages = normalize(batch.advantages) if cfg.normalize_advantage else batch.advantages
 
-        stats: dict[str, list[torch.Tensor]] = {"loss/policy": [], "loss/value": [], "policy/entropy": [],
+        stats: dict[str, list[torch.Tensor]] = {"loss/policy": [], "loss/value": [],
                                                 "policy/approx_kl": [], "policy/clip_fraction": []}
         epochs_done, stop = 0, False
         for _ in range(cfg.n_epochs):  # M epochs of minibatch Adam on the clipped surrogate (5.40-5.41)
@@ -52,7 +76,6 @@ class PPOClip:
                     clipped = ((log_prob - old_log_prob).exp() - 1.0).abs() > clip_eps
                 stats["loss/policy"].append(policy_loss.detach())
                 stats["loss/value"].append(v_loss.detach())
-                stats["policy/entropy"].append(entropy.detach())
                 stats["policy/approx_kl"].append(kl)
                 stats["policy/clip_fraction"].append(clipped.float().mean())
                 if cfg.target_kl is not None and kl.item() > 1.5 * cfg.target_kl:
@@ -62,12 +85,8 @@ class PPOClip:
             if stop:
                 break
 
-        with torch.no_grad():
-            exact_kl = kl_divergence(pi_old, self.actor(batch.obs)).mean().item()
         metrics = {key: torch.stack(values).mean().item() for key, values in stats.items()}
         metrics.update({
-            "policy/kl": exact_kl,
-            "value/explained_variance": explained_variance(batch.values, batch.returns),
             "train/learning_rate": lr,
             "train/clip_eps": clip_eps,
             "train/epochs": float(epochs_done),
@@ -80,3 +99,10 @@ class PPOClip:
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
+
+
+REGISTRATION = Registration(
+    config=PPOClipConfig, algorithm=PPOClip, title="PPO-Clip", summary="Alg 5.24: clipped surrogate, Adam",
+    trust_region_key="clip_eps",
+    charts={"KL and approx KL": ["ppo_clip/kl", "ppo_clip/approx_kl"]},
+)

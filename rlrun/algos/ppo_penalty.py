@@ -3,17 +3,41 @@ once per iteration from the exact mean KL on the whole batch."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from torch.distributions import kl_divergence
 
-from rlrun.algos.schemas import PPOPenaltyConfig
-from rlrun.core.kl_controller import AdaptiveKLController
+from rlrun.algos.registry import ABOVE_ONE, AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, AlgoConfig, Registration, knob, one_of
+from rlrun.core.batch import Batch
 from rlrun.core.critic import fit_value_function
+from rlrun.core.distributions import index_distribution
 from rlrun.core.flat_params import FlatParameters
-from rlrun.core.losses import approx_kl, explained_variance, minibatches, normalize, ratio_surrogate, scheduled
-from rlrun.networks import index_distribution
-from rlrun.rollout import Batch
+from rlrun.core.kl_controller import AdaptiveKLController
+from rlrun.core.losses import approx_kl, minibatches, normalize, ratio_surrogate, scheduled
+
+
+@dataclass
+class PPOPenaltyConfig(AlgoConfig):
+    """Defaults: the PPO paper (Schulman et al. 2017), section 4 (adaptive KL penalty) and its MuJoCo
+    setup. Per-env tuning: conf/tuned/ppo_penalty/<env>.yaml."""
+
+    name: str = knob("ppo_penalty", "the algorithm")
+    learning_rate: float = knob(3e-4, "the actor's Adam step size (PPO paper)", POSITIVE)
+    lr_schedule: str = knob("constant", "constant, or linear to 0 at total_steps (SB3's lin_)",
+                            one_of("constant", "linear"))
+    policy_epochs: int = knob(10, "M, actor epochs over each batch (PPO paper)", AT_LEAST_ONE)
+    critic_epochs: int = knob(10, "B, critic epochs over each batch (PPO paper)", AT_LEAST_ONE)
+    batch_size: int = knob(64, "minibatch size of both (PPO paper)", AT_LEAST_ONE)
+    critic_lr: float = knob(3e-4, "the critic's Adam step size (PPO paper)", POSITIVE)
+    kl_target: float = knob(0.01, "d_targ, the KL lambda steers towards (PPO paper)", POSITIVE)
+    kl_coef_init: float = knob(1.0, "lambda_0, the initial KL coefficient beta (PPO paper)", POSITIVE)
+    kl_tolerance: float = knob(1.5, "a: lambda changes once KL leaves [d_targ / a, d_targ * a] (PPO paper)", ABOVE_ONE)
+    kl_adapt_factor: float = knob(2.0, "b: lambda is multiplied or divided by this (PPO paper)", ABOVE_ONE)
+    ent_coef: float = knob(0.0, "entropy bonus (PPO paper's MuJoCo runs: 0)", NON_NEGATIVE)
+    max_grad_norm: float = knob(0.5, "global gradient-norm clip (as PPO-Clip, SB3)", POSITIVE)
+    adam_eps: float = knob(1e-5, "Adam epsilon (SB3)", POSITIVE)
 
 
 class PPOPenalty:
@@ -65,15 +89,11 @@ class PPOPenalty:
         with torch.no_grad():
             pi_new = self.actor(obs)
             d = kl_divergence(pi_old, pi_new).mean().item()
-            entropy = pi_new.entropy().mean().item()
         adapt = self.kl_controller.update(d)
 
         metrics = {key: torch.stack(values).mean().item() for key, values in policy_terms.items()}
         metrics.update({
             "loss/value": critic_loss,
-            "policy/kl": d,
-            "policy/entropy": entropy,
-            "value/explained_variance": explained_variance(batch.values, batch.returns),
             "train/learning_rate": lr,
             "ppo_penalty/kl_coef": self.kl_controller.kl_coef,
             "ppo_penalty/kl_coef_before": kl_coef,
@@ -92,3 +112,13 @@ class PPOPenalty:
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         self.kl_controller.load_state_dict(state["kl_controller"])
         self.generator.set_state(state["generator"])
+
+
+REGISTRATION = Registration(
+    config=PPOPenaltyConfig, algorithm=PPOPenalty, title="PPO-Penalty",
+    summary="Alg 5.23: KL-penalised surrogate, lambda adapted to the KL target",
+    trust_region_key="kl_target", headline={"ppo_penalty/kl_target": "kl_target"},
+    charts={"KL vs target d_targ": ["ppo_penalty/kl", "ppo_penalty/kl_target"],
+            "lambda (KL coefficient)": ["ppo_penalty/kl_coef"],
+            "lambda adaptation (-1 halved, 0, +1 doubled)": ["ppo_penalty/adapt"]},
+)

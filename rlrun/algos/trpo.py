@@ -3,17 +3,39 @@ backtracking line search under the KL bound; the critic is fitted afterwards by 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from torch.distributions import kl_divergence
 
-from rlrun.algos.schemas import TRPOConfig
+from rlrun.algos.registry import (AT_LEAST_ONE, FRACTION_OPEN, POSITIVE, AlgoConfig, Check,
+                                  Registration, knob)
+from rlrun.core.batch import Batch
 from rlrun.core.critic import fit_value_function
 from rlrun.core.flat_params import FlatParameters
-from rlrun.core.losses import explained_variance, normalize, ratio_surrogate
+from rlrun.core.losses import normalize, ratio_surrogate
 from rlrun.core.natural_gradient import (backtracking_line_search, conjugate_gradient, flat_grad,
                                          make_fisher_vector_product, trust_region_scale)
-from rlrun.rollout import Batch
+
+
+@dataclass
+class TRPOConfig(AlgoConfig):
+    """Defaults: Schulman et al. 2015 and sb3-contrib's TRPO. Per-env tuning (rl-zoo trpo.yml):
+    conf/tuned/trpo/<env>.yaml."""
+
+    name: str = knob("trpo", "the algorithm")
+    max_kl: float = knob(0.01, "delta, the bound on the mean KL of a step (TRPO paper, sb3-contrib)", POSITIVE)
+    cg_iters: int = knob(10, "conjugate-gradient iterations for H^-1 g (TRPO paper's 10)", AT_LEAST_ONE)
+    cg_damping: float = knob(0.1, "damping added to the KL Hessian in CG (Baselines, sb3-contrib)", POSITIVE)
+    cg_tol: float = knob(1e-10, "CG stops once the residual's squared norm is below this (Baselines)", POSITIVE)
+    backtrack_coef: float = knob(0.8, "alpha, the line search's shrink factor (sb3-contrib)", FRACTION_OPEN)
+    backtrack_iters: int = knob(10, "K, the line search's largest number of shrinks (sb3-contrib)",
+                                Check(lambda v: v >= 0, "must be >= 0"))
+    critic_lr: float = knob(1e-3, "the critic's Adam step size (sb3-contrib)", POSITIVE)
+    critic_epochs: int = knob(10, "epochs of critic minibatch Adam per batch (sb3-contrib n_critic_updates)", AT_LEAST_ONE)
+    batch_size: int = knob(128, "the critic's minibatch size (sb3-contrib)", AT_LEAST_ONE)
+    adam_eps: float = knob(1e-5, "the critic's Adam epsilon", POSITIVE)
 
 
 class TRPO:
@@ -59,18 +81,10 @@ class TRPO:
         critic_loss = fit_value_function(self.critic.value, self.critic_params, self.critic_optimizer, obs, batch.returns,
                                          epochs=cfg.critic_epochs, batch_size=cfg.batch_size, generator=self.generator)
 
-        with torch.no_grad():
-            pi_after = self.actor(obs)
-            kl_after = kl_divergence(pi_old, pi_after).mean().item()
-            entropy = pi_after.entropy().mean().item()
         return {
-            "policy/kl": kl_after,
-            "policy/entropy": entropy,
             # -L(theta_new): the surrogate after the accepted step (at theta_old it is mean(A) ~ 0)
             "loss/policy": -(surrogate.item() + (search.improvement if search is not None else 0.0)),
             "loss/value": critic_loss,
-            "value/explained_variance": explained_variance(batch.values, batch.returns),
-            "train/learning_rate": cfg.critic_lr,
             "trpo/max_kl": cfg.max_kl,
             "trpo/cg_iters": float(cg.iterations),
             "trpo/cg_residual": cg.residual,
@@ -88,3 +102,13 @@ class TRPO:
     def load_state_dict(self, state: dict) -> None:
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         self.generator.set_state(state["generator"])
+
+
+REGISTRATION = Registration(
+    config=TRPOConfig, algorithm=TRPO, title="TRPO",
+    summary="Alg 5.22: conjugate gradient on the KL Hessian, line search under the KL bound",
+    trust_region_key="max_kl", headline={"trpo/max_kl": "kl_bound"},
+    charts={"KL vs bound max_kl": ["trpo/kl", "trpo/max_kl"],
+            "line search: backtracks": ["trpo/backtracks"],
+            "line search: step accepted (0/1)": ["trpo/step_accepted"]},
+)

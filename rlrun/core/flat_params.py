@@ -22,22 +22,29 @@ class FlatParameters:
     Each module parameter stays an ``nn.Parameter`` of the same shape and value, now a view into
     the vector, so forward passes, ``state_dict`` and in-place ``load_state_dict`` are unchanged.
     Backward accumulates into the gradient views in place, so the gradients must be reset with
-    ``zero_grad()`` here, never set to None (``module.zero_grad()`` would detach them).
-    Build it after the modules are on their device (``.to()`` would copy them out of the vector).
+    ``zero_grad()`` here, never set to None: ``module.zero_grad()`` (set_to_none) would detach them
+    and the optimiser would then step on a zero vector; :meth:`zero_grad` refuses to go on if it
+    happened. Build it after the modules are on their device (``.to()`` would copy them out of the vector).
     """
 
     def __init__(self, parameters: Iterable[nn.Parameter]):
         self.params = list(parameters)
         self.vector = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in self.params]))
         self.vector.grad = torch.zeros_like(self.vector)
+        self.grad_views = []
         offset = 0
         for p in self.params:
             n = p.numel()
             p.data = self.vector.data[offset:offset + n].view_as(p)
             p.grad = self.vector.grad[offset:offset + n].view_as(p)
+            self.grad_views.append(p.grad)
             offset += n
 
     def zero_grad(self) -> None:
+        if any(p.grad is not view for p, view in zip(self.params, self.grad_views)):
+            raise RuntimeError("FlatParameters: a parameter's gradient is no longer a view into the flat vector "
+                               "(module.zero_grad() or p.grad = ... replaced it); reset gradients with "
+                               "FlatParameters.zero_grad() only")
         self.vector.grad.zero_()
 
     def clip_grad_norm_(self, max_norm: float) -> Tensor:

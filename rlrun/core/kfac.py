@@ -23,7 +23,13 @@ Usage (one iteration)::
     actor.zero_grad()                                         # drop the Fisher loss's grads
     policy_loss(dist, ...).backward()                         # the objective
     direction = kfac.natural_gradient()                       # F_hat^-1 grad, per parameter
-    step = trust_region_scale(kfac.quadratic_form(direction), max_kl, eta_max)  # natural_gradient's
+    step = trust_region_scale(quadratic, max_kl, eta_max)     # Delta^T F Delta: rlrun/algos/acktr.py
+
+Which forward the hooks see: only the module's own ``forward`` (``actor(obs)``, ``critic(obs)``)
+runs the layers as modules and so calls the hooks. The networks' fast paths (``MLP.fast_forward``:
+``act``, ``log_prob_entropy``, ``Critic.value``) call ``F.linear`` on the same parameters and are
+invisible here. So the Fisher loss must be built from the module forward, and anything that must
+not disturb the statistics may use the fast paths.
 
 Design (visible state, house rule 4):
 
@@ -46,7 +52,6 @@ Design (visible state, house rule 4):
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -236,23 +241,6 @@ class KFAC:
             directions += [V[:, :-1].to(weight.dtype).contiguous(),
                            V[:, -1].to(bias.dtype).contiguous()]
         return directions
-
-    def quadratic_form(self, direction: list[Tensor]) -> float:
-        """``Delta^T F_hat Delta = sum_layers tr(D^T S D A)``, undamped, D = [dW, db].
-
-        This is ``vec(D)^T (A (x) S) vec(D)`` with column-major vec; for small steps the mean KL
-        is ~ 0.5 * eta^2 * this (Wu et al. 2017, sec. 3.1).
-        """
-        if len(direction) != 2 * len(self.layers):
-            raise ValueError(f"expected {2 * len(self.layers)} tensors, got {len(direction)}")
-        total = 0.0
-        for i, layer in enumerate(self.layers):
-            if layer.A is None or layer.S is None:
-                raise RuntimeError(f"KFAC: layer '{layer.name}' has no factors yet")
-            dW, db = direction[2 * i], direction[2 * i + 1]
-            D = torch.cat([dW, db[:, None]], dim=1).to(torch.float64)
-            total += float(torch.sum((layer.S @ D @ layer.A) * D))
-        return total
 
     # ------------------------------------------------------------------ logging, checkpoints
     def factor_eigenvalue_range(self, layer_index: int = 0) -> dict[str, float]:

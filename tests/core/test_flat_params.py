@@ -1,5 +1,6 @@
 import copy
 
+import pytest
 import torch
 from torch import nn
 
@@ -58,9 +59,11 @@ def test_parameters_stay_views_through_load_state_dict_and_keep_their_values():
     assert all((p == 0).all() for p in a.parameters())
 
 
-def test_module_zero_grad_set_to_none_would_detach_the_gradients():
+def test_module_zero_grad_set_to_none_detaches_the_gradients_and_zero_grad_refuses_to_go_on():
     a, b = two_nets()
     flat = FlatParameters([*a.parameters(), *b.parameters()])
     a.zero_grad(set_to_none=True)
     loss_of(a, b, torch.randn(4, 3)).backward()
-    assert not flat.grads_are_views()  # why the docstring says: reset with flat.zero_grad() only
+    assert not flat.grads_are_views()  # the optimiser would step on a stale flat gradient
+    with pytest.raises(RuntimeError, match="no longer a view"):
+        flat.zero_grad()

@@ -5,26 +5,16 @@ import math
 import pytest
 import torch
 
-from rlrun.algos.acktr import ACKTR
-from rlrun.algos.schemas import ACKTRConfig
-from rlrun.networks import CategoricalActor, Critic, GaussianActor
-from rlrun.rollout import Batch
+from rlrun.algos.acktr import ACKTR, ACKTRConfig
+from rlrun.core.batch import Batch
+from tests.algos.common import batch_for, networks, update
 
 
 def make(gaussian: bool, **overrides) -> tuple[ACKTR, Batch]:
-    torch.manual_seed(0)
-    obs_dim, n = 4, 256
-    actor = (GaussianActor(obs_dim, 2, [16, 16], "tanh", True, 0.0) if gaussian
-             else CategoricalActor(obs_dim, 3, [16, 16], "tanh", True))
-    critic = Critic(obs_dim, [16, 16], "tanh", True)
-    obs = torch.randn(n, obs_dim)
-    with torch.no_grad():
-        actions = actor(obs).sample()
-    advantages = 5.0 * torch.randn(n)  # large, so that eta_max = 1 would overshoot the bound
-    batch = Batch(obs=obs, actions=actions, log_probs=torch.zeros(n), values=torch.zeros(n),
-                  advantages=advantages, returns=advantages.clone())
-    cfg = ACKTRConfig(**{"learning_rate": 1.0, "max_kl": 0.01, "ent_coef": 0.0, **overrides})
-    return ACKTR(cfg, actor, critic, seed=0), batch
+    """ACKTR with eta_max 1 on large advantages: the unconstrained step would overshoot max_kl."""
+    actor, critic = networks(gaussian)
+    cfg = ACKTRConfig(**{"eta_max": 1.0, "max_kl": 0.01, "ent_coef": 0.0, **overrides})
+    return ACKTR(cfg, actor, critic, seed=0), batch_for(actor)
 
 
 @pytest.mark.parametrize("gaussian", [False, True])
@@ -32,7 +22,7 @@ def make(gaussian: bool, **overrides) -> tuple[ACKTR, Batch]:
 def test_measured_kl_never_exceeds_max_kl(gaussian, fisher):
     algo, batch = make(gaussian, trust_region_fisher=fisher)
     for _ in range(5):
-        metrics = algo.update(batch, progress=0.0)
+        metrics = update(algo, batch)
         assert metrics["policy/kl"] <= metrics["acktr/max_kl"]
         if fisher == "exact":  # the exact quadratic is close: the check only ever trims the step
             assert metrics["acktr/step_accepted"] == 1.0 and metrics["policy/kl"] > 0.0
@@ -43,18 +33,18 @@ def test_measured_kl_never_exceeds_max_kl(gaussian, fisher):
 def test_kfac_estimate_overshoots_and_the_check_shrinks_the_step():
     """K-FAC's own quadratic underestimates the curvature: the check has to backtrack."""
     algo, batch = make(gaussian=False, trust_region_fisher="kfac")
-    backtracks = [algo.update(batch, progress=0.0)["acktr/backtracks"] for _ in range(5)]
+    backtracks = [update(algo, batch)["acktr/backtracks"] for _ in range(5)]
     assert max(backtracks) >= 1
 
 
 def test_eta_max_shrinks_when_kl_is_above_twice_the_target_and_grows_below_half():
     algo, batch = make(gaussian=True, kl_target=0.002, max_kl=0.01)
-    first = algo.update(batch, progress=0.0)  # eta_max 1 reaches the bound: KL ~0.01 > 2 x 0.002
+    first = update(algo, batch)  # eta_max 1 reaches the bound: KL ~0.01 > 2 x 0.002
     assert first["policy/kl"] > 0.004 and first["acktr/eta_adapt"] == -1.0
-    assert first["acktr/eta_max"] == 1.0 and 1.0 / algo.eta_max.kl_coef == pytest.approx(1.0 / 1.5)
-    small, batch = make(gaussian=True, kl_target=0.5, max_kl=1.0, learning_rate=1e-4)
-    metrics = small.update(batch, progress=0.0)  # a tiny step: KL far below half the target
-    assert metrics["acktr/eta_adapt"] == 1.0 and 1.0 / small.eta_max.kl_coef == pytest.approx(1.5e-4)
+    assert first["acktr/eta_max"] == 1.0 and 1.0 / algo.eta_max_controller.kl_coef == pytest.approx(1.0 / 1.5)
+    small, batch = make(gaussian=True, kl_target=0.5, max_kl=1.0, eta_max=1e-4)
+    metrics = update(small, batch)  # a tiny step: KL far below half the target
+    assert metrics["acktr/eta_adapt"] == 1.0 and 1.0 / small.eta_max_controller.kl_coef == pytest.approx(1.5e-4)
 
 
 @pytest.mark.parametrize("share", [0.25, 0.5])
@@ -64,7 +54,7 @@ def test_log_std_takes_its_own_share_of_the_trust_region(share):
     rest, and the measured total stays within max_kl."""
     algo, batch = make(gaussian=True, log_std_kl_share=share, max_kl=0.01)
     log_std = algo.log_std.detach().clone()
-    metrics = algo.update(batch, progress=0.0)
+    metrics = update(algo, batch)
     change = algo.log_std.detach() - log_std
     assert metrics["policy/kl"] <= 0.01 and metrics["acktr/step_accepted"] == 1.0
     shrink = algo.cfg.backtrack_coef ** metrics["acktr/backtracks"]
@@ -76,7 +66,7 @@ def test_zero_advantages_take_no_step():
     algo, batch = make(gaussian=True)
     batch.advantages.zero_()
     before = [p.detach().clone() for p in algo.params]
-    metrics = algo.update(batch, progress=0.0)
+    metrics = update(algo, batch)
     assert metrics["acktr/step_scale"] == 0.0 and metrics["policy/kl"] == 0.0
     for p, q in zip(algo.params, before):
         assert torch.equal(p, q)
@@ -84,10 +74,10 @@ def test_zero_advantages_take_no_step():
 
 def test_momentum_and_eta_max_are_checkpointed():
     algo, batch = make(gaussian=True, momentum=0.9, kl_target=0.002, critic_epochs=3)
-    algo.update(batch, progress=0.0)
+    update(algo, batch)
     state = algo.state_dict()
     restored, _ = make(gaussian=True, momentum=0.9, kl_target=0.002, critic_epochs=3)
     restored.load_state_dict(state)
-    assert restored.eta_max.kl_coef == algo.eta_max.kl_coef
+    assert restored.eta_max_controller.kl_coef == algo.eta_max_controller.kl_coef
     assert all(torch.equal(a, b) for a, b in zip(restored.velocity, algo.velocity))
-    assert all(math.isfinite(v) for v in algo.update(batch, progress=0.0).values())
+    assert all(math.isfinite(v) for v in update(algo, batch).values())

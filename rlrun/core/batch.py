@@ -1,0 +1,22 @@
+"""The data of one iteration, as every algorithm's ``update`` receives it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor
+
+
+@dataclass
+class Batch:
+    """One iteration's data D_k, flattened over time and envs ([T * N, ...])."""
+
+    obs: Tensor
+    actions: Tensor
+    log_probs: Tensor  # log pi_old(a|s) at collection time
+    values: Tensor  # V(s) at collection time
+    advantages: Tensor
+    returns: Tensor  # G_hat = A_hat + V
+
+    def __len__(self) -> int:
+        return self.obs.shape[0]

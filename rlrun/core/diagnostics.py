@@ -1,0 +1,41 @@
+"""What every update is judged by, computed once by the trainer for whichever algorithm ran it."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.distributions import Distribution, kl_divergence
+
+from rlrun.core.batch import Batch
+from rlrun.core.losses import explained_variance
+from rlrun.errors import NumericalError
+
+
+def policy_snapshot(actor: nn.Module, batch: Batch) -> Distribution:
+    """pi_old: the policy's distributions on the batch before the update."""
+    with torch.no_grad():
+        return actor(batch.obs)
+
+
+def update_diagnostics(actor: nn.Module, pi_old: Distribution, batch: Batch) -> dict[str, float]:
+    """After an update: the exact mean KL(pi_old || pi_new) on the batch (the quantity the trust
+    regions bound), the new policy's mean entropy, and how much of the returns' variance the
+    critic explained when the batch was collected."""
+    with torch.no_grad():
+        pi_new = actor(batch.obs)
+        return {"policy/kl": kl_divergence(pi_old, pi_new).mean().item(),
+                "policy/entropy": pi_new.entropy().mean().item(),
+                "value/explained_variance": explained_variance(batch.values, batch.returns)}
+
+
+def check_finite(metrics: dict[str, float], modules: list[nn.Module], iteration: int, algo: str) -> None:
+    """Stop where a non-finite value first shows: the update's metrics, then the parameters."""
+    for key, value in metrics.items():
+        if not math.isfinite(value):
+            raise NumericalError(f"{algo}: non-finite {key}={value} at iteration {iteration}")
+    for module in modules:
+        for name, param in module.named_parameters():
+            if not torch.isfinite(param).all():
+                raise NumericalError(f"{algo}: non-finite parameter {type(module).__name__}.{name} after iteration {iteration}")

@@ -1,0 +1,83 @@
+"""A trained policy outside the trainer: ``rlrun.load(path).act(obs)``, the evaluation and ``rlrun-eval``.
+
+It holds the actor and the observation normalisation saved with it (read, never updated), and acts
+through the same path as the rollout (:mod:`rlrun.acting`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from omegaconf import OmegaConf
+
+from rlrun.acting import ActionDecoder, ObservationEncoder, obs_dim
+from rlrun.networks import make_networks
+from rlrun.normalization import ObsNormalizer
+from rlrun.runtime import resolve_device
+
+
+class Policy:
+    """``act(observation) -> action`` for one observation of the env's observation space, as the env
+    takes it (a Box action clipped to the bounds, an int for Discrete)."""
+
+    def __init__(self, actor: torch.nn.Module, observation_space: spaces.Space, action_space: spaces.Space,
+                 obs_normalizer: ObsNormalizer | None = None, config: Any = None, steps: int | None = None):
+        self.actor, self.observation_space, self.action_space = actor, observation_space, action_space
+        self.config, self.steps = config, steps  # the run's config and env steps, when loaded from a checkpoint
+        device = next(actor.parameters()).device
+        self.encode = ObservationEncoder(observation_space, obs_normalizer, device)
+        self.to_env = ActionDecoder(action_space, device)
+
+    def act(self, observation: Any, deterministic: bool = True, generator: torch.Generator | None = None) -> Any:
+        """The mode of pi(.|s) (``deterministic``, the default), or a sample drawn with ``generator``."""
+        with torch.inference_mode():
+            action = self.to_env(self.actor.act(self.encode(np.asarray(observation)[None]), deterministic, generator))[0]
+        return int(action) if isinstance(self.action_space, spaces.Discrete) else action
+
+
+def checkpoint_path(path: Path) -> tuple[Path, Path]:
+    """(checkpoint file, run directory) for a run directory or a checkpoint file."""
+    if path.is_dir():
+        return path / "checkpoints" / "last.pt", path
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    return path, run_dir
+
+
+def load(path: str | Path, device: str = "cpu") -> Policy:
+    """The policy saved in a run directory (its ``checkpoints/last.pt``) or in a checkpoint file.
+
+    Raises CheckpointError (unreadable file), EnvError (the env is not installed here) or
+    ValueError (a checkpoint that does not match its config), each with one line.
+    """
+    from rlrun.checkpoint import load_checkpoint
+    from rlrun.envs import check_env_id, make_env
+
+    file, _ = checkpoint_path(Path(path))
+    checkpoint = load_checkpoint(file)
+    cfg = OmegaConf.create(checkpoint["config"])
+    check_env_id(cfg.env.id)
+    env = make_env(cfg.env)
+    observation_space, action_space = env.observation_space, env.action_space
+    env.close()
+    return from_checkpoint(checkpoint, observation_space, action_space, resolve_device(device), file)
+
+
+def from_checkpoint(checkpoint: dict, observation_space: spaces.Space, action_space: spaces.Space,
+                    device: torch.device, file: Path) -> Policy:
+    cfg = OmegaConf.create(checkpoint["config"])
+    actor, _ = make_networks(cfg.algo, observation_space, action_space)
+    try:
+        actor.load_state_dict(checkpoint["actor"])
+    except (KeyError, RuntimeError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"checkpoint {file} does not match its config ({first_line})") from None
+    actor.to(device).eval()
+    normalizer = None
+    if checkpoint.get("obs_normalizer") is not None:
+        normalizer = ObsNormalizer((obs_dim(observation_space),), cfg.env.clip_obs)
+        normalizer.rms.load_state_dict(checkpoint["obs_normalizer"])
+    return Policy(actor, observation_space, action_space, normalizer, config=cfg, steps=checkpoint["steps"])

@@ -1,0 +1,91 @@
+"""One registration per algorithm: the table, the Hydra group built from it, the checks beside the
+fields, the tuned files that name themselves, and the switch that leaves them out."""
+
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from rlrun.algos.registry import AlgoConfig, algorithms, catalogue
+from rlrun.config import CONF_DIR, ConfigError, register_configs, tuned_values, validate
+
+register_configs()
+
+
+def compose_cfg(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+@pytest.mark.parametrize("name", list(algorithms()))
+def test_each_algorithm_registers_its_config_and_class_once(name):
+    registration = algorithms()[name]
+    assert issubclass(registration.config, AlgoConfig) and registration.config().name == name
+    for attribute in ("update", "state_dict", "load_state_dict"):
+        assert callable(getattr(registration.algorithm, attribute)), attribute
+    undocumented = [f.name for f in fields(registration.config) if not f.metadata.get("doc")]
+    assert not undocumented, f"{name}: fields without a doc: {undocumented}"
+    if registration.trust_region_key is not None:
+        assert registration.trust_region_key in {f.name for f in fields(registration.config)}
+    assert catalogue()[name][0] == registration.summary  # what --help shows, read without importing
+
+
+@pytest.mark.parametrize("name", list(algorithms()))
+def test_the_algo_group_is_the_registered_config_with_its_defaults(name):
+    cfg = compose_cfg(f"algo={name}", "env=CartPole-v1", "tuned=none")
+    assert OmegaConf.to_object(cfg.algo) == algorithms()[name].config()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("algo=acktr algo.eta_max=0", "algo.eta_max=0.0 is not allowed: must be > 0"),
+    ("algo=acktr algo.stat_decay=1.0", "algo.stat_decay=1.0 is not allowed: must be in [0, 1)"),
+    ("algo=trpo algo.backtrack_coef=1.5", "algo.backtrack_coef=1.5 is not allowed: must be in (0, 1)"),
+    ("algo=ppo_clip algo.lr_schedule=cosine", "algo.lr_schedule='cosine' is not allowed: one of constant, linear"),
+    ("algo=ppo_penalty algo.kl_tolerance=1", "algo.kl_tolerance=1.0 is not allowed: must be > 1"),
+    ("algo=trpo algo.hidden_sizes=[64,0]", "algo.hidden_sizes=[64, 0] is not allowed: every layer size must be >= 1"),
+])
+def test_the_range_check_beside_each_field_names_the_key(override, message):
+    with pytest.raises(ConfigError) as err:
+        validate(compose_cfg(*override.split()))
+    assert str(err.value).startswith(message)
+
+
+TUNED = sorted((CONF_DIR / "tuned").glob("*/*.yaml"))
+
+
+@pytest.mark.parametrize("path", TUNED, ids=[f"{p.parent.name}/{p.stem}" for p in TUNED])
+def test_each_tuned_file_names_itself_and_is_applied(path):
+    algo, env = path.parent.name, path.stem
+    assert path.parent.name in algorithms(), f"conf/tuned/{algo}/ is not a registered algorithm"
+    cfg = compose_cfg(f"algo={algo}", f"env={env}")
+    assert cfg.tuned_file == f"conf/tuned/{algo}/{env}.yaml"
+    values = tuned_values(cfg.tuned_file)
+    assert values and "tuned_file" not in values
+    for key, value in values.items():
+        assert OmegaConf.select(cfg, key) == value, key
+
+
+def test_tuned_none_leaves_the_tuned_file_out():
+    tuned = compose_cfg("algo=ppo_clip", "env=CartPole-v1")
+    plain = compose_cfg("algo=ppo_clip", "env=CartPole-v1", "tuned=none")
+    assert tuned.tuned_file and plain.tuned_file is None
+    assert tuned.algo.n_steps == 32 and plain.algo.n_steps == 2048  # conf/tuned/ppo_clip/CartPole-v1.yaml's 32
+
+
+def test_a_run_logs_the_tuned_file_and_what_it_set(run_rlrun):
+    res = run_rlrun("algo=trpo", "env=Pendulum-v1", "total_steps=256", "algo.n_steps=128", "progress=off",
+                    "hydra.run.dir=run")
+    assert res.returncode == 0, res.stderr
+    log = (run_rlrun.cwd / "run" / "rlrun.log").read_text()
+    assert "tuned values from conf/tuned/trpo/Pendulum-v1.yaml" in log and "algo.gamma=0.9" in log
+    cfg = OmegaConf.load(run_rlrun.cwd / "run" / ".hydra" / "config.yaml")
+    assert cfg.tuned_file == "conf/tuned/trpo/Pendulum-v1.yaml" and cfg.algo.n_steps == 128  # the command line wins
+    res = run_rlrun("algo=trpo", "env=Pendulum-v1", "total_steps=256", "progress=off", "tuned=none", "--cfg", "job")
+    assert res.returncode == 0 and "tuned_file: null" in res.stdout and "gamma: 0.99" in res.stdout
+
+
+def test_conf_has_no_algo_yaml_left():
+    """The algo group is built from the registrations; YAML only where it adds something."""
+    assert not (Path(CONF_DIR) / "algo").exists()
