@@ -1,0 +1,84 @@
+"""A2C (Mnih et al. 2016, synchronous; the ACKTR paper's baseline): ACKTR's actor-critic with a
+first-order optimiser in place of K-FAC, and no trust region.
+
+One gradient step per rollout on  -mean log pi(a|s) A_t + vf_coef * mean (V(s) - G_hat)^2
+- ent_coef * H,  actor and critic together, RMSprop, the global gradient norm clipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from rlrun.algos.registry import (AT_LEAST_ONE, FRACTION_CLOSED, NON_NEGATIVE, POSITIVE, AlgoConfig, Check,
+                                  Registration, knob, one_of)
+from rlrun.core.batch import Batch
+from rlrun.core.flat_params import FlatParameters
+from rlrun.core.losses import normalize, scheduled, value_loss
+
+
+@dataclass
+class A2CConfig(AlgoConfig):
+    """Defaults: OpenAI Baselines a2c / Stable-Baselines3 A2C (rl-zoo's a2c.yml starts from them):
+    5-step rollouts, n-step returns, RMSprop 7e-4. Per-env tuning: conf/tuned/a2c/<env>.yaml."""
+
+    name: str = knob("a2c", "the algorithm")
+    n_steps: int = knob(5, "rollout length T per env per iteration (Baselines / SB3: 5)", AT_LEAST_ONE)
+    gae_lambda: float = knob(1.0, "GAE lambda; 1.0: the n-step returns of Baselines / SB3", FRACTION_CLOSED)
+    normalize_advantage: bool = knob(False, "standardise the advantages (Baselines / SB3: no)")
+    learning_rate: float = knob(7e-4, "the optimiser's step size (Baselines / SB3)", POSITIVE)
+    lr_schedule: str = knob("constant", "constant, or linear to 0 at total_steps (SB3's lin_)", one_of("constant", "linear"))
+    optimizer: str = knob("rmsprop", "rmsprop (Baselines / SB3) or adam", one_of("rmsprop", "adam"))
+    rms_alpha: float = knob(0.99, "RMSprop's squared-gradient average (Baselines / SB3)",
+                            Check(lambda v: 0 <= v < 1, "must be in [0, 1)"))
+    rms_eps: float = knob(1e-5, "RMSprop's / Adam's epsilon (SB3)", POSITIVE)
+    vf_coef: float = knob(0.5, "weight of the value loss (Baselines / SB3)", NON_NEGATIVE)
+    ent_coef: float = knob(0.0, "entropy bonus (SB3: 0; Baselines: 0.01)", NON_NEGATIVE)
+    max_grad_norm: float = knob(0.5, "global gradient-norm clip (Baselines / SB3)", POSITIVE)
+
+
+class A2C:
+    """One first-order step per rollout on the actor-critic loss, actor and critic together."""
+
+    def __init__(self, cfg: A2CConfig, actor: nn.Module, critic: nn.Module, seed: int):
+        self.cfg, self.actor, self.critic = cfg, actor, critic
+        self.params = FlatParameters([*actor.parameters(), *critic.parameters()])  # one vector for the optimiser
+        if cfg.optimizer == "rmsprop":
+            self.optimizer = torch.optim.RMSprop([self.params.vector], lr=cfg.learning_rate, alpha=cfg.rms_alpha,
+                                                 eps=cfg.rms_eps)
+        else:
+            self.optimizer = torch.optim.Adam([self.params.vector], lr=cfg.learning_rate, eps=cfg.rms_eps)
+
+    def update(self, batch: Batch, progress: float) -> dict[str, float]:
+        cfg = self.cfg
+        lr = scheduled(cfg.learning_rate, cfg.lr_schedule, progress)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        advantages = normalize(batch.advantages) if cfg.normalize_advantage else batch.advantages
+
+        log_prob, entropy = self.actor.log_prob_entropy(batch.obs, batch.actions)
+        policy_loss = -(log_prob * advantages).mean()  # the policy gradient of A2C (and of ACKTR's step)
+        v_loss = value_loss(self.critic.value(batch.obs), batch.returns)
+        entropy = entropy.mean()
+        loss = policy_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
+        self.params.zero_grad()
+        loss.backward()
+        grad_norm = self.params.clip_grad_norm_(cfg.max_grad_norm)
+        self.optimizer.step()
+        return {"loss/policy": policy_loss.item(), "loss/value": v_loss.item(), "train/learning_rate": lr,
+                "a2c/grad_norm": grad_norm.item()}
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+REGISTRATION = Registration(
+    config=A2CConfig, algorithm=A2C, title="A2C",
+    summary="ACKTR's baseline: the same actor-critic step with RMSprop, no trust region",
+    charts={"KL of a step (no bound)": ["a2c/kl"], "gradient norm before clipping": ["a2c/grad_norm"]},
+)
