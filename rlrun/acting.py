@@ -1,7 +1,9 @@
 """The one path from an env's observations to the env's actions, shared by the rollout, the
-evaluation and :func:`rlrun.load`: observations flattened (Discrete one-hot) and normalised with
-the run's statistics, the actor's ``act`` (a sample, or the mode), and actions made into what the
-env takes (Box actions clipped to the bounds, ``Discrete(n, start)`` shifted by ``start``).
+evaluation and :func:`rlrun.load`: observations flattened (Discrete one-hot, a Dict's keys each
+encoded so and concatenated) and normalised with the run's statistics, the actor's ``act`` (a
+sample, or the mode), and actions made into what the env takes (Box actions clipped to the
+bounds, ``Discrete(n, start)`` and ``MultiDiscrete(nvec, start)`` shifted by ``start``,
+MultiBinary bits as int8 in the space's shape).
 """
 
 from __future__ import annotations
@@ -15,15 +17,52 @@ from rlrun.normalization import ObsNormalizer
 
 
 def obs_dim(space: spaces.Space) -> int:
-    """Length of the flat float vector the networks see (one-hot for Discrete)."""
+    """Length of the flat float vector the networks see (one-hot for Discrete, a Dict's keys summed)."""
+    if isinstance(space, spaces.Dict):
+        return sum(obs_dim(sub) for sub in space.spaces.values())
     return int(space.n) if isinstance(space, spaces.Discrete) else int(np.prod(space.shape))
 
 
-def flatten_obs(obs: np.ndarray, space: spaces.Space) -> np.ndarray:
-    """A batch of observations as float32 [N, obs_dim]: Box flattened, Discrete one-hot."""
+def flatten_obs(obs, space: spaces.Space) -> np.ndarray:
+    """A batch of observations as float32 [N, obs_dim]: Box flattened, Discrete one-hot, a Dict
+    (a dict of batches) its keys' encodings concatenated in the space's key order."""
+    if isinstance(space, spaces.Dict):
+        return np.concatenate([flatten_obs(obs[key], sub) for key, sub in space.spaces.items()], axis=-1)
     if isinstance(space, spaces.Discrete):
         return np.eye(space.n, dtype=np.float32)[np.asarray(obs, dtype=np.int64) - space.start]
     return np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)
+
+
+def batch_of_one(obs, space: spaces.Space):
+    """One observation as a batch of one (a Dict's keys each)."""
+    if isinstance(space, spaces.Dict):
+        return {key: batch_of_one(obs[key], sub) for key, sub in space.spaces.items()}
+    return np.asarray(obs)[None]
+
+
+def stack_obs(observations: list, space: spaces.Space):
+    """Single observations (a vector env's ``final_obs`` entries) as one batch."""
+    if isinstance(space, spaces.Dict):
+        return {key: stack_obs([o[key] for o in observations], sub) for key, sub in space.spaces.items()}
+    return np.stack(observations)
+
+
+def all_finite(obs) -> bool:
+    """No NaN or inf anywhere in a batch of observations (a Dict's keys each), checked in place."""
+    if isinstance(obs, dict):
+        return all(all_finite(value) for value in obs.values())
+    return bool(np.isfinite(obs).all())
+
+
+def action_buffer(space: spaces.Space) -> tuple[tuple[int, ...], torch.dtype]:
+    """(shape, dtype) of one action as the rollout stores it and the algorithms see it."""
+    if isinstance(space, spaces.Discrete):
+        return (), torch.long
+    if isinstance(space, spaces.MultiDiscrete):
+        return (int(np.prod(space.shape)),), torch.long
+    if isinstance(space, spaces.MultiBinary):
+        return (int(np.prod(space.shape)),), torch.float32  # Bernoulli log-probs take float bits
+    return tuple(space.shape), torch.float32
 
 
 class ObservationEncoder:
@@ -44,16 +83,22 @@ class ActionDecoder:
     """The actor's actions [N, ...] -> the numpy batch the (vectorised) env takes."""
 
     def __init__(self, space: spaces.Space, device: torch.device):
-        self.discrete = isinstance(space, spaces.Discrete)
-        # Discrete(n, start=k): the policy's actions 0..n-1 are sent to the env as k..k+n-1
-        self.start = int(space.start) if self.discrete else 0
+        self.space = space
+        self.box = isinstance(space, spaces.Box)
+        # Discrete(n, start=k) / MultiDiscrete(nvec, start): the policy's 0..n-1 are sent as k..k+n-1
+        start = getattr(space, "start", None)
+        self.start = None if start is None or not np.any(start) else torch.as_tensor(
+            np.asarray(start).reshape(-1), device=device)
         # Box bounds as tensors: actions are clipped on the torch side, before the one numpy conversion.
-        self.low = None if self.discrete else torch.as_tensor(space.low, device=device)
-        self.high = None if self.discrete else torch.as_tensor(space.high, device=device)
+        self.low = torch.as_tensor(space.low, device=device) if self.box else None
+        self.high = torch.as_tensor(space.high, device=device) if self.box else None
 
     def __call__(self, action: Tensor) -> np.ndarray:
-        if not self.discrete:
-            action = torch.clamp(action, self.low, self.high)
-        elif self.start:
+        if self.box:
+            return torch.clamp(action, self.low, self.high).cpu().numpy()
+        if self.start is not None:
             action = action + self.start
+        if isinstance(self.space, (spaces.MultiDiscrete, spaces.MultiBinary)):
+            dtype = np.int8 if isinstance(self.space, spaces.MultiBinary) else self.space.dtype
+            return action.cpu().numpy().astype(dtype).reshape(len(action), *self.space.shape)
         return action.cpu().numpy()

@@ -18,8 +18,8 @@ import gymnasium as gym
 from gymnasium import spaces
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 
-SUPPORTED_OBS = "Box or Discrete"
-SUPPORTED_ACTIONS = "Discrete or 1-D Box"
+SUPPORTED_OBS = "Box, Discrete, or a Dict of those"
+SUPPORTED_ACTIONS = "Discrete, MultiDiscrete, MultiBinary or 1-D Box"
 
 
 class EnvError(ValueError):
@@ -47,10 +47,13 @@ def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
 
 
 def check_spaces(observation_space: spaces.Space, action_space: spaces.Space, env_id: str) -> None:
-    if not isinstance(observation_space, (spaces.Box, spaces.Discrete)):
+    flat = (spaces.Box, spaces.Discrete)
+    supported_obs = isinstance(observation_space, flat) or (
+        isinstance(observation_space, spaces.Dict) and all(isinstance(s, flat) for s in observation_space.spaces.values()))
+    if not supported_obs:
         raise EnvError(f"env.id={env_id!r} has observation space {observation_space}; rlrun supports {SUPPORTED_OBS}")
     box_1d = isinstance(action_space, spaces.Box) and len(action_space.shape) == 1
-    if not (isinstance(action_space, spaces.Discrete) or box_1d):
+    if not (isinstance(action_space, (spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)) or box_1d):
         raise EnvError(f"env.id={env_id!r} has action space {action_space}; rlrun supports {SUPPORTED_ACTIONS}")
 
 

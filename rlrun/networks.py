@@ -1,7 +1,8 @@
 """Separate actor and critic MLPs with orthogonal initialisation, and the two policy heads.
 
-Categorical for Discrete action spaces; diagonal Gaussian with a state-independent log-std for
-Box spaces (actions are sampled unbounded; they are clipped only when sent to the env).
+Categorical for Discrete action spaces, one Categorical per dimension for MultiDiscrete, one
+Bernoulli per bit for MultiBinary; diagonal Gaussian with a state-independent log-std for Box
+spaces (actions are sampled unbounded; they are clipped only when sent to the env).
 Both heads return ``torch.distributions`` objects, whose closed-form KL the algorithms use.
 
 Two forward paths, one set of parameters. The module's ``forward`` (``actor(obs)``,
@@ -16,11 +17,12 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from gymnasium import spaces
-from torch.distributions import Categorical, Distribution, Independent, Normal
+from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal
 
 from rlrun.acting import obs_dim
 
@@ -96,6 +98,77 @@ class CategoricalActor(nn.Module):
         return torch.argmax(logits + gumbel, dim=-1)
 
 
+class MultiCategoricalActor(nn.Module):
+    """pi(a|s) = prod_d Categorical(a_d | softmax(logits_d(s))) for MultiDiscrete(nvec): one
+    categorical per dimension, independent given s, so log-prob, entropy and KL are sums over d.
+
+    The net outputs sum(nvec) logits; they are laid out on a [D, max(nvec)] grid whose unused
+    cells hold PAD, a logit so low that its probability is exactly 0 in float32 (finite, so that
+    entropies and KLs stay finite), and the distribution is Independent(Categorical(grid), 1).
+    """
+
+    PAD = -1e9
+
+    def __init__(self, obs_dim: int, nvec: Sequence[int], hidden_sizes: Sequence[int], activation: str, ortho_init: bool):
+        super().__init__()
+        self.nvec = [int(n) for n in nvec]
+        self.net = mlp(obs_dim, hidden_sizes, sum(self.nvec), activation, out_gain=0.01, ortho_init=ortho_init)
+        rows = torch.cat([torch.full((n,), d) for d, n in enumerate(self.nvec)])
+        cols = torch.cat([torch.arange(n) for n in self.nvec])
+        self.register_buffer("rows", rows, persistent=False)
+        self.register_buffer("cols", cols, persistent=False)
+
+    def _grid(self, flat: Tensor) -> Tensor:
+        grid = flat.new_full((*flat.shape[:-1], len(self.nvec), max(self.nvec)), self.PAD)
+        grid[..., self.rows, self.cols] = flat  # differentiable in flat; the padding stays constant
+        return grid
+
+    def forward(self, obs: Tensor) -> Distribution:
+        return Independent(Categorical(logits=self._grid(self.net(obs))), 1)
+
+    def log_prob_entropy(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        """Sums over the dimensions of CategoricalActor's (actions [..., D], long)."""
+        log_probs = torch.log_softmax(self._grid(self.net.fast_forward(obs)), dim=-1)
+        entropy = -(log_probs.exp() * log_probs).sum((-2, -1))
+        return log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1).sum(-1), entropy
+
+    def act(self, obs: Tensor, deterministic: bool = False, generator: torch.Generator | None = None) -> Tensor:
+        """[..., D]: the mode or a Gumbel-max sample of each dimension (see CategoricalActor.act)."""
+        logits = self._grid(self.net.fast_forward(obs))
+        if deterministic:
+            return torch.argmax(logits, dim=-1)
+        gumbel = -torch.empty_like(logits).exponential_(generator=generator).log()
+        return torch.argmax(logits + gumbel, dim=-1)
+
+
+class BernoulliActor(nn.Module):
+    """pi(a|s) = prod_i Bernoulli(a_i | sigmoid(logit_i(s))) for MultiBinary(n): independent bits,
+    actions as float 0/1 [..., n]."""
+
+    def __init__(self, obs_dim: int, n: int, hidden_sizes: Sequence[int], activation: str, ortho_init: bool):
+        super().__init__()
+        self.net = mlp(obs_dim, hidden_sizes, n, activation, out_gain=0.01, ortho_init=ortho_init)
+
+    def forward(self, obs: Tensor) -> Distribution:
+        return Independent(Bernoulli(logits=self.net(obs)), 1)
+
+    def log_prob_entropy(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        """log pi(a|s) = sum_i a_i log p_i + (1 - a_i) log(1 - p_i), with log p = logsigmoid(logit)."""
+        logits = self.net.fast_forward(obs)
+        log_p, log_not_p = F.logsigmoid(logits), F.logsigmoid(-logits)
+        log_prob = (actions * log_p + (1.0 - actions) * log_not_p).sum(-1)
+        entropy = -(log_p.exp() * log_p + log_not_p.exp() * log_not_p).sum(-1)
+        return log_prob, entropy
+
+    def act(self, obs: Tensor, deterministic: bool = False, generator: torch.Generator | None = None) -> Tensor:
+        """The mode (bit 1 where p > 1/2) or a sample."""
+        logits = self.net.fast_forward(obs)
+        if deterministic:
+            return (logits > 0).to(logits.dtype)
+        uniform = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
+        return (uniform < torch.sigmoid(logits)).to(logits.dtype)
+
+
 class GaussianActor(nn.Module):
     """pi(.|s) = N(net(s), diag(exp(log_std))^2) with a state-independent ``log_std`` parameter."""
 
@@ -148,6 +221,10 @@ def make_networks(algo_cfg, observation_space: spaces.Space, action_space: space
     a, n_obs = algo_cfg, obs_dim(observation_space)
     if isinstance(action_space, spaces.Discrete):
         actor = CategoricalActor(n_obs, int(action_space.n), a.hidden_sizes, a.activation, a.ortho_init)
+    elif isinstance(action_space, spaces.MultiDiscrete):
+        actor = MultiCategoricalActor(n_obs, action_space.nvec.reshape(-1), a.hidden_sizes, a.activation, a.ortho_init)
+    elif isinstance(action_space, spaces.MultiBinary):
+        actor = BernoulliActor(n_obs, int(np.prod(action_space.shape)), a.hidden_sizes, a.activation, a.ortho_init)
     else:
         actor = GaussianActor(n_obs, action_space.shape[0], a.hidden_sizes, a.activation, a.ortho_init, a.log_std_init)
     return actor, Critic(n_obs, a.hidden_sizes, a.activation, a.ortho_init)

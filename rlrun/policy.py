@@ -9,12 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from gymnasium import spaces
 from omegaconf import OmegaConf
 
-from rlrun.acting import ActionDecoder, ObservationEncoder, obs_dim
+from rlrun.acting import ActionDecoder, ObservationEncoder, batch_of_one, obs_dim
 from rlrun.networks import make_networks
 from rlrun.normalization import ObsNormalizer
 from rlrun.runtime import resolve_device
@@ -35,7 +34,8 @@ class Policy:
     def act(self, observation: Any, deterministic: bool = True, generator: torch.Generator | None = None) -> Any:
         """The mode of pi(.|s) (``deterministic``, the default), or a sample drawn with ``generator``."""
         with torch.inference_mode():
-            action = self.to_env(self.actor.act(self.encode(np.asarray(observation)[None]), deterministic, generator))[0]
+            obs = self.encode(batch_of_one(observation, self.observation_space))
+            action = self.to_env(self.actor.act(obs, deterministic, generator))[0]
         return int(action) if isinstance(self.action_space, spaces.Discrete) else action
 
 

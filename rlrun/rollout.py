@@ -10,7 +10,6 @@ import pickle
 
 import numpy as np
 import torch
-from gymnasium import spaces
 from gymnasium.utils import EzPickle
 from gymnasium.vector import SyncVectorEnv, VectorEnv
 from torch import nn
@@ -18,13 +17,13 @@ from torch import nn
 from rlrun.core.advantages import gae
 from rlrun.core.batch import Batch
 from rlrun.episodes import Episode
-from rlrun.acting import ActionDecoder, ObservationEncoder, obs_dim
+from rlrun.acting import ActionDecoder, ObservationEncoder, action_buffer, all_finite, obs_dim, stack_obs
 from rlrun.errors import NumericalError
 from rlrun.normalization import ObsNormalizer, RewardNormalizer
 
 
-def _check_finite_obs(raw_obs: np.ndarray, step: int, which: str = "") -> None:
-    if not np.isfinite(raw_obs).all():  # in place, every env step: no copy
+def _check_finite_obs(raw_obs, step: int, which: str = "") -> None:
+    if not all_finite(raw_obs):  # in place, every env step: no copy
         raise NumericalError(f"non-finite {which}observation from the env at step {step}")
 
 
@@ -40,10 +39,10 @@ class RolloutCollector:
         self.encode = ObservationEncoder(envs.single_observation_space, obs_normalizer, device)
         action_space = envs.single_action_space
         self.to_env = ActionDecoder(action_space, device)
-        n, t, discrete = envs.num_envs, n_steps, isinstance(action_space, spaces.Discrete)
-        action_shape = () if discrete else action_space.shape
+        n, t = envs.num_envs, n_steps
+        action_shape, action_dtype = action_buffer(action_space)
         self.buf_obs = torch.zeros((t, n, obs_dim(envs.single_observation_space)), device=device)
-        self.buf_actions = torch.zeros((t, n, *action_shape), dtype=torch.long if discrete else torch.float32, device=device)
+        self.buf_actions = torch.zeros((t, n, *action_shape), dtype=action_dtype, device=device)
         self.buf_next_values = torch.zeros((t, n), device=device)
         # Per-step env outputs stay in numpy until the rollout ends: one conversion, not T.
         self.buf_rewards = np.zeros((t, n), np.float32)
@@ -88,7 +87,7 @@ class RolloutCollector:
             self.buf_terminated[t] = terminated
             self.buf_done[t] = done
             if truncated.any():  # bootstrap from V(final observation) of truncated episodes only
-                final_raw = np.stack(info["final_obs"][truncated])
+                final_raw = stack_obs(list(info["final_obs"][truncated]), self.envs.single_observation_space)
                 _check_finite_obs(final_raw, step, "final ")
                 final_obs = self.encode(final_raw)
                 self.buf_next_values[t, torch.from_numpy(truncated).to(self.device)] = self.critic.value(final_obs)

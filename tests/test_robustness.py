@@ -199,7 +199,7 @@ BAD_INPUTS = [
     (["algo=acktr", "algo.critic_optimizer=sgd"], "algo.critic_optimizer='sgd'"),
     (["device=tpu"], "device='tpu'"),
     (["env.vectorization=threads"], "env.vectorization='threads'"),
-    (["env=Blackjack-v1"], "rlrun supports Box or Discrete"),
+    (["env=Blackjack-v1"], "rlrun supports Box, Discrete, or a Dict of those"),
     (["-m", "seed=0,1", "algo.gamma=2"], "algo.gamma=2.0"),
     (["hydra.run.dir=/proc/rlrun-cannot-write"], "cannot be written"),
     (["resume=/nonexistent/run"], "is not an rlrun run directory"),

@@ -1,4 +1,4 @@
-"""K-FAC preconditioner for the ``nn.Linear`` layers of one module (ACKTR, section 5.9).
+"""K-FAC preconditioner for the ``nn.Linear`` and ``nn.Conv2d`` layers of one module (ACKTR, section 5.9).
 
 Martens & Grosse 2015 (K-FAC) approximate the Fisher F = E_s E_{a~pi}[grad log pi grad log pi^T]
 (eqs. 5.45-5.48) by a block-diagonal matrix with one block per layer (sec. 4.2), and each block by
@@ -8,6 +8,15 @@ homogeneous coordinate, ``a = [x_in, 1]`` and ``G = [W, b]`` ([out, in+1]); with
 
     vec(g a^T) = a (x) g      so      F_layer = E[a a^T (x) g g^T] ~= A (x) S,
     A = E[a a^T],  S = E[g g^T]                                  (Martens & Grosse 2015, eq. 1)
+
+For a convolution (Grosse & Martens 2016, "KFC") ``a`` is an unfolded input patch with the bias
+coordinate, one per output position t of the T = H_out x W_out, and ``G = [W reshaped to
+[out, in x kh x kw], b]``. The weight gradient is sum_t g_t a_t^T; assuming independent
+activations and derivatives, spatial homogeneity and spatially uncorrelated derivatives (their
+IAD, SH and SUD), F_layer ~= sum_t E[a_t a_t^T] (x) E[g_t g_t^T] = A (x) S with
+
+    A = E over samples and positions of a a^T,   S = T x E over samples and positions of g g^T
+      = E over samples of sum_t g_t g_t^T        (the spatial-size correction: sums, not means, of S)
 
 Wu et al. 2017 (ACKTR) use running averages of A and S, refresh the inverses every few updates,
 and scale the step with a trust region (sec. 3.1), see
@@ -57,6 +66,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -65,7 +75,7 @@ class _LayerState:
     """Running factors of one layer and their (possibly stale) eigendecompositions."""
 
     name: str
-    module: nn.Linear
+    module: nn.Linear | nn.Conv2d
     A: Tensor | None = None  # [in+1, in+1], float64
     S: Tensor | None = None  # [out, out], float64
     eig_A: tuple[Tensor, Tensor] | None = None  # (eigenvalues d_A, eigenvectors Q_A)
@@ -73,11 +83,11 @@ class _LayerState:
 
 
 class KFAC:
-    """Kronecker-factored approximate Fisher of all ``nn.Linear`` layers of ``module``.
+    """Kronecker-factored approximate Fisher of all ``nn.Linear`` and ``nn.Conv2d`` layers of ``module``.
 
     Args:
-        module: the network whose ``nn.Linear`` submodules (in ``named_modules`` order) are
-            preconditioned; other parameters (e.g. a Gaussian log-std) are left alone.
+        module: the network whose ``nn.Linear`` and ``nn.Conv2d`` submodules (in ``named_modules``
+            order) are preconditioned; other parameters (e.g. a Gaussian log-std) are left alone.
         stat_decay: EMA decay of the factors, ``A <- decay * A + (1 - decay) * A_batch``
             (Martens & Grosse 2015, sec. 5). ``0`` keeps only the latest batch.
         damping: Tikhonov damping lambda added to the whole Kronecker block,
@@ -115,13 +125,18 @@ class KFAC:
         self.layers: list[_LayerState] = [
             _LayerState(name=name or "<root>", module=m)
             for name, m in module.named_modules()
-            if isinstance(m, nn.Linear)
+            if isinstance(m, (nn.Linear, nn.Conv2d))
         ]
         if not self.layers:
-            raise ValueError("KFAC: the module has no nn.Linear layer")
+            raise ValueError("KFAC: the module has no nn.Linear or nn.Conv2d layer")
         for layer in self.layers:
             if layer.module.bias is None:
                 raise ValueError(f"KFAC: layer '{layer.name}' has no bias (bias=True is assumed)")
+            conv = layer.module
+            if isinstance(conv, nn.Conv2d) and (conv.groups != 1 or conv.padding_mode != "zeros"
+                                                or isinstance(conv.padding, str)):
+                raise ValueError(f"KFAC: conv layer '{layer.name}' must have groups=1, zero padding and "
+                                 "numeric padding (KFC's unfolded patches)")
         self._capturing = False
         self._records: list[list[tuple[Tensor, Tensor]]] = [[] for _ in self.layers]
         self._handles = [
@@ -173,16 +188,16 @@ class KFAC:
                     "loss's backward inside capture_statistics()"
                 )
         for layer, recs in zip(self.layers, records):
-            a_rows, g_rows = [], []
+            a_rows, g_rows, samples = [], [], 0
             for x_in, grad in recs:
-                a = x_in.reshape(-1, x_in.shape[-1]).to(torch.float64)
+                a, g, n = _rows(layer.module, x_in, grad)
                 a_rows.append(torch.cat([a, a.new_ones(a.shape[0], 1)], dim=1))
-                g = grad.reshape(-1, grad.shape[-1]).to(torch.float64)
-                g_rows.append(g * g.shape[0])  # mean-loss convention: per-sample grads
+                g_rows.append(g * n)  # mean-loss convention over the n samples: per-sample grads
+                samples += n
             a = torch.cat(a_rows)
             g = torch.cat(g_rows)
-            A_batch = a.T @ a / a.shape[0]
-            S_batch = g.T @ g / g.shape[0]
+            A_batch = a.T @ a / a.shape[0]  # a mean over samples (and positions)
+            S_batch = g.T @ g / samples  # a sum over positions (conv), a mean over samples
             if layer.A is None or layer.S is None:
                 layer.A, layer.S = A_batch, S_batch
             else:
@@ -233,12 +248,12 @@ class KFAC:
         for layer in self.layers:
             weight, bias = layer.module.weight, layer.module.bias
             assert layer.eig_A is not None and layer.eig_S is not None and bias is not None
-            G = torch.cat([_grad_or_zeros(weight), _grad_or_zeros(bias)[:, None]], dim=1)
+            G = torch.cat([_grad_or_zeros(weight).reshape(weight.shape[0], -1), _grad_or_zeros(bias)[:, None]], dim=1)
             d_A, Q_A = layer.eig_A
             d_S, Q_S = layer.eig_S
             V = Q_S @ ((Q_S.T @ G.to(torch.float64) @ Q_A) / (d_S[:, None] * d_A[None, :]
                                                                + self.damping)) @ Q_A.T
-            directions += [V[:, :-1].to(weight.dtype).contiguous(),
+            directions += [V[:, :-1].to(weight.dtype).reshape(weight.shape).contiguous(),
                            V[:, -1].to(bias.dtype).contiguous()]
         return directions
 
@@ -297,6 +312,20 @@ class KFAC:
         for handle in self._handles:
             handle.remove()
         self._handles = []
+
+
+def _rows(module: nn.Module, x_in: Tensor, grad: Tensor) -> tuple[Tensor, Tensor, int]:
+    """(a, g, samples): float64 rows, one per sample (Linear; any leading dims are samples too) or
+    one per sample and output position (Conv2d: the unfolded input patch, and the output gradient
+    there), and the number of samples the loss is a mean over."""
+    if isinstance(module, nn.Conv2d):
+        patches = F.unfold(x_in, module.kernel_size, dilation=module.dilation, padding=module.padding,
+                           stride=module.stride)  # [N, in x kh x kw, T], channels-major as the weight
+        a = patches.transpose(1, 2).reshape(-1, patches.shape[1])
+        g = grad.permute(0, 2, 3, 1).reshape(-1, grad.shape[1])
+        return a.to(torch.float64), g.to(torch.float64), grad.shape[0]
+    a, g = x_in.reshape(-1, x_in.shape[-1]), grad.reshape(-1, grad.shape[-1])
+    return a.to(torch.float64), g.to(torch.float64), g.shape[0]
 
 
 def _grad_or_zeros(param: nn.Parameter) -> Tensor:

@@ -253,3 +253,90 @@ def test_state_dict_round_trip_resumes_exactly():
     rng = kfac.factor_eigenvalue_range(1)
     assert set(rng) == {"A_eig_min", "A_eig_max", "S_eig_min", "S_eig_max"}
     assert rng["A_eig_min"] <= rng["A_eig_max"] and rng["S_eig_max"] > 0
+
+
+# ---------------------------------------------------------------------------------- Conv2d (KFC)
+def conv_net(seed, padding=1, stride=1):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(2, 3, 3, padding=padding, stride=stride), nn.Flatten()).to(DT)
+
+
+def conv_capture(kfac, net, obs, seed):
+    """A Categorical over the flattened conv outputs, its Fisher loss from sampled actions."""
+    logits = net(obs)
+    dist = Categorical(logits=logits)
+    actions = _sample(dist, seed)
+    with kfac.capture_statistics():
+        dist.log_prob(actions).mean().backward()
+    net.zero_grad()
+    return logits.detach(), actions
+
+
+@pytest.mark.parametrize("padding, stride", [(1, 1), (0, 2)])
+def test_conv_factors_are_kfc_patch_and_spatially_summed_gradient_covariances(padding, stride):
+    """A = mean over samples and positions of [patch, 1][patch, 1]^T (the patches unfolded by hand,
+    loop over positions), S = mean over samples of sum over positions of g_t g_t^T, with
+    g = d log pi / d output at each position, per sample."""
+    net = conv_net(0, padding, stride)
+    conv = net[0]
+    kfac = KFAC(net, stat_decay=0.0)
+    obs = torch.randn(5, 2, 5, 5, dtype=DT)
+    logits, actions = conv_capture(kfac, net, obs, seed=1)
+    g_all = torch.nn.functional.one_hot(actions, logits.shape[-1]).to(DT) - logits.softmax(-1)  # d log pi / d logits
+    g_map = g_all.reshape(5, 3, *net[0](obs).shape[-2:])  # per sample, [out, H_out, W_out]
+    padded = torch.nn.functional.pad(obs, (padding,) * 4)
+    h_out, w_out = g_map.shape[-2:]
+    A = torch.zeros(2 * 9 + 1, 2 * 9 + 1, dtype=DT)
+    S = torch.zeros(3, 3, dtype=DT)
+    for n in range(5):
+        for i in range(h_out):
+            for j in range(w_out):
+                patch = padded[n, :, i * stride:i * stride + 3, j * stride:j * stride + 3].reshape(-1)
+                a = torch.cat([patch, torch.ones(1, dtype=DT)])
+                A += torch.outer(a, a)
+                S += torch.outer(g_map[n, :, i, j], g_map[n, :, i, j])
+    A /= 5 * h_out * w_out
+    S /= 5
+    torch.testing.assert_close(kfac.layers[0].A, A, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(kfac.layers[0].S, S, rtol=1e-10, atol=1e-12)
+    assert conv.weight.grad is None  # the capture leaves no gradient behind
+
+
+def test_conv_natural_gradient_is_the_explicit_kronecker_solve():
+    net = conv_net(2)
+    conv = net[0]
+    kfac = KFAC(net, stat_decay=0.0, damping=1e-2)
+    obs = torch.randn(6, 2, 4, 4, dtype=DT)
+    conv_capture(kfac, net, obs, seed=3)
+    c = torch.randn(6, 3 * 16, generator=torch.Generator().manual_seed(4), dtype=DT)
+    (net(obs) * c).sum().backward()
+    G = torch.cat([conv.weight.grad.reshape(3, -1), conv.bias.grad[:, None]], dim=1)
+    expected = explicit_direction(kfac.layers[0].A, kfac.layers[0].S, G, 1e-2)
+    d_weight, d_bias = kfac.natural_gradient()
+    assert d_weight.shape == conv.weight.shape
+    torch.testing.assert_close(torch.cat([d_weight.reshape(3, -1), d_bias[:, None]], dim=1), expected,
+                               rtol=1e-9, atol=1e-12)
+
+
+def test_a_conv_covering_its_whole_input_is_a_linear_layer():
+    """One output position (kernel = input size, no padding): the KFC factors are the Linear ones."""
+    torch.manual_seed(5)
+    conv = nn.Conv2d(2, 3, 3).to(DT)
+    linear = nn.Linear(18, 3).to(DT)
+    with torch.no_grad():
+        linear.weight.copy_(conv.weight.reshape(3, -1))
+        linear.bias.copy_(conv.bias)
+    conv_net_, linear_net = nn.Sequential(conv, nn.Flatten()), nn.Sequential(nn.Flatten(), linear)
+    k_conv, k_linear = KFAC(conv_net_, stat_decay=0.0), KFAC(linear_net, stat_decay=0.0)
+    obs = torch.randn(7, 2, 3, 3, dtype=DT)
+    conv_capture(k_conv, conv_net_, obs, seed=6)
+    conv_capture(k_linear, linear_net, obs, seed=6)
+    torch.testing.assert_close(k_conv.layers[0].A, k_linear.layers[0].A, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(k_conv.layers[0].S, k_linear.layers[0].S, rtol=1e-12, atol=1e-14)
+
+
+def test_grouped_or_same_padded_convs_are_refused():
+    with pytest.raises(ValueError, match="groups=1"):
+        KFAC(nn.Sequential(nn.Conv2d(2, 2, 3, groups=2)))
+    with pytest.raises(ValueError, match="numeric padding"):
+        KFAC(nn.Sequential(nn.Conv2d(2, 2, 3, padding="same")))

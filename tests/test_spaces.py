@@ -1,0 +1,30 @@
+"""Every algorithm runs through a Dict observation, MultiDiscrete actions and MultiBinary actions
+(tests/space_envs.py): two iterations each, in-process, finite metrics, actions the env accepts.
+That they learn there is measured by benchmarks/spaces.py."""
+
+import math
+
+import pytest
+
+import rlrun
+from rlrun.algos.registry import algorithms
+from tests import space_envs  # noqa: F401  (registers the envs)
+from tests.conftest import read_scalars
+
+ENVS = ("DictMatch-v0", "MultiDiscreteMatch-v0", "MultiBinaryMatch-v0")
+
+
+@pytest.mark.parametrize("env", ENVS)
+@pytest.mark.parametrize("algo", list(algorithms()))
+def test_two_iterations_on_each_space(tmp_path, monkeypatch, algo, env):
+    monkeypatch.chdir(tmp_path)
+    summary = rlrun.train([f"algo={algo}", f"env=tests.space_envs:{env}", "total_steps=256", "algo.n_steps=32",
+                           "env.num_envs=4", "progress=off", "tuned=none"])
+    assert summary["status"] == "completed" and summary["steps_done"] == 256
+    scalars = read_scalars(tmp_path / summary["run_dir"])
+    for tag in ("policy/kl", "policy/entropy", "loss/policy", "rollout/ep_return"):
+        assert tag in scalars and all(math.isfinite(v) for _, v in scalars[tag]), tag
+    policy = rlrun.load(summary["run_dir"])
+    env_instance = space_envs.__dict__[env.removesuffix("-v0")]()
+    obs, _ = env_instance.reset(seed=0)
+    assert env_instance.action_space.contains(policy.act(obs))
