@@ -1,5 +1,6 @@
 """Learning through the spaces beyond Box and Discrete: every registered algorithm on the small envs
-of tests/space_envs.py (a Dict observation, MultiDiscrete actions, MultiBinary actions).
+of tests/space_envs.py (a Dict observation, MultiDiscrete actions, MultiBinary actions, uint8
+images through the small CNN).
 
     python benchmarks/spaces.py [--steps 100000] [--seeds 0 1 2] [--out outputs/spaces]
 
@@ -20,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import rlrun  # noqa: E402
 from rlrun.algos.registry import algorithms  # noqa: E402
 
-ENVS = {"DictMatch-v0": (3.33, 10.0), "MultiDiscreteMatch-v0": (6.67, 20.0), "MultiBinaryMatch-v0": (5.0, 10.0)}
+ENVS = {"DictMatch-v0": (3.33, 10.0), "MultiDiscreteMatch-v0": (6.67, 20.0), "MultiBinaryMatch-v0": (5.0, 10.0),
+        "ImageMatch-v0": (3.33, 10.0)}
 SHORT_ROLLOUTS = {"ppo_clip", "trpo", "ppo_penalty"}
 
 
@@ -29,10 +31,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--algos", nargs="+", default=list(algorithms()), choices=list(algorithms()))
+    parser.add_argument("--envs", nargs="+", default=list(ENVS), choices=list(ENVS))
     parser.add_argument("--out", type=Path, default=Path("outputs/spaces"))
     args = parser.parse_args()
     print(f"{'env':24} {'algo':12} {'final return per seed':>28}   random   best")
-    for env, (random_return, best) in ENVS.items():
+    for env in args.envs:
+        random_return, best = ENVS[env]
         for algo in args.algos:
             finals = []
             for seed in args.seeds:

@@ -16,6 +16,28 @@ from torch import Tensor
 from rlrun.normalization import ObsNormalizer
 
 
+def is_image(space: spaces.Space) -> bool:
+    """A rank-3 Box (HxWxC or CxHxW) of at least 3x3 pixels: the networks see it through a CNN."""
+    return isinstance(space, spaces.Box) and len(space.shape) == 3 and sorted(space.shape)[1] >= 3
+
+
+def channels_first(space: spaces.Box) -> bool:
+    """CxHxW when the first axis is the smallest (SB3's rule: 4x84x84 frame stacks), else HxWxC (MinAtar's 10x10xC)."""
+    return int(np.argmin(space.shape)) == 0 and space.shape[0] < space.shape[-1]
+
+
+def obs_shape(space: spaces.Space) -> tuple[int, ...]:
+    """What the networks see of one observation: (C, H, W) for an image, else (obs_dim,)."""
+    if is_image(space):
+        return tuple(space.shape) if channels_first(space) else (space.shape[2], space.shape[0], space.shape[1])
+    return (obs_dim(space),)
+
+
+def obs_dtype(space: spaces.Space) -> torch.dtype:
+    """Images stay uint8 (or bool as uint8) until the network scales them; the rest is float32."""
+    return torch.uint8 if is_image(space) and space.dtype in (np.uint8, np.bool_) else torch.float32
+
+
 def obs_dim(space: spaces.Space) -> int:
     """Length of the flat float vector the networks see (one-hot for Discrete, a Dict's keys summed)."""
     if isinstance(space, spaces.Dict):
@@ -66,13 +88,18 @@ def action_buffer(space: spaces.Space) -> tuple[tuple[int, ...], torch.dtype]:
 
 
 class ObservationEncoder:
-    """Raw env observations -> the float tensor [N, obs_dim] the networks see."""
+    """Raw env observations -> the tensor [N, *obs_shape] the networks see: float32 vectors, or
+    images as CxHxW in their own dtype (uint8 frames stay uint8: one byte a pixel in the buffer)."""
 
     def __init__(self, space: spaces.Space, normalizer: ObsNormalizer | None, device: torch.device):
         self.space, self.normalizer, self.device = space, normalizer, device
+        self.image, self.transpose = is_image(space), is_image(space) and not channels_first(space)
 
     def __call__(self, raw_obs: np.ndarray, update: bool = False) -> Tensor:
         """``update``: the normaliser's running statistics take these observations in (training only)."""
+        if self.image:
+            frames = torch.from_numpy(np.asarray(raw_obs).view(np.uint8) if raw_obs.dtype == np.bool_ else raw_obs)
+            return (frames.permute(0, 3, 1, 2) if self.transpose else frames).to(self.device)
         obs = flatten_obs(raw_obs, self.space)
         if self.normalizer is not None:
             obs = self.normalizer(obs, update=update)

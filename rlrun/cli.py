@@ -51,7 +51,8 @@ def register_env_ids(argv: list[str]) -> None:
         for env_id in match.group(1).split(","):
             env_id = env_id.strip()
             if env_id and not (CONF_DIR / "env" / f"{env_id}.yaml").exists():
-                cs.store(group="env", name=env_id, node=EnvConfig(id=env_id))
+                namespace, _, name = env_id.rpartition("/")  # MinAtar/Asterix-v1: option Asterix-v1 of env/MinAtar
+                cs.store(group="/".join(["env", *([namespace] if namespace else [])]), name=name, node=EnvConfig(id=env_id))
 
 
 def hydra_quote(text: str) -> str:
@@ -305,7 +306,7 @@ def preflight(argv: list[str]) -> str | None:
             if cfg.env.id not in checked_envs:
                 checked_envs.add(cfg.env.id)
                 try:
-                    check_env_id(cfg.env.id)
+                    check_env_id(cfg.env.id, cfg.env.register)
                     check_spaces_of(cfg.env)
                 except EnvError as err:
                     raise ConfigError(str(err)) from None

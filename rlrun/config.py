@@ -101,6 +101,7 @@ class EnvConfig:
     reward_threshold: Optional[float] = None  # None: the env spec's reward_threshold
     max_episode_steps: Optional[int] = None  # None: the env spec's TimeLimit
     kwargs: dict[str, Any] = field(default_factory=dict)  # passed to gymnasium.make
+    register: Optional[str] = None  # module:function that registers the id (MinAtar: minatar.gym:register_envs)
 
 
 @dataclass

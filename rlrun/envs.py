@@ -26,12 +26,31 @@ class EnvError(ValueError):
     """An environment rlrun cannot run; the message is one line."""
 
 
-def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
+_REGISTERED: set[str] = set()
+
+
+def register_envs(register: str | None) -> None:
+    """Call ``env.register`` (``module:function``, e.g. ``minatar.gym:register_envs``) once per
+    process: for packages that register their ids when a function is called, not on import."""
+    if not register or register in _REGISTERED:
+        return
+    module, _, function = register.partition(":")
+    try:
+        register_function = getattr(importlib.import_module(module), function)
+    except (ImportError, AttributeError) as err:
+        raise EnvError(f"env.register={register!r} cannot be called ({type(err).__name__}: {err}); "
+                       "it names module:function, e.g. minatar.gym:register_envs (pip install 'rlrun[minatar]')") from None
+    register_function()
+    _REGISTERED.add(register)
+
+
+def check_env_id(env_id: str, register: str | None = None) -> gym.envs.registration.EnvSpec:
     """The spec of a registered id, or an EnvError suggesting close registered names.
 
     ``module:EnvName-v0`` imports ``module`` first (as ``gymnasium.make`` does), so envs that
-    a package registers on import work too.
+    a package registers on import work too; ``register`` (``env.register``) is called first.
     """
+    register_envs(register)
     module, _, name = env_id.rpartition(":")
     if module:
         try:
@@ -43,6 +62,8 @@ def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
     except gym.error.Error as err:
         close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(close)}?" if close else "; see gymnasium.pprint_registry()"
+        if not register and not close:
+            hint += " (a package that registers its ids by a call is named in env.register=module:function)"
         raise EnvError(f"env.id={env_id!r} is not a registered gymnasium environment ({err}){hint}") from None
 
 
@@ -59,6 +80,7 @@ def check_spaces(observation_space: spaces.Space, action_space: spaces.Space, en
 
 def make_env(env_cfg: Any, render_mode: str | None = None) -> gym.Env:
     """One env of ``env_cfg`` (its kwargs and time limit), as training, preflight and evaluation use it."""
+    register_envs(env_cfg.get("register"))  # also in an async worker process
     kwargs = dict(env_cfg.kwargs)
     if env_cfg.max_episode_steps is not None:
         kwargs["max_episode_steps"] = env_cfg.max_episode_steps
@@ -112,7 +134,7 @@ def stop_signals_blocked() -> Iterator[None]:
 
 def make_vec_env(env_cfg: Any, render_mode: str | None = None) -> VectorEnv:
     """``env_cfg.num_envs`` copies of ``env_cfg.id``, sync or async (not yet reset)."""
-    check_env_id(env_cfg.id)
+    check_env_id(env_cfg.id, env_cfg.get("register"))
     if env_cfg.vectorization == "sync":
         envs = SyncVectorEnv([functools.partial(make_env, env_cfg, render_mode)] * env_cfg.num_envs,
                              autoreset_mode=AutoresetMode.SAME_STEP)
@@ -128,4 +150,4 @@ def reward_threshold(env_cfg: Any) -> float | None:
     """The configured threshold, else the gymnasium spec's ``reward_threshold``, else None."""
     if env_cfg.reward_threshold is not None:
         return float(env_cfg.reward_threshold)
-    return check_env_id(env_cfg.id).reward_threshold
+    return check_env_id(env_cfg.id, env_cfg.get("register")).reward_threshold

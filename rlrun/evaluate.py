@@ -41,7 +41,7 @@ DEFAULT_MAX_STEPS = 10_000  # per episode, for envs without a time limit
 
 def make_eval_env(env_cfg: Any, video_dir: Path | None = None, name_prefix: str = "eval") -> gym.Env:
     """One env of the run's ``env`` config, as in training; every episode recorded with ``video_dir``."""
-    check_env_id(env_cfg.id)
+    check_env_id(env_cfg.id, env_cfg.get("register"))
     if video_dir is not None:
         # rgb_array frames need no display; without this, pygame's SDL prints an XDG_RUNTIME_DIR error.
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")

@@ -24,32 +24,41 @@ from torch import Tensor, nn
 from gymnasium import spaces
 from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal
 
-from rlrun.acting import obs_dim
+from rlrun.acting import is_image, obs_dim, obs_shape
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
 ACTIVATION_FNS = {"tanh": torch.tanh, "relu": torch.relu}
 
 
 class MLP(nn.Sequential):
-    """Linear/activation layers. ``fast_forward`` gives the same output without nn.Module calls."""
+    """Linear/activation layers, after an optional encoder (a CNN for images). ``fast_forward``
+    gives the same output without nn.Module calls in the MLP part."""
 
-    def __init__(self, layers: list[nn.Module], activation: str):
-        super().__init__(*layers)
-        self.activation = activation
+    def __init__(self, layers: list[nn.Module], activation: str, encoder: nn.Module | None = None):
+        super().__init__(*([encoder] if encoder is not None else []), *layers)  # the encoder is module 0
+        self.activation, self.has_encoder = activation, encoder is not None
         self.linears = tuple(m for m in layers if isinstance(m, nn.Linear))  # for fast_forward
+
+    @property
+    def encoder(self) -> nn.Module | None:
+        return self[0] if self.has_encoder else None
 
     def fast_forward(self, x: Tensor) -> Tensor:
         """forward() via F.linear on the same parameters: no per-layer module dispatch and no
         hooks, so K-FAC never sees it. Differentiable (first and higher order); half the cost of
         forward() at rollout batch sizes. Used by the rollout and by the PPO-Clip and critic losses."""
         act = ACTIVATION_FNS[self.activation]
+        if self.has_encoder:
+            x = self[0](x)
         for linear in self.linears[:-1]:
             x = act(F.linear(x, linear.weight, linear.bias))
         return F.linear(x, self.linears[-1].weight, self.linears[-1].bias)
 
 
-def mlp(in_dim: int, hidden_sizes: Sequence[int], out_dim: int, activation: str, out_gain: float, ortho_init: bool) -> MLP:
-    """Linear/activation stack; orthogonal init with gain sqrt(2) inside and ``out_gain`` at the output."""
+def mlp(in_dim: int, hidden_sizes: Sequence[int], out_dim: int, activation: str, out_gain: float, ortho_init: bool,
+        encoder: nn.Module | None = None) -> MLP:
+    """Linear/activation stack; orthogonal init with gain sqrt(2) inside and ``out_gain`` at the
+    output; after ``encoder`` when given (``in_dim`` is then its output size)."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation={activation!r} is not one of {', '.join(ACTIVATIONS)}")
     sizes = [in_dim, *hidden_sizes, out_dim]
@@ -63,15 +72,16 @@ def mlp(in_dim: int, hidden_sizes: Sequence[int], out_dim: int, activation: str,
         layers.append(linear)
         if i < len(sizes) - 2:
             layers.append(ACTIVATIONS[activation]())
-    return MLP(layers, activation)
+    return MLP(layers, activation, encoder)
 
 
 class CategoricalActor(nn.Module):
     """pi(.|s) = Categorical(softmax(net(s))) for a Discrete action space."""
 
-    def __init__(self, obs_dim: int, n_actions: int, hidden_sizes: Sequence[int], activation: str, ortho_init: bool):
+    def __init__(self, obs_dim: int, n_actions: int, hidden_sizes: Sequence[int], activation: str, ortho_init: bool,
+                 encoder: nn.Module | None = None):
         super().__init__()
-        self.net = mlp(obs_dim, hidden_sizes, n_actions, activation, out_gain=0.01, ortho_init=ortho_init)
+        self.net = mlp(obs_dim, hidden_sizes, n_actions, activation, out_gain=0.01, ortho_init=ortho_init, encoder=encoder)
 
     def forward(self, obs: Tensor) -> Distribution:
         return Categorical(logits=self.net(obs))
@@ -109,10 +119,12 @@ class MultiCategoricalActor(nn.Module):
 
     PAD = -1e9
 
-    def __init__(self, obs_dim: int, nvec: Sequence[int], hidden_sizes: Sequence[int], activation: str, ortho_init: bool):
+    def __init__(self, obs_dim: int, nvec: Sequence[int], hidden_sizes: Sequence[int], activation: str, ortho_init: bool,
+                 encoder: nn.Module | None = None):
         super().__init__()
         self.nvec = [int(n) for n in nvec]
-        self.net = mlp(obs_dim, hidden_sizes, sum(self.nvec), activation, out_gain=0.01, ortho_init=ortho_init)
+        self.net = mlp(obs_dim, hidden_sizes, sum(self.nvec), activation, out_gain=0.01, ortho_init=ortho_init,
+                       encoder=encoder)
         rows = torch.cat([torch.full((n,), d) for d, n in enumerate(self.nvec)])
         cols = torch.cat([torch.arange(n) for n in self.nvec])
         self.register_buffer("rows", rows, persistent=False)
@@ -145,9 +157,10 @@ class BernoulliActor(nn.Module):
     """pi(a|s) = prod_i Bernoulli(a_i | sigmoid(logit_i(s))) for MultiBinary(n): independent bits,
     actions as float 0/1 [..., n]."""
 
-    def __init__(self, obs_dim: int, n: int, hidden_sizes: Sequence[int], activation: str, ortho_init: bool):
+    def __init__(self, obs_dim: int, n: int, hidden_sizes: Sequence[int], activation: str, ortho_init: bool,
+                 encoder: nn.Module | None = None):
         super().__init__()
-        self.net = mlp(obs_dim, hidden_sizes, n, activation, out_gain=0.01, ortho_init=ortho_init)
+        self.net = mlp(obs_dim, hidden_sizes, n, activation, out_gain=0.01, ortho_init=ortho_init, encoder=encoder)
 
     def forward(self, obs: Tensor) -> Distribution:
         return Independent(Bernoulli(logits=self.net(obs)), 1)
@@ -172,9 +185,10 @@ class BernoulliActor(nn.Module):
 class GaussianActor(nn.Module):
     """pi(.|s) = N(net(s), diag(exp(log_std))^2) with a state-independent ``log_std`` parameter."""
 
-    def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: Sequence[int], activation: str, ortho_init: bool, log_std_init: float):
+    def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: Sequence[int], activation: str, ortho_init: bool,
+                 log_std_init: float, encoder: nn.Module | None = None):
         super().__init__()
-        self.net = mlp(obs_dim, hidden_sizes, action_dim, activation, out_gain=0.01, ortho_init=ortho_init)
+        self.net = mlp(obs_dim, hidden_sizes, action_dim, activation, out_gain=0.01, ortho_init=ortho_init, encoder=encoder)
         self.log_std = nn.Parameter(torch.full((action_dim,), float(log_std_init)))
 
     def forward(self, obs: Tensor) -> Distribution:
@@ -203,9 +217,10 @@ class GaussianActor(nn.Module):
 class Critic(nn.Module):
     """V_phi(s), a separate MLP with a scalar output."""
 
-    def __init__(self, obs_dim: int, hidden_sizes: Sequence[int], activation: str, ortho_init: bool):
+    def __init__(self, obs_dim: int, hidden_sizes: Sequence[int], activation: str, ortho_init: bool,
+                 encoder: nn.Module | None = None):
         super().__init__()
-        self.net = mlp(obs_dim, hidden_sizes, 1, activation, out_gain=1.0, ortho_init=ortho_init)
+        self.net = mlp(obs_dim, hidden_sizes, 1, activation, out_gain=1.0, ortho_init=ortho_init, encoder=encoder)
 
     def forward(self, obs: Tensor) -> Tensor:
         return self.net(obs).squeeze(-1)
@@ -216,15 +231,69 @@ class Critic(nn.Module):
         return self.net.fast_forward(obs).squeeze(-1)
 
 
+class CNN(nn.Module):
+    """Images [N, C, H, W] -> features [N, features], ReLU throughout, orthogonal init (gain sqrt 2).
+
+    ``nature``: the Nature-DQN encoder (Mnih et al. 2015) for 84x84 Atari frames: 32 8x8 stride 4,
+    64 4x4 stride 2, 64 3x3 stride 1, then ``features`` (512). ``small``: the MinAtar baselines'
+    one 16-channel 3x3 convolution, then ``features`` (128), for small grids such as 10x10xC.
+    uint8 frames are scaled by 1/255 here, once, on the network's side (the buffer keeps bytes).
+    """
+
+    LAYERS = {"nature": ((32, 8, 4), (64, 4, 2), (64, 3, 1)), "small": ((16, 3, 1),)}
+
+    def __init__(self, shape: Sequence[int], kind: str, features: int, scale: float):
+        super().__init__()
+        channels, layers = shape[0], []
+        for out, kernel, stride in self.LAYERS[kind]:
+            layers += [nn.Conv2d(channels, out, kernel, stride), nn.ReLU()]
+            channels = out
+        self.convs = nn.Sequential(*layers, nn.Flatten())
+        with torch.no_grad():
+            n_flat = self.convs(torch.zeros(1, *shape)).shape[1]
+        self.linear = nn.Linear(n_flat, features)
+        for module in [*self.convs, self.linear]:
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.orthogonal_(module.weight, gain=math.sqrt(2))
+                nn.init.zeros_(module.bias)
+        self.scale, self.features = scale, features
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return torch.relu(self.linear(self.convs(obs.to(self.linear.weight.dtype) * self.scale)))
+
+
+ENCODERS = ("auto", "mlp", "nature_cnn", "small_cnn")
+CNN_FEATURES = {"nature": 512, "small": 128}
+
+
+def make_encoder(algo_cfg, observation_space: spaces.Space) -> nn.Module | None:
+    """The CNN ``algo.encoder`` names for an image space (auto: Nature-DQN from 36 pixels a side,
+    the small one below), or None for an MLP on the flat observation."""
+    kind = algo_cfg.encoder
+    if kind == "auto":
+        kind = ("nature_cnn" if min(obs_shape(observation_space)[1:]) >= 36 else "small_cnn") if is_image(observation_space) else "mlp"
+    if kind == "mlp":
+        return None
+    if not is_image(observation_space):
+        raise ValueError(f"algo.encoder={kind} needs image observations (a rank-3 Box), not {observation_space}")
+    kind = kind.removesuffix("_cnn")
+    scale = 1.0 / 255.0 if observation_space.dtype == np.uint8 else 1.0
+    return CNN(obs_shape(observation_space), kind, algo_cfg.cnn_features or CNN_FEATURES[kind], scale)
+
+
 def make_networks(algo_cfg, observation_space: spaces.Space, action_space: spaces.Space) -> tuple[nn.Module, Critic]:
-    """The actor (its head chosen by the action space) and the critic for an algorithm's config."""
-    a, n_obs = algo_cfg, obs_dim(observation_space)
+    """The actor (its head chosen by the action space) and the critic for an algorithm's config,
+    each with its own encoder (a CNN for images): actor and critic stay separate networks."""
+    a = algo_cfg
+    actor_encoder, critic_encoder = make_encoder(a, observation_space), make_encoder(a, observation_space)
+    n_obs = obs_dim(observation_space) if actor_encoder is None else actor_encoder.features
+    common = dict(hidden_sizes=a.hidden_sizes, activation=a.activation, ortho_init=a.ortho_init, encoder=actor_encoder)
     if isinstance(action_space, spaces.Discrete):
-        actor = CategoricalActor(n_obs, int(action_space.n), a.hidden_sizes, a.activation, a.ortho_init)
+        actor = CategoricalActor(n_obs, int(action_space.n), **common)
     elif isinstance(action_space, spaces.MultiDiscrete):
-        actor = MultiCategoricalActor(n_obs, action_space.nvec.reshape(-1), a.hidden_sizes, a.activation, a.ortho_init)
+        actor = MultiCategoricalActor(n_obs, action_space.nvec.reshape(-1), **common)
     elif isinstance(action_space, spaces.MultiBinary):
-        actor = BernoulliActor(n_obs, int(np.prod(action_space.shape)), a.hidden_sizes, a.activation, a.ortho_init)
+        actor = BernoulliActor(n_obs, int(np.prod(action_space.shape)), **common)
     else:
-        actor = GaussianActor(n_obs, action_space.shape[0], a.hidden_sizes, a.activation, a.ortho_init, a.log_std_init)
-    return actor, Critic(n_obs, a.hidden_sizes, a.activation, a.ortho_init)
+        actor = GaussianActor(n_obs, action_space.shape[0], log_std_init=a.log_std_init, **common)
+    return actor, Critic(n_obs, a.hidden_sizes, a.activation, a.ortho_init, encoder=critic_encoder)

@@ -59,7 +59,7 @@ def load(path: str | Path, device: str = "cpu") -> Policy:
     file, _ = checkpoint_path(Path(path))
     checkpoint = load_checkpoint(file)
     cfg = OmegaConf.create(checkpoint["config"])
-    check_env_id(cfg.env.id)
+    check_env_id(cfg.env.id, cfg.env.get("register"))
     env = make_env(cfg.env)
     observation_space, action_space = env.observation_space, env.action_space
     env.close()

@@ -17,7 +17,7 @@ from torch import nn
 from rlrun.core.advantages import gae
 from rlrun.core.batch import Batch
 from rlrun.episodes import Episode
-from rlrun.acting import ActionDecoder, ObservationEncoder, action_buffer, all_finite, obs_dim, stack_obs
+from rlrun.acting import ActionDecoder, ObservationEncoder, action_buffer, all_finite, obs_dtype, obs_shape, stack_obs
 from rlrun.errors import NumericalError
 from rlrun.normalization import ObsNormalizer, RewardNormalizer
 
@@ -41,7 +41,8 @@ class RolloutCollector:
         self.to_env = ActionDecoder(action_space, device)
         n, t = envs.num_envs, n_steps
         action_shape, action_dtype = action_buffer(action_space)
-        self.buf_obs = torch.zeros((t, n, obs_dim(envs.single_observation_space)), device=device)
+        obs_space = envs.single_observation_space
+        self.buf_obs = torch.zeros((t, n, *obs_shape(obs_space)), dtype=obs_dtype(obs_space), device=device)
         self.buf_actions = torch.zeros((t, n, *action_shape), dtype=action_dtype, device=device)
         self.buf_next_values = torch.zeros((t, n), device=device)
         # Per-step env outputs stay in numpy until the rollout ends: one conversion, not T.
@@ -100,8 +101,13 @@ class RolloutCollector:
         flattened to [T * N] (normal tensors, usable by autograd)."""
         to_tensor = lambda x: torch.from_numpy(x).to(self.device)  # noqa: E731
         rewards, terminated, done = to_tensor(self.buf_rewards), to_tensor(self.buf_terminated), to_tensor(self.buf_done)
-        log_probs, _ = self.actor.log_prob_entropy(self.buf_obs, self.buf_actions)
-        values = self.critic.value(self.buf_obs)
+        if self.buf_obs.dim() > 3:  # images: the CNN takes [T * N, C, H, W]
+            t, n = self.buf_obs.shape[:2]
+            log_probs = self.actor.log_prob_entropy(self.buf_obs.flatten(0, 1), self.buf_actions.flatten(0, 1))[0].view(t, n)
+            values = self.critic.value(self.buf_obs.flatten(0, 1)).view(t, n)
+        else:
+            log_probs, _ = self.actor.log_prob_entropy(self.buf_obs, self.buf_actions)
+            values = self.critic.value(self.buf_obs)
         # next_values[t] = V(s_{t+1}) where the episode continued; V(final obs) of truncations was stored.
         following = torch.cat([values[1:], self.critic(self.obs)[None]])
         next_values = torch.where(done, self.buf_next_values, following)

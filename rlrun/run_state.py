@@ -16,7 +16,7 @@ from gymnasium import spaces
 from gymnasium.vector import VectorEnv
 from omegaconf import DictConfig, OmegaConf
 
-from rlrun.acting import obs_dim
+from rlrun.acting import is_image, obs_dim
 from rlrun.algos.registry import algorithms
 from rlrun.envs import make_env, make_vec_env, reward_threshold
 from rlrun.episodes import EpisodeTracker
@@ -48,7 +48,8 @@ class RunState:
         envs = make_vec_env(cfg.env)
         obs_space, action_space = envs.single_observation_space, envs.single_action_space
         obs_normalizer = (ObsNormalizer((obs_dim(obs_space),), cfg.env.clip_obs)
-                          if cfg.env.normalize_obs and isinstance(obs_space, spaces.Box) else None)
+                          if cfg.env.normalize_obs and isinstance(obs_space, spaces.Box) and not is_image(obs_space)
+                          else None)  # images are scaled by the CNN instead
         reward_normalizer = (RewardNormalizer(cfg.env.num_envs, cfg.algo.gamma, cfg.env.clip_reward)
                              if cfg.env.normalize_reward else None)
         actor, critic = make_networks(cfg.algo, obs_space, action_space)

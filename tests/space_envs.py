@@ -8,6 +8,8 @@ matching them; an episode is 10 steps; the targets are drawn anew each step.
   actions, reward 1 per matched target: random 6.67, best 20.
 - ``MultiBinaryMatch-v0``: Box(4) observation (4 target bits), MultiBinary(4) actions, reward
   0.25 per matched bit: random 5, best 10.
+- ``ImageMatch-v0``: a 12x12x3 uint8 image (HxWxC) whose lit channel is the target, Discrete(3)
+  actions, reward 1 when the action is the target: random 3.33, best 10.
 """
 
 import gymnasium as gym
@@ -75,6 +77,22 @@ class MultiBinaryMatch(MatchEnv):
         return 0.25 * float((np.asarray(action) == self.bits).sum())
 
 
-for _name in ("DictMatch", "MultiDiscreteMatch", "MultiBinaryMatch"):
+class ImageMatch(MatchEnv):
+    observation_space = spaces.Box(0, 255, (12, 12, 3), np.uint8)
+    action_space = spaces.Discrete(3)
+
+    def draw(self):
+        self.target = int(self.np_random.integers(3))
+
+    def observation(self):
+        frame = self.np_random.integers(0, 40, (12, 12, 3), dtype=np.uint8)  # dim noise
+        frame[3:9, 3:9, self.target] = 255
+        return frame
+
+    def reward(self, action):
+        return float(int(action) == self.target)
+
+
+for _name in ("DictMatch", "MultiDiscreteMatch", "MultiBinaryMatch", "ImageMatch"):
     if f"{_name}-v0" not in gym.registry:
         gym.register(f"{_name}-v0", entry_point=globals()[_name])

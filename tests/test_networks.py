@@ -90,3 +90,20 @@ def test_index_distribution_selects_rows_of_both_heads():
     for actor in (CategoricalActor(3, 4, [8], "tanh", True), GaussianActor(3, 2, [8], "tanh", True, 0.0)):
         a = actor(obs[idx]).sample()
         torch.testing.assert_close(index_distribution(actor(obs), idx).log_prob(a), actor(obs[idx]).log_prob(a))
+
+
+def test_explained_variance_of_equal_returns_is_left_out_not_a_failure():
+    """A batch whose returns are all equal (a solved deterministic task) has no explained variance:
+    the diagnostics leave it out instead of logging NaN, which the trainer would stop the run for."""
+    from rlrun.core.batch import Batch
+    from rlrun.core.diagnostics import policy_snapshot, update_diagnostics
+    from rlrun.networks import CategoricalActor
+
+    actor = CategoricalActor(2, 3, [4], "tanh", True)
+    obs = torch.randn(8, 2)
+    constant = Batch(obs=obs, actions=torch.zeros(8, dtype=torch.long), log_probs=torch.zeros(8),
+                     values=torch.zeros(8), advantages=torch.ones(8), returns=torch.ones(8))
+    metrics = update_diagnostics(actor, policy_snapshot(actor, constant), constant)
+    assert "value/explained_variance" not in metrics and metrics["policy/kl"] == 0.0
+    varied = Batch(**{**constant.__dict__, "returns": torch.arange(8.0)})
+    assert "value/explained_variance" in update_diagnostics(actor, policy_snapshot(actor, varied), varied)

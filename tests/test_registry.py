@@ -52,13 +52,13 @@ def test_the_range_check_beside_each_field_names_the_key(override, message):
     assert str(err.value).startswith(message)
 
 
-TUNED = sorted((CONF_DIR / "tuned").glob("*/*.yaml"))
+TUNED = sorted(p.relative_to(CONF_DIR / "tuned") for p in (CONF_DIR / "tuned").glob("*/**/*.yaml"))
 
 
-@pytest.mark.parametrize("path", TUNED, ids=[f"{p.parent.name}/{p.stem}" for p in TUNED])
+@pytest.mark.parametrize("path", TUNED, ids=[p.with_suffix("").as_posix() for p in TUNED])
 def test_each_tuned_file_names_itself_and_is_applied(path):
-    algo, env = path.parent.name, path.stem
-    assert path.parent.name in algorithms(), f"conf/tuned/{algo}/ is not a registered algorithm"
+    algo, env = path.parts[0], path.with_suffix("").relative_to(path.parts[0]).as_posix()  # env: MinAtar/Breakout-v1 too
+    assert algo in algorithms(), f"conf/tuned/{algo}/ is not a registered algorithm"
     cfg = compose_cfg(f"algo={algo}", f"env={env}")
     assert cfg.tuned_file == f"conf/tuned/{algo}/{env}.yaml"
     values = tuned_values(cfg.tuned_file)

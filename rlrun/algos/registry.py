@@ -68,6 +68,11 @@ class AlgoConfig:
     activation: str = knob("tanh", "hidden activation (PPO/TRPO papers: tanh)", one_of("tanh", "relu"))
     log_std_init: float = knob(0.0, "Box actions: initial state-independent log std (SB3: 0)", FINITE)
     ortho_init: bool = knob(True, "orthogonal initialisation, gain sqrt(2) inside, 0.01 policy / 1 value output (Baselines)")
+    encoder: str = knob("auto", "observations: auto (an MLP on flat ones; images: nature_cnn from 36 pixels a side, "
+                        "small_cnn below), mlp, nature_cnn (Mnih et al. 2015), small_cnn (MinAtar's)",
+                        one_of("auto", "mlp", "nature_cnn", "small_cnn"))
+    cnn_features: Optional[int] = knob(None, "the CNN's fully connected width; None: nature_cnn 512, small_cnn 128",
+                                       AT_LEAST_ONE)
 
 
 def check_fields(cfg: Any, schema: type, prefix: str) -> None:

@@ -22,12 +22,16 @@ def policy_snapshot(actor: nn.Module, batch: Batch) -> Distribution:
 def update_diagnostics(actor: nn.Module, pi_old: Distribution, batch: Batch) -> dict[str, float]:
     """After an update: the exact mean KL(pi_old || pi_new) on the batch (the quantity the trust
     regions bound), the new policy's mean entropy, and how much of the returns' variance the
-    critic explained when the batch was collected."""
+    critic explained when the batch was collected (left out for a batch whose returns are all
+    equal, where it is undefined: a solved deterministic task, not a numerical failure)."""
     with torch.no_grad():
         pi_new = actor(batch.obs)
-        return {"policy/kl": kl_divergence(pi_old, pi_new).mean().item(),
-                "policy/entropy": pi_new.entropy().mean().item(),
-                "value/explained_variance": explained_variance(batch.values, batch.returns)}
+        metrics = {"policy/kl": kl_divergence(pi_old, pi_new).mean().item(),
+                   "policy/entropy": pi_new.entropy().mean().item()}
+    explained = explained_variance(batch.values, batch.returns)
+    if math.isfinite(explained):
+        metrics["value/explained_variance"] = explained
+    return metrics
 
 
 def check_finite(metrics: dict[str, float], modules: list[nn.Module], iteration: int, algo: str) -> None:

@@ -1,0 +1,80 @@
+"""Image observations: kept as uint8 CxHxW in the rollout, scaled once by the CNN, through every
+algorithm (ACKTR's K-FAC on the convolution included); MinAtar through env.register."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+import rlrun
+from rlrun.acting import ObservationEncoder, channels_first, is_image, obs_shape
+from rlrun.algos.acktr import ACKTR, ACKTRConfig
+from rlrun.algos.registry import algorithms
+from rlrun.core.batch import Batch
+from rlrun.networks import CNN, make_networks
+from tests import space_envs
+from tests.algos.common import update
+
+
+def test_image_spaces_are_recognised_and_laid_out_channels_first():
+    assert not is_image(spaces.Box(0, 1, (4,))) and not is_image(spaces.Box(0, 1, (2, 2, 1)))
+    assert channels_first(spaces.Box(0, 255, (4, 84, 84), np.uint8))
+    assert not channels_first(spaces.Box(0, 1, (10, 10, 4), bool))  # MinAtar
+    assert not channels_first(spaces.Box(0, 1, (10, 10, 10), bool))  # MinAtar Seaquest: equal sides stay HxWxC
+    assert obs_shape(spaces.Box(0, 1, (10, 10, 6), bool)) == (6, 10, 10)
+    frames = np.zeros((2, 10, 10, 6), bool)
+    frames[1, 3, 4, 5] = True
+    encoded = ObservationEncoder(spaces.Box(0, 1, (10, 10, 6), bool), None, torch.device("cpu"))(frames)
+    assert encoded.dtype == torch.uint8 and encoded.shape == (2, 6, 10, 10) and encoded[1, 5, 3, 4] == 1
+
+
+def test_the_cnn_scales_uint8_frames_once_and_auto_picks_its_size():
+    space = spaces.Box(0, 255, (12, 12, 3), np.uint8)
+    actor, critic = make_networks(algorithms()["ppo_clip"].config(), space, spaces.Discrete(3))
+    assert isinstance(actor.net.encoder, CNN) and actor.net.encoder is not critic.net.encoder  # separate networks
+    assert actor.net.encoder.scale == 1 / 255 and actor.net.encoder.features == 128  # small_cnn below 36 pixels
+    frames = torch.randint(0, 256, (5, 3, 12, 12), dtype=torch.uint8)
+    encoder = actor.net.encoder
+    torch.testing.assert_close(encoder(frames), torch.relu(encoder.linear(encoder.convs(frames.float() / 255))))
+    big = make_networks(algorithms()["ppo_clip"].config(), spaces.Box(0, 255, (4, 84, 84), np.uint8), spaces.Discrete(3))[0]
+    assert big.net.encoder.features == 512 and len([m for m in big.modules() if isinstance(m, torch.nn.Conv2d)]) == 3
+
+
+@pytest.mark.parametrize("algo", list(algorithms()))
+def test_two_iterations_on_images_keep_uint8_frames(tmp_path, monkeypatch, algo):
+    monkeypatch.chdir(tmp_path)
+    summary = rlrun.train([f"algo={algo}", "env=tests.space_envs:ImageMatch-v0", "total_steps=256",
+                           "algo.n_steps=32", "env.num_envs=4", "progress=off", "tuned=none"])
+    assert summary["status"] == "completed"
+    policy = rlrun.load(summary["run_dir"])
+    env = space_envs.ImageMatch()
+    assert env.action_space.contains(policy.act(env.reset(seed=0)[0]))
+
+
+def test_acktr_keeps_its_trust_region_with_kfac_on_the_convolution():
+    torch.manual_seed(0)
+    space = spaces.Box(0, 255, (12, 12, 3), np.uint8)
+    cfg = ACKTRConfig(eta_max=1.0, max_kl=0.01, ent_coef=0.0)
+    actor, critic = make_networks(cfg, space, spaces.Discrete(3))
+    algo = ACKTR(cfg, actor, critic, seed=0)
+    assert any(isinstance(layer.module, torch.nn.Conv2d) for layer in algo.actor_kfac.layers)
+    obs = torch.randint(0, 256, (128, 3, 12, 12), dtype=torch.uint8)
+    with torch.no_grad():
+        pi = actor(obs)
+        actions = pi.sample()
+    advantages = 5.0 * torch.randn(128)
+    batch = Batch(obs=obs, actions=actions, log_probs=pi.log_prob(actions), values=torch.zeros(128),
+                  advantages=advantages, returns=advantages.clone())
+    for _ in range(3):
+        metrics = update(algo, batch)
+        assert 0.0 < metrics["policy/kl"] <= metrics["acktr/max_kl"] and math.isfinite(metrics["loss/value"])
+
+
+def test_minatar_is_registered_by_env_register(tmp_path, monkeypatch):
+    pytest.importorskip("minatar", reason="the minatar extra: pip install 'rlrun[minatar]'")
+    monkeypatch.chdir(tmp_path)
+    summary = rlrun.train(["algo=ppo_clip", "env=MinAtar/Breakout-v1", "total_steps=512", "algo.n_steps=32",
+                           "progress=off"])
+    assert summary["status"] == "completed" and summary["steps_done"] == 512
