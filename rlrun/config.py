@@ -101,7 +101,10 @@ class EnvConfig:
     reward_threshold: Optional[float] = None  # None: the env spec's reward_threshold
     max_episode_steps: Optional[int] = None  # None: the env spec's TimeLimit
     kwargs: dict[str, Any] = field(default_factory=dict)  # passed to gymnasium.make
-    register: Optional[str] = None  # module:function that registers the id (MinAtar: minatar.gym:register_envs)
+    register: Optional[str] = None  # module:function that registers the id (MinAtar: minatar.gym:register_envs), or a module
+    wrappers: list[Any] = field(default_factory=list)  # [{target: module:Class, kwargs: {...}}], applied in order
+    sign_rewards: bool = False  # train on sign(r) (Atari's reward clipping); episode returns stay unclipped
+    life_loss_terminal: bool = False  # a lost life (info["lives"]) ends bootstrapping in training; episodes stay whole games
 
 
 @dataclass

@@ -31,16 +31,19 @@ _REGISTERED: set[str] = set()
 
 def register_envs(register: str | None) -> None:
     """Call ``env.register`` (``module:function``, e.g. ``minatar.gym:register_envs``) once per
-    process: for packages that register their ids when a function is called, not on import."""
+    process: for packages that register their ids when a function is called, not on import (a
+    module name alone is imported: ``ale_py``)."""
     if not register or register in _REGISTERED:
         return
     module, _, function = register.partition(":")
     try:
-        register_function = getattr(importlib.import_module(module), function)
+        imported = importlib.import_module(module)  # a module alone registers on import (ale_py)
+        register_function = getattr(imported, function) if function else None
     except (ImportError, AttributeError) as err:
-        raise EnvError(f"env.register={register!r} cannot be called ({type(err).__name__}: {err}); "
-                       "it names module:function, e.g. minatar.gym:register_envs (pip install 'rlrun[minatar]')") from None
-    register_function()
+        raise EnvError(f"env.register={register!r} cannot be called ({type(err).__name__}: {err}); it names "
+                       "module:function or a module, e.g. minatar.gym:register_envs (pip install 'rlrun[minatar]')") from None
+    if register_function is not None:
+        register_function()
     _REGISTERED.add(register)
 
 
@@ -88,10 +91,23 @@ def make_env(env_cfg: Any, render_mode: str | None = None) -> gym.Env:
         kwargs["render_mode"] = render_mode
     try:
         # The passive checker only inspects the first steps but stays a wrapper on every step.
-        return gym.make(env_cfg.id, disable_env_checker=True, **kwargs)
+        env = gym.make(env_cfg.id, disable_env_checker=True, **kwargs)
+        for wrapper in env_cfg.get("wrappers") or []:  # e.g. Atari's preprocessing and frame stack
+            env = _callable(wrapper["target"], "env.wrappers")(env, **dict(wrapper.get("kwargs") or {}))
+        return env
     except gym.error.DependencyNotInstalled as err:
         raise EnvError(f"env.id={env_cfg.id!r} needs an optional dependency ({err}); rlrun's extras: "
-                       "pip install 'rlrun[box2d]' or 'rlrun[mujoco]'") from None
+                       "pip install 'rlrun[box2d]', 'rlrun[mujoco]' or 'rlrun[atari]'") from None
+
+
+def _callable(target: str, key: str) -> Any:
+    """``module:name`` imported, or an EnvError naming ``key``."""
+    module, _, name = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise EnvError(f"{key}: {target!r} cannot be imported ({type(err).__name__}: {err}); "
+                       "it names module:callable, e.g. gymnasium.wrappers:FrameStackObservation") from None
 
 
 def check_spaces_of(env_cfg: Any) -> None:

@@ -32,10 +32,13 @@ class RolloutCollector:
 
     def __init__(self, envs: VectorEnv, actor: nn.Module, critic: nn.Module, *, n_steps: int, gamma: float,
                  gae_lambda: float, seed: int, device: torch.device,
-                 obs_normalizer: ObsNormalizer | None = None, reward_normalizer: RewardNormalizer | None = None):
+                 obs_normalizer: ObsNormalizer | None = None, reward_normalizer: RewardNormalizer | None = None,
+                 sign_rewards: bool = False, life_loss_terminal: bool = False):
         self.envs, self.actor, self.critic = envs, actor, critic
         self.n_steps, self.gamma, self.gae_lambda, self.device = n_steps, gamma, gae_lambda, device
         self.obs_normalizer, self.reward_normalizer = obs_normalizer, reward_normalizer
+        self.sign_rewards, self.life_loss_terminal = sign_rewards, life_loss_terminal
+        self.lives: np.ndarray | None = None  # each env's lives at the last step (life_loss_terminal)
         self.encode = ObservationEncoder(envs.single_observation_space, obs_normalizer, device)
         action_space = envs.single_action_space
         self.to_env = ActionDecoder(action_space, device)
@@ -82,9 +85,14 @@ class RolloutCollector:
                     episodes.append(Episode(float(self.episode_return[i]), int(self.episode_length[i]), step))
                 self.episode_return[done] = 0.0
                 self.episode_length[done] = 0
+            if self.sign_rewards:  # after the episode's own (unclipped) return was counted
+                reward = np.sign(reward)
             if self.reward_normalizer is not None:
                 reward = self.reward_normalizer(reward, done)
             self.buf_rewards[t] = reward
+            if self.life_loss_terminal:  # a lost life ends the bootstrapping, not the game (Atari)
+                lost = self._lost_a_life(info, done)
+                terminated, done = terminated | lost, done | lost
             self.buf_terminated[t] = terminated
             self.buf_done[t] = done
             if truncated.any():  # bootstrap from V(final observation) of truncated episodes only
@@ -94,6 +102,12 @@ class RolloutCollector:
                 self.buf_next_values[t, torch.from_numpy(truncated).to(self.device)] = self.critic.value(final_obs)
             self.obs = self.encode(raw_obs, update=True)
         return episodes
+
+    def _lost_a_life(self, info: dict, done: np.ndarray) -> np.ndarray:
+        lives = np.asarray(info.get("lives", np.zeros(len(done))))
+        lost = np.zeros(len(done), bool) if self.lives is None else (lives < self.lives) & ~done
+        self.lives = lives
+        return lost
 
     def _batch(self) -> Batch:
         """log pi_old(a_t|s_t) and V(s_t) for the whole rollout in one batched call each (the policy has

@@ -93,6 +93,24 @@ class ImageMatch(MatchEnv):
         return float(int(action) == self.target)
 
 
-for _name in ("DictMatch", "MultiDiscreteMatch", "MultiBinaryMatch", "ImageMatch"):
+class LivesEnv(gym.Env):
+    """Atari-like bookkeeping: 3 lives, one lost every 4 steps, reward 5 a step; the game ends
+    when the last life goes (step 12)."""
+
+    observation_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(2, np.float32), {"lives": 3}
+
+    def step(self, action):
+        self.t += 1
+        lives = 3 - self.t // 4
+        return np.zeros(2, np.float32), 5.0, lives == 0, False, {"lives": lives}
+
+
+for _name in ("DictMatch", "MultiDiscreteMatch", "MultiBinaryMatch", "ImageMatch", "LivesEnv"):
     if f"{_name}-v0" not in gym.registry:
         gym.register(f"{_name}-v0", entry_point=globals()[_name])

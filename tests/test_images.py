@@ -78,3 +78,42 @@ def test_minatar_is_registered_by_env_register(tmp_path, monkeypatch):
     summary = rlrun.train(["algo=ppo_clip", "env=MinAtar/Breakout-v1", "total_steps=512", "algo.n_steps=32",
                            "progress=off"])
     assert summary["status"] == "completed" and summary["steps_done"] == 512
+
+
+def test_atari_bookkeeping_signs_rewards_and_ends_bootstrapping_at_a_lost_life_for_training_only():
+    """env.sign_rewards and env.life_loss_terminal change what the algorithm learns from, never the
+    episode statistics: returns stay unclipped and an episode is the whole game."""
+    from omegaconf import OmegaConf
+
+    from rlrun.config import EnvConfig
+    from rlrun.envs import make_vec_env
+    from rlrun.networks import CategoricalActor, Critic
+    from rlrun.rollout import RolloutCollector
+
+    envs = make_vec_env(OmegaConf.structured(EnvConfig(id="tests.space_envs:LivesEnv-v0", num_envs=1)))
+    collector = RolloutCollector(envs, CategoricalActor(2, 2, [4], "tanh", True), Critic(2, [4], "tanh", True),
+                                 n_steps=12, gamma=0.99, gae_lambda=0.95, seed=0, device=torch.device("cpu"),
+                                 sign_rewards=True, life_loss_terminal=True)
+    _, episodes = collector.collect(0)
+    assert [(e.ret, e.length) for e in episodes] == [(60.0, 12)]  # one whole game, 12 x 5, unclipped
+    assert (collector.buf_rewards == 1.0).all()  # the algorithm sees sign(5) = 1
+    assert np.flatnonzero(collector.buf_terminated[:, 0]).tolist() == [3, 7, 11]  # lives lost after steps 4 and 8, then the end
+
+
+def test_atari_breakout_is_preprocessed_to_stacked_84x84_frames():
+    pytest.importorskip("ale_py", reason="the atari extra: pip install 'rlrun[atari]'")
+    pytest.importorskip("cv2", reason="the atari extra: pip install 'rlrun[atari]'")
+    from hydra import compose, initialize_config_dir
+
+    from rlrun.config import CONF_DIR, register_configs
+    from rlrun.envs import make_env
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["algo=ppo_clip", "env=ALE/Breakout-v5"])
+    env = make_env(cfg.env)
+    obs, info = env.reset(seed=0)
+    assert obs.shape == (4, 84, 84) and obs.dtype == np.uint8 and info["lives"] == 5
+    actor, _ = make_networks(cfg.algo, env.observation_space, env.action_space)
+    assert actor.net.encoder.features == 512  # the Nature-DQN CNN
+    env.close()
