@@ -44,6 +44,7 @@ SUITES = {
     "mujoco-1m": ("Hopper-v5", "HalfCheetah-v5", "Walker2d-v5"),
     "zoo-classic": ("CartPole-v1", "Acrobot-v1", "Pendulum-v1", "LunarLander-v3", "MountainCar-v0",
                     "MountainCarContinuous-v0"),
+    "minatar": ("MinAtar/Breakout-v1", "MinAtar/SpaceInvaders-v1"),
 }
 CURVE_POINTS = 200  # at most this many points per curve in curve.json
 

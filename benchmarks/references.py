@@ -45,6 +45,6 @@ PUBLISHED = {
 
 def zoo_reference(algo: str, env: str) -> tuple[str, float, int] | None:
     """(zoo algo, its return, its training steps) for an rlrun algorithm on ``env``, if published."""
-    zoo_algo = ZOO_ALGO[algo]
-    entry = ZOO[zoo_algo].get(env)
+    zoo_algo = ZOO_ALGO.get(algo, algo)  # an algorithm the zoo has under its own name (a2c)
+    entry = ZOO.get(zoo_algo, {}).get(env)
     return None if entry is None else (zoo_algo, *entry)
