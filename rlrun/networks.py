@@ -269,7 +269,7 @@ CNN_FEATURES = {"nature": 512, "small": 128}
 def make_encoder(algo_cfg, observation_space: spaces.Space) -> nn.Module | None:
     """The CNN ``algo.encoder`` names for an image space (auto: Nature-DQN from 36 pixels a side,
     the small one below), or None for an MLP on the flat observation."""
-    kind = algo_cfg.encoder
+    kind = getattr(algo_cfg, "encoder", None) or "auto"  # checkpoints from before the knob existed: auto
     if kind == "auto":
         kind = ("nature_cnn" if min(obs_shape(observation_space)[1:]) >= 36 else "small_cnn") if is_image(observation_space) else "mlp"
     if kind == "mlp":
@@ -278,7 +278,7 @@ def make_encoder(algo_cfg, observation_space: spaces.Space) -> nn.Module | None:
         raise ValueError(f"algo.encoder={kind} needs image observations (a rank-3 Box), not {observation_space}")
     kind = kind.removesuffix("_cnn")
     scale = 1.0 / 255.0 if observation_space.dtype == np.uint8 else 1.0
-    return CNN(obs_shape(observation_space), kind, algo_cfg.cnn_features or CNN_FEATURES[kind], scale)
+    return CNN(obs_shape(observation_space), kind, getattr(algo_cfg, "cnn_features", None) or CNN_FEATURES[kind], scale)
 
 
 def make_networks(algo_cfg, observation_space: spaces.Space, action_space: spaces.Space) -> tuple[nn.Module, Critic]:

@@ -54,3 +54,19 @@ def test_load_of_a_discrete_policy_returns_an_int(in_tmp):
     summary = rlrun.train(["algo=ppo_clip", "env=CartPole-v1", "total_steps=256", "progress=off"])
     action = rlrun.load(summary["run_dir"]).act(gym.make("CartPole-v1").reset(seed=0)[0])
     assert isinstance(action, int) and action in (0, 1)
+
+
+def test_load_reads_a_checkpoint_written_before_the_newer_config_keys(in_tmp):
+    """Checkpoints of earlier versions lack algo.encoder, algo.cnn_features, env.register, env.wrappers
+    and tuned_file: rlrun.load (and so rlrun-eval) still rebuilds their policy."""
+    summary = rlrun.train(["algo=trpo", "env=Pendulum-v1", "total_steps=256", "algo.n_steps=128", "progress=off"])
+    path = f"{summary['run_dir']}/checkpoints/last.pt"
+    checkpoint = torch.load(path, weights_only=False)
+    for key in ("encoder", "cnn_features"):
+        del checkpoint["config"]["algo"][key]
+    for key in ("register", "wrappers", "sign_rewards", "life_loss_terminal"):
+        del checkpoint["config"]["env"][key]
+    del checkpoint["config"]["tuned_file"]
+    torch.save(checkpoint, path)
+    obs, _ = gym.make("Pendulum-v1").reset(seed=0)
+    assert rlrun.load(summary["run_dir"]).act(obs).shape == (1,)
