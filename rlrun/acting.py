@@ -112,6 +112,9 @@ class ActionDecoder:
     def __init__(self, space: spaces.Space, device: torch.device):
         self.space = space
         self.box = isinstance(space, spaces.Box)
+        # MultiDiscrete / MultiBinary: numpy in the space's dtype (int8 bits) and shape
+        self.multi_dtype = (np.int8 if isinstance(space, spaces.MultiBinary) else space.dtype) if isinstance(
+            space, (spaces.MultiDiscrete, spaces.MultiBinary)) else None
         # Discrete(n, start=k) / MultiDiscrete(nvec, start): the policy's 0..n-1 are sent as k..k+n-1
         start = getattr(space, "start", None)
         self.start = None if start is None or not np.any(start) else torch.as_tensor(
@@ -125,7 +128,6 @@ class ActionDecoder:
             return torch.clamp(action, self.low, self.high).cpu().numpy()
         if self.start is not None:
             action = action + self.start
-        if isinstance(self.space, (spaces.MultiDiscrete, spaces.MultiBinary)):
-            dtype = np.int8 if isinstance(self.space, spaces.MultiBinary) else self.space.dtype
-            return action.cpu().numpy().astype(dtype).reshape(len(action), *self.space.shape)
+        if self.multi_dtype is not None:
+            return action.cpu().numpy().astype(self.multi_dtype).reshape(len(action), *self.space.shape)
         return action.cpu().numpy()

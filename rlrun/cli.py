@@ -16,6 +16,7 @@ import os
 import re
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
 from typing import Callable
 
@@ -174,8 +175,9 @@ class _JobComposer:
 
     @staticmethod
     def _chooses_a_group(override: Override) -> bool:
-        key = override.key_or_group
-        return override.package is not None or "/" in key or key == "algo" or (CONF_DIR / key).is_dir()
+        key = override.key_or_group  # a group of conf/ or of the ConfigStore (algo: one option per registration)
+        return (override.package is not None or "/" in key or (CONF_DIR / key).is_dir()
+                or key in ConfigStore.instance().list(""))
 
     def __call__(self, job: list[str]) -> DictConfig:
         parsed = self.parser.parse_overrides(job)
@@ -404,21 +406,10 @@ def help_text() -> str:
     lines = []
     for name, (summary, knobs) in algos.items():
         lines.append(f"  {name:<{width}}{summary}")
-        lines += [f"  {'':<{width}}{row}" for row in _wrap(knobs, 94 - width)]
+        lines += [f"  {'':<{width}}{row}" for row in textwrap.wrap(" ".join(knobs), 94 - width, break_on_hyphens=False)]
     OmegaConf.register_new_resolver("rlrun_knobs", lambda: "\n".join(lines), replace=True)
     help_cfg = OmegaConf.create({"hydra": {"help": OmegaConf.load(CONF_DIR / "hydra" / "help" / "rlrun.yaml")}})
     return help_cfg.hydra.help.template
-
-
-def _wrap(words: list[str], width: int) -> list[str]:
-    rows, row = [], ""
-    for word in words:
-        if row and len(row) + 1 + len(word) > width:
-            rows.append(row)
-            row = word
-        else:
-            row = f"{row} {word}" if row else word
-    return rows + ([row] if row else [])
 
 
 def use_ray_token(argv: list[str]) -> None:

@@ -256,13 +256,16 @@ class CNN(nn.Module):
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 nn.init.orthogonal_(module.weight, gain=math.sqrt(2))
                 nn.init.zeros_(module.bias)
-        self.scale, self.features = scale, features
+        self.scale = scale
+
+    @property
+    def features(self) -> int:
+        return self.linear.out_features
 
     def forward(self, obs: Tensor) -> Tensor:
         return torch.relu(self.linear(self.convs(obs.to(self.linear.weight.dtype) * self.scale)))
 
 
-ENCODERS = ("auto", "mlp", "nature_cnn", "small_cnn")
 CNN_FEATURES = {"nature": 512, "small": 128}
 
 

@@ -24,9 +24,8 @@ class Policy:
     takes it (a Box action clipped to the bounds, an int for Discrete)."""
 
     def __init__(self, actor: torch.nn.Module, observation_space: spaces.Space, action_space: spaces.Space,
-                 obs_normalizer: ObsNormalizer | None = None, config: Any = None, steps: int | None = None):
+                 obs_normalizer: ObsNormalizer | None = None):
         self.actor, self.observation_space, self.action_space = actor, observation_space, action_space
-        self.config, self.steps = config, steps  # the run's config and env steps, when loaded from a checkpoint
         device = next(actor.parameters()).device
         self.encode = ObservationEncoder(observation_space, obs_normalizer, device)
         self.to_env = ActionDecoder(action_space, device)
@@ -80,4 +79,4 @@ def from_checkpoint(checkpoint: dict, observation_space: spaces.Space, action_sp
     if checkpoint.get("obs_normalizer") is not None:
         normalizer = ObsNormalizer((obs_dim(observation_space),), cfg.env.clip_obs)
         normalizer.rms.load_state_dict(checkpoint["obs_normalizer"])
-    return Policy(actor, observation_space, action_space, normalizer, config=cfg, steps=checkpoint["steps"])
+    return Policy(actor, observation_space, action_space, normalizer)

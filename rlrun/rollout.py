@@ -36,7 +36,7 @@ class RolloutCollector:
                  sign_rewards: bool = False, life_loss_terminal: bool = False):
         self.envs, self.actor, self.critic = envs, actor, critic
         self.n_steps, self.gamma, self.gae_lambda, self.device = n_steps, gamma, gae_lambda, device
-        self.obs_normalizer, self.reward_normalizer = obs_normalizer, reward_normalizer
+        self.reward_normalizer = reward_normalizer  # the observation normaliser lives in self.encode
         self.sign_rewards, self.life_loss_terminal = sign_rewards, life_loss_terminal
         self.lives: np.ndarray | None = None  # each env's lives at the last step (life_loss_terminal)
         self.encode = ObservationEncoder(envs.single_observation_space, obs_normalizer, device)

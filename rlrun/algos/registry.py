@@ -16,7 +16,7 @@ import functools
 import importlib
 import math
 import pkgutil
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -80,20 +80,10 @@ def check_fields(cfg: Any, schema: type, prefix: str) -> None:
     ConfigError naming the first bad key (``<prefix>.<field>``)."""
     for f in fields(schema):
         check = f.metadata.get("check")
-        value = cfg[f.name] if hasattr(cfg, "__getitem__") else getattr(cfg, f.name)
+        value = getattr(cfg, f.name)
         if check is not None and value is not None and not check.ok(value):
             shown = list(value) if not isinstance(value, (int, float, str)) else value
             raise ConfigError(f"{prefix}.{f.name}={shown!r} is not allowed: {check.allowed}")
-
-
-def describe(schema: type) -> list[tuple[str, Any, str]]:
-    """(field, default, doc) of every knob but ``name``: ``rlrun --help`` lists them."""
-    out = []
-    for f in fields(schema):
-        if f.name != "name":
-            default = f.default_factory() if f.default is MISSING else f.default
-            out.append((f.name, default, f.metadata.get("doc", "")))
-    return out
 
 
 @dataclass(frozen=True)
@@ -151,7 +141,7 @@ def catalogue() -> dict[str, tuple[str, list[str]]]:
                     if (isinstance(item, ast.AnnAssign) and isinstance(item.value, ast.Call)
                             and getattr(item.value.func, "id", None) == "knob" and item.target.id != "name"):
                         default = item.value.args[0]
-                        shown = default.value if isinstance(default, ast.Constant) else ast.unparse(default)
+                        shown = default.value if isinstance(default, ast.Constant) else ast.unparse(default).replace(" ", "")
                         knobs.append(f"{item.target.id}={shown}")
         out[path.stem] = (summary, knobs)
     return out

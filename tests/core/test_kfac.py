@@ -261,17 +261,6 @@ def conv_net(seed, padding=1, stride=1):
     return nn.Sequential(nn.Conv2d(2, 3, 3, padding=padding, stride=stride), nn.Flatten()).to(DT)
 
 
-def conv_capture(kfac, net, obs, seed):
-    """A Categorical over the flattened conv outputs, its Fisher loss from sampled actions."""
-    logits = net(obs)
-    dist = Categorical(logits=logits)
-    actions = _sample(dist, seed)
-    with kfac.capture_statistics():
-        dist.log_prob(actions).mean().backward()
-    net.zero_grad()
-    return logits.detach(), actions
-
-
 @pytest.mark.parametrize("padding, stride", [(1, 1), (0, 2)])
 def test_conv_factors_are_kfc_patch_and_spatially_summed_gradient_covariances(padding, stride):
     """A = mean over samples and positions of [patch, 1][patch, 1]^T (the patches unfolded by hand,
@@ -281,7 +270,7 @@ def test_conv_factors_are_kfc_patch_and_spatially_summed_gradient_covariances(pa
     conv = net[0]
     kfac = KFAC(net, stat_decay=0.0)
     obs = torch.randn(5, 2, 5, 5, dtype=DT)
-    logits, actions = conv_capture(kfac, net, obs, seed=1)
+    logits, actions = capture(kfac, net, obs, seed=1)
     g_all = torch.nn.functional.one_hot(actions, logits.shape[-1]).to(DT) - logits.softmax(-1)  # d log pi / d logits
     g_map = g_all.reshape(5, 3, *net[0](obs).shape[-2:])  # per sample, [out, H_out, W_out]
     padded = torch.nn.functional.pad(obs, (padding,) * 4)
@@ -307,7 +296,7 @@ def test_conv_natural_gradient_is_the_explicit_kronecker_solve():
     conv = net[0]
     kfac = KFAC(net, stat_decay=0.0, damping=1e-2)
     obs = torch.randn(6, 2, 4, 4, dtype=DT)
-    conv_capture(kfac, net, obs, seed=3)
+    capture(kfac, net, obs, seed=3)
     c = torch.randn(6, 3 * 16, generator=torch.Generator().manual_seed(4), dtype=DT)
     (net(obs) * c).sum().backward()
     G = torch.cat([conv.weight.grad.reshape(3, -1), conv.bias.grad[:, None]], dim=1)
@@ -329,8 +318,8 @@ def test_a_conv_covering_its_whole_input_is_a_linear_layer():
     conv_net_, linear_net = nn.Sequential(conv, nn.Flatten()), nn.Sequential(nn.Flatten(), linear)
     k_conv, k_linear = KFAC(conv_net_, stat_decay=0.0), KFAC(linear_net, stat_decay=0.0)
     obs = torch.randn(7, 2, 3, 3, dtype=DT)
-    conv_capture(k_conv, conv_net_, obs, seed=6)
-    conv_capture(k_linear, linear_net, obs, seed=6)
+    capture(k_conv, conv_net_, obs, seed=6)
+    capture(k_linear, linear_net, obs, seed=6)
     torch.testing.assert_close(k_conv.layers[0].A, k_linear.layers[0].A, rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(k_conv.layers[0].S, k_linear.layers[0].S, rtol=1e-12, atol=1e-14)
 
