@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from rlrun.config import EnvConfig
 from rlrun.envs import make_vec_env
 from rlrun.networks import CategoricalActor, Critic, GaussianActor
-from rlrun.acting import obs_dim
+from rlrun.observations import obs_dim
 from rlrun.rollout import RolloutCollector
 
 

@@ -1,6 +1,7 @@
 """Learning through the spaces beyond Box and Discrete: every registered algorithm on the small envs
 of tests/space_envs.py (a Dict observation, MultiDiscrete actions, MultiBinary actions, uint8
-images through the small CNN).
+images through the small CNN, and a Tuple of an image and a nested Dict through the composite
+encoder's CNN).
 
     python benchmarks/spaces.py [--steps 100000] [--seeds 0 1 2] [--out outputs/spaces]
 
@@ -22,7 +23,7 @@ import rlrun  # noqa: E402
 from rlrun.algos.registry import algorithms  # noqa: E402
 
 ENVS = {"DictMatch-v0": (3.33, 10.0), "MultiDiscreteMatch-v0": (6.67, 20.0), "MultiBinaryMatch-v0": (5.0, 10.0),
-        "ImageMatch-v0": (3.33, 10.0)}
+        "ImageMatch-v0": (3.33, 10.0), "TupleImageMatch-v0": (6.67, 20.0)}
 SHORT_ROLLOUTS = {"ppo_clip", "trpo", "ppo_penalty"}
 
 

@@ -1,9 +1,9 @@
 """The one path from an env's observations to the env's actions, shared by the rollout, the
-evaluation and :func:`rlrun.load`: observations flattened (Discrete one-hot, a Dict's keys each
-encoded so and concatenated) and normalised with the run's statistics, the actor's ``act`` (a
-sample, or the mode), and actions made into what the env takes (Box actions clipped to the
-bounds, ``Discrete(n, start)`` and ``MultiDiscrete(nvec, start)`` shifted by ``start``,
-MultiBinary bits as int8 in the space's shape).
+evaluation and :func:`rlrun.load`: observations flattened (Discrete one-hot, a Dict's or Tuple's
+leaves each encoded so and concatenated; an image alone stays an image) and normalised with the
+run's statistics, the actor's ``act`` (a sample, or the mode), and actions made into what the env
+takes (Box actions clipped to the bounds, ``Discrete(n, start)`` and ``MultiDiscrete(nvec, start)``
+shifted by ``start``, MultiBinary bits as int8 in the space's shape).
 """
 
 from __future__ import annotations
@@ -14,23 +14,7 @@ from gymnasium import spaces
 from torch import Tensor
 
 from rlrun.normalization import ObsNormalizer
-
-
-def is_image(space: spaces.Space) -> bool:
-    """A rank-3 Box (HxWxC or CxHxW) of at least 3x3 pixels: the networks see it through a CNN."""
-    return isinstance(space, spaces.Box) and len(space.shape) == 3 and sorted(space.shape)[1] >= 3
-
-
-def channels_first(space: spaces.Box) -> bool:
-    """CxHxW when the first axis is the smallest (SB3's rule: 4x84x84 frame stacks), else HxWxC (MinAtar's 10x10xC)."""
-    return int(np.argmin(space.shape)) == 0 and space.shape[0] < space.shape[-1]
-
-
-def obs_shape(space: spaces.Space) -> tuple[int, ...]:
-    """What the networks see of one observation: (C, H, W) for an image, else (obs_dim,)."""
-    if is_image(space):
-        return tuple(space.shape) if channels_first(space) else (space.shape[2], space.shape[0], space.shape[1])
-    return (obs_dim(space),)
+from rlrun.observations import channels_first, flatten_obs, is_image, normalized_columns, obs_dim
 
 
 def obs_dtype(space: spaces.Space) -> torch.dtype:
@@ -38,42 +22,14 @@ def obs_dtype(space: spaces.Space) -> torch.dtype:
     return torch.uint8 if is_image(space) and space.dtype in (np.uint8, np.bool_) else torch.float32
 
 
-def obs_dim(space: spaces.Space) -> int:
-    """Length of the flat float vector the networks see (one-hot for Discrete, a Dict's keys summed)."""
-    if isinstance(space, spaces.Dict):
-        return sum(obs_dim(sub) for sub in space.spaces.values())
-    return int(space.n) if isinstance(space, spaces.Discrete) else int(np.prod(space.shape))
-
-
-def flatten_obs(obs, space: spaces.Space) -> np.ndarray:
-    """A batch of observations as float32 [N, obs_dim]: Box flattened, Discrete one-hot, a Dict
-    (a dict of batches) its keys' encodings concatenated in the space's key order."""
-    if isinstance(space, spaces.Dict):
-        return np.concatenate([flatten_obs(obs[key], sub) for key, sub in space.spaces.items()], axis=-1)
-    if isinstance(space, spaces.Discrete):
-        return np.eye(space.n, dtype=np.float32)[np.asarray(obs, dtype=np.int64) - space.start]
-    return np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)
-
-
-def batch_of_one(obs, space: spaces.Space):
-    """One observation as a batch of one (a Dict's keys each)."""
-    if isinstance(space, spaces.Dict):
-        return {key: batch_of_one(obs[key], sub) for key, sub in space.spaces.items()}
-    return np.asarray(obs)[None]
-
-
-def stack_obs(observations: list, space: spaces.Space):
-    """Single observations (a vector env's ``final_obs`` entries) as one batch."""
-    if isinstance(space, spaces.Dict):
-        return {key: stack_obs([o[key] for o in observations], sub) for key, sub in space.spaces.items()}
-    return np.stack(observations)
-
-
-def all_finite(obs) -> bool:
-    """No NaN or inf anywhere in a batch of observations (a Dict's keys each), checked in place."""
-    if isinstance(obs, dict):
-        return all(all_finite(value) for value in obs.values())
-    return bool(np.isfinite(obs).all())
+def make_obs_normalizer(space: spaces.Space, clip: float) -> ObsNormalizer | None:
+    """The running observation normaliser of :func:`normalized_columns` (an image alone: none)."""
+    if is_image(space):
+        return None
+    columns = normalized_columns(space)
+    if columns is None:
+        return None
+    return ObsNormalizer((len(columns),), clip, columns=None if len(columns) == obs_dim(space) else columns)
 
 
 def action_buffer(space: spaces.Space) -> tuple[tuple[int, ...], torch.dtype]:

@@ -18,7 +18,10 @@ import gymnasium as gym
 from gymnasium import spaces
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 
-SUPPORTED_OBS = "Box, Discrete, or a Dict of those"
+from rlrun.observations import leaves
+
+OBS_LEAVES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
+SUPPORTED_OBS = "Box, Discrete, MultiDiscrete, MultiBinary, or a Dict or Tuple of those (nested too)"
 SUPPORTED_ACTIONS = "Discrete, MultiDiscrete, MultiBinary or 1-D Box"
 
 
@@ -71,10 +74,8 @@ def check_env_id(env_id: str, register: str | None = None) -> gym.envs.registrat
 
 
 def check_spaces(observation_space: spaces.Space, action_space: spaces.Space, env_id: str) -> None:
-    flat = (spaces.Box, spaces.Discrete)
-    supported_obs = isinstance(observation_space, flat) or (
-        isinstance(observation_space, spaces.Dict) and all(isinstance(s, flat) for s in observation_space.spaces.values()))
-    if not supported_obs:
+    unsupported = [leaf for _, leaf in leaves(observation_space) if not isinstance(leaf, OBS_LEAVES)]
+    if unsupported:
         raise EnvError(f"env.id={env_id!r} has observation space {observation_space}; rlrun supports {SUPPORTED_OBS}")
     box_1d = isinstance(action_space, spaces.Box) and len(action_space.shape) == 1
     if not (isinstance(action_space, (spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)) or box_1d):

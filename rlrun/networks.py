@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from gymnasium import spaces
 from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal
 
-from rlrun.acting import is_image, obs_dim, obs_shape
+from rlrun.observations import image_shape, is_image, leaf_slices, leaves, obs_dim
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
 ACTIVATION_FNS = {"tanh": torch.tanh, "relu": torch.relu}
@@ -266,22 +266,56 @@ class CNN(nn.Module):
         return torch.relu(self.linear(self.convs(obs.to(self.linear.weight.dtype) * self.scale)))
 
 
+class CompositeEncoder(nn.Module):
+    """A Dict's or Tuple's flat vector [N, obs_dim] -> features: each image leaf's slice viewed as
+    CxHxW through its own CNN, the other leaves' slices (one-hots, bits, normalised Boxes) as they
+    are, all concatenated in the space's order (SB3's CombinedExtractor)."""
+
+    def __init__(self, parts: list[tuple[slice, CNN | None, tuple[int, ...] | None]]):
+        super().__init__()
+        self.slices = [sl for sl, _, _ in parts]
+        self.shapes = [shape for _, _, shape in parts]
+        self.cnns = nn.ModuleList([cnn for _, cnn, _ in parts if cnn is not None])
+        self.uses_cnn = [cnn is not None for _, cnn, _ in parts]
+        self.features = sum(cnn.features if cnn is not None else sl.stop - sl.start for sl, cnn, _ in parts)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        """obs [..., obs_dim] (any leading dims) -> [..., features]."""
+        out, cnns, lead = [], iter(self.cnns), obs.shape[:-1]
+        for sl, shape, uses_cnn in zip(self.slices, self.shapes, self.uses_cnn):
+            part = obs[..., sl]
+            out.append(next(cnns)(part.reshape(-1, *shape)).reshape(*lead, -1) if uses_cnn else part)
+        return torch.cat(out, dim=-1)
+
+
 CNN_FEATURES = {"nature": 512, "small": 128}
 
 
-def make_encoder(algo_cfg, observation_space: spaces.Space) -> nn.Module | None:
-    """The CNN ``algo.encoder`` names for an image space (auto: Nature-DQN from 36 pixels a side,
-    the small one below), or None for an MLP on the flat observation."""
-    kind = getattr(algo_cfg, "encoder", None) or "auto"  # checkpoints from before the knob existed: auto
+def _cnn(algo_cfg, kind: str, image: spaces.Box) -> CNN:
+    """The CNN ``kind`` (auto: Nature-DQN from 36 pixels a side, the small one below) for one image space."""
+    shape = image_shape(image)
     if kind == "auto":
-        kind = ("nature_cnn" if min(obs_shape(observation_space)[1:]) >= 36 else "small_cnn") if is_image(observation_space) else "mlp"
-    if kind == "mlp":
-        return None
-    if not is_image(observation_space):
-        raise ValueError(f"algo.encoder={kind} needs image observations (a rank-3 Box), not {observation_space}")
+        kind = "nature_cnn" if min(shape[1:]) >= 36 else "small_cnn"
     kind = kind.removesuffix("_cnn")
-    scale = 1.0 / 255.0 if observation_space.dtype == np.uint8 else 1.0
-    return CNN(obs_shape(observation_space), kind, getattr(algo_cfg, "cnn_features", None) or CNN_FEATURES[kind], scale)
+    scale = 1.0 / 255.0 if image.dtype == np.uint8 else 1.0
+    return CNN(shape, kind, getattr(algo_cfg, "cnn_features", None) or CNN_FEATURES[kind], scale)
+
+
+def make_encoder(algo_cfg, observation_space: spaces.Space) -> nn.Module | None:
+    """The encoder ``algo.encoder`` names: a CNN for an image space; for a Dict or Tuple with image
+    leaves, a CompositeEncoder with one CNN per image; None (an MLP on the flat observation) for
+    everything else, and for every space with ``mlp``. ``auto`` picks the CNN by image size."""
+    kind = getattr(algo_cfg, "encoder", None) or "auto"  # checkpoints from before the knob existed: auto
+    images = [leaf for _, leaf in leaves(observation_space) if is_image(leaf)]
+    if kind == "mlp" or (kind == "auto" and not images):
+        return None
+    if not images:
+        raise ValueError(f"algo.encoder={kind} needs image observations (a rank-3 Box, alone or in a Dict or Tuple), "
+                         f"not {observation_space}")
+    if is_image(observation_space):
+        return _cnn(algo_cfg, kind, observation_space)
+    return CompositeEncoder([(sl, _cnn(algo_cfg, kind, leaf), image_shape(leaf)) if is_image(leaf) else (sl, None, None)
+                             for sl, leaf in leaf_slices(observation_space)])
 
 
 def make_networks(algo_cfg, observation_space: spaces.Space, action_space: spaces.Space) -> tuple[nn.Module, Critic]:

@@ -29,13 +29,23 @@ class RunningMeanStd:
 
 
 class ObsNormalizer:
-    """(obs - mean) / std, clipped; statistics updated from training rollouts only."""
+    """(obs - mean) / std, clipped; statistics updated from training rollouts only.
 
-    def __init__(self, shape: tuple[int, ...], clip: float, eps: float = 1e-8):
+    ``columns``: only these columns of a batch [N, D] are normalised (a Dict's Box keys beside
+    one-hots and images), the others pass unchanged; None: all of them."""
+
+    def __init__(self, shape: tuple[int, ...], clip: float, eps: float = 1e-8, columns: np.ndarray | None = None):
         self.rms = RunningMeanStd(shape)
-        self.clip, self.eps = clip, eps
+        self.clip, self.eps, self.columns = clip, eps, columns
 
     def __call__(self, obs: np.ndarray, update: bool = False) -> np.ndarray:
+        if self.columns is not None:
+            out = obs.copy()
+            out[:, self.columns] = self._normalize(obs[:, self.columns], update)
+            return out
+        return self._normalize(obs, update)
+
+    def _normalize(self, obs: np.ndarray, update: bool) -> np.ndarray:
         if update:
             self.rms.update(obs)
         normed = (obs - self.rms.mean) / np.sqrt(self.rms.var + self.eps)

@@ -13,9 +13,10 @@ import torch
 from gymnasium import spaces
 from omegaconf import OmegaConf
 
-from rlrun.acting import ActionDecoder, ObservationEncoder, batch_of_one, obs_dim
+from rlrun.acting import ActionDecoder, ObservationEncoder, make_obs_normalizer
 from rlrun.networks import make_networks
 from rlrun.normalization import ObsNormalizer
+from rlrun.observations import batch_of_one
 from rlrun.runtime import resolve_device
 
 
@@ -77,6 +78,6 @@ def from_checkpoint(checkpoint: dict, observation_space: spaces.Space, action_sp
     actor.to(device).eval()
     normalizer = None
     if checkpoint.get("obs_normalizer") is not None:
-        normalizer = ObsNormalizer((obs_dim(observation_space),), cfg.env.clip_obs)
+        normalizer = make_obs_normalizer(observation_space, cfg.env.clip_obs)
         normalizer.rms.load_state_dict(checkpoint["obs_normalizer"])
     return Policy(actor, observation_space, action_space, normalizer)

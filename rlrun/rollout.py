@@ -17,9 +17,10 @@ from torch import nn
 from rlrun.core.advantages import gae
 from rlrun.core.batch import Batch
 from rlrun.episodes import Episode
-from rlrun.acting import ActionDecoder, ObservationEncoder, action_buffer, all_finite, obs_dtype, obs_shape, stack_obs
+from rlrun.acting import ActionDecoder, ObservationEncoder, action_buffer, obs_dtype
 from rlrun.errors import NumericalError
 from rlrun.normalization import ObsNormalizer, RewardNormalizer
+from rlrun.observations import all_finite, obs_shape, stack_obs
 
 
 def _check_finite_obs(raw_obs, step: int, which: str = "") -> None:

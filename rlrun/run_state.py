@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from gymnasium import spaces
 from gymnasium.vector import VectorEnv
 from omegaconf import DictConfig, OmegaConf
 
-from rlrun.acting import is_image, obs_dim
+from rlrun.acting import make_obs_normalizer
 from rlrun.algos.registry import algorithms
 from rlrun.envs import make_env, make_vec_env, reward_threshold
 from rlrun.episodes import EpisodeTracker
@@ -47,9 +46,7 @@ class RunState:
         """A new run's state from ``cfg`` (seed the global RNGs first: the networks draw from them)."""
         envs = make_vec_env(cfg.env)
         obs_space, action_space = envs.single_observation_space, envs.single_action_space
-        obs_normalizer = (ObsNormalizer((obs_dim(obs_space),), cfg.env.clip_obs)
-                          if cfg.env.normalize_obs and isinstance(obs_space, spaces.Box) and not is_image(obs_space)
-                          else None)  # images are scaled by the CNN instead
+        obs_normalizer = make_obs_normalizer(obs_space, cfg.env.clip_obs) if cfg.env.normalize_obs else None
         reward_normalizer = (RewardNormalizer(cfg.env.num_envs, cfg.algo.gamma, cfg.env.clip_reward)
                              if cfg.env.normalize_reward else None)
         actor, critic = make_networks(cfg.algo, obs_space, action_space)
@@ -80,7 +77,7 @@ class RunState:
         self.actor.load_state_dict(state["actor"])
         self.critic.load_state_dict(state["critic"])
         self.algo.load_state_dict(state["algo"])
-        if self.obs_normalizer:
+        if self.obs_normalizer and state["obs_normalizer"] is not None:  # None: a Dict run from before Dicts were normalised
             self.obs_normalizer.rms.load_state_dict(state["obs_normalizer"])
         if self.reward_normalizer:
             self.reward_normalizer.load_state_dict(state["reward_normalizer"])

@@ -10,6 +10,11 @@ matching them; an episode is 10 steps; the targets are drawn anew each step.
   0.25 per matched bit: random 5, best 10.
 - ``ImageMatch-v0``: a 12x12x3 uint8 image (HxWxC) whose lit channel is the target, Discrete(3)
   actions, reward 1 when the action is the target: random 3.33, best 10.
+- ``TupleImageMatch-v0``: Tuple(12x12x3 uint8 image, Dict {"target": Discrete(3), "noise":
+  Box(2)}): two targets, one shown as the image's lit channel, one as a Discrete inside the
+  nested Dict; MultiDiscrete([3, 3]) actions, reward 1 per matched target: random 6.67, best 20.
+  The image needs a CNN inside the composite encoder.
+- ``TextObs-v0``: a Text observation, which rlrun refuses.
 """
 
 import gymnasium as gym
@@ -93,6 +98,40 @@ class ImageMatch(MatchEnv):
         return float(int(action) == self.target)
 
 
+class TupleImageMatch(MatchEnv):
+    observation_space = spaces.Tuple((
+        spaces.Box(0, 255, (12, 12, 3), np.uint8),
+        spaces.Dict({"target": spaces.Discrete(3), "noise": spaces.Box(-1.0, 1.0, (2,), np.float32)}),
+    ))
+    action_space = spaces.MultiDiscrete([3, 3])
+
+    def draw(self):
+        self.targets = self.np_random.integers(3, size=2)
+
+    def observation(self):
+        frame = self.np_random.integers(0, 40, (12, 12, 3), dtype=np.uint8)
+        frame[3:9, 3:9, self.targets[0]] = 255
+        noise = self.np_random.uniform(-1, 1, 2).astype(np.float32)
+        return frame, {"target": int(self.targets[1]), "noise": noise}
+
+    def reward(self, action):
+        return float((np.asarray(action) == self.targets).sum())
+
+
+class TextObs(MatchEnv):
+    observation_space = spaces.Text(8)
+    action_space = spaces.Discrete(2)
+
+    def draw(self):
+        pass
+
+    def observation(self):
+        return "text"
+
+    def reward(self, action):
+        return 0.0
+
+
 class LivesEnv(gym.Env):
     """Atari-like bookkeeping: 3 lives, one lost every 4 steps, reward 5 a step; the game ends
     when the last life goes (step 12)."""
@@ -111,6 +150,6 @@ class LivesEnv(gym.Env):
         return np.zeros(2, np.float32), 5.0, lives == 0, False, {"lives": lives}
 
 
-for _name in ("DictMatch", "MultiDiscreteMatch", "MultiBinaryMatch", "ImageMatch", "LivesEnv"):
+for _name in ("DictMatch", "MultiDiscreteMatch", "MultiBinaryMatch", "ImageMatch", "TupleImageMatch", "TextObs", "LivesEnv"):
     if f"{_name}-v0" not in gym.registry:
         gym.register(f"{_name}-v0", entry_point=globals()[_name])

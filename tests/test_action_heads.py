@@ -10,7 +10,8 @@ import torch
 from gymnasium import spaces
 from torch.distributions import Bernoulli, Categorical, kl_divergence
 
-from rlrun.acting import ActionDecoder, action_buffer, flatten_obs, obs_dim
+from rlrun.acting import ActionDecoder, action_buffer
+from rlrun.observations import flatten_obs, obs_dim
 from rlrun.core.distributions import index_distribution
 from rlrun.core.natural_gradient import make_fisher_vector_product
 from rlrun.networks import BernoulliActor, CategoricalActor, MultiCategoricalActor

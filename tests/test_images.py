@@ -9,7 +9,8 @@ import torch
 from gymnasium import spaces
 
 import rlrun
-from rlrun.acting import ObservationEncoder, channels_first, is_image, obs_shape
+from rlrun.acting import ObservationEncoder
+from rlrun.observations import channels_first, is_image, obs_shape
 from rlrun.algos.acktr import ACKTR, ACKTRConfig
 from rlrun.algos.registry import algorithms
 from rlrun.core.batch import Batch

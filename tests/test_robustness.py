@@ -199,7 +199,7 @@ BAD_INPUTS = [
     (["algo=acktr", "algo.critic_optimizer=sgd"], "algo.critic_optimizer='sgd'"),
     (["device=tpu"], "device='tpu'"),
     (["env.vectorization=threads"], "env.vectorization='threads'"),
-    (["env=Blackjack-v1"], "rlrun supports Box, Discrete, or a Dict of those"),
+    (["env=tests.space_envs:TextObs-v0"], "has observation space Text(1, 8, charset=0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz); rlrun supports Box, Discrete, MultiDiscrete, MultiBinary, or a Dict or Tuple of those"),
     (["-m", "seed=0,1", "algo.gamma=2"], "algo.gamma=2.0"),
     (["hydra.run.dir=/proc/rlrun-cannot-write"], "cannot be written"),
     (["resume=/nonexistent/run"], "is not an rlrun run directory"),

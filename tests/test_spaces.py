@@ -1,5 +1,5 @@
-"""Every algorithm runs through a Dict observation, MultiDiscrete actions and MultiBinary actions
-(tests/space_envs.py): two iterations each, in-process, finite metrics, actions the env accepts.
+"""Every algorithm runs through a Dict observation, a Tuple of an image and a nested Dict,
+MultiDiscrete actions and MultiBinary actions (tests/space_envs.py): two iterations each, in-process, finite metrics, actions the env accepts.
 That they learn there is measured by benchmarks/spaces.py."""
 
 import math
@@ -11,7 +11,7 @@ from rlrun.algos.registry import algorithms
 from tests import space_envs  # noqa: F401  (registers the envs)
 from tests.conftest import read_scalars
 
-ENVS = ("DictMatch-v0", "MultiDiscreteMatch-v0", "MultiBinaryMatch-v0")
+ENVS = ("DictMatch-v0", "TupleImageMatch-v0", "MultiDiscreteMatch-v0", "MultiBinaryMatch-v0")
 
 
 @pytest.mark.parametrize("env", ENVS)
