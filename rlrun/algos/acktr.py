@@ -24,6 +24,8 @@ from torch.nn.utils import parameters_to_vector
 from rlrun.algos.registry import (ABOVE_ONE, AT_LEAST_ONE, FRACTION_CLOSED, FRACTION_OPEN, NON_NEGATIVE, POSITIVE, AlgoConfig,
                                   Check, Registration, knob, one_of)
 from rlrun.core.batch import Batch
+from rlrun.core.critic import fit_value_function
+from rlrun.core.flat_params import FlatParameters
 from rlrun.core.kfac import KFAC
 from rlrun.core.kl_controller import AdaptiveKLController
 from rlrun.core.losses import normalize, value_loss
@@ -70,9 +72,13 @@ class ACKTRConfig(AlgoConfig):
     ent_coef: float = knob(0.01, "entropy bonus (Baselines acktr)", NON_NEGATIVE)
     critic_optimizer: str = knob("kfac", "the critic's optimiser: kfac (the paper) or adam", one_of("kfac", "adam"))
     critic_lr: float = knob(1e-3, "the critic's Adam step size (critic_optimizer=adam only)", POSITIVE)
+    critic_batch_size: Optional[int] = knob(
+        None, "the Adam critic's minibatch size, critic_epochs shuffled passes as TRPO's critic; None: whole-batch steps",
+        AT_LEAST_ONE)
     critic_max_kl: float = knob(0.001, "the K-FAC critic's trust region (Gauss-Newton KL of a unit-variance output)", POSITIVE)
     critic_eta_max: float = knob(0.25, "the K-FAC critic's largest step scale (1: a full Gauss-Newton step)", POSITIVE)
-    critic_epochs: int = knob(1, "critic steps per iteration on the whole batch (acktr_cont: 25)", AT_LEAST_ONE)
+    critic_epochs: int = knob(1, "critic passes per iteration over the batch, whole-batch steps unless critic_batch_size "
+                              "(acktr_cont: 25 K-FAC steps)", AT_LEAST_ONE)
 
 
 def damped_quadratic(params: list[nn.Parameter], direction: list[torch.Tensor]) -> float:
@@ -107,10 +113,10 @@ class ACKTR:
         self.eta_max_controller = AdaptiveKLController(kl_coef=1.0 / cfg.eta_max, kl_target=cfg.kl_target,
                                             kl_tolerance=cfg.kl_tolerance, kl_adapt_factor=cfg.kl_adapt_factor) if cfg.kl_target is not None else None
         self.velocity: list[torch.Tensor] | None = None  # momentum buffer of the K-FAC direction
-        if cfg.critic_optimizer == "kfac":
-            self.critic_kfac, self.critic_optimizer = KFAC(critic, **kfac_args), None
-        else:
-            self.critic_kfac, self.critic_optimizer = None, torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr)
+        self.critic_kfac = KFAC(critic, **kfac_args) if cfg.critic_optimizer == "kfac" else None
+        self.critic_params = FlatParameters(critic.parameters()) if cfg.critic_optimizer == "adam" else None
+        self.critic_optimizer = torch.optim.Adam([self.critic_params.vector], lr=cfg.critic_lr) if self.critic_params else None
+        self.generator = torch.Generator().manual_seed(seed)  # the Adam critic's minibatch shuffling
 
     def update(self, batch: Batch, progress: float) -> dict[str, float]:
         cfg, obs = self.cfg, batch.obs
@@ -205,15 +211,17 @@ class ACKTR:
 
     def _update_critic(self, batch: Batch) -> dict[str, float]:
         """``critic_epochs`` steps on the whole batch: K-FAC with the Gauss-Newton Fisher of a
-        unit-variance Gaussian output (Wu et al. 2017, sec. 3.2), or Adam."""
-        for _ in range(self.cfg.critic_epochs):
+        unit-variance Gaussian output (Wu et al. 2017, sec. 3.2); or Adam, ``critic_epochs`` passes
+        of ``critic_batch_size`` minibatches as TRPO's critic (whole-batch steps when None)."""
+        cfg = self.cfg
+        if self.critic_kfac is None:
+            loss = fit_value_function(self.critic.value, self.critic_params, self.critic_optimizer, batch.obs,
+                                      batch.returns, epochs=cfg.critic_epochs,
+                                      batch_size=cfg.critic_batch_size or len(batch.obs), generator=self.generator)
+            return {"loss/value": loss}
+        for _ in range(cfg.critic_epochs):
             values = self.critic(batch.obs)
             loss = value_loss(values, batch.returns)
-            if self.critic_kfac is None:
-                self.critic_optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.critic_optimizer.step()
-                continue
             with self.critic_kfac.capture_statistics():
                 sampled = (values + torch.randn_like(values)).detach()  # y ~ N(V(s), 1)
                 self.critic.zero_grad(set_to_none=True)
@@ -222,18 +230,16 @@ class ACKTR:
             loss.backward()
             direction = self.critic_kfac.natural_gradient()
             params = self.critic_kfac.parameters()
-            eta = trust_region_scale(damped_quadratic(params, direction), self.cfg.critic_max_kl,
-                                     self.cfg.critic_eta_max).scale  # 0: no step (e.g. a zero gradient)
+            eta = trust_region_scale(damped_quadratic(params, direction), cfg.critic_max_kl,
+                                     cfg.critic_eta_max).scale  # 0: no step (e.g. a zero gradient)
             apply_step(params, direction, eta)
-        metrics = {"loss/value": loss.item()}
-        if self.critic_kfac is not None:
-            metrics["acktr/critic_step_scale"] = eta
-        return metrics
+        return {"loss/value": loss.item(), "acktr/critic_step_scale": eta}
 
     def state_dict(self) -> dict:
         return {"actor_kfac": self.actor_kfac.state_dict(),
                 "critic_kfac": self.critic_kfac.state_dict() if self.critic_kfac else None,
                 "critic_optimizer": self.critic_optimizer.state_dict() if self.critic_optimizer else None,
+                "generator": self.generator.get_state(),
                 "eta_max": self.eta_max_controller.state_dict() if self.eta_max_controller is not None else None,
                 "velocity": self.velocity}
 
@@ -243,6 +249,8 @@ class ACKTR:
             self.critic_kfac.load_state_dict(state["critic_kfac"])
         else:
             self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        if state.get("generator") is not None:  # absent in checkpoints from before the Adam critic's minibatches
+            self.generator.set_state(state["generator"])
         if self.eta_max_controller is not None and state.get("eta_max") is not None:
             self.eta_max_controller.load_state_dict(state["eta_max"])
         self.velocity = state.get("velocity")

@@ -1,5 +1,6 @@
 """ACKTR's update on a fixed batch: the trust region holds, eta_max adapts, degenerate batches step nowhere."""
 
+import copy
 import math
 
 import pytest
@@ -7,6 +8,7 @@ import torch
 
 from rlrun.algos.acktr import ACKTR, ACKTRConfig
 from rlrun.core.batch import Batch
+from rlrun.core.losses import minibatches
 from tests.algos.common import batch_for, networks, update
 
 
@@ -81,3 +83,33 @@ def test_momentum_and_eta_max_are_checkpointed():
     assert restored.eta_max_controller.kl_coef == algo.eta_max_controller.kl_coef
     assert all(torch.equal(a, b) for a, b in zip(restored.velocity, algo.velocity))
     assert all(math.isfinite(v) for v in update(algo, batch).values())
+
+
+@pytest.mark.parametrize("batch_size", [None, 64])
+def test_the_adam_critic_takes_whole_batch_or_minibatch_adam_steps_and_leaves_the_actor(batch_size):
+    """critic_optimizer=adam: critic_epochs passes of Adam on mean (V - G)^2, in minibatches of
+    critic_batch_size (shuffled by the algorithm's own generator) or as whole-batch steps; the
+    reference is torch's per-tensor Adam on a copy of the critic, fed the same minibatches."""
+    actor, critic = networks(gaussian=True)
+    reference = copy.deepcopy(critic)
+    cfg = ACKTRConfig(critic_optimizer="adam", critic_lr=1e-2, critic_epochs=3, critic_batch_size=batch_size)
+    algo = ACKTR(cfg, actor, critic, seed=0)
+    batch = batch_for(actor)
+    actor_before = [p.detach().clone() for p in actor.parameters()]
+    generator = torch.Generator().manual_seed(0)
+    optimizer = torch.optim.Adam(reference.parameters(), lr=1e-2)
+    steps = 0
+    for _ in range(3):
+        for idx in minibatches(len(batch.obs), batch_size or len(batch.obs), generator):
+            optimizer.zero_grad()
+            ((reference(batch.obs[idx]) - batch.returns[idx]).pow(2).mean()).backward()
+            optimizer.step()
+            steps += 1
+    assert steps == (3 if batch_size is None else 12)
+    algo.update(batch, 0.0)
+    for got, expected in zip(critic.parameters(), reference.parameters()):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    assert not all(torch.equal(a, b) for a, b in zip(actor.parameters(), actor_before))  # the actor's own step
+    algo_fresh = ACKTR(cfg, *networks(gaussian=True), seed=0)
+    algo_fresh.load_state_dict(algo.state_dict())  # Adam's moments and the shuffling generator resume
+    assert torch.equal(algo_fresh.generator.get_state(), algo.generator.get_state())
