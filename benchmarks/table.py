@@ -37,7 +37,8 @@ ALGO_NAMES = {name: algorithms()[name].title for name in [*CHAPTER_ALGOS, *sorte
 def load(results: Path) -> dict[tuple[str, str], list[dict]]:
     """{(algo, env): [per-seed record]} with summary and eval merged, seeds in order."""
     runs: dict[tuple[str, str], list[dict]] = {}
-    for summary_file in sorted(results.glob("*/*/seed*/summary.json")):
+    # <algo>/<env>/seed<N>/, where an env id may hold a slash (MinAtar/Breakout-v1: one folder deeper)
+    for summary_file in sorted(results.glob("**/seed*/summary.json")):
         seed_dir = summary_file.parent
         summary = json.loads(summary_file.read_text())
         evaluation = json.loads((seed_dir / "eval.json").read_text())
