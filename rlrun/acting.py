@@ -23,9 +23,8 @@ def obs_dtype(space: spaces.Space) -> torch.dtype:
 
 
 def make_obs_normalizer(space: spaces.Space, clip: float) -> ObsNormalizer | None:
-    """The running observation normaliser of :func:`normalized_columns` (an image alone: none)."""
-    if is_image(space):
-        return None
+    """The running observation normaliser of :func:`normalized_columns` (none for an image, a
+    Discrete or a MultiBinary space: nothing to normalise)."""
     columns = normalized_columns(space)
     if columns is None:
         return None

@@ -267,24 +267,28 @@ class CNN(nn.Module):
 
 
 class CompositeEncoder(nn.Module):
-    """A Dict's or Tuple's flat vector [N, obs_dim] -> features: each image leaf's slice viewed as
+    """A Dict's or Tuple's flat vector [..., obs_dim] -> features: each image leaf's slice viewed as
     CxHxW through its own CNN, the other leaves' slices (one-hots, bits, normalised Boxes) as they
-    are, all concatenated in the space's order (SB3's CombinedExtractor)."""
+    are, all concatenated in the space's order (SB3's CombinedExtractor).
 
-    def __init__(self, parts: list[tuple[slice, CNN | None, tuple[int, ...] | None]]):
+    ``parts``: per leaf, its slice of the flat vector and, for an image, its (C, H, W) and CNN."""
+
+    def __init__(self, parts: list[tuple[slice, tuple[tuple[int, int, int], CNN] | None]]):
         super().__init__()
-        self.slices = [sl for sl, _, _ in parts]
-        self.shapes = [shape for _, _, shape in parts]
-        self.cnns = nn.ModuleList([cnn for _, cnn, _ in parts if cnn is not None])
-        self.uses_cnn = [cnn is not None for _, cnn, _ in parts]
-        self.features = sum(cnn.features if cnn is not None else sl.stop - sl.start for sl, cnn, _ in parts)
+        self.slices = [sl for sl, _ in parts]
+        self.image_shapes = [image[0] if image else None for _, image in parts]  # None: passed through
+        self.cnns = nn.ModuleList([image[1] for _, image in parts if image])  # in leaf order
+
+    @property
+    def features(self) -> int:
+        passed = sum(sl.stop - sl.start for sl, shape in zip(self.slices, self.image_shapes) if shape is None)
+        return passed + sum(cnn.features for cnn in self.cnns)
 
     def forward(self, obs: Tensor) -> Tensor:
-        """obs [..., obs_dim] (any leading dims) -> [..., features]."""
         out, cnns, lead = [], iter(self.cnns), obs.shape[:-1]
-        for sl, shape, uses_cnn in zip(self.slices, self.shapes, self.uses_cnn):
+        for sl, shape in zip(self.slices, self.image_shapes):
             part = obs[..., sl]
-            out.append(next(cnns)(part.reshape(-1, *shape)).reshape(*lead, -1) if uses_cnn else part)
+            out.append(part if shape is None else next(cnns)(part.reshape(-1, *shape)).reshape(*lead, -1))
         return torch.cat(out, dim=-1)
 
 
@@ -314,7 +318,7 @@ def make_encoder(algo_cfg, observation_space: spaces.Space) -> nn.Module | None:
                          f"not {observation_space}")
     if is_image(observation_space):
         return _cnn(algo_cfg, kind, observation_space)
-    return CompositeEncoder([(sl, _cnn(algo_cfg, kind, leaf), image_shape(leaf)) if is_image(leaf) else (sl, None, None)
+    return CompositeEncoder([(sl, (image_shape(leaf), _cnn(algo_cfg, kind, leaf)) if is_image(leaf) else None)
                              for sl, leaf in leaf_slices(observation_space)])
 
 

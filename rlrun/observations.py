@@ -96,27 +96,23 @@ def flatten_obs(obs, space: spaces.Space) -> np.ndarray:
     return np.concatenate([_flatten_leaf(pick(obs, path), leaf) for path, leaf in leaves(space)], axis=-1)
 
 
-def _map_leaves(fn, obs, space: spaces.Space):
-    """``fn`` applied to each leaf of a composite observation, keeping its structure."""
+def _rebuild(space: spaces.Space, leaf_value, path: tuple = ()):
+    """The space's Dict/Tuple structure with ``leaf_value(path)`` at each leaf."""
     if isinstance(space, spaces.Dict):
-        return {key: _map_leaves(fn, obs[key], sub) for key, sub in space.spaces.items()}
+        return {key: _rebuild(sub, leaf_value, (*path, key)) for key, sub in space.spaces.items()}
     if isinstance(space, spaces.Tuple):
-        return tuple(_map_leaves(fn, obs[i], sub) for i, sub in enumerate(space.spaces))
-    return fn(obs)
+        return tuple(_rebuild(sub, leaf_value, (*path, i)) for i, sub in enumerate(space.spaces))
+    return leaf_value(path)
 
 
 def batch_of_one(obs, space: spaces.Space):
     """One observation as a batch of one (a Dict's or Tuple's leaves each)."""
-    return _map_leaves(lambda leaf: np.asarray(leaf)[None], obs, space)
+    return _rebuild(space, lambda path: np.asarray(pick(obs, path))[None])
 
 
 def stack_obs(observations: list, space: spaces.Space):
     """Single observations (a vector env's ``final_obs`` entries) as one batch."""
-    if isinstance(space, spaces.Dict):
-        return {key: stack_obs([o[key] for o in observations], sub) for key, sub in space.spaces.items()}
-    if isinstance(space, spaces.Tuple):
-        return tuple(stack_obs([o[i] for o in observations], sub) for i, sub in enumerate(space.spaces))
-    return np.stack(observations)
+    return _rebuild(space, lambda path: np.stack([pick(o, path) for o in observations]))
 
 
 def normalized_columns(space: spaces.Space) -> np.ndarray | None:

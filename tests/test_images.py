@@ -13,10 +13,9 @@ from rlrun.acting import ObservationEncoder
 from rlrun.observations import channels_first, is_image, obs_shape
 from rlrun.algos.acktr import ACKTR, ACKTRConfig
 from rlrun.algos.registry import algorithms
-from rlrun.core.batch import Batch
 from rlrun.networks import CNN, make_networks
 from tests import space_envs
-from tests.algos.common import update
+from tests.algos.common import batch_for, update
 
 
 def test_image_spaces_are_recognised_and_laid_out_channels_first():
@@ -61,13 +60,7 @@ def test_acktr_keeps_its_trust_region_with_kfac_on_the_convolution():
     actor, critic = make_networks(cfg, space, spaces.Discrete(3))
     algo = ACKTR(cfg, actor, critic, seed=0)
     assert any(isinstance(layer.module, torch.nn.Conv2d) for layer in algo.actor_kfac.layers)
-    obs = torch.randint(0, 256, (128, 3, 12, 12), dtype=torch.uint8)
-    with torch.no_grad():
-        pi = actor(obs)
-        actions = pi.sample()
-    advantages = 5.0 * torch.randn(128)
-    batch = Batch(obs=obs, actions=actions, log_probs=pi.log_prob(actions), values=torch.zeros(128),
-                  advantages=advantages, returns=advantages.clone())
+    batch = batch_for(actor, obs=torch.randint(0, 256, (128, 3, 12, 12), dtype=torch.uint8))
     for _ in range(3):
         metrics = update(algo, batch)
         assert 0.0 < metrics["policy/kl"] <= metrics["acktr/max_kl"] and math.isfinite(metrics["loss/value"])

@@ -10,11 +10,10 @@ from gymnasium import spaces
 from rlrun.acting import ObservationEncoder, make_obs_normalizer
 from rlrun.algos.acktr import ACKTR, ACKTRConfig
 from rlrun.algos.ppo_clip import PPOClipConfig
-from rlrun.core.batch import Batch
 from rlrun.envs import EnvError, check_spaces
 from rlrun.networks import CNN, CompositeEncoder, make_networks
 from rlrun.observations import flatten_obs, leaf_slices, leaves, obs_dim, obs_shape, stack_obs
-from tests.algos.common import update
+from tests.algos.common import batch_for, update
 
 IMAGE = spaces.Box(0, 255, (12, 12, 3), np.uint8)  # HxWxC
 NESTED = spaces.Tuple((IMAGE, spaces.Dict({"target": spaces.Discrete(3, start=1), "noise": spaces.Box(-1, 1, (2,))})))
@@ -95,13 +94,7 @@ def test_acktr_keeps_its_trust_region_with_kfac_on_a_composite_encoders_convolut
     actor, critic = make_networks(cfg, NESTED, spaces.Discrete(3))
     algo = ACKTR(cfg, actor, critic, seed=0)
     assert any(isinstance(layer.module, torch.nn.Conv2d) for layer in algo.actor_kfac.layers)
-    obs = torch.from_numpy(flatten_obs(nested_batch(128, np.random.default_rng(3)), NESTED))
-    with torch.no_grad():
-        pi = actor(obs)
-        actions = pi.sample()
-    advantages = 5.0 * torch.randn(128)
-    batch = Batch(obs=obs, actions=actions, log_probs=pi.log_prob(actions), values=torch.zeros(128),
-                  advantages=advantages, returns=advantages.clone())
+    batch = batch_for(actor, obs=torch.from_numpy(flatten_obs(nested_batch(128, np.random.default_rng(3)), NESTED)))
     conv = next(layer.module for layer in algo.actor_kfac.layers if isinstance(layer.module, torch.nn.Conv2d))
     before = conv.weight.detach().clone()
     metrics = update(algo, batch)

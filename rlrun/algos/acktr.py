@@ -113,9 +113,12 @@ class ACKTR:
         self.eta_max_controller = AdaptiveKLController(kl_coef=1.0 / cfg.eta_max, kl_target=cfg.kl_target,
                                             kl_tolerance=cfg.kl_tolerance, kl_adapt_factor=cfg.kl_adapt_factor) if cfg.kl_target is not None else None
         self.velocity: list[torch.Tensor] | None = None  # momentum buffer of the K-FAC direction
-        self.critic_kfac = KFAC(critic, **kfac_args) if cfg.critic_optimizer == "kfac" else None
-        self.critic_params = FlatParameters(critic.parameters()) if cfg.critic_optimizer == "adam" else None
-        self.critic_optimizer = torch.optim.Adam([self.critic_params.vector], lr=cfg.critic_lr) if self.critic_params else None
+        # The critic: K-FAC (the paper), or Adam on one flat vector as TRPO's critic
+        if cfg.critic_optimizer == "kfac":
+            self.critic_kfac, self.critic_params, self.critic_optimizer = KFAC(critic, **kfac_args), None, None
+        else:
+            self.critic_kfac, self.critic_params = None, FlatParameters(critic.parameters())
+            self.critic_optimizer = torch.optim.Adam([self.critic_params.vector], lr=cfg.critic_lr)
         self.generator = torch.Generator().manual_seed(seed)  # the Adam critic's minibatch shuffling
 
     def update(self, batch: Batch, progress: float) -> dict[str, float]:

@@ -19,11 +19,14 @@ def networks(gaussian: bool, seed: int = 0) -> tuple[torch.nn.Module, Critic]:
     return actor, Critic(OBS_DIM, [16, 16], "tanh", True)
 
 
-def batch_for(actor: torch.nn.Module, n: int = 256, advantage_scale: float = 5.0, seed: int = 1) -> Batch:
-    """Observations, actions sampled from ``actor`` with their log-probabilities, and random
-    advantages (large by default, so that a careless step would overshoot any trust region)."""
+def batch_for(actor: torch.nn.Module, n: int = 256, advantage_scale: float = 5.0, seed: int = 1,
+              obs: torch.Tensor | None = None) -> Batch:
+    """Observations (``obs``, or n standard-normal vectors of OBS_DIM), actions sampled from
+    ``actor`` with their log-probabilities, and random advantages (large by default, so that a
+    careless step would overshoot any trust region)."""
     generator = torch.Generator().manual_seed(seed)
-    obs = torch.randn(n, OBS_DIM, generator=generator)
+    obs = torch.randn(n, OBS_DIM, generator=generator) if obs is None else obs
+    n = len(obs)
     with torch.no_grad():
         pi = actor(obs)
         actions = pi.sample()
