@@ -1,6 +1,9 @@
 """Ctrl-C, SIGTERM and SIGUSR2 stop a run at the end of the current iteration, so it can save its state.
 
-A second signal exits at once. SLURM sends SIGTERM before pre-emption; SIGUSR2 is the warning
+A second signal exits at once, unless it is the same signal within ``REPEAT_S`` of the first: GNU
+``timeout`` (without ``--foreground``) sends its signal to the run and then to the run's whole process
+group, so the run receives it twice at once, and a ``kill`` of a job's process group does the same.
+SLURM sends SIGTERM before pre-emption; SIGUSR2 is the warning
 before a time limit or pre-emption that submitit asks SLURM for (``--signal=USR2@<s>``). After the
 save, :meth:`StopRequest.hand_over` gives SIGUSR2 to the handler that was there before (submitit's,
 which requeues the job; the requeued job then continues from the checkpoint).
@@ -13,12 +16,14 @@ import logging
 import os
 import signal
 import threading
+import time
 from typing import Iterator
 
 log = logging.getLogger("rlrun")
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)
+REPEAT_S = 1.0  # the same signal again within this many seconds is one delivery twice, not a second request
 
 
 class Interrupted(SystemExit):
@@ -30,6 +35,7 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self.at = 0.0  # time.monotonic() of the first signal
         self.previous: dict[int, object] = {}  # the handlers these signals had before the run
 
     def __bool__(self) -> bool:
@@ -59,8 +65,10 @@ def stop_on_signals() -> Iterator[StopRequest]:
 
     def handler(signum: int, frame: object) -> None:
         if request:
+            if signum == request.signum and time.monotonic() - request.at < REPEAT_S:
+                return  # the same signal delivered twice (timeout's process-group kill): still saving
             os._exit(128 + signum)
-        request.signum = signum
+        request.signum, request.at = signum, time.monotonic()
         log.warning("%s received: finishing this iteration, then saving a checkpoint "
                     "(send it again to quit at once)", signal.Signals(signum).name)
 

@@ -115,6 +115,40 @@ def test_a_signal_to_the_process_group_with_async_envs_saves_at_the_step_it_stop
     assert checkpoint_steps(run_dir) == summary["steps_done"] > 0
 
 
+def test_the_same_signal_twice_at_once_is_one_request_to_stop_and_save(tmp_path):
+    """GNU timeout sends its signal to the run and then to the run's whole process group, so the run
+    receives it twice. Seen with ``timeout -s INT`` on a 16-core machine: the deliveries came apart
+    far enough for the second to count as "quit at once", and the run ended without saving. Here the
+    second comes 0.2 s after the first, so that Python handles them one by one, within an iteration
+    long enough that the run is still in it."""
+    run_dir = tmp_path / "run"
+    proc = rlrun(tmp_path, "total_steps=10000000", "algo.n_steps=20000", "checkpoint_every=0", "progress=off",
+                 f"hydra.run.dir={run_dir}")
+    wait_until(lambda: list(run_dir.glob("events.out.tfevents.*")), 60)
+    time.sleep(random.uniform(1.0, 2.0))
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    assert checkpoint_steps(run_dir) == summary["steps_done"] > 0
+
+
+def test_a_second_ctrl_c_later_quits_at_once(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = rlrun(tmp_path, "total_steps=10000000", "algo.n_steps=200000", "checkpoint_every=0", "progress=off",
+                 f"hydra.run.dir={run_dir}")  # one iteration takes many seconds
+    wait_until(lambda: list(run_dir.glob("events.out.tfevents.*")), 60)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert not (run_dir / "summary.json").exists()  # it did not wait for the iteration to end
+
+
 def test_nan_reward_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_path):
     run_dir = tmp_path / "run"
     code, err = finish(rlrun(tmp_path, "env=tests.faulty_envs:NanReward-v0", "algo.n_steps=16", "total_steps=5000",
