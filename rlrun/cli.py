@@ -266,6 +266,7 @@ def preflight(argv: list[str]) -> str | None:
     from hydra import compose, initialize_config_dir
 
     from rlrun.envs import EnvError, check_env_id, check_spaces_of
+    from rlrun.observations import check_encoder
 
     overrides = [a for a in argv if not a.startswith("-")]
     task = [o for o in overrides if not o.startswith(("hydra.", "hydra/", "+hydra", "~hydra"))]
@@ -273,7 +274,7 @@ def preflight(argv: list[str]) -> str | None:
     for o in task:
         if o.startswith("algo=") and "," not in o:
             _check_algo(o.split("=", 1)[1])
-    checked_envs: set[str] = set()
+    observation_spaces: dict[str, object] = {}  # env id -> its observation space, checked once per env
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         try:
             multirun = any(a in ("-m", "--multirun") for a in argv)
@@ -305,13 +306,16 @@ def preflight(argv: list[str]) -> str | None:
                 note = overshoot_note(cfg)
                 if note:
                     print(f"rlrun: note: {note}", file=sys.stderr)
-            if cfg.env.id not in checked_envs:
-                checked_envs.add(cfg.env.id)
+            if cfg.env.id not in observation_spaces:
                 try:
                     check_env_id(cfg.env.id, cfg.env.register)
-                    check_spaces_of(cfg.env)
+                    observation_spaces[cfg.env.id] = check_spaces_of(cfg.env)
                 except EnvError as err:
                     raise ConfigError(str(err)) from None
+            try:  # the encoder the job asks for against its env's observations
+                check_encoder(cfg.algo, observation_spaces[cfg.env.id])
+            except ValueError as err:
+                raise ConfigError(str(err) if len(jobs) == 1 else f"job {number:03d} ({' '.join(job)}): {err}") from None
             output_key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
             output_dir = OmegaConf.select(cfg, output_key)
             _writable_root(output_key, output_dir)

@@ -111,8 +111,9 @@ def _callable(target: str, key: str) -> Any:
                        "it names module:callable, e.g. gymnasium.wrappers:FrameStackObservation") from None
 
 
-def check_spaces_of(env_cfg: Any) -> None:
-    """Make one env of ``env_cfg`` and check its spaces (and that its optional dependency is installed)."""
+def check_spaces_of(env_cfg: Any) -> spaces.Space:
+    """Make one env of ``env_cfg`` and check its spaces (and that its optional dependency is installed);
+    returns its observation space."""
     try:
         env = make_env(env_cfg)
     except EnvError:
@@ -121,6 +122,7 @@ def check_spaces_of(env_cfg: Any) -> None:
         raise EnvError(f"env.id={env_cfg.id!r} could not be made: {type(err).__name__}: {err}") from None
     try:
         check_spaces(env.observation_space, env.action_space, env_cfg.id)
+        return env.observation_space
     finally:
         env.close()
 

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from gymnasium import spaces
 from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal
 
-from rlrun.observations import image_shape, is_image, leaf_slices, leaves, obs_dim
+from rlrun.observations import check_encoder, image_shape, is_image, leaf_slices, leaves, obs_dim
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
 ACTIVATION_FNS = {"tanh": torch.tanh, "relu": torch.relu}
@@ -309,13 +309,10 @@ def make_encoder(algo_cfg, observation_space: spaces.Space) -> nn.Module | None:
     """The encoder ``algo.encoder`` names: a CNN for an image space; for a Dict or Tuple with image
     leaves, a CompositeEncoder with one CNN per image; None (an MLP on the flat observation) for
     everything else, and for every space with ``mlp``. ``auto`` picks the CNN by image size."""
+    check_encoder(algo_cfg, observation_space)
     kind = getattr(algo_cfg, "encoder", None) or "auto"  # checkpoints from before the knob existed: auto
-    images = [leaf for _, leaf in leaves(observation_space) if is_image(leaf)]
-    if kind == "mlp" or (kind == "auto" and not images):
+    if kind == "mlp" or not any(is_image(leaf) for _, leaf in leaves(observation_space)):
         return None
-    if not images:
-        raise ValueError(f"algo.encoder={kind} needs image observations (a rank-3 Box, alone or in a Dict or Tuple), "
-                         f"not {observation_space}")
     if is_image(observation_space):
         return _cnn(algo_cfg, kind, observation_space)
     return CompositeEncoder([(sl, (image_shape(leaf), _cnn(algo_cfg, kind, leaf)) if is_image(leaf) else None)
@@ -324,9 +321,11 @@ def make_encoder(algo_cfg, observation_space: spaces.Space) -> nn.Module | None:
 
 def make_networks(algo_cfg, observation_space: spaces.Space, action_space: spaces.Space) -> tuple[nn.Module, Critic]:
     """The actor (its head chosen by the action space) and the critic for an algorithm's config,
-    each with its own encoder (a CNN for images): actor and critic stay separate networks."""
+    each with its own encoder (a CNN for images): actor and critic stay separate networks, unless
+    ``algo.share_encoder`` (PPO-Clip, A2C) gives both the same encoder."""
     a = algo_cfg
-    actor_encoder, critic_encoder = make_encoder(a, observation_space), make_encoder(a, observation_space)
+    actor_encoder = make_encoder(a, observation_space)  # checks algo.share_encoder against the space too
+    critic_encoder = actor_encoder if getattr(a, "share_encoder", False) else make_encoder(a, observation_space)
     n_obs = obs_dim(observation_space) if actor_encoder is None else actor_encoder.features
     common = dict(hidden_sizes=a.hidden_sizes, activation=a.activation, ortho_init=a.ortho_init, encoder=actor_encoder)
     if isinstance(action_space, spaces.Discrete):

@@ -131,3 +131,17 @@ def all_finite(obs) -> bool:
     if isinstance(obs, tuple):
         return all(all_finite(value) for value in obs)
     return bool(np.isfinite(obs).all())
+
+
+def check_encoder(algo_cfg, space: spaces.Space) -> None:
+    """Raise ValueError (one line) if ``algo.encoder`` or ``algo.share_encoder`` asks for a CNN
+    that ``space`` has no image for."""
+    kind = getattr(algo_cfg, "encoder", None) or "auto"
+    if any(is_image(leaf) for _, leaf in leaves(space)):
+        return
+    if kind not in ("auto", "mlp"):
+        raise ValueError(f"algo.encoder={kind} needs image observations (a rank-3 Box, alone or in a Dict or Tuple), "
+                         f"not {space}")
+    if getattr(algo_cfg, "share_encoder", False):
+        raise ValueError(f"algo.share_encoder=true needs image observations (a CNN to share), not {space}")
+

@@ -88,6 +88,17 @@ def test_flat_composites_keep_the_plain_mlp():
         make_networks(PPOClipConfig(encoder="nature_cnn"), spaces.Dict({"a": spaces.Box(-1, 1, (2,))}), spaces.Discrete(2))
 
 
+@pytest.mark.parametrize("override, message", [
+    ("algo.encoder=nature_cnn", "algo.encoder=nature_cnn needs image observations"),
+    ("algo.share_encoder=true", "algo.share_encoder=true needs image observations (a CNN to share)")])
+def test_a_cnn_asked_for_on_flat_observations_is_one_line_before_the_run(run_rlrun, override, message):
+    res = run_rlrun("algo=ppo_clip", "env=CartPole-v1", override, timeout=120)
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    (line,) = [line for line in res.stderr.splitlines() if line.startswith("rlrun: error")]
+    assert message in line
+    assert not (run_rlrun.cwd / "outputs").exists()  # refused before any run directory was made
+
+
 def test_acktr_keeps_its_trust_region_with_kfac_on_a_composite_encoders_convolution():
     torch.manual_seed(0)
     cfg = ACKTRConfig(eta_max=1.0, max_kl=0.01, ent_coef=0.0)

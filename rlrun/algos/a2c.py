@@ -15,7 +15,7 @@ from torch import nn
 from rlrun.algos.registry import (AT_LEAST_ONE, FRACTION_CLOSED, NON_NEGATIVE, POSITIVE, AlgoConfig, Check,
                                   Registration, knob, one_of)
 from rlrun.core.batch import Batch
-from rlrun.core.flat_params import FlatParameters
+from rlrun.core.flat_params import FlatParameters, unique_parameters
 from rlrun.core.losses import normalize, scheduled, value_loss
 
 
@@ -37,6 +37,8 @@ class A2CConfig(AlgoConfig):
     vf_coef: float = knob(0.5, "weight of the value loss (Baselines / SB3)", NON_NEGATIVE)
     ent_coef: float = knob(0.0, "entropy bonus (SB3: 0; Baselines: 0.01)", NON_NEGATIVE)
     max_grad_norm: float = knob(0.5, "global gradient-norm clip (Baselines / SB3)", POSITIVE)
+    share_encoder: bool = knob(False, "images: one CNN for the actor and the critic, trained by the joint loss "
+                                      "(Baselines' and SB3's Atari network); false: one CNN each")
 
 
 class A2C:
@@ -44,7 +46,7 @@ class A2C:
 
     def __init__(self, cfg: A2CConfig, actor: nn.Module, critic: nn.Module, seed: int):
         self.cfg, self.actor, self.critic = cfg, actor, critic
-        self.params = FlatParameters([*actor.parameters(), *critic.parameters()])  # one vector for the optimiser
+        self.params = FlatParameters(unique_parameters(actor, critic))  # one vector for the optimiser
         if cfg.optimizer == "rmsprop":
             self.optimizer = torch.optim.RMSprop([self.params.vector], lr=cfg.learning_rate, alpha=cfg.rms_alpha,
                                                  eps=cfg.rms_eps)

@@ -11,7 +11,7 @@ from torch import nn
 from rlrun.algos.registry import (AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, AlgoConfig, Registration, knob,
                                   one_of)
 from rlrun.core.batch import Batch
-from rlrun.core.flat_params import FlatParameters
+from rlrun.core.flat_params import FlatParameters, unique_parameters
 from rlrun.core.losses import approx_kl, clipped_surrogate, minibatches, normalize, scheduled, value_loss
 
 SCHEDULES = one_of("constant", "linear")
@@ -37,6 +37,8 @@ class PPOClipConfig(AlgoConfig):
     target_kl: Optional[float] = knob(None, "stop the epochs once approx KL exceeds 1.5x this (SB3); None: never",
                                       POSITIVE)
     adam_eps: float = knob(1e-5, "Adam epsilon (Baselines ppo2 / SB3)", POSITIVE)
+    share_encoder: bool = knob(False, "images: one CNN for the actor and the critic, trained by the joint loss "
+                                      "(the PPO paper's Atari network, SB3's CnnPolicy); false: one CNN each")
 
 
 class PPOClip:
@@ -44,7 +46,7 @@ class PPOClip:
 
     def __init__(self, cfg: PPOClipConfig, actor: nn.Module, critic: nn.Module, seed: int):
         self.cfg, self.actor, self.critic = cfg, actor, critic
-        self.params = FlatParameters([*actor.parameters(), *critic.parameters()])  # one vector for Adam
+        self.params = FlatParameters(unique_parameters(actor, critic))  # one vector for Adam
         self.optimizer = torch.optim.Adam([self.params.vector], lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
         self.generator = torch.Generator().manual_seed(seed)  # minibatch shuffling
 

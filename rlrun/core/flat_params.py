@@ -59,3 +59,10 @@ class FlatParameters:
         """True while every parameter's gradient is still a view into ``self.vector.grad`` (for tests)."""
         base = self.vector.grad.untyped_storage().data_ptr()
         return all(p.grad is not None and p.grad.untyped_storage().data_ptr() == base for p in self.params)
+
+
+def unique_parameters(*modules: nn.Module) -> list[nn.Parameter]:
+    """The parameters of ``modules`` in order, each once: an encoder shared by the actor and the
+    critic (``algo.share_encoder``) belongs to both, and must be one slice of the flat vector."""
+    return list({id(p): p for m in modules for p in m.parameters()}.values())
+

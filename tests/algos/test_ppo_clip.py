@@ -2,13 +2,18 @@
 clipped on the side where the clip binds give no gradient, the others give A * ratio / n, and the
 clip fraction counts the samples outside [1 - eps, 1 + eps]."""
 
+import copy
+
+import numpy as np
 import pytest
 import torch
+from gymnasium import spaces
 from torch.nn.utils import parameters_to_vector
 
 from rlrun.algos.ppo_clip import PPOClip, PPOClipConfig
 from rlrun.core.batch import Batch
 from rlrun.core.losses import clipped_surrogate, normalize
+from rlrun.networks import make_networks
 from tests.algos.common import batch_for, networks, update
 
 N, EPS, SHIFT, PER_GROUP = 64, 0.2, 0.5, 8  # ratio exp(+-0.5): 1.65 or 0.61, outside [0.8, 1.2]
@@ -90,3 +95,35 @@ def test_update_ignores_how_far_out_the_binding_samples_are(gaussian):
     assert torch.equal(after_update(algo, batch), reference)
     algo, batch, _ = make(gaussian, push_loose=0.3)
     assert not torch.equal(after_update(algo, batch), reference)
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_a_shared_encoder_is_one_cnn_stepped_once_by_the_joint_loss(share):
+    """algo.share_encoder: the actor and the critic hold the same CNN, one slice of the flat vector,
+    and one update is torch's Adam over the distinct parameters on the joint loss (clipped as one)."""
+    torch.manual_seed(0)
+    cfg = PPOClipConfig(hidden_sizes=[16], cnn_features=8, n_epochs=1, batch_size=64, ent_coef=0.01, vf_coef=1.0,
+                        share_encoder=share)
+    actor, critic = make_networks(cfg, spaces.Box(0, 255, (2, 12, 12), np.uint8), spaces.Discrete(3))
+    assert (actor.net.encoder is critic.net.encoder) == share
+    obs = torch.randint(0, 256, (64, 2, 12, 12), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    batch = batch_for(actor, obs=obs)
+    ref_actor, ref_critic = copy.deepcopy((actor, critic))  # one deepcopy: the copies share as the originals do
+    algo = PPOClip(cfg, actor, critic, seed=0)
+    distinct = {id(p): p for p in [*actor.parameters(), *critic.parameters()]}
+    assert algo.params.vector.numel() == sum(p.numel() for p in distinct.values())
+    algo.update(batch, progress=0.0)
+
+    params = list({id(p): p for p in [*ref_actor.parameters(), *ref_critic.parameters()]}.values())
+    optimizer = torch.optim.Adam(params, lr=cfg.learning_rate, eps=cfg.adam_eps)
+    log_prob, entropy = ref_actor.log_prob_entropy(obs, batch.actions)
+    advantages = normalize(batch.advantages) if cfg.normalize_advantage else batch.advantages
+    loss = (-clipped_surrogate(log_prob, batch.log_probs, advantages, cfg.clip_eps)
+            + cfg.vf_coef * ((ref_critic.value(obs) - batch.returns) ** 2).mean()
+            - cfg.ent_coef * entropy.mean())
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+    optimizer.step()
+    for ours, theirs in [(actor, ref_actor), (critic, ref_critic)]:
+        for (name, p), q in zip(ours.named_parameters(), theirs.parameters()):
+            assert torch.allclose(p, q, atol=1e-6), name
