@@ -65,4 +65,3 @@ def unique_parameters(*modules: nn.Module) -> list[nn.Parameter]:
     """The parameters of ``modules`` in order, each once: an encoder shared by the actor and the
     critic (``algo.share_encoder``) belongs to both, and must be one slice of the flat vector."""
     return list({id(p): p for m in modules for p in m.parameters()}.values())
-
