@@ -18,7 +18,7 @@ import sys
 import tempfile
 import textwrap
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import hydra
 from hydra.core.config_store import ConfigStore
@@ -260,6 +260,11 @@ def _check_resume(cfg: DictConfig) -> None:
     check_resume_agrees(checkpoint["config"], OmegaConf.to_container(cfg, resolve=False), cfg.resume)
 
 
+def _of_job(message: str, number: int, job: list[str], n_jobs: int) -> str:
+    """A preflight error, naming the sweep job it belongs to when there is more than one."""
+    return message if n_jobs == 1 else f"job {number:03d} ({' '.join(job)}): {message}"
+
+
 def preflight(argv: list[str]) -> str | None:
     """Compose and check each job the command would run; raise ConfigError with one line.
     Returns a sweep's directory, resolved and absolute (None for a single run)."""
@@ -274,7 +279,7 @@ def preflight(argv: list[str]) -> str | None:
     for o in task:
         if o.startswith("algo=") and "," not in o:
             _check_algo(o.split("=", 1)[1])
-    observation_spaces: dict[str, object] = {}  # env id -> its observation space, checked once per env
+    observation_spaces: dict[str, Any] = {}  # env id -> its observation space, checked once per env
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         try:
             multirun = any(a in ("-m", "--multirun") for a in argv)
@@ -299,7 +304,7 @@ def preflight(argv: list[str]) -> str | None:
                 _check_sweeper_direction(cfg)
             except Exception as err:
                 message = str(err) if isinstance(err, ConfigError) else _one_line(err)
-                raise ConfigError(message if len(jobs) == 1 else f"job {number:03d} ({' '.join(job)}): {message}") from None
+                raise ConfigError(_of_job(message, number, job, len(jobs))) from None
             if cfg.resume:
                 _check_resume(cfg)
             elif len(jobs) == 1:
@@ -315,7 +320,7 @@ def preflight(argv: list[str]) -> str | None:
             try:  # the encoder the job asks for against its env's observations
                 check_encoder(cfg.algo, observation_spaces[cfg.env.id])
             except ValueError as err:
-                raise ConfigError(str(err) if len(jobs) == 1 else f"job {number:03d} ({' '.join(job)}): {err}") from None
+                raise ConfigError(_of_job(str(err), number, job, len(jobs))) from None
             output_key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
             output_dir = OmegaConf.select(cfg, output_key)
             _writable_root(output_key, output_dir)

@@ -144,4 +144,3 @@ def check_encoder(algo_cfg, space: spaces.Space) -> None:
                          f"not {space}")
     if getattr(algo_cfg, "share_encoder", False):
         raise ValueError(f"algo.share_encoder=true needs image observations (a CNN to share), not {space}")
-
