@@ -450,6 +450,9 @@ def main() -> None:
     except ConfigError as err:
         print(f"rlrun: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # the preflight builds each env once, which can take seconds (Atari, async)
+        print("rlrun: interrupted before the run started; nothing was written", file=sys.stderr)
+        sys.exit(130)
     use_ray_token(argv)
     sys.argv = [sys.argv[0], *argv]
     hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(_run)()

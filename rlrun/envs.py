@@ -12,6 +12,7 @@ import difflib
 import functools
 import importlib
 import signal
+import threading
 from typing import Any, Iterator
 
 import gymnasium as gym
@@ -135,19 +136,28 @@ def make_worker_env(env_cfg: Any, render_mode: str | None = None) -> gym.Env:
 
     A terminal's Ctrl-C and SLURM's SIGTERM go to the whole process group. A worker that died of
     them would break its pipe before the main process could finish the iteration and save."""
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
+    if threading.current_thread() is threading.main_thread():  # not AsyncVectorEnv's own probe from a thread
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
     return make_env(env_cfg, render_mode)
 
 
 @contextlib.contextmanager
 def stop_signals_blocked() -> Iterator[None]:
     """Hold Ctrl-C and SIGTERM while worker processes start (they inherit the mask, so a signal in
-    that window cannot kill one before :func:`make_worker_env` ignores it); delivered afterwards."""
+    that window cannot kill one before :func:`make_worker_env` ignores it); delivered afterwards.
+
+    AsyncVectorEnv also builds one env in this process, to read its spaces, through
+    :func:`make_worker_env`: this process's own handlers are put back before the mask is lifted,
+    or the run would ignore Ctrl-C."""
+    handlers = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         yield
     finally:
+        if threading.current_thread() is threading.main_thread():
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 

@@ -25,7 +25,7 @@ from rlrun.episodes import Episode
 from rlrun.logger import ProgressReporter, TensorBoardLogger
 from rlrun.run_state import RunState
 from rlrun.runtime import configure_torch, resolve_device, seed_everything
-from rlrun.signals import Interrupted, stop_on_signals
+from rlrun.signals import Interrupted, StopRequest, stop_on_signals
 from rlrun.summary import run_summary, write_summary
 
 log = logging.getLogger("rlrun")
@@ -75,11 +75,13 @@ def train(cfg: DictConfig, run_dir: Path, multirun: bool = False, overridden: Se
     """Run ``cfg`` to ``total_steps``; writes events, checkpoints and summary.json into ``run_dir``,
     which no other rlrun process may use meanwhile; returns the summary.
     ``overridden``: the config keys set on the command line, which the HParams entry shows."""
-    with lock_run_dir(run_dir):
-        return _train(cfg, run_dir, multirun, overridden)
+    # The handlers go in before anything is built, so a Ctrl-C during setup (env creation, the event
+    # file) also ends in a saved, resumable state and a summary, not a traceback.
+    with lock_run_dir(run_dir), stop_on_signals() as stop:
+        return _train(cfg, run_dir, multirun, overridden, stop)
 
 
-def _train(cfg: DictConfig, run_dir: Path, multirun: bool, overridden: Sequence[str]) -> dict:
+def _train(cfg: DictConfig, run_dir: Path, multirun: bool, overridden: Sequence[str], stop: StopRequest) -> dict:
     configure_torch(cfg.torch_threads, cfg.deterministic)
     checkpoint = _resume_checkpoint(cfg, run_dir)
     seed_everything(cfg.seed)
@@ -96,50 +98,49 @@ def _train(cfg: DictConfig, run_dir: Path, multirun: bool, overridden: Sequence[
                                 f"{cfg.algo.name} {cfg.env.id}")  # no bars in sweep workers
     _log_start(cfg, run_dir)
     status, error, failure = "running", None, None
-    with stop_on_signals() as stop:
-        try:
-            while run.steps < cfg.total_steps and not stop:
-                try:  # Alg step 1-2: T steps in each env, then advantages
-                    batch, episodes = run.collector.collect(run.steps)
-                except NumericalError as err:
-                    raise NumericalError(f"{cfg.algo.name}: {err} (iteration {run.iteration})") from None
-                pi_old, update_start = policy_snapshot(run.actor, batch), time.monotonic()
-                metrics = run.algo.update(batch, progress=run.steps / cfg.total_steps)  # the algorithm's box
-                update_s = time.monotonic() - update_start
-                update_time += update_s
-                metrics.update(update_diagnostics(run.actor, pi_old, batch))
-                check_finite(metrics, [run.actor, run.critic], run.iteration, cfg.algo.name)
-                run.steps += cfg.algo.n_steps * cfg.env.num_envs
-                run.iteration += 1
-                run.tracker.add(episodes, wall())
-                _log_iteration(cfg, run, tb, reporter, metrics, episodes, update_s, wall())
-                if run.evaluator is not None and run.evaluator.due(run.steps):
-                    _evaluate(run, tb, checkpoints)
-                checkpoints.save_if_due()
-            if run.evaluator is not None and run.steps >= cfg.total_steps and (
-                    run.evaluator.last is None or run.evaluator.last.step != run.steps):
-                _evaluate(run, tb, checkpoints)  # the final policy is always evaluated
-            status = "interrupted" if stop else "completed"
-        except (NumericalError, OutputError) as err:  # the state is consistent: it stopped between steps
-            status, error, failure = "failed", str(err), err
-        except BaseException as exc:
-            status = "crashed"  # state may be half-updated: keep the last good checkpoint
-            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            log_to_files(f"crashed at step {run.steps} (iteration {run.iteration}):\n{traceback.format_exc()}")
-            raise
-        finally:
-            reporter.close()
-            if status in ("completed", "interrupted"):
-                try:
-                    checkpoints.save("last.pt")
-                except OutputError as err:
-                    status, error, failure = "failed", str(err), err
-            summary = run_summary(cfg, run, status, wall(), update_time / max(run.iteration - first_iteration, 1), error)
+    try:
+        while run.steps < cfg.total_steps and not stop:
+            try:  # Alg step 1-2: T steps in each env, then advantages
+                batch, episodes = run.collector.collect(run.steps)
+            except NumericalError as err:
+                raise NumericalError(f"{cfg.algo.name}: {err} (iteration {run.iteration})") from None
+            pi_old, update_start = policy_snapshot(run.actor, batch), time.monotonic()
+            metrics = run.algo.update(batch, progress=run.steps / cfg.total_steps)  # the algorithm's box
+            update_s = time.monotonic() - update_start
+            update_time += update_s
+            metrics.update(update_diagnostics(run.actor, pi_old, batch))
+            check_finite(metrics, [run.actor, run.critic], run.iteration, cfg.algo.name)
+            run.steps += cfg.algo.n_steps * cfg.env.num_envs
+            run.iteration += 1
+            run.tracker.add(episodes, wall())
+            _log_iteration(cfg, run, tb, reporter, metrics, episodes, update_s, wall())
+            if run.evaluator is not None and run.evaluator.due(run.steps):
+                _evaluate(run, tb, checkpoints)
+            checkpoints.save_if_due()
+        if run.evaluator is not None and run.steps >= cfg.total_steps and (
+                run.evaluator.last is None or run.evaluator.last.step != run.steps):
+            _evaluate(run, tb, checkpoints)  # the final policy is always evaluated
+        status = "interrupted" if stop else "completed"
+    except (NumericalError, OutputError) as err:  # the state is consistent: it stopped between steps
+        status, error, failure = "failed", str(err), err
+    except BaseException as exc:
+        status = "crashed"  # state may be half-updated: keep the last good checkpoint
+        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        log_to_files(f"crashed at step {run.steps} (iteration {run.iteration}):\n{traceback.format_exc()}")
+        raise
+    finally:
+        reporter.close()
+        if status in ("completed", "interrupted"):
             try:
-                write_summary(run_dir, summary)
-            except OutputError as err:  # a full disk: the outcome still reaches the console below
-                log.error("%s", err)
-            _close(cfg, run, tb, overridden)
+                checkpoints.save("last.pt")
+            except OutputError as err:
+                status, error, failure = "failed", str(err), err
+        summary = run_summary(cfg, run, status, wall(), update_time / max(run.iteration - first_iteration, 1), error)
+        try:
+            write_summary(run_dir, summary)
+        except OutputError as err:  # a full disk: the outcome still reaches the console below
+            log.error("%s", err)
+        _close(cfg, run, tb, overridden)
     _report_end(cfg, run_dir, multirun, summary, failure, stop)
     return summary
 

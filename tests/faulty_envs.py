@@ -2,7 +2,13 @@
 ``tests.faulty_envs:NanReward-v0`` (its 400th step returns a NaN reward) and
 ``tests.faulty_envs:Crash-v0`` (its 300th step raises RuntimeError("boom")) and
 ``tests.faulty_envs:NanObservation-v0`` / ``NanFinalObservation-v0`` (a NaN observation at
-step 456, or as the final observation of the episode that step 400 truncates)."""
+step 456, or as the final observation of the episode that step 400 truncates) and
+``tests.faulty_envs:SlowStart-v0`` (each construction touches the file named by
+$RLRUN_TEST_STARTING, then takes 3 s: a Ctrl-C that comes while a run is being set up)."""
+
+import os
+import time
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -65,7 +71,18 @@ class NanFinalObservation(NanObservation):
     fault_step = 400
 
 
+class SlowStart(FaultAtStep):
+    def __init__(self):
+        marker = os.environ.get("RLRUN_TEST_STARTING")
+        if marker:
+            Path(marker).touch()
+        time.sleep(3.0)
+
+    def fault(self) -> float:
+        return 1.0
+
+
 for name, env in (("NanReward-v0", NanReward), ("Crash-v0", Crash), ("NanObservation-v0", NanObservation),
-                  ("NanFinalObservation-v0", NanFinalObservation)):
+                  ("NanFinalObservation-v0", NanFinalObservation), ("SlowStart-v0", SlowStart)):
     if name not in gym.registry:
         gym.register(name, entry_point=env, max_episode_steps=10)

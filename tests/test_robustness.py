@@ -40,6 +40,12 @@ def params(run_dir: Path) -> dict[str, torch.Tensor]:
     return {**{f"actor.{k}": v for k, v in ckpt["actor"].items()}, **{f"critic.{k}": v for k, v in ckpt["critic"].items()}}
 
 
+def training_started(run_dir: Path) -> bool:
+    """The run has logged its start line, the last thing before its first iteration."""
+    log_file = run_dir / "rlrun.log"
+    return log_file.is_file() and "steps -> " in log_file.read_text()
+
+
 def checkpoint_steps(run_dir: Path) -> int:
     try:
         return torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)["steps"]
@@ -140,13 +146,43 @@ def test_a_second_ctrl_c_later_quits_at_once(tmp_path):
     run_dir = tmp_path / "run"
     proc = rlrun(tmp_path, "total_steps=10000000", "algo.n_steps=200000", "checkpoint_every=0", "progress=off",
                  f"hydra.run.dir={run_dir}")  # one iteration takes many seconds
-    wait_until(lambda: list(run_dir.glob("events.out.tfevents.*")), 60)
+    wait_until(lambda: training_started(run_dir), 60)
     proc.send_signal(signal.SIGINT)
     time.sleep(1.5)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert not (run_dir / "summary.json").exists()  # it did not wait for the iteration to end
+
+
+def test_a_ctrl_c_while_the_run_is_set_up_saves_it_at_step_0(tmp_path, monkeypatch):
+    """Seen in CI: a Ctrl-C that came after the event file was created but before the training
+    loop ended in a traceback and no summary."""
+    run_dir, marker = tmp_path / "run", tmp_path / "constructing"
+    monkeypatch.setenv("RLRUN_TEST_STARTING", str(marker))
+    monkeypatch.setenv("RLRUN_SKIP_PREFLIGHT", "1")  # the first env built is the run's own
+    proc = rlrun(tmp_path, "env=tests.faulty_envs:SlowStart-v0", "env.num_envs=1", "progress=off",
+                 f"hydra.run.dir={run_dir}")
+    assert wait_until(marker.exists, 60)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in out + err and "resume with: rlrun resume=" in " ".join((out + err).split())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["steps_done"] == 0
+    assert checkpoint_steps(run_dir) == 0
+
+
+def test_a_ctrl_c_before_the_run_starts_gives_one_line(tmp_path, monkeypatch):
+    marker = tmp_path / "constructing"
+    monkeypatch.setenv("RLRUN_TEST_STARTING", str(marker))
+    proc = rlrun(tmp_path, "env=tests.faulty_envs:SlowStart-v0", "progress=off")  # the preflight builds the env
+    assert wait_until(marker.exists, 60)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == ["rlrun: interrupted before the run started; nothing was written"]
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_nan_reward_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_path):
@@ -480,3 +516,24 @@ def test_async_envs_resume_from_the_checkpoint_without_duplicate_or_missing_step
     assert fps_steps == list(range(128, 1025, 128))
     after = params(run_dir)
     assert any(not torch.equal(before[k], after[k]) for k in before)  # trained on after the resume
+
+
+def test_building_async_envs_leaves_this_process_s_signal_handlers_as_they_were():
+    """AsyncVectorEnv builds one env in the calling process to read its spaces, through the worker
+    function that ignores Ctrl-C: before, a run (or a notebook after rlrun.train) ignored Ctrl-C."""
+    from omegaconf import OmegaConf
+
+    from rlrun.config import EnvConfig
+    from rlrun.envs import make_vec_env
+
+    def handler(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        envs = make_vec_env(OmegaConf.structured(EnvConfig(id="CartPole-v1", num_envs=2, vectorization="async")))
+        envs.close()
+        assert signal.getsignal(signal.SIGINT) is handler
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGINT, previous)
