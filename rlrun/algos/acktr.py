@@ -31,6 +31,7 @@ from rlrun.core.kl_controller import AdaptiveKLController
 from rlrun.core.losses import normalize, value_loss
 from rlrun.core.natural_gradient import (StepScale, backtracking_line_search, make_fisher_vector_product,
                                          trust_region_scale)
+from rlrun.errors import ConfigError
 
 
 @dataclass
@@ -65,11 +66,17 @@ class ACKTRConfig(AlgoConfig):
     damping: float = knob(0.01, "Tikhonov damping of the K-FAC factors (Baselines acktr)", NON_NEGATIVE)
     stat_decay: float = knob(0.99, "moving average of the K-FAC factors (Baselines); 0: fresh factors each iteration",
                              Check(lambda v: 0 <= v < 1, "must be in [0, 1) (0: fresh K-FAC factors each iteration)"))
+    kfac_dtype: str = knob("float64", "the arithmetic of K-FAC's batch statistics and preconditioning products (the factors "
+                           "stay float64): float32 is about twice as fast on the Nature CNN", one_of("float64", "float32"))
     inv_every: int = knob(10, "iterations between K-FAC inverses (Baselines' cold_iter-style refresh)", AT_LEAST_ONE)
     trust_region_fisher: str = knob(
         "exact", "Delta^T F Delta of the trust region: exact (one Fisher-vector product along Delta) or kfac "
         "(K-FAC's own estimate, Baselines; on CartPole the KL then overshot max_kl a median 106x)", one_of("exact", "kfac"))
     ent_coef: float = knob(0.01, "entropy bonus (Baselines acktr)", NON_NEGATIVE)
+    share_encoder: bool = knob(False, "images: one CNN for the actor and the critic (Baselines acktr), one K-FAC of the joint "
+                               "Fisher of pi(a|s) N(y; V(s), 1) and one trust region on the joint KL (paper sec. 3.2)")
+    vf_coef: float = knob(0.1, "share_encoder: the value loss's weight in the joint objective (Baselines acktr: 0.5, with "
+                          "which the value's step took 94% of the joint KL on MinAtar Breakout; README)", NON_NEGATIVE)
     critic_optimizer: str = knob("kfac", "the critic's optimiser: kfac (the paper) or adam", one_of("kfac", "adam"))
     critic_lr: float = knob(1e-3, "the critic's Adam step size (critic_optimizer=adam only)", POSITIVE)
     critic_batch_size: Optional[int] = knob(
@@ -102,8 +109,20 @@ def apply_step(params: list[nn.Parameter], direction: list[torch.Tensor], scale:
 class ACKTR:
     def __init__(self, cfg: ACKTRConfig, actor: nn.Module, critic: nn.Module, seed: int):
         self.cfg, self.actor, self.critic = cfg, actor, critic
-        kfac_args = dict(stat_decay=cfg.stat_decay, damping=cfg.damping, inv_every=cfg.inv_every)
-        self.actor_kfac = KFAC(actor, **kfac_args)
+        kfac_args = dict(stat_decay=cfg.stat_decay, damping=cfg.damping, inv_every=cfg.inv_every,
+                         dtype=getattr(torch, cfg.kfac_dtype))
+        changed = [key for key, differs in (
+            ("critic_optimizer", cfg.critic_optimizer != "kfac"), ("critic_epochs", cfg.critic_epochs != 1),
+            ("kl_target", cfg.kl_target is not None), ("momentum", cfg.momentum != 0.0),
+            ("log_std_kl_share", cfg.log_std_kl_share is not None), ("trust_region_fisher", cfg.trust_region_fisher != "exact"))
+            if differs]
+        if cfg.share_encoder and changed:
+            raise ConfigError(f"algo.{changed[0]}={getattr(cfg, changed[0])!r} is not allowed with algo.share_encoder=true, "
+                              "whose one joint K-FAC step of actor and critic keeps that knob's default")
+        # The actor's K-FAC; with a shared encoder, one K-FAC over actor and critic together (the
+        # shared layers once), which also steps the critic
+        self.joint = nn.ModuleDict({"actor": actor, "critic": critic}) if cfg.share_encoder else None
+        self.actor_kfac = KFAC(self.joint if cfg.share_encoder else actor, **kfac_args)
         # A Gaussian head's state-independent log-std is outside the Linear layers; its exact Fisher
         # block is 2 I (for each action dim, E[(d log N / d log sigma)^2] = 2), so no K-FAC needed.
         self.log_std: nn.Parameter | None = getattr(actor, "log_std", None)
@@ -114,7 +133,9 @@ class ACKTR:
                                             kl_tolerance=cfg.kl_tolerance, kl_adapt_factor=cfg.kl_adapt_factor) if cfg.kl_target is not None else None
         self.velocity: list[torch.Tensor] | None = None  # momentum buffer of the K-FAC direction
         # The critic: K-FAC (the paper), or Adam on one flat vector as TRPO's critic
-        if cfg.critic_optimizer == "kfac":
+        if cfg.share_encoder:
+            self.critic_kfac, self.critic_params, self.critic_optimizer = None, None, None
+        elif cfg.critic_optimizer == "kfac":
             self.critic_kfac, self.critic_params, self.critic_optimizer = KFAC(critic, **kfac_args), None, None
         else:
             self.critic_kfac, self.critic_params = None, FlatParameters(critic.parameters())
@@ -122,6 +143,8 @@ class ACKTR:
         self.generator = torch.Generator().manual_seed(seed)  # the Adam critic's minibatch shuffling
 
     def update(self, batch: Batch, progress: float) -> dict[str, float]:
+        if self.joint is not None:
+            return self._update_joint(batch)
         cfg, obs = self.cfg, batch.obs
         advantages = normalize(batch.advantages) if cfg.normalize_advantage else batch.advantages
         with torch.no_grad():
@@ -182,6 +205,66 @@ class ACKTR:
             "acktr/factor_eig_min": min(eig.values()),
             "acktr/factor_eig_max": max(eig.values()),
             **critic_metrics,
+        }
+
+    def _update_joint(self, batch: Batch) -> dict[str, float]:
+        """One K-FAC step of actor and critic together, as the paper's Atari runs (Baselines acktr):
+        the Fisher is that of the joint distribution p(a, y | s) = pi(a|s) N(y; V(s), 1) (sec. 3.2),
+        the objective A2C's policy loss + vf_coef x value loss, and the trust region bounds the
+        joint KL, KL(pi_old || pi) + E[(V - V_old)^2] / 2, measured after the step."""
+        cfg, obs = self.cfg, batch.obs
+        advantages = normalize(batch.advantages) if cfg.normalize_advantage else batch.advantages
+        with torch.no_grad():
+            pi_old, values_old = self.actor(obs), self.critic(obs)
+
+        # Fisher statistics of the joint distribution, with a ~ pi and y ~ N(V(s), 1) SAMPLED
+        pi, values = self.actor(obs), self.critic(obs)
+        with self.actor_kfac.capture_statistics():
+            y = (values + torch.randn_like(values)).detach()
+            fisher_loss = -(pi.log_prob(pi.sample()) - 0.5 * (values - y).pow(2)).mean()
+            self.joint.zero_grad(set_to_none=True)
+            fisher_loss.backward(retain_graph=True)
+
+        # The joint objective: -mean log pi(a|s) A_t - ent_coef * H + vf_coef * value loss
+        entropy = pi.entropy().mean()
+        policy_loss = -(pi.log_prob(batch.actions) * advantages).mean() - cfg.ent_coef * entropy
+        critic_loss = value_loss(values, batch.returns)
+        self.joint.zero_grad(set_to_none=True)
+        (policy_loss + cfg.vf_coef * critic_loss).backward()
+        direction = self.actor_kfac.natural_gradient()
+        if self.log_std is not None:
+            direction.append(self.log_std.grad / 2.0)
+
+        def joint_kl() -> torch.Tensor:
+            return kl_divergence(pi_old, self.actor(obs)).mean() + 0.5 * (self.critic(obs) - values_old).pow(2).mean()
+
+        # Trust region: eta = min(eta_max, sqrt(2 delta / Delta^T F Delta)), F the joint Fisher (the
+        # Hessian of the joint KL at theta_old), then the measured joint KL checked as in update()
+        step = parameters_to_vector(direction)
+        quadratic = float(step @ make_fisher_vector_product(joint_kl(), self.params, damping=0.0)(step))
+        eta = trust_region_scale(quadratic, cfg.max_kl, cfg.eta_max)
+
+        def kl_after() -> tuple[float, float]:
+            with torch.no_grad():
+                return 0.0, joint_kl().item()
+
+        search = backtracking_line_search(self.params, -eta.scale * step, kl_after, cfg.max_kl,
+                                          cfg.backtrack_coef, cfg.backtrack_iters, require_improvement=False)
+        eig = self.actor_kfac.factor_eigenvalue_range(0)
+        return {
+            "loss/policy": policy_loss.item(),
+            "loss/value": critic_loss.item(),
+            "acktr/max_kl": cfg.max_kl,
+            "acktr/joint_kl": search.kl if search.accepted else 0.0,
+            "acktr/eta_max": cfg.eta_max,
+            "acktr/step_scale": eta.scale * search.step_fraction,
+            "acktr/step_clipped": float(eta.clipped),
+            "acktr/backtracks": float(search.backtracks),
+            "acktr/step_accepted": float(search.accepted),
+            "acktr/step_norm": search.step_fraction * eta.scale * step.norm().item(),
+            "acktr/damping": cfg.damping,
+            "acktr/factor_eig_min": min(eig.values()),
+            "acktr/factor_eig_max": max(eig.values()),
         }
 
     def _scaled_step(self, obs: torch.Tensor, pi_old, direction: list[torch.Tensor],
@@ -250,8 +333,8 @@ class ACKTR:
         self.actor_kfac.load_state_dict(state["actor_kfac"])
         if self.critic_kfac:
             self.critic_kfac.load_state_dict(state["critic_kfac"])
-        else:
-            self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        elif self.critic_optimizer:
+            self.critic_optimizer.load_state_dict(state["critic_optimizer"])  # (share_encoder: neither)
         if state.get("generator") is not None:  # absent in checkpoints from before the Adam critic's minibatches
             self.generator.set_state(state["generator"])
         if self.eta_max_controller is not None and state.get("eta_max") is not None:

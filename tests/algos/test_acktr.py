@@ -3,12 +3,17 @@
 import copy
 import math
 
+import numpy as np
 import pytest
 import torch
+from gymnasium import spaces
 
 from rlrun.algos.acktr import ACKTR, ACKTRConfig
 from rlrun.core.batch import Batch
 from rlrun.core.losses import minibatches
+from rlrun.core.natural_gradient import flat_grad, make_fisher_vector_product
+from rlrun.errors import ConfigError
+from rlrun.networks import make_networks
 from tests.algos.common import batch_for, networks, update
 
 
@@ -113,3 +118,83 @@ def test_the_adam_critic_takes_whole_batch_or_minibatch_adam_steps_and_leaves_th
     algo_fresh = ACKTR(cfg, *networks(gaussian=True), seed=0)
     algo_fresh.load_state_dict(algo.state_dict())  # Adam's moments and the shuffling generator resume
     assert torch.equal(algo_fresh.generator.get_state(), algo.generator.get_state())
+
+
+def joint(**overrides) -> tuple[ACKTR, Batch]:
+    """ACKTR with one small CNN (4 features; 1,352 parameters in all) shared by actor and critic
+    (share_encoder) on 6x6 frames, eta_max 1."""
+    torch.manual_seed(0)
+    cfg = ACKTRConfig(**{"share_encoder": True, "hidden_sizes": [], "cnn_features": 4, "eta_max": 1.0, "max_kl": 0.01,
+                         "ent_coef": 0.0, **overrides})
+    actor, critic = make_networks(cfg, spaces.Box(0, 255, (6, 6, 2), np.uint8), spaces.Discrete(3))
+    frames = torch.randint(0, 256, (96, 2, 6, 6), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    return ACKTR(cfg, actor, critic, seed=0), batch_for(actor, obs=frames)
+
+
+def test_a_shared_encoder_gets_one_kfac_over_actor_and_critic_holding_each_layer_once():
+    algo, _ = joint()
+    assert algo.actor.net.encoder is algo.critic.net.encoder
+    modules = [layer.module for layer in algo.actor_kfac.layers]
+    assert len(modules) == len(set(modules)) == 2 + 2  # conv and fc of the CNN, the two linear heads
+    assert algo.critic_kfac is None and algo.critic_optimizer is None
+
+
+def test_the_joint_step_keeps_the_joint_kl_within_max_kl_and_trains_the_critic():
+    """The measured KL of pi(a|s) N(y; V(s), 1), KL_pi + E[(V - V_old)^2] / 2, stays within max_kl;
+    the value loss falls over the steps, through the same step that moves the policy."""
+    algo, batch = joint()
+    batch.returns = torch.full_like(batch.returns, 2.0)  # a value to learn
+    losses = []
+    for _ in range(8):
+        with torch.no_grad():
+            pi_old, values_old = algo.actor(batch.obs), algo.critic(batch.obs)
+        metrics = update(algo, batch)
+        with torch.no_grad():
+            value_kl = 0.5 * (algo.critic(batch.obs) - values_old).pow(2).mean().item()
+            joint_kl = torch.distributions.kl_divergence(pi_old, algo.actor(batch.obs)).mean().item() + value_kl
+        assert joint_kl == pytest.approx(metrics["acktr/joint_kl"], rel=1e-5)
+        assert metrics["acktr/step_accepted"] == 1.0 and 0.0 < joint_kl <= metrics["acktr/max_kl"]
+        assert 0.0 < metrics["policy/kl"] < joint_kl and value_kl > 0.0
+        losses.append(metrics["loss/value"])
+    assert all(later < earlier for earlier, later in zip(losses, losses[1:])) and losses[-1] < 0.8 * losses[0]
+
+
+def test_the_joint_trust_region_uses_the_exact_joint_fisher():
+    """Delta^T F Delta from the Hessian of the joint KL (one Fisher-vector product) equals the dense
+    joint Fisher E[s s^T] of pi and the Gauss-Newton E[J^T J] of the critic, on every parameter."""
+    algo, batch = joint()
+    obs, params = batch.obs[:12], algo.params
+    with torch.no_grad():
+        pi_old, values_old = algo.actor(obs), algo.critic(obs)
+    probs = pi_old.probs
+    dense = 0.0
+    for i in range(len(obs)):  # E over a ~ pi of score score^T, plus J^T J of V, per state
+        for a in range(3):
+            score = flat_grad(algo.actor(obs[i:i + 1]).log_prob(torch.tensor([a])).sum(), params)
+            dense = dense + probs[i, a] * torch.outer(score, score)
+        jacobian = flat_grad(algo.critic(obs[i:i + 1]).sum(), params)
+        dense = dense + torch.outer(jacobian, jacobian)
+    dense = dense / len(obs)
+    kl = (torch.distributions.kl_divergence(pi_old, algo.actor(obs)).mean()
+          + 0.5 * (algo.critic(obs) - values_old).pow(2).mean())
+    fvp = make_fisher_vector_product(kl, params, damping=0.0)
+    v = torch.randn(dense.shape[0], generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(fvp(v), dense @ v, rtol=1e-4, atol=1e-6)
+
+
+def test_the_joint_mode_refuses_knobs_of_the_separate_critic_and_resumes_from_its_state():
+    with pytest.raises(ConfigError, match=r"algo.critic_optimizer='adam' is not allowed with algo.share_encoder=true"):
+        joint(critic_optimizer="adam")
+    with pytest.raises(ConfigError, match=r"algo.momentum=0.9"):
+        joint(momentum=0.9)
+    algo, batch = joint()
+    update(algo, batch)
+    fresh, _ = joint()
+    fresh.actor.load_state_dict(algo.actor.state_dict())  # the shared CNN's weights are in both
+    fresh.critic.load_state_dict(algo.critic.state_dict())
+    fresh.load_state_dict(algo.state_dict())
+    torch.manual_seed(5)  # the Fisher's sampled actions and values
+    continued = update(algo, batch)
+    torch.manual_seed(5)
+    resumed = update(fresh, batch)
+    assert resumed == continued

@@ -329,3 +329,66 @@ def test_grouped_or_same_padded_convs_are_refused():
         KFAC(nn.Sequential(nn.Conv2d(2, 2, 3, groups=2)))
     with pytest.raises(ValueError, match="numeric padding"):
         KFAC(nn.Sequential(nn.Conv2d(2, 2, 3, padding="same")))
+
+
+def _shared_trunk_model(seed):
+    torch.manual_seed(seed)
+    return nn.ModuleDict({"trunk": nn.Linear(3, 4), "pi": nn.Linear(4, 2), "v": nn.Linear(4, 1)}).to(DT)
+
+
+def _joint_log_likelihood(model, obs, z_pi, z_v, generator):
+    """log pi(a|s) + log N(y; V(s), 1) (up to a constant) with a ~ pi, y ~ N(V(s), 1), per row; the
+    trunk's outputs z_pi, z_v: its two uses, one per head, as actor(obs) and critic(obs) run it."""
+    dist = Categorical(logits=model["pi"](torch.tanh(z_pi)))
+    values = model["v"](torch.tanh(z_v)).squeeze(-1)
+    actions = torch.multinomial(dist.probs.detach(), 1, generator=generator).squeeze(-1)
+    y = values.detach() + torch.randn(values.shape, generator=generator, dtype=DT)
+    return dist.log_prob(actions) - 0.5 * (values - y).pow(2)
+
+
+def test_a_layer_used_by_two_heads_sums_the_uses_gradient_covariances():
+    """An encoder shared by actor and critic: S = S_pi + S_V (sum over uses), A = the mean input."""
+    model, obs = _shared_trunk_model(0), torch.randn(64, 3, dtype=DT)
+    kfac = KFAC(model, stat_decay=0.0)
+    z_pi, z_v = model["trunk"](obs), model["trunk"](obs)
+    joint = _joint_log_likelihood(model, obs, z_pi, z_v, torch.Generator().manual_seed(1))
+    g_pi, g_v = torch.autograd.grad(joint.sum(), [z_pi, z_v], retain_graph=True)  # per-row grads
+    with kfac.capture_statistics():
+        joint.mean().backward()
+    a = torch.cat([obs, torch.ones(64, 1, dtype=DT)], dim=1)
+    torch.testing.assert_close(kfac.layers[0].A, a.T @ a / 64, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(kfac.layers[0].S, (g_pi.T @ g_pi + g_v.T @ g_v) / 64, rtol=1e-10, atol=1e-12)
+
+
+def test_summing_the_uses_is_the_joint_fisher_because_the_cross_terms_vanish():
+    """E[(g_pi + g_V)(g_pi + g_V)^T] = E[g_pi g_pi^T] + E[g_V g_V^T]: each sampled score has mean
+    zero given s. Monte Carlo over 200,000 draws of (a, y) at 8 states."""
+    model = _shared_trunk_model(2)
+    obs = torch.randn(8, 3, dtype=DT).repeat(25_000, 1)
+    z_pi, z_v = model["trunk"](obs), model["trunk"](obs)
+    joint = _joint_log_likelihood(model, obs, z_pi, z_v, torch.Generator().manual_seed(3))
+    g_pi, g_v = torch.autograd.grad(joint.sum(), [z_pi, z_v])
+    g = g_pi + g_v
+    fisher, summed = g.T @ g / len(g), (g_pi.T @ g_pi + g_v.T @ g_v) / len(g)
+    assert (fisher - summed).abs().max() < 0.01 * summed.abs().max()
+    assert (fisher - summed / 2).abs().max() > 0.2 * summed.abs().max()  # the mean of the uses is not it
+
+
+def test_float32_arithmetic_gives_the_float64_factors_and_direction_to_float32_precision():
+    """``dtype=torch.float32`` (ACKTR's kfac_dtype): the products in float32, the factors float64."""
+    results = []
+    for dtype in (torch.float64, torch.float32):
+        net = conv_net(2).float()
+        kfac = KFAC(net, stat_decay=0.0, damping=1e-2, dtype=dtype)
+        obs = torch.randn(6, 2, 4, 4, generator=torch.Generator().manual_seed(5))
+        capture(kfac, net, obs, seed=3)
+        (net(obs) * torch.randn(6, 3 * 16, generator=torch.Generator().manual_seed(4))).sum().backward()
+        results.append((kfac.layers[0].A, kfac.layers[0].S, kfac.natural_gradient()))
+    (A64, S64, d64), (A32, S32, d32) = results
+    assert A32.dtype == S32.dtype == torch.float64
+    torch.testing.assert_close(A32, A64, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(S32, S64, rtol=1e-5, atol=1e-6)
+    for a, b in zip(d32, d64):
+        assert a.dtype == torch.float32
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert not torch.equal(A32, A64)  # the float32 products did run
