@@ -76,7 +76,7 @@ class ACKTRConfig(AlgoConfig):
     share_encoder: bool = knob(False, "images: one CNN for the actor and the critic (Baselines acktr), one K-FAC of the joint "
                                "Fisher of pi(a|s) N(y; V(s), 1) and one trust region on the joint KL (paper sec. 3.2)")
     vf_coef: float = knob(0.1, "share_encoder: the value loss's weight in the joint objective (Baselines acktr: 0.5, with "
-                          "which the value's step took 94% of the joint KL on MinAtar Breakout; README)", NON_NEGATIVE)
+                          "which the value's step took 95% of the joint KL on MinAtar Breakout; README)", NON_NEGATIVE)
     critic_optimizer: str = knob("kfac", "the critic's optimiser: kfac (the paper) or adam", one_of("kfac", "adam"))
     critic_lr: float = knob(1e-3, "the critic's Adam step size (critic_optimizer=adam only)", POSITIVE)
     critic_batch_size: Optional[int] = knob(
