@@ -37,11 +37,25 @@ class MLP(nn.Sequential):
     def __init__(self, layers: list[nn.Module], activation: str, encoder: nn.Module | None = None):
         super().__init__(*([encoder] if encoder is not None else []), *layers)  # the encoder is module 0
         self.activation, self.has_encoder = activation, encoder is not None
+        self.layers = tuple(layers)  # after the encoder
         self.linears = tuple(m for m in layers if isinstance(m, nn.Linear))  # for fast_forward
 
     @property
     def encoder(self) -> nn.Module | None:
         return self[0] if self.has_encoder else None
+
+    def encode(self, x: Tensor) -> Tensor:
+        """The encoder's features (the observation itself without one)."""
+        return self[0](x) if self.has_encoder else x
+
+    def body(self, features: Tensor) -> Tensor:
+        """The layers after the encoder, as modules (K-FAC's hooks see them)."""
+        for module in self.layers:
+            features = module(features)
+        return features
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.body(self.encode(x))
 
     def fast_forward(self, x: Tensor) -> Tensor:
         """forward() via F.linear on the same parameters: no per-layer module dispatch and no
@@ -84,7 +98,11 @@ class CategoricalActor(nn.Module):
         self.net = mlp(obs_dim, hidden_sizes, n_actions, activation, out_gain=0.01, ortho_init=ortho_init, encoder=encoder)
 
     def forward(self, obs: Tensor) -> Distribution:
-        return Categorical(logits=self.net(obs))
+        return self.head(self.net.encode(obs))
+
+    def head(self, features: Tensor) -> Distribution:
+        """pi(.|s) from the encoder's features of s (an encoder shared with the critic runs once)."""
+        return Categorical(logits=self.net.body(features))
 
     def log_prob_entropy(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
         """log pi(a|s) and the entropy H(pi(.|s)) (differentiable), without a Distribution object:
@@ -136,7 +154,10 @@ class MultiCategoricalActor(nn.Module):
         return grid
 
     def forward(self, obs: Tensor) -> Distribution:
-        return Independent(Categorical(logits=self._grid(self.net(obs))), 1)
+        return self.head(self.net.encode(obs))
+
+    def head(self, features: Tensor) -> Distribution:
+        return Independent(Categorical(logits=self._grid(self.net.body(features))), 1)
 
     def log_prob_entropy(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
         """Sums over the dimensions of CategoricalActor's (actions [..., D], long)."""
@@ -163,7 +184,10 @@ class BernoulliActor(nn.Module):
         self.net = mlp(obs_dim, hidden_sizes, n, activation, out_gain=0.01, ortho_init=ortho_init, encoder=encoder)
 
     def forward(self, obs: Tensor) -> Distribution:
-        return Independent(Bernoulli(logits=self.net(obs)), 1)
+        return self.head(self.net.encode(obs))
+
+    def head(self, features: Tensor) -> Distribution:
+        return Independent(Bernoulli(logits=self.net.body(features)), 1)
 
     def log_prob_entropy(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
         """log pi(a|s) = sum_i a_i log p_i + (1 - a_i) log(1 - p_i), with log p = logsigmoid(logit)."""
@@ -192,7 +216,10 @@ class GaussianActor(nn.Module):
         self.log_std = nn.Parameter(torch.full((action_dim,), float(log_std_init)))
 
     def forward(self, obs: Tensor) -> Distribution:
-        mean = self.net(obs)
+        return self.head(self.net.encode(obs))
+
+    def head(self, features: Tensor) -> Distribution:
+        mean = self.net.body(features)
         return Independent(Normal(mean, self.log_std.exp().expand_as(mean)), 1)
 
     def log_prob_entropy(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
@@ -223,7 +250,11 @@ class Critic(nn.Module):
         self.net = mlp(obs_dim, hidden_sizes, 1, activation, out_gain=1.0, ortho_init=ortho_init, encoder=encoder)
 
     def forward(self, obs: Tensor) -> Tensor:
-        return self.net(obs).squeeze(-1)
+        return self.head(self.net.encode(obs))
+
+    def head(self, features: Tensor) -> Tensor:
+        """V(s) from the encoder's features of s."""
+        return self.net.body(features).squeeze(-1)
 
     def value(self, obs: Tensor) -> Tensor:
         """forward() through ``MLP.fast_forward``: differentiable but invisible to K-FAC hooks

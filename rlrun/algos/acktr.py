@@ -215,10 +215,10 @@ class ACKTR:
         cfg, obs = self.cfg, batch.obs
         advantages = normalize(batch.advantages) if cfg.normalize_advantage else batch.advantages
         with torch.no_grad():
-            pi_old, values_old = self.actor(obs), self.critic(obs)
+            pi_old, values_old = self._joint(obs)
 
         # Fisher statistics of the joint distribution, with a ~ pi and y ~ N(V(s), 1) SAMPLED
-        pi, values = self.actor(obs), self.critic(obs)
+        pi, values = self._joint(obs)
         with self.actor_kfac.capture_statistics():
             y = (values + torch.randn_like(values)).detach()
             fisher_loss = -(pi.log_prob(pi.sample()) - 0.5 * (values - y).pow(2)).mean()
@@ -236,7 +236,8 @@ class ACKTR:
             direction.append(self.log_std.grad / 2.0)
 
         def joint_kl() -> torch.Tensor:
-            return kl_divergence(pi_old, self.actor(obs)).mean() + 0.5 * (self.critic(obs) - values_old).pow(2).mean()
+            pi, values = self._joint(obs)
+            return kl_divergence(pi_old, pi).mean() + 0.5 * (values - values_old).pow(2).mean()
 
         # Trust region: eta = min(eta_max, sqrt(2 delta / Delta^T F Delta)), F the joint Fisher (the
         # Hessian of the joint KL at theta_old), then the measured joint KL checked as in update()
@@ -266,6 +267,12 @@ class ACKTR:
             "acktr/factor_eig_min": min(eig.values()),
             "acktr/factor_eig_max": max(eig.values()),
         }
+
+    def _joint(self, obs: torch.Tensor) -> tuple[torch.distributions.Distribution, torch.Tensor]:
+        """pi(.|s) and V(s), the shared encoder run once for both (K-FAC then sees each of its
+        layers once, with the sum of the two heads' gradients)."""
+        features = self.actor.net.encode(obs)
+        return self.actor.head(features), self.critic.head(features)
 
     def _scaled_step(self, obs: torch.Tensor, pi_old, direction: list[torch.Tensor],
                      eta_max: float) -> tuple[torch.Tensor, StepScale, float]:
