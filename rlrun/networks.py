@@ -57,12 +57,13 @@ class MLP(nn.Sequential):
     def forward(self, x: Tensor) -> Tensor:
         return self.body(self.encode(x))
 
-    def fast_forward(self, x: Tensor) -> Tensor:
+    def fast_forward(self, x: Tensor, encoded: bool = False) -> Tensor:
         """forward() via F.linear on the same parameters: no per-layer module dispatch and no
         hooks, so K-FAC never sees it. Differentiable (first and higher order); half the cost of
-        forward() at rollout batch sizes. Used by the rollout and by the PPO-Clip and critic losses."""
+        forward() at rollout batch sizes. Used by the rollout and by the PPO-Clip and critic losses.
+        ``encoded``: ``x`` is already the encoder's features (see :func:`shared_features`)."""
         act = ACTIVATION_FNS[self.activation]
-        if self.has_encoder:
+        if self.has_encoder and not encoded:
             x = self[0](x)
         for linear in self.linears[:-1]:
             x = act(F.linear(x, linear.weight, linear.bias))
@@ -104,10 +105,12 @@ class CategoricalActor(nn.Module):
         """pi(.|s) from the encoder's features of s (an encoder shared with the critic runs once)."""
         return Categorical(logits=self.net.body(features))
 
-    def log_prob_entropy(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+    def log_prob_entropy(self, obs: Tensor, actions: Tensor, encoded: bool = False) -> tuple[Tensor, Tensor]:
         """log pi(a|s) and the entropy H(pi(.|s)) (differentiable), without a Distribution object:
-        one log-softmax serves both. Through ``MLP.fast_forward``, so invisible to K-FAC hooks."""
-        log_probs = torch.log_softmax(self.net.fast_forward(obs), dim=-1)
+        one log-softmax serves both. Through ``MLP.fast_forward``, so invisible to K-FAC hooks.
+        ``encoded``: ``obs`` is already the encoder's features (:func:`shared_features`); the same
+        in every head."""
+        log_probs = torch.log_softmax(self.net.fast_forward(obs, encoded), dim=-1)
         entropy = -(log_probs.exp() * log_probs).sum(-1)
         return log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1), entropy
 
@@ -159,9 +162,9 @@ class MultiCategoricalActor(nn.Module):
     def head(self, features: Tensor) -> Distribution:
         return Independent(Categorical(logits=self._grid(self.net.body(features))), 1)
 
-    def log_prob_entropy(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+    def log_prob_entropy(self, obs: Tensor, actions: Tensor, encoded: bool = False) -> tuple[Tensor, Tensor]:
         """Sums over the dimensions of CategoricalActor's (actions [..., D], long)."""
-        log_probs = torch.log_softmax(self._grid(self.net.fast_forward(obs)), dim=-1)
+        log_probs = torch.log_softmax(self._grid(self.net.fast_forward(obs, encoded)), dim=-1)
         entropy = -(log_probs.exp() * log_probs).sum((-2, -1))
         return log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1).sum(-1), entropy
 
@@ -189,9 +192,9 @@ class BernoulliActor(nn.Module):
     def head(self, features: Tensor) -> Distribution:
         return Independent(Bernoulli(logits=self.net.body(features)), 1)
 
-    def log_prob_entropy(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+    def log_prob_entropy(self, obs: Tensor, actions: Tensor, encoded: bool = False) -> tuple[Tensor, Tensor]:
         """log pi(a|s) = sum_i a_i log p_i + (1 - a_i) log(1 - p_i), with log p = logsigmoid(logit)."""
-        logits = self.net.fast_forward(obs)
+        logits = self.net.fast_forward(obs, encoded)
         log_p, log_not_p = F.logsigmoid(logits), F.logsigmoid(-logits)
         log_prob = (actions * log_p + (1.0 - actions) * log_not_p).sum(-1)
         entropy = -(log_p.exp() * log_p + log_not_p.exp() * log_not_p).sum(-1)
@@ -222,9 +225,9 @@ class GaussianActor(nn.Module):
         mean = self.net.body(features)
         return Independent(Normal(mean, self.log_std.exp().expand_as(mean)), 1)
 
-    def log_prob_entropy(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+    def log_prob_entropy(self, obs: Tensor, actions: Tensor, encoded: bool = False) -> tuple[Tensor, Tensor]:
         """log pi(a|s) and H(pi(.|s)) in closed form (differentiable), without a Distribution object."""
-        mean = self.net.fast_forward(obs)
+        mean = self.net.fast_forward(obs, encoded)
         z = (actions - mean) * torch.exp(-self.log_std)
         log_prob = (-0.5 * z.pow(2) - self.log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
         entropy = (self.log_std + 0.5 * (1.0 + math.log(2 * math.pi))).sum().expand(mean.shape[0])
@@ -256,10 +259,20 @@ class Critic(nn.Module):
         """V(s) from the encoder's features of s."""
         return self.net.body(features).squeeze(-1)
 
-    def value(self, obs: Tensor) -> Tensor:
+    def value(self, obs: Tensor, encoded: bool = False) -> Tensor:
         """forward() through ``MLP.fast_forward``: differentiable but invisible to K-FAC hooks
         (the rollout, and the critic losses of PPO-Clip, TRPO and PPO-Penalty)."""
-        return self.net.fast_forward(obs).squeeze(-1)
+        return self.net.fast_forward(obs, encoded).squeeze(-1)
+
+
+def shared_features(actor: nn.Module, critic: Critic, obs: Tensor) -> tuple[Tensor, bool]:
+    """``(features, True)`` when actor and critic share their encoder (``algo.share_encoder``):
+    its features of ``obs``, computed once, for ``log_prob_entropy(..., encoded=True)`` and
+    ``value(..., encoded=True)``; ``(obs, False)`` otherwise."""
+    encoder = actor.net.encoder
+    if encoder is not None and encoder is critic.net.encoder:
+        return encoder(obs), True
+    return obs, False
 
 
 class CNN(nn.Module):

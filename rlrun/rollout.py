@@ -21,6 +21,7 @@ from rlrun.acting import ActionDecoder, ObservationEncoder, action_buffer, obs_d
 from rlrun.errors import NumericalError
 from rlrun.normalization import ObsNormalizer, RewardNormalizer
 from rlrun.observations import all_finite, obs_shape, stack_obs
+from rlrun.networks import shared_features
 
 
 def _check_finite_obs(raw_obs, step: int, which: str = "") -> None:
@@ -118,8 +119,9 @@ class RolloutCollector:
         rewards, terminated, done = to_tensor(self.buf_rewards), to_tensor(self.buf_terminated), to_tensor(self.buf_done)
         if self.buf_obs.dim() > 3:  # images: the CNN takes [T * N, C, H, W]
             t, n = self.buf_obs.shape[:2]
-            log_probs = self.actor.log_prob_entropy(self.buf_obs.flatten(0, 1), self.buf_actions.flatten(0, 1))[0].view(t, n)
-            values = self.critic.value(self.buf_obs.flatten(0, 1)).view(t, n)
+            inputs, encoded = shared_features(self.actor, self.critic, self.buf_obs.flatten(0, 1))  # a shared CNN once
+            log_probs = self.actor.log_prob_entropy(inputs, self.buf_actions.flatten(0, 1), encoded)[0].view(t, n)
+            values = self.critic.value(inputs, encoded).view(t, n)
         else:
             log_probs, _ = self.actor.log_prob_entropy(self.buf_obs, self.buf_actions)
             values = self.critic.value(self.buf_obs)

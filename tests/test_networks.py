@@ -107,3 +107,27 @@ def test_explained_variance_of_equal_returns_is_left_out_not_a_failure():
     assert "value/explained_variance" not in metrics and metrics["policy/kl"] == 0.0
     varied = Batch(**{**constant.__dict__, "returns": torch.arange(8.0)})
     assert "value/explained_variance" in update_diagnostics(actor, policy_snapshot(actor, varied), varied)
+
+
+def test_a_shared_encoder_runs_once_for_both_heads_with_the_same_outputs():
+    """shared_features: the features once, then every head's fast path from them, equal to the
+    heads run on the observations; separate encoders (or none) pass the observations through."""
+    import numpy as np
+    from gymnasium import spaces
+
+    from rlrun.algos.registry import algorithms
+    from rlrun.networks import make_networks, shared_features
+
+    space = spaces.Box(0, 255, (6, 6, 2), np.uint8)
+    frames = torch.randint(0, 256, (5, 2, 6, 6), dtype=torch.uint8)
+    actions = torch.randint(0, 3, (5,))
+    for share in (True, False):
+        cfg = algorithms()["ppo_clip"].config(share_encoder=share, cnn_features=8)
+        actor, critic = make_networks(cfg, space, spaces.Discrete(3))
+        inputs, encoded = shared_features(actor, critic, frames)
+        assert encoded == share and (inputs.shape == (5, 8) if share else inputs is frames)
+        for got, want in zip(actor.log_prob_entropy(inputs, actions, encoded), actor.log_prob_entropy(frames, actions)):
+            torch.testing.assert_close(got, want)
+        torch.testing.assert_close(critic.value(inputs, encoded), critic.value(frames))
+        if share:  # the module path (K-FAC's) from the features too
+            torch.testing.assert_close(critic.head(actor.net.encode(frames)), critic(frames))

@@ -17,6 +17,7 @@ from rlrun.algos.registry import (AT_LEAST_ONE, FRACTION_CLOSED, NON_NEGATIVE, P
 from rlrun.core.batch import Batch
 from rlrun.core.flat_params import FlatParameters, unique_parameters
 from rlrun.core.losses import normalize, scheduled, value_loss
+from rlrun.networks import shared_features
 
 
 @dataclass
@@ -60,9 +61,10 @@ class A2C:
             group["lr"] = lr
         advantages = normalize(batch.advantages) if cfg.normalize_advantage else batch.advantages
 
-        log_prob, entropy = self.actor.log_prob_entropy(batch.obs, batch.actions)
+        inputs, encoded = shared_features(self.actor, self.critic, batch.obs)  # a shared CNN runs once
+        log_prob, entropy = self.actor.log_prob_entropy(inputs, batch.actions, encoded)
         policy_loss = -(log_prob * advantages).mean()  # the policy gradient of A2C (and of ACKTR's step)
-        v_loss = value_loss(self.critic.value(batch.obs), batch.returns)
+        v_loss = value_loss(self.critic.value(inputs, encoded), batch.returns)
         entropy = entropy.mean()
         loss = policy_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
         self.params.zero_grad()

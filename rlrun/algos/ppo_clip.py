@@ -13,6 +13,7 @@ from rlrun.algos.registry import (AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, AlgoConf
 from rlrun.core.batch import Batch
 from rlrun.core.flat_params import FlatParameters, unique_parameters
 from rlrun.core.losses import approx_kl, clipped_surrogate, minibatches, normalize, scheduled, value_loss
+from rlrun.networks import shared_features
 
 SCHEDULES = one_of("constant", "linear")
 
@@ -63,10 +64,12 @@ class PPOClip:
         epochs_done, stop = 0, False
         for _ in range(cfg.n_epochs):  # M epochs of minibatch Adam on the clipped surrogate (5.40-5.41)
             for idx in minibatches(len(batch), cfg.batch_size, self.generator):
-                log_prob, entropy = self.actor.log_prob_entropy(batch.obs[idx], batch.actions[idx])
+                inputs, encoded = shared_features(self.actor, self.critic, batch.obs[idx])  # a shared CNN runs once
+                log_prob, entropy = self.actor.log_prob_entropy(inputs, batch.actions[idx], encoded)
                 old_log_prob = batch.log_probs[idx]
                 policy_loss = -clipped_surrogate(log_prob, old_log_prob, advantages[idx], clip_eps)
-                v_loss = value_loss(self.critic.value(batch.obs[idx]), batch.returns[idx], batch.values[idx], cfg.clip_value_eps)
+                v_loss = value_loss(self.critic.value(inputs, encoded), batch.returns[idx], batch.values[idx],
+                                    cfg.clip_value_eps)
                 entropy = entropy.mean()
                 loss = policy_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
                 self.params.zero_grad()
