@@ -75,6 +75,9 @@ class ACKTRConfig(AlgoConfig):
     ent_coef: float = knob(0.01, "entropy bonus (Baselines acktr)", NON_NEGATIVE)
     share_encoder: bool = knob(False, "images: one CNN for the actor and the critic (Baselines acktr), one K-FAC of the joint "
                                "Fisher of pi(a|s) N(y; V(s), 1) and one trust region on the joint KL (paper sec. 3.2)")
+    trust_region_kl: str = knob("joint", "share_encoder: what max_kl bounds: joint, the KL of pi(a|s) N(y; V(s), 1) (the "
+                                "paper's joint distribution), or policy, KL(pi_old || pi) alone (the value's drift is "
+                                "logged as acktr/value_kl)", one_of("joint", "policy"))
     vf_coef: float = knob(0.1, "share_encoder: the value loss's weight in the joint objective (Baselines acktr: 0.5, with "
                           "which the value's step took 95% of the joint KL on MinAtar Breakout; README)", NON_NEGATIVE)
     critic_optimizer: str = knob("kfac", "the critic's optimiser: kfac (the paper) or adam", one_of("kfac", "adam"))
@@ -211,7 +214,8 @@ class ACKTR:
         """One K-FAC step of actor and critic together, as the paper's Atari runs (Baselines acktr):
         the Fisher is that of the joint distribution p(a, y | s) = pi(a|s) N(y; V(s), 1) (sec. 3.2),
         the objective A2C's policy loss + vf_coef x value loss, and the trust region bounds the
-        joint KL, KL(pi_old || pi) + E[(V - V_old)^2] / 2, measured after the step."""
+        joint KL, KL(pi_old || pi) + E[(V - V_old)^2] / 2, measured after the step (or, with
+        ``trust_region_kl=policy``, the policy's KL alone)."""
         cfg, obs = self.cfg, batch.obs
         advantages = normalize(batch.advantages) if cfg.normalize_advantage else batch.advantages
         with torch.no_grad():
@@ -235,28 +239,36 @@ class ACKTR:
         if self.log_std is not None:
             direction.append(self.log_std.grad / 2.0)
 
-        def joint_kl() -> torch.Tensor:
+        def kls() -> tuple[torch.Tensor, torch.Tensor]:  # KL(pi_old || pi) and E[(V - V_old)^2] / 2
             pi, values = self._joint(obs)
-            return kl_divergence(pi_old, pi).mean() + 0.5 * (values - values_old).pow(2).mean()
+            return kl_divergence(pi_old, pi).mean(), 0.5 * (values - values_old).pow(2).mean()
+
+        def bounded_kl() -> torch.Tensor:  # what max_kl bounds: the joint KL, or the policy's alone
+            policy_kl, value_kl = kls()
+            return policy_kl + value_kl if cfg.trust_region_kl == "joint" else policy_kl
 
         # Trust region: eta = min(eta_max, sqrt(2 delta / Delta^T F Delta)), F the joint Fisher (the
-        # Hessian of the joint KL at theta_old), then the measured joint KL checked as in update()
+        # Hessian of the joint KL at theta_old; the policy's alone with trust_region_kl=policy), then
+        # the measured KL checked as in update()
         step = parameters_to_vector(direction)
-        quadratic = float(step @ make_fisher_vector_product(joint_kl(), self.params, damping=0.0)(step))
+        quadratic = float(step @ make_fisher_vector_product(bounded_kl(), self.params, damping=0.0)(step))
         eta = trust_region_scale(quadratic, cfg.max_kl, cfg.eta_max)
 
         def kl_after() -> tuple[float, float]:
             with torch.no_grad():
-                return 0.0, joint_kl().item()
+                return 0.0, bounded_kl().item()
 
         search = backtracking_line_search(self.params, -eta.scale * step, kl_after, cfg.max_kl,
                                           cfg.backtrack_coef, cfg.backtrack_iters, require_improvement=False)
+        with torch.no_grad():
+            policy_kl, value_kl = (kl.item() for kl in kls())
         eig = self.actor_kfac.factor_eigenvalue_range(0)
         return {
             "loss/policy": policy_loss.item(),
             "loss/value": critic_loss.item(),
             "acktr/max_kl": cfg.max_kl,
-            "acktr/joint_kl": search.kl if search.accepted else 0.0,
+            "acktr/joint_kl": policy_kl + value_kl,
+            "acktr/value_kl": value_kl,
             "acktr/eta_max": cfg.eta_max,
             "acktr/step_scale": eta.scale * search.step_fraction,
             "acktr/step_clipped": float(eta.clipped),

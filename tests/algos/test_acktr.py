@@ -198,3 +198,20 @@ def test_the_joint_mode_refuses_knobs_of_the_separate_critic_and_resumes_from_it
     torch.manual_seed(5)
     resumed = update(fresh, batch)
     assert resumed == continued
+
+
+def test_trust_region_kl_policy_bounds_the_policy_kl_alone_and_logs_the_value_drift():
+    algo, batch = joint(trust_region_kl="policy")
+    for _ in range(3):
+        metrics = update(algo, batch)
+        assert metrics["acktr/step_accepted"] == 1.0
+        assert 0.0 < metrics["policy/kl"] <= metrics["acktr/max_kl"]
+        assert metrics["acktr/joint_kl"] == pytest.approx(metrics["policy/kl"] + metrics["acktr/value_kl"], rel=1e-5)
+    first_policy, batch = joint(trust_region_kl="policy")
+    first_joint, _ = joint()
+    torch.manual_seed(7)
+    policy_bound = update(first_policy, batch)
+    torch.manual_seed(7)
+    joint_bound = update(first_joint, batch)  # the same direction, the value's drift counted too
+    assert joint_bound["policy/kl"] < policy_bound["policy/kl"] <= policy_bound["acktr/max_kl"]
+    assert policy_bound["acktr/joint_kl"] > joint_bound["acktr/joint_kl"]
