@@ -61,7 +61,7 @@ class MLP(nn.Sequential):
         """forward() via F.linear on the same parameters: no per-layer module dispatch and no
         hooks, so K-FAC never sees it. Differentiable (first and higher order); half the cost of
         forward() at rollout batch sizes. Used by the rollout and by the PPO-Clip and critic losses.
-        ``encoded``: ``x`` is already the encoder's features (see :func:`shared_features`)."""
+        ``encoded``: ``x`` is already the encoder's features (``core.shared_encoder``)."""
         act = ACTIVATION_FNS[self.activation]
         if self.has_encoder and not encoded:
             x = self[0](x)
@@ -108,7 +108,7 @@ class CategoricalActor(nn.Module):
     def log_prob_entropy(self, obs: Tensor, actions: Tensor, encoded: bool = False) -> tuple[Tensor, Tensor]:
         """log pi(a|s) and the entropy H(pi(.|s)) (differentiable), without a Distribution object:
         one log-softmax serves both. Through ``MLP.fast_forward``, so invisible to K-FAC hooks.
-        ``encoded``: ``obs`` is already the encoder's features (:func:`shared_features`); the same
+        ``encoded``: ``obs`` is already the encoder's features (``core.shared_encoder``); the same
         in every head."""
         log_probs = torch.log_softmax(self.net.fast_forward(obs, encoded), dim=-1)
         entropy = -(log_probs.exp() * log_probs).sum(-1)
@@ -264,15 +264,6 @@ class Critic(nn.Module):
         (the rollout, and the critic losses of PPO-Clip, TRPO and PPO-Penalty)."""
         return self.net.fast_forward(obs, encoded).squeeze(-1)
 
-
-def shared_features(actor: nn.Module, critic: Critic, obs: Tensor) -> tuple[Tensor, bool]:
-    """``(features, True)`` when actor and critic share their encoder (``algo.share_encoder``):
-    its features of ``obs``, computed once, for ``log_prob_entropy(..., encoded=True)`` and
-    ``value(..., encoded=True)``; ``(obs, False)`` otherwise."""
-    encoder = actor.net.encoder
-    if encoder is not None and encoder is critic.net.encoder:
-        return encoder(obs), True
-    return obs, False
 
 
 class CNN(nn.Module):

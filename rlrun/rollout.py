@@ -21,7 +21,7 @@ from rlrun.acting import ActionDecoder, ObservationEncoder, action_buffer, obs_d
 from rlrun.errors import NumericalError
 from rlrun.normalization import ObsNormalizer, RewardNormalizer
 from rlrun.observations import all_finite, obs_shape, stack_obs
-from rlrun.networks import shared_features
+from rlrun.core.shared_encoder import shared_features
 
 
 def _check_finite_obs(raw_obs, step: int, which: str = "") -> None:

@@ -116,7 +116,8 @@ def test_a_shared_encoder_runs_once_for_both_heads_with_the_same_outputs():
     from gymnasium import spaces
 
     from rlrun.algos.registry import algorithms
-    from rlrun.networks import make_networks, shared_features
+    from rlrun.core.shared_encoder import shared_features
+    from rlrun.networks import make_networks
 
     space = spaces.Box(0, 255, (6, 6, 2), np.uint8)
     frames = torch.randint(0, 256, (5, 2, 6, 6), dtype=torch.uint8)

@@ -17,7 +17,7 @@ from rlrun.algos.registry import (AT_LEAST_ONE, FRACTION_CLOSED, NON_NEGATIVE, P
 from rlrun.core.batch import Batch
 from rlrun.core.flat_params import FlatParameters, unique_parameters
 from rlrun.core.losses import normalize, scheduled, value_loss
-from rlrun.networks import shared_features
+from rlrun.core.shared_encoder import shared_features
 
 
 @dataclass

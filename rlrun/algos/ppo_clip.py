@@ -13,7 +13,7 @@ from rlrun.algos.registry import (AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, AlgoConf
 from rlrun.core.batch import Batch
 from rlrun.core.flat_params import FlatParameters, unique_parameters
 from rlrun.core.losses import approx_kl, clipped_surrogate, minibatches, normalize, scheduled, value_loss
-from rlrun.networks import shared_features
+from rlrun.core.shared_encoder import shared_features
 
 SCHEDULES = one_of("constant", "linear")
 
