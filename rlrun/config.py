@@ -197,6 +197,9 @@ def validate(cfg: Any) -> None:
             _check(False, f"algo.{key}", algo[key], f"{algo.name} has no such key"
                    + (f" (did you mean algo.{close[0]}?)" if close else ""))
     check_fields(algo, schema, "algo")
+    check_combination = getattr(schema, "check_combination", None)  # knobs that exclude each other
+    if check_combination is not None:
+        check_combination(algo)
 
 
 # Keys a resumed run may change; any other difference from the checkpoint's config is refused.

@@ -290,6 +290,8 @@ BAD_INPUTS = [
     (["-m", "seed=0,1", "hydra.sweep.dir=/tmp/" + "x" * 300], "hydra.sweep.dir=/tmp/xxx"),
     (["algo=acktr", "algo.stat_decay=2"], "algo.stat_decay=2.0"),
     (["algo=acktr", "algo.damping=-1"], "algo.damping=-1.0"),
+    (["algo=acktr", "algo.share_encoder=true", "algo.critic_optimizer=adam"],
+     "algo.critic_optimizer='adam' is not allowed with algo.share_encoder=true"),
     (["algo.ent_coef=nan"], "algo.ent_coef=nan"),
     (["algo.log_std_init=inf"], "algo.log_std_init=inf"),
     (["objective=eval_best_return"], "set eval_every > 0"),

@@ -90,6 +90,19 @@ class ACKTRConfig(AlgoConfig):
     critic_epochs: int = knob(1, "critic passes per iteration over the batch, whole-batch steps unless critic_batch_size "
                               "(acktr_cont: 25 K-FAC steps)", AT_LEAST_ONE)
 
+    @staticmethod
+    def check_combination(cfg) -> None:
+        """Knobs of the separate critic's step are refused with ``share_encoder``, in one line and
+        before the run starts (``config.validate`` calls this; ``cfg``: the node or the dataclass)."""
+        changed = [key for key, differs in (
+            ("critic_optimizer", cfg.critic_optimizer != "kfac"), ("critic_epochs", cfg.critic_epochs != 1),
+            ("kl_target", cfg.kl_target is not None), ("momentum", cfg.momentum != 0.0),
+            ("log_std_kl_share", cfg.log_std_kl_share is not None),
+            ("trust_region_fisher", cfg.trust_region_fisher != "exact")) if differs]
+        if cfg.share_encoder and changed:
+            raise ConfigError(f"algo.{changed[0]}={getattr(cfg, changed[0])!r} is not allowed with algo.share_encoder=true, "
+                              "whose one joint K-FAC step of actor and critic keeps that knob's default")
+
 
 def damped_quadratic(params: list[nn.Parameter], direction: list[torch.Tensor]) -> float:
     """Delta^T (F_hat + damping) Delta = Delta^T g for Delta = (F_hat + damping)^-1 g: K-FAC's own
@@ -114,14 +127,7 @@ class ACKTR:
         self.cfg, self.actor, self.critic = cfg, actor, critic
         kfac_args = dict(stat_decay=cfg.stat_decay, damping=cfg.damping, inv_every=cfg.inv_every,
                          dtype=getattr(torch, cfg.kfac_dtype))
-        changed = [key for key, differs in (
-            ("critic_optimizer", cfg.critic_optimizer != "kfac"), ("critic_epochs", cfg.critic_epochs != 1),
-            ("kl_target", cfg.kl_target is not None), ("momentum", cfg.momentum != 0.0),
-            ("log_std_kl_share", cfg.log_std_kl_share is not None), ("trust_region_fisher", cfg.trust_region_fisher != "exact"))
-            if differs]
-        if cfg.share_encoder and changed:
-            raise ConfigError(f"algo.{changed[0]}={getattr(cfg, changed[0])!r} is not allowed with algo.share_encoder=true, "
-                              "whose one joint K-FAC step of actor and critic keeps that knob's default")
+        ACKTRConfig.check_combination(cfg)
         # The actor's K-FAC; with a shared encoder, one K-FAC over actor and critic together (the
         # shared layers once), which also steps the critic
         self.joint = nn.ModuleDict({"actor": actor, "critic": critic}) if cfg.share_encoder else None
