@@ -26,7 +26,7 @@ from omegaconf import OmegaConf
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rlrun.algos.registry import algorithms  # noqa: E402
-from rlrun.config import CONF_DIR, register_configs  # noqa: E402
+from rlrun.config import CONF_DIR, register_configs, validate  # noqa: E402
 from rlrun.core.batch import Batch  # noqa: E402
 from rlrun.networks import make_networks  # noqa: E402
 
@@ -35,6 +35,7 @@ def time_updates(algo_name: str, overrides: list[str], iterations: int) -> tuple
     """(batch size, first update's seconds, the other updates' seconds)."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=[f"algo={algo_name}", "env=ALE/Breakout-v5", *overrides])
+    validate(cfg)  # the CLI's checks, knob combinations included
     n = cfg.env.num_envs * cfg.algo.n_steps
     torch.manual_seed(0)
     actor, critic = make_networks(cfg.algo, spaces.Box(0, 255, (4, 84, 84), np.uint8), spaces.Discrete(4))

@@ -136,7 +136,7 @@ def make_worker_env(env_cfg: Any, render_mode: str | None = None) -> gym.Env:
 
     A terminal's Ctrl-C and SLURM's SIGTERM go to the whole process group. A worker that died of
     them would break its pipe before the main process could finish the iteration and save."""
-    if threading.current_thread() is threading.main_thread():  # not AsyncVectorEnv's own probe from a thread
+    if threading.current_thread() is threading.main_thread():  # signal.signal works there only
         for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
     return make_env(env_cfg, render_mode)

@@ -14,6 +14,7 @@ rollout, the evaluation and every loss that must not touch K-FAC's statistics us
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Sequence
 
@@ -37,7 +38,6 @@ class MLP(nn.Sequential):
     def __init__(self, layers: list[nn.Module], activation: str, encoder: nn.Module | None = None):
         super().__init__(*([encoder] if encoder is not None else []), *layers)  # the encoder is module 0
         self.activation, self.has_encoder = activation, encoder is not None
-        self.layers = tuple(layers)  # after the encoder
         self.linears = tuple(m for m in layers if isinstance(m, nn.Linear))  # for fast_forward
 
     @property
@@ -50,7 +50,7 @@ class MLP(nn.Sequential):
 
     def body(self, features: Tensor) -> Tensor:
         """The layers after the encoder, as modules (K-FAC's hooks see them)."""
-        for module in self.layers:
+        for module in itertools.islice(self, int(self.has_encoder), None):
             features = module(features)
         return features
 
@@ -263,7 +263,6 @@ class Critic(nn.Module):
         """forward() through ``MLP.fast_forward``: differentiable but invisible to K-FAC hooks
         (the rollout, and the critic losses of PPO-Clip, TRPO and PPO-Penalty)."""
         return self.net.fast_forward(obs, encoded).squeeze(-1)
-
 
 
 class CNN(nn.Module):

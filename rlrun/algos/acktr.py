@@ -6,8 +6,9 @@ fixed eta_max. The continuous-control setting (conf/tuned/acktr/<MuJoCo env>.yam
 batches, several K-FAC critic steps per batch and no entropy bonus, as the paper's MuJoCo runs
 (OpenAI Baselines ``acktr_cont``); that code's momentum on the K-FAC direction and eta_max adapted
 from the measured KL (``momentum``, ``kl_target``) are here too, off in the shipped files, which
-measured better without them (README). Either way the measured KL after a step never exceeds
-``max_kl``: the step is shrunk or rejected.
+measured better without them (README). With ``share_encoder`` (images: the paper's Atari network)
+actor and critic share one CNN and take one joint K-FAC step (``_update_joint``). Either way the
+measured KL after a step never exceeds ``max_kl``: the step is shrunk or rejected.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from rlrun.core.flat_params import FlatParameters
 from rlrun.core.kfac import KFAC
 from rlrun.core.kl_controller import AdaptiveKLController
 from rlrun.core.losses import normalize, value_loss
-from rlrun.core.natural_gradient import (StepScale, backtracking_line_search, make_fisher_vector_product,
-                                         trust_region_scale)
+from rlrun.core.natural_gradient import (LineSearchResult, StepScale, backtracking_line_search,
+                                         make_fisher_vector_product, trust_region_scale)
 from rlrun.errors import ConfigError
 
 
@@ -39,8 +40,9 @@ class ACKTRConfig(AlgoConfig):
     """Defaults: OpenAI Baselines ``acktr`` (the paper's discrete setting): 20-step rollouts, Monte-Carlo
     style returns, eta_max 0.25, kfac_clip 0.001 as max_kl, damping 0.01, stat_decay 0.99, ent_coef
     0.01. Actor and critic each get their own K-FAC preconditioner and trust region (the critic's
-    Fisher is the Gauss-Newton one of a unit-variance Gaussian output, Wu et al. 2017). The
-    continuous-control setting (Baselines ``acktr_cont``): conf/tuned/acktr/<MuJoCo env>.yaml."""
+    Fisher is the Gauss-Newton one of a unit-variance Gaussian output, Wu et al. 2017), or, with
+    ``share_encoder``, one of each for both together. The continuous-control setting (Baselines
+    ``acktr_cont``): conf/tuned/acktr/<MuJoCo env>.yaml."""
 
     name: str = knob("acktr", "the algorithm")
     n_steps: int = knob(20, "rollout length T per env per iteration (Baselines acktr: 20)", AT_LEAST_ONE)
@@ -67,7 +69,7 @@ class ACKTRConfig(AlgoConfig):
     stat_decay: float = knob(0.99, "moving average of the K-FAC factors (Baselines); 0: fresh factors each iteration",
                              Check(lambda v: 0 <= v < 1, "must be in [0, 1) (0: fresh K-FAC factors each iteration)"))
     kfac_dtype: str = knob("float64", "the arithmetic of K-FAC's batch statistics and preconditioning products (the factors "
-                           "stay float64): float32 is about twice as fast on the Nature CNN", one_of("float64", "float32"))
+                           "stay float64): float32 took 2.14 s an Atari update against 2.90 (README)", one_of("float64", "float32"))
     inv_every: int = knob(10, "iterations between K-FAC inverses (Baselines' cold_iter-style refresh)", AT_LEAST_ONE)
     trust_region_fisher: str = knob(
         "exact", "Delta^T F Delta of the trust region: exact (one Fisher-vector product along Delta) or kfac "
@@ -124,10 +126,10 @@ def apply_step(params: list[nn.Parameter], direction: list[torch.Tensor], scale:
 
 class ACKTR:
     def __init__(self, cfg: ACKTRConfig, actor: nn.Module, critic: nn.Module, seed: int):
+        ACKTRConfig.check_combination(cfg)
         self.cfg, self.actor, self.critic = cfg, actor, critic
         kfac_args = dict(stat_decay=cfg.stat_decay, damping=cfg.damping, inv_every=cfg.inv_every,
                          dtype=getattr(torch, cfg.kfac_dtype))
-        ACKTRConfig.check_combination(cfg)
         # The actor's K-FAC; with a shared encoder, one K-FAC over actor and critic together (the
         # shared layers once), which also steps the critic
         self.joint = nn.ModuleDict({"actor": actor, "critic": critic}) if cfg.share_encoder else None
@@ -167,9 +169,7 @@ class ACKTR:
             fisher_loss.backward(retain_graph=True)
 
         # Policy-gradient objective of A2C: -mean log pi(a|s) A_t - ent_coef * H
-        log_prob = pi.log_prob(batch.actions)
-        entropy = pi.entropy().mean()
-        policy_loss = -(log_prob * advantages).mean() - cfg.ent_coef * entropy
+        policy_loss = self._policy_loss(pi, batch, advantages)
         self.actor.zero_grad(set_to_none=True)
         policy_loss.backward()
 
@@ -198,21 +198,11 @@ class ACKTR:
         eta_adapt = -self.eta_max_controller.update(kl_seen) if self.eta_max_controller is not None else 0  # -1: eta_max shrank
 
         critic_metrics = self._update_critic(batch)
-        eig = self.actor_kfac.factor_eigenvalue_range(0)
         return {
             "loss/policy": policy_loss.item(),
-            "acktr/max_kl": cfg.max_kl,
-            "acktr/eta_max": eta_max,
+            **self._step_metrics(eta_max, eta, search, scaled_step),
             "acktr/eta_adapt": float(eta_adapt),
-            "acktr/step_scale": eta.scale * search.step_fraction,
             "acktr/log_std_step_scale": eta_log_std * search.step_fraction if self.log_std is not None else 0.0,
-            "acktr/step_clipped": float(eta.clipped),
-            "acktr/backtracks": float(search.backtracks),
-            "acktr/step_accepted": float(search.accepted),
-            "acktr/step_norm": search.step_fraction * scaled_step.norm().item(),
-            "acktr/damping": cfg.damping,
-            "acktr/factor_eig_min": min(eig.values()),
-            "acktr/factor_eig_max": max(eig.values()),
             **critic_metrics,
         }
 
@@ -236,8 +226,7 @@ class ACKTR:
             fisher_loss.backward(retain_graph=True)
 
         # The joint objective: -mean log pi(a|s) A_t - ent_coef * H + vf_coef * value loss
-        entropy = pi.entropy().mean()
-        policy_loss = -(pi.log_prob(batch.actions) * advantages).mean() - cfg.ent_coef * entropy
+        policy_loss = self._policy_loss(pi, batch, advantages)
         critic_loss = value_loss(values, batch.returns)
         self.joint.zero_grad(set_to_none=True)
         (policy_loss + cfg.vf_coef * critic_loss).backward()
@@ -249,39 +238,51 @@ class ACKTR:
             pi, values = self._joint(obs)
             return kl_divergence(pi_old, pi).mean(), 0.5 * (values - values_old).pow(2).mean()
 
-        def bounded_kl() -> torch.Tensor:  # what max_kl bounds: the joint KL, or the policy's alone
-            policy_kl, value_kl = kls()
+        def bounded(policy_kl: torch.Tensor, value_kl: torch.Tensor) -> torch.Tensor:  # what max_kl bounds
             return policy_kl + value_kl if cfg.trust_region_kl == "joint" else policy_kl
 
         # Trust region: eta = min(eta_max, sqrt(2 delta / Delta^T F Delta)), F the joint Fisher (the
         # Hessian of the joint KL at theta_old; the policy's alone with trust_region_kl=policy), then
         # the measured KL checked as in update()
         step = parameters_to_vector(direction)
-        quadratic = float(step @ make_fisher_vector_product(bounded_kl(), self.params, damping=0.0)(step))
+        quadratic = float(step @ make_fisher_vector_product(bounded(*kls()), self.params, damping=0.0)(step))
         eta = trust_region_scale(quadratic, cfg.max_kl, cfg.eta_max)
+        measured = [0.0, 0.0]  # the policy and value KLs of the last candidate the search evaluated
 
         def kl_after() -> tuple[float, float]:
             with torch.no_grad():
-                return 0.0, bounded_kl().item()
+                policy_kl, value_kl = kls()
+            measured[:] = policy_kl.item(), value_kl.item()
+            return 0.0, bounded(policy_kl, value_kl).item()
 
-        search = backtracking_line_search(self.params, -eta.scale * step, kl_after, cfg.max_kl,
+        scaled_step = eta.scale * step
+        search = backtracking_line_search(self.params, -scaled_step, kl_after, cfg.max_kl,
                                           cfg.backtrack_coef, cfg.backtrack_iters, require_improvement=False)
-        with torch.no_grad():
-            policy_kl, value_kl = (kl.item() for kl in kls())
-        eig = self.actor_kfac.factor_eigenvalue_range(0)
+        policy_kl, value_kl = measured if search.accepted else (0.0, 0.0)  # rejected: theta_old kept
         return {
             "loss/policy": policy_loss.item(),
             "loss/value": critic_loss.item(),
-            "acktr/max_kl": cfg.max_kl,
+            **self._step_metrics(cfg.eta_max, eta, search, scaled_step),
             "acktr/joint_kl": policy_kl + value_kl,
             "acktr/value_kl": value_kl,
-            "acktr/eta_max": cfg.eta_max,
+        }
+
+    def _policy_loss(self, pi: torch.distributions.Distribution, batch: Batch, advantages: torch.Tensor) -> torch.Tensor:
+        """A2C's policy-gradient objective, -mean log pi(a|s) A_t - ent_coef * H (to be minimised)."""
+        return -(pi.log_prob(batch.actions) * advantages).mean() - self.cfg.ent_coef * pi.entropy().mean()
+
+    def _step_metrics(self, eta_max: float, eta: StepScale, search: LineSearchResult, scaled_step: torch.Tensor) -> dict[str, float]:
+        """The trust-region step as taken: its scale after the KL check, the check, and K-FAC's state."""
+        eig = self.actor_kfac.factor_eigenvalue_range(0)
+        return {
+            "acktr/max_kl": self.cfg.max_kl,
+            "acktr/eta_max": eta_max,
             "acktr/step_scale": eta.scale * search.step_fraction,
             "acktr/step_clipped": float(eta.clipped),
             "acktr/backtracks": float(search.backtracks),
             "acktr/step_accepted": float(search.accepted),
-            "acktr/step_norm": search.step_fraction * eta.scale * step.norm().item(),
-            "acktr/damping": cfg.damping,
+            "acktr/step_norm": search.step_fraction * scaled_step.norm().item(),
+            "acktr/damping": self.cfg.damping,
             "acktr/factor_eig_min": min(eig.values()),
             "acktr/factor_eig_max": max(eig.values()),
         }
