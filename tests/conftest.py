@@ -1,4 +1,5 @@
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -9,6 +10,12 @@ import pytest
 import torch
 
 torch.set_num_threads(1)  # in-process updates of small networks: one thread is fastest (the CLI's torch_threads default)
+
+# A suite started in the background by a non-interactive shell (`pytest &`) inherits Ctrl-C ignored,
+# and so would every rlrun it starts (an ignored signal stays ignored across exec): the Ctrl-C tests
+# need what a terminal gives, so the suite takes Python's default back and its children start with it.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 RLRUN = [sys.executable, "-m", "rlrun.cli"]
 REPO = Path(__file__).resolve().parent.parent

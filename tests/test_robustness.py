@@ -89,7 +89,7 @@ def test_sigkill_after_a_checkpoint_then_resume_gives_bit_identical_parameters(t
 def test_sigterm_saves_checkpoint_summary_and_every_completed_iteration(tmp_path):
     run_dir = tmp_path / "run"
     proc = rlrun(tmp_path, "total_steps=10000000", "checkpoint_every=0", "progress=off", f"hydra.run.dir={run_dir}")
-    wait_until(lambda: list(run_dir.glob("events.out.tfevents.*")), 60)
+    assert wait_until(lambda: training_started(run_dir), 60)
     time.sleep(random.uniform(1.0, 2.5))  # a random moment, some iterations in
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
@@ -110,7 +110,7 @@ def test_a_signal_to_the_process_group_with_async_envs_saves_at_the_step_it_stop
     run_dir = tmp_path / "run"
     proc = rlrun(tmp_path, "total_steps=10000000", "checkpoint_every=2048", "progress=off", "env.vectorization=async",
                  "env.num_envs=4", f"hydra.run.dir={run_dir}", start_new_session=True)
-    wait_until(lambda: list(run_dir.glob("events.out.tfevents.*")), 60)
+    assert wait_until(lambda: training_started(run_dir), 60)
     time.sleep(random.uniform(1.0, 2.5))
     os.killpg(proc.pid, signum)
     out, err = proc.communicate(timeout=60)
@@ -130,7 +130,7 @@ def test_the_same_signal_twice_at_once_is_one_request_to_stop_and_save(tmp_path)
     run_dir = tmp_path / "run"
     proc = rlrun(tmp_path, "total_steps=10000000", "algo.n_steps=20000", "checkpoint_every=0", "progress=off",
                  f"hydra.run.dir={run_dir}")
-    wait_until(lambda: list(run_dir.glob("events.out.tfevents.*")), 60)
+    assert wait_until(lambda: training_started(run_dir), 60)
     time.sleep(random.uniform(1.0, 2.0))
     proc.send_signal(signal.SIGINT)
     time.sleep(0.2)
