@@ -374,5 +374,7 @@ REGISTRATION = Registration(
     trust_region_key="max_kl", headline={"acktr/max_kl": "kl_bound"},
     charts={"KL vs bound max_kl": ["acktr/kl", "acktr/max_kl"],
             "step scale eta vs eta_max": ["acktr/step_scale", "acktr/eta_max"],
-            "step clipped by the trust region (0/1)": ["acktr/step_clipped"]},
+            "step clipped by the trust region (0/1)": ["acktr/step_clipped"],
+            "share_encoder: policy KL, value drift and joint KL vs max_kl":
+                ["acktr/kl", "acktr/value_kl", "acktr/joint_kl", "acktr/max_kl"]},
 )
