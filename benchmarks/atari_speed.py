@@ -9,8 +9,8 @@ ending bootstrapping) with the PPO paper's Atari setting: 8 sync envs x 128 step
 minibatch 256, Adam 2.5e-4, clip 0.1, vf_coef 1, ent_coef 0.01. rlrun: ``rlrun algo=ppo_clip
 env=ALE/Breakout-v5`` (its tuned file), wall time from its summary.json. SB3:
 ``make_atari_env`` + ``VecFrameStack(4)`` + ``PPO("CnnPolicy")``, wall time of ``learn``.
-Both share one CNN between actor and critic (rlrun: the tuned file's ``algo.share_encoder``), but
-rlrun runs it once for the actor and once for the critic.
+Both share one CNN between actor and critic (rlrun: the tuned file's ``algo.share_encoder``), run
+once for both heads in the losses and in the pass over the batch.
 
 The SB3 interpreter needs ``stable-baselines3``, ``ale-py`` and ``gymnasium`` (install them in
 a separate environment: ``python -m venv v && v/bin/pip install torch==2.13.0 stable-baselines3
@@ -72,7 +72,7 @@ def main() -> None:
             ours.append(rlrun_fps(args.steps, args.device, Path(tmp)))
         theirs.append(sb3_fps(args.sb3_python, args.steps, args.device))
     print(f"PPO-Clip, ALE/Breakout-v5, 8 envs x 128 steps, {args.steps} env steps a run, {args.device}, env steps/s per run:")
-    print(f"rlrun (one CNN, run twice)     {' / '.join(f'{v:.1f}' for v in ours)}")
+    print(f"rlrun (one shared CNN)         {' / '.join(f'{v:.1f}' for v in ours)}")
     print(f"SB3 CnnPolicy (one shared CNN) {' / '.join(f'{v:.1f}' for v in theirs)}")
 
 
