@@ -10,7 +10,9 @@ minibatch 256, Adam 2.5e-4, clip 0.1, vf_coef 1, ent_coef 0.01. rlrun: ``rlrun a
 env=ALE/Breakout-v5`` (its tuned file), wall time from its summary.json. SB3:
 ``make_atari_env`` + ``VecFrameStack(4)`` + ``PPO("CnnPolicy")``, wall time of ``learn``.
 Both share one CNN between actor and critic (rlrun: the tuned file's ``algo.share_encoder``), run
-once for both heads in the losses and in the pass over the batch.
+once for both heads in the losses and in the pass over the batch. Both use the same torch threads:
+``--threads`` (default 0, torch's default of one per core, which SB3 keeps and rlrun's Atari tuned
+file sets; rlrun's own default elsewhere is 1).
 
 The SB3 interpreter needs ``stable-baselines3``, ``ale-py`` and ``gymnasium`` (install them in
 a separate environment: ``python -m venv v && v/bin/pip install torch==2.13.0 stable-baselines3
@@ -34,8 +36,11 @@ import ale_py, gymnasium as gym
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_atari_env
 from stable_baselines3.common.vec_env import VecFrameStack
+import torch
 gym.register_envs(ale_py)
-steps, device = int(sys.argv[1]), sys.argv[2]
+steps, device, threads = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+if threads > 0:
+    torch.set_num_threads(threads)
 env = VecFrameStack(make_atari_env("ALE/Breakout-v5", n_envs=8, seed=0, env_kwargs={"frameskip": 1}), n_stack=4)
 model = PPO("CnnPolicy", env, n_steps=128, n_epochs=3, batch_size=256, learning_rate=2.5e-4, clip_range=0.1,
             vf_coef=1.0, ent_coef=0.01, gamma=0.99, gae_lambda=0.95, seed=0, device=device, verbose=0)
@@ -45,17 +50,18 @@ print(steps / (time.perf_counter() - start))
 """
 
 
-def rlrun_fps(steps: int, device: str, out: Path) -> float:
+def rlrun_fps(steps: int, device: str, threads: int, out: Path) -> float:
     run_dir = out / "rlrun"
     subprocess.run([sys.executable, "-m", "rlrun.cli", "algo=ppo_clip", "env=ALE/Breakout-v5", f"total_steps={steps}",
-                    "seed=0", f"device={device}", "progress=off", "checkpoint_every=0", "eval_every=0",
+                    "seed=0", f"device={device}", f"torch_threads={threads}", "progress=off", "checkpoint_every=0", "eval_every=0",
                     f"hydra.run.dir={run_dir}"],
                    cwd=ROOT, check=True, capture_output=True)
     return json.loads((run_dir / "summary.json").read_text())["fps"]
 
 
-def sb3_fps(python: str, steps: int, device: str) -> float:
-    res = subprocess.run([python, "-c", SB3_SCRIPT, str(steps), device], check=True, capture_output=True, text=True)
+def sb3_fps(python: str, steps: int, device: str, threads: int) -> float:
+    res = subprocess.run([python, "-c", SB3_SCRIPT, str(steps), device, str(threads)], check=True, capture_output=True,
+                         text=True)
     return float(res.stdout.strip().splitlines()[-1])
 
 
@@ -65,13 +71,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10_240, help="env steps per run (10 iterations of 8 x 128)")
     parser.add_argument("--repeats", type=int, default=2, help="rlrun and SB3 runs alternate this many times")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where both train the networks")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads of both (0: torch's default, one per core)")
     args = parser.parse_args()
     ours, theirs = [], []
     for _ in range(args.repeats):  # alternating, so that a change in the machine's load hits both
         with tempfile.TemporaryDirectory() as tmp:
-            ours.append(rlrun_fps(args.steps, args.device, Path(tmp)))
-        theirs.append(sb3_fps(args.sb3_python, args.steps, args.device))
-    print(f"PPO-Clip, ALE/Breakout-v5, 8 envs x 128 steps, {args.steps} env steps a run, {args.device}, env steps/s per run:")
+            ours.append(rlrun_fps(args.steps, args.device, args.threads, Path(tmp)))
+        theirs.append(sb3_fps(args.sb3_python, args.steps, args.device, args.threads))
+    print(f"PPO-Clip, ALE/Breakout-v5, 8 envs x 128 steps, {args.steps} env steps a run, {args.device}, "
+          f"torch threads {args.threads or 'default'}, env steps/s per run:")
     print(f"rlrun (one shared CNN)         {' / '.join(f'{v:.1f}' for v in ours)}")
     print(f"SB3 CnnPolicy (one shared CNN) {' / '.join(f'{v:.1f}' for v in theirs)}")
 

@@ -122,9 +122,11 @@ class RolloutCollector:
             inputs, encoded = shared_features(self.actor, self.critic, self.buf_obs.flatten(0, 1))  # a shared CNN once
             log_probs = self.actor.log_prob_entropy(inputs, self.buf_actions.flatten(0, 1), encoded)[0].view(t, n)
             values = self.critic.value(inputs, encoded).view(t, n)
+            pi_old = self.actor.head(inputs) if encoded else None
         else:
             log_probs, _ = self.actor.log_prob_entropy(self.buf_obs, self.buf_actions)
             values = self.critic.value(self.buf_obs)
+            pi_old = None
         # next_values[t] = V(s_{t+1}) where the episode continued; V(final obs) of truncations was stored.
         following = torch.cat([values[1:], self.critic(self.obs)[None]])
         next_values = torch.where(done, self.buf_next_values, following)
@@ -136,6 +138,7 @@ class RolloutCollector:
             values=values.flatten(0, 1),
             advantages=advantages.flatten(0, 1),
             returns=(advantages + values).flatten(0, 1),
+            pi_old=pi_old,
         )
 
     def state_dict(self) -> dict:

@@ -109,6 +109,31 @@ def test_batch_log_probs_are_those_of_the_collecting_policy():
     assert batch.log_probs.shape == (120,)
 
 
+def test_a_shared_cnn_gives_pi_old_on_the_way_equal_to_a_fresh_pass():
+    """With the CNN shared by actor and critic, the batch carries pi_old from the rollout's pass
+    over the batch (the trainer's exact policy/kl starts from it instead of running the CNN again):
+    the same distributions as the actor's own forward, to the bit; without sharing, none."""
+    from rlrun.algos.ppo_clip import PPOClipConfig
+    from rlrun.core.diagnostics import policy_snapshot
+    from rlrun.networks import make_networks
+
+    envs = make_vec_env(OmegaConf.structured(EnvConfig(id="tests.space_envs:ImageMatch-v0", num_envs=2)))
+    for share in (True, False):
+        cfg = OmegaConf.structured(PPOClipConfig(share_encoder=share, hidden_sizes=[]))
+        torch.manual_seed(0)
+        actor, critic = make_networks(cfg, envs.single_observation_space, envs.single_action_space)
+        batch, _ = RolloutCollector(envs, actor, critic, n_steps=16, gamma=GAMMA, gae_lambda=0.95, seed=0,
+                                    device=torch.device("cpu")).collect(0)
+        assert batch.obs.dtype == torch.uint8 and batch.obs.shape == (32, 3, 12, 12)
+        if share:
+            with torch.no_grad():
+                fresh = actor(batch.obs)
+            assert torch.equal(batch.pi_old.logits, fresh.logits)
+            assert policy_snapshot(actor, batch) is batch.pi_old
+        else:
+            assert batch.pi_old is None
+
+
 class OffsetActionsEnv(gym.Env):
     """Discrete(3, start=1): records every action it receives; an action outside 1..3 is an error."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from torch import Tensor
+from torch.distributions import Distribution
 
 
 @dataclass
@@ -17,6 +18,9 @@ class Batch:
     values: Tensor  # V(s) at collection time
     advantages: Tensor
     returns: Tensor  # G_hat = A_hat + V
+    # pi_old(.|s) on the whole batch, when the rollout had it for free: from a CNN shared with the
+    # critic, whose features of the batch it computes anyway (saves the trainer a pass of the CNN).
+    pi_old: Distribution | None = None
 
     def __len__(self) -> int:
         return self.obs.shape[0]

@@ -14,7 +14,10 @@ from rlrun.errors import NumericalError
 
 
 def policy_snapshot(actor: nn.Module, batch: Batch) -> Distribution:
-    """pi_old: the policy's distributions on the batch before the update."""
+    """pi_old: the policy's distributions on the batch before the update (the rollout's, when it
+    computed them on the way)."""
+    if batch.pi_old is not None:
+        return batch.pi_old
     with torch.no_grad():
         return actor(batch.obs)
 
