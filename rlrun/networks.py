@@ -114,15 +114,17 @@ class CategoricalActor(nn.Module):
         entropy = -(log_probs.exp() * log_probs).sum(-1)
         return log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1), entropy
 
-    def act(self, obs: Tensor, deterministic: bool = False, generator: torch.Generator | None = None) -> Tensor:
+    def act(self, obs: Tensor, deterministic: bool = False, generator: torch.Generator | None = None,
+            encoded: bool = False) -> Tensor:
         """A sample a ~ pi(.|s), or its mode (the most probable action) when ``deterministic``: the
         one act path of the rollout, the evaluation and ``rlrun.load``. Log-probabilities are not
-        computed here (the rollout computes them for the whole batch afterwards).
+        computed here (the rollout computes them for the whole batch afterwards). ``encoded``:
+        ``obs`` is already the encoder's features (the rollout's shared CNN, run once per step).
 
         Gumbel-max: argmax(logits + Gumbel noise) is an exact sample of softmax(logits), without
         building a Distribution object (a third of the per-step overhead at small batch sizes).
         """
-        logits = self.net.fast_forward(obs)
+        logits = self.net.fast_forward(obs, encoded)
         if deterministic:
             return torch.argmax(logits, dim=-1)
         gumbel = -torch.empty_like(logits).exponential_(generator=generator).log()
@@ -168,9 +170,10 @@ class MultiCategoricalActor(nn.Module):
         entropy = -(log_probs.exp() * log_probs).sum((-2, -1))
         return log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1).sum(-1), entropy
 
-    def act(self, obs: Tensor, deterministic: bool = False, generator: torch.Generator | None = None) -> Tensor:
+    def act(self, obs: Tensor, deterministic: bool = False, generator: torch.Generator | None = None,
+            encoded: bool = False) -> Tensor:
         """[..., D]: the mode or a Gumbel-max sample of each dimension (see CategoricalActor.act)."""
-        logits = self._grid(self.net.fast_forward(obs))
+        logits = self._grid(self.net.fast_forward(obs, encoded))
         if deterministic:
             return torch.argmax(logits, dim=-1)
         gumbel = -torch.empty_like(logits).exponential_(generator=generator).log()
@@ -200,9 +203,10 @@ class BernoulliActor(nn.Module):
         entropy = -(log_p.exp() * log_p + log_not_p.exp() * log_not_p).sum(-1)
         return log_prob, entropy
 
-    def act(self, obs: Tensor, deterministic: bool = False, generator: torch.Generator | None = None) -> Tensor:
+    def act(self, obs: Tensor, deterministic: bool = False, generator: torch.Generator | None = None,
+            encoded: bool = False) -> Tensor:
         """The mode (bit 1 where p > 1/2) or a sample."""
-        logits = self.net.fast_forward(obs)
+        logits = self.net.fast_forward(obs, encoded)
         if deterministic:
             return (logits > 0).to(logits.dtype)
         uniform = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
@@ -233,10 +237,11 @@ class GaussianActor(nn.Module):
         entropy = (self.log_std + 0.5 * (1.0 + math.log(2 * math.pi))).sum().expand(mean.shape[0])
         return log_prob, entropy
 
-    def act(self, obs: Tensor, deterministic: bool = False, generator: torch.Generator | None = None) -> Tensor:
+    def act(self, obs: Tensor, deterministic: bool = False, generator: torch.Generator | None = None,
+            encoded: bool = False) -> Tensor:
         """A sample a ~ pi(.|s), or its mode (the mean) when ``deterministic`` (see CategoricalActor.act).
         Unbounded: the env's bounds are applied by ``acting.ActionDecoder``."""
-        mean = self.net.fast_forward(obs)
+        mean = self.net.fast_forward(obs, encoded)
         if deterministic:
             return mean
         noise = torch.randn_like(mean) if generator is None else torch.randn(mean.shape, generator=generator,

@@ -21,7 +21,7 @@ from rlrun.acting import ActionDecoder, ObservationEncoder, action_buffer, obs_d
 from rlrun.errors import NumericalError
 from rlrun.normalization import ObsNormalizer, RewardNormalizer
 from rlrun.observations import all_finite, obs_shape, stack_obs
-from rlrun.core.shared_encoder import shared_features
+from rlrun.core.shared_encoder import shared_encoder
 
 
 def _check_finite_obs(raw_obs, step: int, which: str = "") -> None:
@@ -50,6 +50,11 @@ class RolloutCollector:
         self.buf_obs = torch.zeros((t, n, *obs_shape(obs_space)), dtype=obs_dtype(obs_space), device=device)
         self.buf_actions = torch.zeros((t, n, *action_shape), dtype=action_dtype, device=device)
         self.buf_next_values = torch.zeros((t, n), device=device)
+        # A CNN shared by actor and critic runs once per step; its features are kept for the batch's
+        # log pi_old, V and pi_old, so that the CNN does not run over the whole batch again.
+        self.encoder = shared_encoder(actor, critic)
+        self.buf_features = None if self.encoder is None else torch.zeros(
+            (t, n, self.encoder.features), dtype=next(self.encoder.parameters()).dtype, device=device)
         # Per-step env outputs stay in numpy until the rollout ends: one conversion, not T.
         self.buf_rewards = np.zeros((t, n), np.float32)
         self.buf_terminated = np.zeros((t, n), bool)
@@ -71,7 +76,11 @@ class RolloutCollector:
         n = self.envs.num_envs
         self.buf_next_values.zero_()
         for t in range(self.n_steps):
-            action = self.actor.act(self.obs)
+            if self.encoder is None:
+                action = self.actor.act(self.obs)
+            else:
+                self.buf_features[t] = self.encoder(self.obs)
+                action = self.actor.act(self.buf_features[t], encoded=True)
             self.buf_obs[t] = self.obs
             self.buf_actions[t] = action
             raw_obs, reward, terminated, truncated, info = self.envs.step(self.to_env(action))
@@ -114,19 +123,24 @@ class RolloutCollector:
     def _batch(self) -> Batch:
         """log pi_old(a_t|s_t) and V(s_t) for the whole rollout in one batched call each (the policy has
         not changed since the actions were sampled, and stepping the envs needs neither), then GAE;
-        flattened to [T * N] (normal tensors, usable by autograd)."""
+        flattened to [T * N] (normal tensors, usable by autograd). With a shared encoder, from the
+        features kept at each step, and pi_old(.|s_t) too (``Batch.pi_old``)."""
         to_tensor = lambda x: torch.from_numpy(x).to(self.device)  # noqa: E731
         rewards, terminated, done = to_tensor(self.buf_rewards), to_tensor(self.buf_terminated), to_tensor(self.buf_done)
-        if self.buf_obs.dim() > 3:  # images: the CNN takes [T * N, C, H, W]
-            t, n = self.buf_obs.shape[:2]
-            inputs, encoded = shared_features(self.actor, self.critic, self.buf_obs.flatten(0, 1))  # a shared CNN once
-            log_probs = self.actor.log_prob_entropy(inputs, self.buf_actions.flatten(0, 1), encoded)[0].view(t, n)
-            values = self.critic.value(inputs, encoded).view(t, n)
-            pi_old = self.actor.head(inputs) if encoded else None
+        t, n = self.n_steps, self.envs.num_envs
+        pi_old = None
+        if self.encoder is not None:
+            features, actions = self.buf_features.flatten(0, 1), self.buf_actions.flatten(0, 1)
+            log_probs = self.actor.log_prob_entropy(features, actions, encoded=True)[0].view(t, n)
+            values = self.critic.value(features, encoded=True).view(t, n)
+            pi_old = self.actor.head(features)
+        elif self.buf_obs.dim() > 3:  # images, each network its own CNN: it takes [T * N, C, H, W]
+            obs, actions = self.buf_obs.flatten(0, 1), self.buf_actions.flatten(0, 1)
+            log_probs = self.actor.log_prob_entropy(obs, actions)[0].view(t, n)
+            values = self.critic.value(obs).view(t, n)
         else:
             log_probs, _ = self.actor.log_prob_entropy(self.buf_obs, self.buf_actions)
             values = self.critic.value(self.buf_obs)
-            pi_old = None
         # next_values[t] = V(s_{t+1}) where the episode continued; V(final obs) of truncations was stored.
         following = torch.cat([values[1:], self.critic(self.obs)[None]])
         next_values = torch.where(done, self.buf_next_values, following)

@@ -109,10 +109,11 @@ def test_batch_log_probs_are_those_of_the_collecting_policy():
     assert batch.log_probs.shape == (120,)
 
 
-def test_a_shared_cnn_gives_pi_old_on_the_way_equal_to_a_fresh_pass():
-    """With the CNN shared by actor and critic, the batch carries pi_old from the rollout's pass
-    over the batch (the trainer's exact policy/kl starts from it instead of running the CNN again):
-    the same distributions as the actor's own forward, to the bit; without sharing, none."""
+def test_a_shared_cnn_runs_once_per_step_and_never_over_the_whole_batch():
+    """With the CNN shared by actor and critic, the rollout keeps its features of each step's
+    observations and takes log pi_old, V and pi_old (``Batch.pi_old``, from which the trainer's
+    exact policy/kl starts) from them: no pass of the CNN over the batch, and the same values as a
+    fresh pass (up to the float rounding of another batch size). Without sharing, no pi_old."""
     from rlrun.algos.ppo_clip import PPOClipConfig
     from rlrun.core.diagnostics import policy_snapshot
     from rlrun.networks import make_networks
@@ -122,16 +123,24 @@ def test_a_shared_cnn_gives_pi_old_on_the_way_equal_to_a_fresh_pass():
         cfg = OmegaConf.structured(PPOClipConfig(share_encoder=share, hidden_sizes=[]))
         torch.manual_seed(0)
         actor, critic = make_networks(cfg, envs.single_observation_space, envs.single_action_space)
-        batch, _ = RolloutCollector(envs, actor, critic, n_steps=16, gamma=GAMMA, gae_lambda=0.95, seed=0,
-                                    device=torch.device("cpu")).collect(0)
+        collector = RolloutCollector(envs, actor, critic, n_steps=16, gamma=GAMMA, gae_lambda=0.95, seed=0,
+                                     device=torch.device("cpu"))
+        batch_sizes = []
+        hook = actor.net.encoder.register_forward_hook(lambda module, args, out: batch_sizes.append(len(args[0])))
+        batch, _ = collector.collect(0)
+        hook.remove()
         assert batch.obs.dtype == torch.uint8 and batch.obs.shape == (32, 3, 12, 12)
+        with torch.no_grad():
+            fresh = actor(batch.obs)
+            torch.testing.assert_close(batch.log_probs, fresh.log_prob(batch.actions))
+            torch.testing.assert_close(batch.values, critic(batch.obs))
         if share:
-            with torch.no_grad():
-                fresh = actor(batch.obs)
-            assert torch.equal(batch.pi_old.logits, fresh.logits)
+            # each step, V(final obs) of the truncated episodes and V(s_T): never the batch of 32
+            assert len(batch_sizes) >= 16 and set(batch_sizes) == {2}
+            torch.testing.assert_close(batch.pi_old.logits, fresh.logits)
             assert policy_snapshot(actor, batch) is batch.pi_old
         else:
-            assert batch.pi_old is None
+            assert 32 in batch_sizes and batch.pi_old is None
 
 
 class OffsetActionsEnv(gym.Env):

@@ -18,8 +18,8 @@ class Batch:
     values: Tensor  # V(s) at collection time
     advantages: Tensor
     returns: Tensor  # G_hat = A_hat + V
-    # pi_old(.|s) on the whole batch, when the rollout had it for free: from a CNN shared with the
-    # critic, whose features of the batch it computes anyway (saves the trainer a pass of the CNN).
+    # pi_old(.|s) on the whole batch, when the rollout had it for free: from the features of a CNN
+    # shared with the critic, kept at each step (saves the trainer a pass of the CNN).
     pi_old: Distribution | None = None
 
     def __len__(self) -> int:
