@@ -158,11 +158,12 @@ class ACKTR:
             return self._update_joint(batch)
         cfg, obs = self.cfg, batch.obs
         advantages = normalize(batch.advantages) if cfg.normalize_advantage else batch.advantages
+        features = self.actor.net.encode(obs)  # a CNN runs once for pi and pi_old
+        pi = self.actor.head(features)
         with torch.no_grad():
-            pi_old = self.actor(obs)
+            pi_old = self.actor.head(features)
 
         # Fisher statistics of the actor with actions SAMPLED from pi (the true Fisher, eqs. 5.45-5.48)
-        pi = self.actor(obs)
         with self.actor_kfac.capture_statistics():
             fisher_loss = -pi.log_prob(pi.sample()).mean()
             self.actor.zero_grad(set_to_none=True)
@@ -214,11 +215,12 @@ class ACKTR:
         ``trust_region_kl=policy``, the policy's KL alone)."""
         cfg, obs = self.cfg, batch.obs
         advantages = normalize(batch.advantages) if cfg.normalize_advantage else batch.advantages
+        features = self.actor.net.encode(obs)  # the shared CNN runs once for pi, V and their old values
+        pi, values = self._heads(features)
         with torch.no_grad():
-            pi_old, values_old = self._joint(obs)
+            pi_old, values_old = self.actor.head(features), values.detach()
 
         # Fisher statistics of the joint distribution, with a ~ pi and y ~ N(V(s), 1) SAMPLED
-        pi, values = self._joint(obs)
         with self.actor_kfac.capture_statistics():
             y = (values + torch.randn_like(values)).detach()
             fisher_loss = -(pi.log_prob(pi.sample()) - 0.5 * (values - y).pow(2)).mean()
@@ -235,7 +237,7 @@ class ACKTR:
             direction.append(self.log_std.grad / 2.0)
 
         def kls() -> tuple[torch.Tensor, torch.Tensor]:  # KL(pi_old || pi) and E[(V - V_old)^2] / 2
-            pi, values = self._joint(obs)
+            pi, values = self._heads(self.actor.net.encode(obs))
             return kl_divergence(pi_old, pi).mean(), 0.5 * (values - values_old).pow(2).mean()
 
         def bounded(policy_kl: torch.Tensor, value_kl: torch.Tensor) -> torch.Tensor:  # what max_kl bounds
@@ -287,10 +289,9 @@ class ACKTR:
             "acktr/factor_eig_max": max(eig.values()),
         }
 
-    def _joint(self, obs: torch.Tensor) -> tuple[torch.distributions.Distribution, torch.Tensor]:
-        """pi(.|s) and V(s), the shared encoder run once for both (K-FAC then sees each of its
-        layers once, with the sum of the two heads' gradients)."""
-        features = self.actor.net.encode(obs)
+    def _heads(self, features: torch.Tensor) -> tuple[torch.distributions.Distribution, torch.Tensor]:
+        """pi(.|s) and V(s) from the shared encoder's features of s, computed once for both (K-FAC
+        then sees each of its layers once, with the sum of the two heads' gradients)."""
         return self.actor.head(features), self.critic.head(features)
 
     def _scaled_step(self, obs: torch.Tensor, pi_old, direction: list[torch.Tensor],

@@ -150,7 +150,7 @@ def backtracking_line_search(params: Sequence[Tensor], full_step: Tensor, evalua
         max_backtracks: K (``backtrack_iters``); K + 1 candidates are tried.
     """
     theta_old = flat_params(params)
-    surrogate_old, _ = evaluate()
+    surrogate_old = evaluate()[0] if require_improvement else 0.0  # unused otherwise: no pass at theta_old
     for j in range(max_backtracks + 1):
         fraction = backtrack_coef**j
         set_flat_params(params, theta_old + fraction * full_step)

@@ -219,18 +219,21 @@ def test_line_search_synthetic_accepts_first_passing_candidate():
 
 
 def test_line_search_without_improvement_checks_only_the_kl_bound():
-    """ACKTR's trust-region check: a worse surrogate is accepted, a KL above the bound is not."""
+    """ACKTR's trust-region check: a worse surrogate is accepted, a KL above the bound is not; and
+    nothing is evaluated at theta_old, whose surrogate nothing is compared with (a CNN pass saved)."""
     param = torch.zeros(2, dtype=DTYPE)
     full_step = torch.tensor([1.0, -2.0], dtype=DTYPE)
     evaluate, calls = scripted([
-        (0.0, 0.0),  # at theta_old
         (0.0, 0.03),  # j=0: KL above the bound
         (0.0, math.nan),  # j=1: non-finite KL
         (-1.0, 0.009),  # j=2: worse surrogate, KL inside: accepted
     ])
-    result = backtracking_line_search([param], full_step, evaluate, max_kl=0.01, backtrack_coef=0.5,
-                                      max_backtracks=10, require_improvement=False)
-    assert result.accepted and result.backtracks == 2 and len(calls) == 4 and result.kl == 0.009
+    seen = []
+    result = backtracking_line_search([param], full_step, lambda: (seen.append(param.clone()), evaluate())[1],
+                                      max_kl=0.01, backtrack_coef=0.5, max_backtracks=10, require_improvement=False)
+    assert result.accepted and result.backtracks == 2 and len(calls) == 3 and result.kl == 0.009
+    for fraction, at in zip([1.0, 0.5, 0.25], seen):  # only the candidates
+        torch.testing.assert_close(at, fraction * full_step)
     torch.testing.assert_close(param, 0.25 * full_step)
 
 
