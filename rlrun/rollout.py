@@ -128,19 +128,11 @@ class RolloutCollector:
         to_tensor = lambda x: torch.from_numpy(x).to(self.device)  # noqa: E731
         rewards, terminated, done = to_tensor(self.buf_rewards), to_tensor(self.buf_terminated), to_tensor(self.buf_done)
         t, n = self.n_steps, self.envs.num_envs
-        pi_old = None
-        if self.encoder is not None:
-            features, actions = self.buf_features.flatten(0, 1), self.buf_actions.flatten(0, 1)
-            log_probs = self.actor.log_prob_entropy(features, actions, encoded=True)[0].view(t, n)
-            values = self.critic.value(features, encoded=True).view(t, n)
-            pi_old = self.actor.head(features)
-        elif self.buf_obs.dim() > 3:  # images, each network its own CNN: it takes [T * N, C, H, W]
-            obs, actions = self.buf_obs.flatten(0, 1), self.buf_actions.flatten(0, 1)
-            log_probs = self.actor.log_prob_entropy(obs, actions)[0].view(t, n)
-            values = self.critic.value(obs).view(t, n)
-        else:
-            log_probs, _ = self.actor.log_prob_entropy(self.buf_obs, self.buf_actions)
-            values = self.critic.value(self.buf_obs)
+        encoded = self.encoder is not None
+        inputs = (self.buf_features if encoded else self.buf_obs).flatten(0, 1)  # [T * N, ...]: a CNN's batch
+        log_probs = self.actor.log_prob_entropy(inputs, self.buf_actions.flatten(0, 1), encoded)[0].view(t, n)
+        values = self.critic.value(inputs, encoded).view(t, n)
+        pi_old = self.actor.head(inputs) if encoded else None
         # next_values[t] = V(s_{t+1}) where the episode continued; V(final obs) of truncations was stored.
         following = torch.cat([values[1:], self.critic(self.obs)[None]])
         next_values = torch.where(done, self.buf_next_values, following)
