@@ -3,6 +3,7 @@ short Pendulum-v1 run (a few iterations, seed 0) must give bit-identical final p
 non-wall-clock scalars to the recorded ones in tests/golden/. A change that alters them on
 purpose re-records them and says which runs changed and why:
 
+    python -m tests.test_golden --compare   # the largest relative difference per tag
     python -m tests.test_golden --record
 
 Recorded with torch 2.13.0 (CPU) on the project's 2-core machine; float results may differ on
@@ -60,12 +61,31 @@ def test_short_runs_are_bit_identical_to_the_recorded_ones(tmp_path, algo, env):
     assert now["params_sha256"] == golden["params_sha256"]
 
 
-if __name__ == "__main__" and "--record" in sys.argv:
+def largest_differences(golden: dict, now: dict) -> dict[str, float]:
+    """Per tag, the largest relative difference between the recorded and the new values (0: identical)."""
+    out = {}
+    for tag, series in golden["scalars"].items():
+        pairs = zip([v for _, v in series], [v for _, v in now["scalars"].get(tag, [])])
+        out[tag] = max((abs(a - b) / max(abs(a), abs(b), 1e-12) for a, b in pairs), default=float("nan"))
+    return out
+
+
+if __name__ == "__main__" and {"--record", "--compare"} & set(sys.argv):
+    # --compare: each case's largest relative difference per tag against the recorded run (what a
+    # re-recording changes); --record: write the new runs as the recorded ones.
     import tempfile
 
     GOLDEN.mkdir(exist_ok=True)
     for algo, env in CASES:
         with tempfile.TemporaryDirectory() as tmp:
             result = run_case(algo, env, Path(tmp) / "run")
-        (GOLDEN / f"{algo}_{env}.json").write_text(json.dumps(result, indent=1) + "\n")
-        print(f"recorded {algo} {env}: {result['params_sha256'][:12]}, {len(result['scalars'])} tags")
+        recorded = GOLDEN / f"{algo}_{env}.json"
+        if "--compare" in sys.argv and recorded.is_file():
+            golden = json.loads(recorded.read_text())
+            changed = {tag: diff for tag, diff in largest_differences(golden, result).items() if diff != 0}
+            same = result["params_sha256"] == golden["params_sha256"]
+            print(f"{algo} {env}: parameters {'identical' if same else 'differ'}; "
+                  + (", ".join(f"{tag} {diff:.1e}" for tag, diff in sorted(changed.items())) or "every tag identical"))
+        if "--record" in sys.argv:
+            recorded.write_text(json.dumps(result, indent=1) + "\n")
+            print(f"recorded {algo} {env}: {result['params_sha256'][:12]}, {len(result['scalars'])} tags")

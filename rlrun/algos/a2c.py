@@ -17,6 +17,7 @@ from rlrun.algos.registry import (AT_LEAST_ONE, FRACTION_CLOSED, NON_NEGATIVE, P
 from rlrun.core.batch import Batch
 from rlrun.core.flat_params import FlatParameters, unique_parameters
 from rlrun.core.losses import normalize, scheduled, value_loss
+from rlrun.core.optimizers import Adam, RMSprop
 from rlrun.core.shared_encoder import shared_features
 
 
@@ -49,16 +50,14 @@ class A2C:
         self.cfg, self.actor, self.critic = cfg, actor, critic
         self.params = FlatParameters(unique_parameters(actor, critic))  # one vector for the optimiser
         if cfg.optimizer == "rmsprop":
-            self.optimizer = torch.optim.RMSprop([self.params.vector], lr=cfg.learning_rate, alpha=cfg.rms_alpha,
-                                                 eps=cfg.rms_eps)
+            self.optimizer = RMSprop(self.params.vector, lr=cfg.learning_rate, alpha=cfg.rms_alpha, eps=cfg.rms_eps)
         else:
-            self.optimizer = torch.optim.Adam([self.params.vector], lr=cfg.learning_rate, eps=cfg.rms_eps)
+            self.optimizer = Adam(self.params.vector, lr=cfg.learning_rate, eps=cfg.rms_eps)
 
     def update(self, batch: Batch, progress: float) -> dict[str, float]:
         cfg = self.cfg
         lr = scheduled(cfg.learning_rate, cfg.lr_schedule, progress)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        self.optimizer.lr = lr
         advantages = normalize(batch.advantages) if cfg.normalize_advantage else batch.advantages
 
         inputs, encoded = shared_features(self.actor, self.critic, batch.obs)  # a shared CNN runs once

@@ -32,6 +32,7 @@ from rlrun.core.kl_controller import AdaptiveKLController
 from rlrun.core.losses import normalize, value_loss
 from rlrun.core.natural_gradient import (LineSearchResult, StepScale, backtracking_line_search,
                                          make_fisher_vector_product, trust_region_scale)
+from rlrun.core.optimizers import Adam
 from rlrun.errors import ConfigError
 
 
@@ -150,7 +151,7 @@ class ACKTR:
             self.critic_kfac, self.critic_params, self.critic_optimizer = KFAC(critic, **kfac_args), None, None
         else:
             self.critic_kfac, self.critic_params = None, FlatParameters(critic.parameters())
-            self.critic_optimizer = torch.optim.Adam([self.critic_params.vector], lr=cfg.critic_lr)
+            self.critic_optimizer = Adam(self.critic_params.vector, lr=cfg.critic_lr)
         self.generator = torch.Generator().manual_seed(seed)  # the Adam critic's minibatch shuffling
 
     def update(self, batch: Batch, progress: float) -> dict[str, float]:

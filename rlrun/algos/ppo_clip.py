@@ -12,7 +12,8 @@ from rlrun.algos.registry import (AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, AlgoConf
                                   one_of)
 from rlrun.core.batch import Batch
 from rlrun.core.flat_params import FlatParameters, unique_parameters
-from rlrun.core.losses import approx_kl, clipped_surrogate, minibatches, normalize, scheduled, value_loss
+from rlrun.core.losses import approx_kl, clipped_surrogate, normalize, scheduled, shuffled_minibatches, value_loss
+from rlrun.core.optimizers import Adam
 from rlrun.core.shared_encoder import shared_features
 
 SCHEDULES = one_of("constant", "linear")
@@ -48,30 +49,30 @@ class PPOClip:
     def __init__(self, cfg: PPOClipConfig, actor: nn.Module, critic: nn.Module, seed: int):
         self.cfg, self.actor, self.critic = cfg, actor, critic
         self.params = FlatParameters(unique_parameters(actor, critic))  # one vector for Adam
-        self.optimizer = torch.optim.Adam([self.params.vector], lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
+        self.optimizer = Adam(self.params.vector, lr=cfg.learning_rate, eps=cfg.adam_eps)
         self.generator = torch.Generator().manual_seed(seed)  # minibatch shuffling
 
     def update(self, batch: Batch, progress: float) -> dict[str, float]:
         cfg = self.cfg
         lr = scheduled(cfg.learning_rate, cfg.lr_schedule, progress)
         clip_eps = scheduled(cfg.clip_eps, cfg.clip_schedule, progress)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        self.optimizer.lr = lr
         advantages = normalize(batch.advantages) if cfg.normalize_advantage else batch.advantages
 
         stats: dict[str, list[torch.Tensor]] = {"loss/policy": [], "loss/value": [],
                                                 "policy/approx_kl": [], "policy/clip_fraction": []}
+        data = [batch.obs, batch.actions, batch.log_probs, advantages, batch.returns, batch.values]
         epochs_done, stop = 0, False
         for _ in range(cfg.n_epochs):  # M epochs of minibatch Adam on the clipped surrogate (5.40-5.41)
-            for idx in minibatches(len(batch), cfg.batch_size, self.generator):
-                inputs, encoded = shared_features(self.actor, self.critic, batch.obs[idx])  # a shared CNN runs once
-                log_prob, entropy = self.actor.log_prob_entropy(inputs, batch.actions[idx], encoded)
-                old_log_prob = batch.log_probs[idx]
-                policy_loss = -clipped_surrogate(log_prob, old_log_prob, advantages[idx], clip_eps)
-                v_loss = value_loss(self.critic.value(inputs, encoded), batch.returns[idx], batch.values[idx],
-                                    cfg.clip_value_eps)
-                entropy = entropy.mean()
-                loss = policy_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
+            for obs, actions, old_log_prob, adv, returns, old_values in shuffled_minibatches(data, cfg.batch_size,
+                                                                                               self.generator):
+                inputs, encoded = shared_features(self.actor, self.critic, obs)  # a shared CNN runs once
+                log_prob, entropy = self.actor.log_prob_entropy(inputs, actions, encoded)
+                policy_loss = -clipped_surrogate(log_prob, old_log_prob, adv, clip_eps)
+                v_loss = value_loss(self.critic.value(inputs, encoded), returns, old_values, cfg.clip_value_eps)
+                loss = policy_loss + cfg.vf_coef * v_loss
+                if cfg.ent_coef:  # (a zero bonus adds nothing to the gradient, only its backward's cost)
+                    loss = loss - cfg.ent_coef * entropy.mean()
                 self.params.zero_grad()
                 loss.backward()
                 self.params.clip_grad_norm_(cfg.max_grad_norm)

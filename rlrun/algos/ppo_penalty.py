@@ -16,6 +16,7 @@ from rlrun.core.distributions import index_distribution
 from rlrun.core.flat_params import FlatParameters
 from rlrun.core.kl_controller import AdaptiveKLController
 from rlrun.core.losses import approx_kl, minibatches, normalize, ratio_surrogate, scheduled
+from rlrun.core.optimizers import Adam
 
 
 @dataclass
@@ -44,9 +45,9 @@ class PPOPenalty:
     def __init__(self, cfg: PPOPenaltyConfig, actor: nn.Module, critic: nn.Module, seed: int):
         self.cfg, self.actor, self.critic = cfg, actor, critic
         self.actor_params = FlatParameters(actor.parameters())
-        self.actor_optimizer = torch.optim.Adam([self.actor_params.vector], lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
+        self.actor_optimizer = Adam(self.actor_params.vector, lr=cfg.learning_rate, eps=cfg.adam_eps)
         self.critic_params = FlatParameters(critic.parameters())  # one vector for Adam
-        self.critic_optimizer = torch.optim.Adam([self.critic_params.vector], lr=cfg.critic_lr, eps=cfg.adam_eps, fused=True)
+        self.critic_optimizer = Adam(self.critic_params.vector, lr=cfg.critic_lr, eps=cfg.adam_eps)
         self.kl_controller = AdaptiveKLController(kl_coef=cfg.kl_coef_init, kl_target=cfg.kl_target,
                                                   kl_tolerance=cfg.kl_tolerance, kl_adapt_factor=cfg.kl_adapt_factor)
         self.generator = torch.Generator().manual_seed(seed)  # minibatch shuffling
@@ -54,8 +55,7 @@ class PPOPenalty:
     def update(self, batch: Batch, progress: float) -> dict[str, float]:
         cfg, obs, actions = self.cfg, batch.obs, batch.actions
         lr = scheduled(cfg.learning_rate, cfg.lr_schedule, progress)
-        for group in self.actor_optimizer.param_groups:
-            group["lr"] = lr
+        self.actor_optimizer.lr = lr
         advantages = normalize(batch.advantages) if cfg.normalize_advantage else batch.advantages
         kl_coef = self.kl_controller.kl_coef  # lambda, fixed during this iteration's epochs
 

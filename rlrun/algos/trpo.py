@@ -17,6 +17,7 @@ from rlrun.core.flat_params import FlatParameters
 from rlrun.core.losses import normalize, ratio_surrogate
 from rlrun.core.natural_gradient import (backtracking_line_search, conjugate_gradient, flat_grad,
                                          make_fisher_vector_product, trust_region_scale)
+from rlrun.core.optimizers import Adam
 
 
 @dataclass
@@ -43,7 +44,7 @@ class TRPO:
         self.cfg, self.actor, self.critic = cfg, actor, critic
         self.actor_params = list(actor.parameters())  # the trust region touches only these
         self.critic_params = FlatParameters(critic.parameters())  # one vector for Adam
-        self.critic_optimizer = torch.optim.Adam([self.critic_params.vector], lr=cfg.critic_lr, eps=cfg.adam_eps, fused=True)
+        self.critic_optimizer = Adam(self.critic_params.vector, lr=cfg.critic_lr, eps=cfg.adam_eps)
         self.generator = torch.Generator().manual_seed(seed)  # critic minibatch shuffling
 
     def update(self, batch: Batch, progress: float) -> dict[str, float]:

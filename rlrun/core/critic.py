@@ -9,10 +9,11 @@ import torch
 from torch import Tensor
 
 from rlrun.core.flat_params import FlatParameters
-from rlrun.core.losses import minibatches, value_loss
+from rlrun.core.losses import shuffled_minibatches, value_loss
+from rlrun.core.optimizers import Adam
 
 
-def fit_value_function(value: Callable[[Tensor], Tensor], params: FlatParameters, optimizer: torch.optim.Optimizer,
+def fit_value_function(value: Callable[[Tensor], Tensor], params: FlatParameters, optimizer: Adam,
                        obs: Tensor, returns: Tensor, *, epochs: int, batch_size: int, generator: torch.Generator,
                        max_grad_norm: float | None = None) -> float:
     """``epochs`` passes of shuffled minibatches over (obs, returns); returns the mean loss.
@@ -23,8 +24,8 @@ def fit_value_function(value: Callable[[Tensor], Tensor], params: FlatParameters
     """
     losses = []
     for _ in range(epochs):
-        for idx in minibatches(len(obs), batch_size, generator):
-            loss = value_loss(value(obs[idx]), returns[idx])
+        for obs_mb, returns_mb in shuffled_minibatches([obs, returns], batch_size, generator):
+            loss = value_loss(value(obs_mb), returns_mb)
             params.zero_grad()
             loss.backward()
             if max_grad_norm is not None:

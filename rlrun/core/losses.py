@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -63,3 +63,17 @@ def minibatches(size: int, batch_size: int, generator: torch.Generator) -> Itera
         return
     order = torch.randperm(size, generator=generator)
     yield from order.split(batch_size)
+
+
+def shuffled_minibatches(tensors: Sequence[Tensor], batch_size: int, generator: torch.Generator) -> Iterator[list[Tensor]]:
+    """The minibatches of :func:`minibatches` (the same rows in the same order, the same draws from
+    ``generator``), of each of ``tensors`` ([size, ...] each): every tensor is shuffled once, one
+    gather for the epoch, and each minibatch is a slice of it, a view, instead of a gather of its own."""
+    size = len(tensors[0])
+    if batch_size >= size:
+        yield list(tensors)
+        return
+    order = torch.randperm(size, generator=generator)
+    shuffled = [tensor[order] for tensor in tensors]
+    for start in range(0, size, batch_size):
+        yield [tensor[start:start + batch_size] for tensor in shuffled]
