@@ -139,9 +139,9 @@ def _one_line(err: Exception) -> str:
 
 
 def _check_algo(value: str) -> None:
-    from rlrun.algos.registry import algorithms
+    from rlrun.algos.registry import configs
 
-    options = list(algorithms())
+    options = list(configs())
     if value not in options:
         close = difflib.get_close_matches(value, options, n=2, cutoff=0.5)
         hint = f" (did you mean {' or '.join(close)}?)" if close else ""
@@ -270,9 +270,6 @@ def preflight(argv: list[str]) -> str | None:
     Returns a sweep's directory, resolved and absolute (None for a single run)."""
     from hydra import compose, initialize_config_dir
 
-    from rlrun.envs import EnvError, check_env_id, check_spaces_of
-    from rlrun.observations import check_encoder
-
     overrides = [a for a in argv if not a.startswith("-")]
     task = [o for o in overrides if not o.startswith(("hydra.", "hydra/", "+hydra", "~hydra"))]
     hydra_overrides = [o for o in overrides if o not in task]
@@ -281,6 +278,7 @@ def preflight(argv: list[str]) -> str | None:
             _check_algo(o.split("=", 1)[1])
     observation_spaces: dict[str, Any] = {}  # env id -> its observation space, checked once per env
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        first = None  # a single run's composed config, when it is the job's own (no value with a comma)
         try:
             multirun = any(a in ("-m", "--multirun") for a in argv)
             if not multirun:  # a preset may set hydra.mode: MULTIRUN and its sweep in hydra.sweeper.params
@@ -289,6 +287,8 @@ def preflight(argv: list[str]) -> str | None:
                 multirun = first.hydra.mode == RunMode.MULTIRUN
                 params = OmegaConf.select(first, "hydra.sweeper.params") or {}
                 task = [f"{k}={v}" for k, v in params.items() if not any(o.startswith(f"{k}=") for o in task)] + task
+                if multirun or any("," in o for o in task):
+                    first = None
             jobs = _jobs(task) if multirun else [task]
         except Exception as err:
             raise ConfigError(_one_line(err)) from None
@@ -299,7 +299,7 @@ def preflight(argv: list[str]) -> str | None:
         sweep_dir = None
         for number, job in enumerate(jobs):
             try:
-                cfg = composed(job)
+                cfg = first if first is not None else composed(job)
                 validate(cfg)
                 _check_sweeper_direction(cfg)
             except Exception as err:
@@ -311,6 +311,9 @@ def preflight(argv: list[str]) -> str | None:
                 note = overshoot_note(cfg)
                 if note:
                     print(f"rlrun: note: {note}", file=sys.stderr)
+            from rlrun.envs import EnvError, check_env_id, check_spaces_of  # gymnasium: after the config's own checks
+            from rlrun.observations import check_encoder
+
             if cfg.env.id not in observation_spaces:
                 try:
                     check_env_id(cfg.env.id, cfg.env.register)

@@ -1,8 +1,8 @@
 """Typed config schema, registered in Hydra's ConfigStore.
 
 The top-level keys and ``env`` are typed here; the ``algo`` group is each algorithm's own config
-dataclass, registered from :func:`rlrun.algos.registry.algorithms` (so composing a config imports
-the algorithm modules, torch with them; ``rlrun --help`` does not compose). A value of the wrong
+dataclass, registered from :func:`rlrun.algos.registry.configs`, which reads them from the
+algorithm files without importing torch (``rlrun --cfg job`` and config errors answer at once). A value of the wrong
 type (``algo.clip_eps=abc``) or a misspelled key (``algo.clip_epss=0.1``) is refused by Hydra
 before anything runs; a key added with ``+`` (``+algo.clip_epss=0.1``) is refused by
 :func:`validate`, which also runs the range checks that a type cannot express (an algorithm's
@@ -21,7 +21,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from rlrun.algos.registry import algorithms, check_fields
+from rlrun.algos.registry import check_fields, configs
 from rlrun.errors import ConfigError
 
 
@@ -144,8 +144,8 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="_config_schema", node=Config)
     cs.store(group="schema/env", name="env", node=EnvConfig)
-    for name, registration in algorithms().items():
-        cs.store(group="algo", name=name, node=registration.config)
+    for name, config in configs().items():
+        cs.store(group="algo", name=name, node=config)
 
 
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
@@ -186,10 +186,10 @@ def validate(cfg: Any) -> None:
     _check(env.clip_reward > 0, "env.clip_reward", env.clip_reward, "must be > 0")
     if env.max_episode_steps is not None:
         _check(env.max_episode_steps >= 1, "env.max_episode_steps", env.max_episode_steps, "must be >= 1")
-    algo, registered = cfg.algo, algorithms()
+    algo, registered = cfg.algo, configs()
     _check(algo is not None and algo.name in registered, "algo", getattr(algo, "name", None),
            f"one of {', '.join(registered)}")
-    schema = registered[algo.name].config
+    schema = registered[algo.name]
     known = {f.name for f in fields(schema)}
     for key in algo:
         if key not in known:

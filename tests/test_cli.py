@@ -82,16 +82,20 @@ def test_bad_input_gives_clear_error_without_traceback(run_rlrun, args, needle):
     assert "Traceback" not in res.stderr + res.stdout
 
 
-@pytest.mark.parametrize("flag, unloaded", [("--help", ("torch", "gymnasium")), ("--cfg", ("gymnasium",))])
-def test_help_answers_without_torch_and_config_commands_without_gymnasium(flag, unloaded):
-    """--help never composes; --cfg job composes (the algorithm modules, which hold the configs,
-    import torch) but makes no env."""
-    argv = [flag, "job"] if flag == "--cfg" else [flag]
+@pytest.mark.parametrize("argv", [["--help"], ["--cfg", "job"], ["algo=trpo", "env=Pendulum-v1", "--cfg", "job"],
+                                  ["algo.max_kl=-1", "algo=trpo"], ["algo.clip_eps=abc"], ["algo=tpro"],
+                                  ["algo.clip_epss=0.1"], ["-m", "algo=trpo,ppo_clip", "algo.n_steps=0"]])
+def test_help_config_commands_and_config_errors_import_neither_torch_nor_gymnasium(argv):
+    """--help never composes; --cfg job composes (the configs are read from the algorithm files
+    without importing them) and makes no env; a config error is found before any env is made."""
     code = (f"import sys; sys.argv = ['rlrun', *{argv!r}]\n"
             "from rlrun.cli import main\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            f"assert not [m for m in {unloaded!r} if m in sys.modules]")
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=60)
+            "try:\n    main()\n    status = 0\nexcept SystemExit as exit:\n    status = exit.code or 0\n"
+            "print('loaded:', [m for m in ('torch', 'gymnasium') if m in sys.modules], 'exit:', status)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    error = not ({"--help", "--cfg"} & set(argv))
+    assert res.stdout.splitlines()[-1] == f"loaded: [] exit: {2 if error else 0}", res.stdout[-500:] + res.stderr[-500:]
+    assert ("rlrun: error: " in res.stderr) == error, res.stderr
 
 
 def test_non_editable_install_finds_its_configs(tmp_path):

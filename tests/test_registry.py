@@ -1,14 +1,14 @@
 """One registration per algorithm: the table, the Hydra group built from it, the checks beside the
 fields, the tuned files that name themselves, and the switch that leaves them out."""
 
-from dataclasses import fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from rlrun.algos.registry import AlgoConfig, algorithms, catalogue
+from rlrun.algos.registry import AlgoConfig, algorithms, catalogue, configs
 from rlrun.config import CONF_DIR, ConfigError, register_configs, tuned_values, validate
 
 register_configs()
@@ -35,7 +35,32 @@ def test_each_algorithm_registers_its_config_and_class_once(name):
 @pytest.mark.parametrize("name", list(algorithms()))
 def test_the_algo_group_is_the_registered_config_with_its_defaults(name):
     cfg = compose_cfg(f"algo={name}", "env=CartPole-v1", "tuned=none")
-    assert OmegaConf.to_object(cfg.algo) == algorithms()[name].config()
+    assert asdict(OmegaConf.to_object(cfg.algo)) == asdict(algorithms()[name].config())
+
+
+@pytest.mark.parametrize("name", list(algorithms()))
+def test_the_config_read_without_importing_is_the_modules_own(name):
+    """configs() runs the config's source lines apart from the module (no torch): the same fields,
+    types, defaults, docs and range checks as the imported module's class."""
+    read, imported = configs()[name], algorithms()[name].config
+    assert read.__module__ == imported.__module__ and read.__qualname__ == imported.__qualname__
+    assert [(f.name, f.type, f.default, f.metadata["doc"]) for f in fields(read)] == \
+        [(f.name, f.type, f.default, f.metadata["doc"]) for f in fields(imported)]
+    assert asdict(read()) == asdict(imported())
+    probes = (-1, 0, 0.5, 1, 2, 1e9, float("nan"), "constant", "nope", [64], [0])
+    for mine, theirs in zip(fields(read), fields(imported)):
+        if theirs.metadata["check"] is None:
+            assert mine.metadata["check"] is None, mine.name
+            continue
+        assert mine.metadata["check"].allowed == theirs.metadata["check"].allowed, mine.name
+        for value in probes:
+            try:
+                expected = theirs.metadata["check"].ok(value)
+            except TypeError:
+                continue
+            assert mine.metadata["check"].ok(value) == expected, (mine.name, value)
+    for method in ("check_combination",):
+        assert hasattr(read, method) == hasattr(imported, method)
 
 
 @pytest.mark.parametrize("override, message", [

@@ -16,7 +16,9 @@ import functools
 import importlib
 import math
 import pkgutil
-from dataclasses import dataclass, field, fields
+import sys
+import types
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -111,6 +113,70 @@ class Registration:
     charts: dict[str, list[str]] = field(default_factory=dict)
 
 
+def _registration(tree: ast.Module) -> ast.Call | None:
+    """The ``REGISTRATION = Registration(...)`` call of a module's source, if it has one."""
+    return next((node.value for node in tree.body if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                 and any(getattr(t, "id", None) == "REGISTRATION" for t in node.targets)), None)
+
+
+@functools.cache
+def _sources() -> dict[str, ast.Module]:
+    """The parsed source of every algorithm module (one with a REGISTRATION), by name."""
+    trees = {path.stem: ast.parse(path.read_text(), str(path)) for path in sorted(Path(__file__).parent.glob("*.py"))}
+    return {name: tree for name, tree in trees.items() if _registration(tree) is not None}
+
+
+def _config_head(tree: ast.Module) -> list[ast.stmt]:
+    """The statements of an algorithm module that define its config: its AlgoConfig subclasses,
+    the module-level names they use (``SCHEDULES = one_of(...)``), and the imports from the
+    standard library and from this module and rlrun.errors, which import no torch."""
+    classes = [node for node in tree.body if isinstance(node, ast.ClassDef)
+               and any(getattr(base, "id", None) == "AlgoConfig" for base in node.bases)]
+    used = {node.id for cls in classes for node in ast.walk(cls) if isinstance(node, ast.Name)}
+    keep = []
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module is not None:
+            keep_it = node.module in ("__future__", __name__, "rlrun.errors") or node.module in sys.stdlib_module_names
+        elif isinstance(node, ast.Import):
+            keep_it = all(alias.name.split(".")[0] in sys.stdlib_module_names for alias in node.names)
+        elif isinstance(node, ast.Assign):
+            keep_it = any(getattr(target, "id", None) in used for target in node.targets)
+        else:
+            keep_it = node in classes
+        if keep_it:
+            keep.append(node)
+    return keep
+
+
+@functools.cache
+def configs() -> dict[str, type]:
+    """Every algorithm's config dataclass, by name, without importing its module or torch.
+
+    The module's config statements (:func:`_config_head`: the same source lines) run on their
+    own, so composing a config (``rlrun --cfg job``, every config error, a sweep's preflight)
+    costs no torch import. The class is the module's own in every field, default, doc and check;
+    :func:`algorithms` gives the imported module's (tests/test_registry.py compares the two).
+    """
+    found = {}
+    for stem, tree in _sources().items():
+        name = f"{__package__}.{stem}"  # the classes' __module__: they pickle as the module's own
+        module = types.ModuleType(name)
+        imported = name in sys.modules
+        sys.modules.setdefault(name, module)  # dataclass() looks the module up while it builds the class
+        try:
+            exec(compile(ast.Module(body=_config_head(tree), type_ignores=[]), module.__name__, "exec"), module.__dict__)
+        finally:
+            if not imported:
+                del sys.modules[name]
+        config = next(value for value in vars(module).values() if isinstance(value, type)
+                      and issubclass(value, AlgoConfig) and value is not AlgoConfig)
+        # Its annotations as types: the module they name is not in sys.modules to resolve them later.
+        config.__annotations__ = {key: eval(hint, vars(module)) if isinstance(hint, str) else hint  # noqa: S307
+                                  for key, hint in vars(config)["__annotations__"].items()}
+        found[stem] = config
+    return found
+
+
 @functools.cache
 def algorithms() -> dict[str, Registration]:
     """Every algorithm under ``rlrun/algos/``, by name (its module's name), in name order."""
@@ -124,24 +190,13 @@ def algorithms() -> dict[str, Registration]:
 
 
 def catalogue() -> dict[str, tuple[str, list[str]]]:
-    """name -> (its registration's ``summary``, ``key=default`` of its own knobs), read from the
-    algorithm files' source without importing them (``rlrun --help`` answers without torch)."""
+    """name -> (its registration's ``summary``, ``key=default`` of its own knobs), without
+    importing the algorithm modules (``rlrun --help`` answers without torch)."""
     out = {}
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        tree = ast.parse(path.read_text())
-        registration = next((node.value for node in tree.body if isinstance(node, ast.Assign)
-                             and any(getattr(t, "id", None) == "REGISTRATION" for t in node.targets)), None)
-        if not isinstance(registration, ast.Call):
-            continue
-        summary = next((ast.literal_eval(k.value) for k in registration.keywords if k.arg == "summary"), "")
-        knobs = []
-        for node in tree.body:
-            if isinstance(node, ast.ClassDef) and any(getattr(b, "id", None) == "AlgoConfig" for b in node.bases):
-                for item in node.body:
-                    if (isinstance(item, ast.AnnAssign) and isinstance(item.value, ast.Call)
-                            and getattr(item.value.func, "id", None) == "knob" and item.target.id != "name"):
-                        default = item.value.args[0]
-                        shown = default.value if isinstance(default, ast.Constant) else ast.unparse(default).replace(" ", "")
-                        knobs.append(f"{item.target.id}={shown}")
-        out[path.stem] = (summary, knobs)
+    for name, config in configs().items():
+        call = _registration(_sources()[name])
+        summary = next((ast.literal_eval(k.value) for k in call.keywords if k.arg == "summary"), "")
+        own = [f for f in fields(config) if f.name in vars(config).get("__annotations__", {}) and f.name != "name"]
+        knobs = [f"{f.name}={f.default_factory() if f.default is MISSING else f.default}".replace(" ", "") for f in own]
+        out[name] = (summary, knobs)
     return out
