@@ -13,11 +13,13 @@ import functools
 import importlib
 import signal
 import threading
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 import gymnasium as gym
+import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
+from gymnasium.vector.utils import concatenate, create_empty_array
 
 from rlrun.observations import leaves
 
@@ -173,6 +175,48 @@ def make_vec_env(env_cfg: Any, render_mode: str | None = None) -> VectorEnv:
                                   autoreset_mode=AutoresetMode.SAME_STEP)
     check_spaces(envs.single_observation_space, envs.single_action_space, env_cfg.id)
     return envs
+
+
+class VectorStep(NamedTuple):
+    """One step of every env of a vector env, with SAME_STEP autoreset."""
+
+    obs: Any  # the next observations: a new episode's first where one ended
+    rewards: np.ndarray  # float64 [N]
+    terminated: np.ndarray  # bool [N]
+    truncated: np.ndarray  # bool [N]
+    final_obs: dict[int, Any]  # env index -> the last observation of its episode, for the envs whose episode ended
+    lives: np.ndarray | None  # info["lives"] after the step (Atari), None when no env reports it
+
+
+def step_envs(envs: VectorEnv, actions: np.ndarray) -> VectorStep:
+    """``envs.step(actions)``, as a :class:`VectorStep`.
+
+    A SyncVectorEnv's sub-environments are stepped here: the same calls in the same order as its
+    ``step`` in SAME_STEP mode (step; on an episode's end keep its observation and reset), without
+    the per-step dictionaries of every info key it assembles, of which the rollout reads only
+    ``lives``. Other vector envs (async) go through their ``step``."""
+    if not isinstance(envs, SyncVectorEnv):
+        obs, rewards, terminated, truncated, info = envs.step(actions)
+        final_obs = {int(i): info["final_obs"][i] for i in np.flatnonzero(terminated | truncated)}
+        lives = np.asarray(info["lives"]) if "lives" in info else None
+        return VectorStep(obs, rewards, terminated, truncated, final_obs, lives)
+    n = envs.num_envs
+    observations, rewards = [None] * n, np.zeros(n, np.float64)
+    terminated, truncated = np.zeros(n, np.bool_), np.zeros(n, np.bool_)
+    final_obs: dict[int, Any] = {}
+    lives = None
+    for i, env in enumerate(envs.envs):
+        observations[i], rewards[i], terminated[i], truncated[i], info = env.step(actions[i])
+        if terminated[i] or truncated[i]:
+            final_obs[i] = observations[i]
+            observations[i], info = env.reset()
+        if "lives" in info:
+            if lives is None:
+                lives = np.zeros(n, np.asarray(info["lives"]).dtype)
+            lives[i] = info["lives"]
+    space = envs.single_observation_space
+    return VectorStep(concatenate(space, observations, create_empty_array(space, n)), rewards, terminated, truncated,
+                      final_obs, lives)
 
 
 def reward_threshold(env_cfg: Any) -> float | None:

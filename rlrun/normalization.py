@@ -5,6 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 
+def clip(x: np.ndarray, bound: float) -> np.ndarray:
+    """``np.clip(x, -bound, bound)`` in place (NaN stays NaN), without np.clip's Python wrapper."""
+    return np.minimum(np.maximum(x, -bound, out=x), bound, out=x)
+
+
 class RunningMeanStd:
     """Mean and variance of a stream of batches (Chan et al. parallel update), in float64."""
 
@@ -14,7 +19,12 @@ class RunningMeanStd:
         self.count = 1e-4
 
     def update(self, batch: np.ndarray) -> None:
-        batch_mean, batch_var, n = batch.mean(axis=0), batch.var(axis=0), batch.shape[0]
+        # np.mean and np.var, written as their ufunc reductions (the same values, bit for bit): at a
+        # batch of one env per step their Python wrappers cost more than the arithmetic.
+        n = batch.shape[0]
+        batch_mean = np.add.reduce(batch, axis=0) / n
+        deviation = batch - batch_mean
+        batch_var = np.add.reduce(deviation * deviation, axis=0) / n
         delta = batch_mean - self.mean
         total = self.count + n
         self.mean = self.mean + delta * n / total
@@ -49,7 +59,7 @@ class ObsNormalizer:
         if update:
             self.rms.update(obs)
         normed = (obs - self.rms.mean) / np.sqrt(self.rms.var + self.eps)
-        return np.clip(normed, -self.clip, self.clip).astype(np.float32)
+        return clip(normed, self.clip).astype(np.float32)
 
 
 class RewardNormalizer:
@@ -64,7 +74,7 @@ class RewardNormalizer:
         self.returns = self.returns * self.gamma + rewards
         self.rms.update(self.returns)
         self.returns[done] = 0.0
-        return np.clip(rewards / np.sqrt(self.rms.var + self.eps), -self.clip, self.clip)
+        return clip(rewards / np.sqrt(self.rms.var + self.eps), self.clip)
 
     def state_dict(self) -> dict:
         return {"rms": self.rms.state_dict(), "returns": self.returns.copy()}

@@ -18,6 +18,7 @@ from rlrun.core.advantages import gae
 from rlrun.core.batch import Batch
 from rlrun.episodes import Episode
 from rlrun.acting import ActionDecoder, ObservationEncoder, action_buffer, obs_dtype
+from rlrun.envs import step_envs
 from rlrun.errors import NumericalError
 from rlrun.normalization import ObsNormalizer, RewardNormalizer
 from rlrun.observations import all_finite, obs_shape, stack_obs
@@ -83,7 +84,7 @@ class RolloutCollector:
                 action = self.actor.act(self.buf_features[t], encoded=True)
             self.buf_obs[t] = self.obs
             self.buf_actions[t] = action
-            raw_obs, reward, terminated, truncated, info = self.envs.step(self.to_env(action))
+            raw_obs, reward, terminated, truncated, final_obs, lives = step_envs(self.envs, self.to_env(action))
             done = terminated | truncated
             step = global_step + (t + 1) * n
             if not np.isfinite(reward).all():
@@ -102,20 +103,20 @@ class RolloutCollector:
                 reward = self.reward_normalizer(reward, done)
             self.buf_rewards[t] = reward
             if self.life_loss_terminal:  # a lost life ends the bootstrapping, not the game (Atari)
-                lost = self._lost_a_life(info, done)
+                lost = self._lost_a_life(lives, done)
                 terminated, done = terminated | lost, done | lost
             self.buf_terminated[t] = terminated
             self.buf_done[t] = done
             if truncated.any():  # bootstrap from V(final observation) of truncated episodes only
-                final_raw = stack_obs(list(info["final_obs"][truncated]), self.envs.single_observation_space)
+                final_raw = stack_obs([final_obs[i] for i in np.flatnonzero(truncated)], self.envs.single_observation_space)
                 _check_finite_obs(final_raw, step, "final ")
                 final_obs = self.encode(final_raw)
                 self.buf_next_values[t, torch.from_numpy(truncated).to(self.device)] = self.critic.value(final_obs)
             self.obs = self.encode(raw_obs, update=True)
         return episodes
 
-    def _lost_a_life(self, info: dict, done: np.ndarray) -> np.ndarray:
-        lives = np.asarray(info.get("lives", np.zeros(len(done))))
+    def _lost_a_life(self, lives: np.ndarray | None, done: np.ndarray) -> np.ndarray:
+        lives = np.zeros(len(done)) if lives is None else lives
         lost = np.zeros(len(done), bool) if self.lives is None else (lives < self.lives) & ~done
         self.lives = lives
         return lost

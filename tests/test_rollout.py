@@ -2,13 +2,14 @@
 
 import gymnasium as gym
 import numpy as np
+import pytest
 import torch
 from gymnasium import spaces
 from gymnasium.utils import EzPickle
 from omegaconf import OmegaConf
 
 from rlrun.config import EnvConfig
-from rlrun.envs import make_vec_env
+from rlrun.envs import make_vec_env, step_envs
 from rlrun.networks import Critic, GaussianActor
 from rlrun.normalization import RewardNormalizer
 from rlrun.rollout import RolloutCollector
@@ -227,3 +228,38 @@ def test_envs_that_pickle_without_their_state_are_reset_on_resume():
     state["envs"] = pickle.dumps(collector.envs.envs)
     resumed.load_state_dict(state, seed=2)
     assert len(resumed.collect(32)[0]) == 16
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return np.asarray(a).dtype == np.asarray(b).dtype and np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("env_id, max_steps", [("CartPole-v1", 30), ("Pendulum-v1", 7), ("LivesEnv-v0", None),
+                                               ("DictMatch-v0", 5), ("TupleImageMatch-v0", 5)])
+def test_step_envs_gives_what_gymnasiums_sync_vector_env_gives(env_id, max_steps):
+    """step_envs steps a SyncVectorEnv's sub-environments itself: the same observations, rewards,
+    terminations, truncations, final observations and lives as SyncVectorEnv.step (SAME_STEP), over
+    several episode ends, for Box, Dict and Tuple observations."""
+    import tests.space_envs  # noqa: F401 - registers the test envs
+
+    cfg = OmegaConf.structured(EnvConfig(id=env_id, num_envs=3, max_episode_steps=max_steps))
+    ours, theirs = make_vec_env(cfg), make_vec_env(cfg)
+    assert _same(ours.reset(seed=3)[0], theirs.reset(seed=3)[0])
+    theirs.action_space.seed(0)
+    ends = 0
+    for _ in range(40):
+        actions = theirs.action_space.sample()
+        step = step_envs(ours, actions)
+        obs, rewards, terminated, truncated, info = theirs.step(actions)
+        assert _same(step.obs, obs) and _same(step.rewards, rewards)
+        assert _same(step.terminated, terminated) and _same(step.truncated, truncated)
+        done = np.flatnonzero(terminated | truncated)
+        assert sorted(step.final_obs) == done.tolist()
+        assert all(_same(step.final_obs[i], info["final_obs"][i]) for i in done)
+        assert _same(step.lives, info["lives"]) if "lives" in info else step.lives is None
+        ends += len(done)
+    assert ends >= 3  # episodes ended and were reset on the way
