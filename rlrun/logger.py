@@ -13,12 +13,10 @@ from pathlib import Path
 from typing import Sequence
 
 from omegaconf import DictConfig, OmegaConf
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from torch.utils.tensorboard import SummaryWriter
-from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 from rlrun.algos.registry import algorithms
 from rlrun.config import NON_EXPERIMENT_KEYS, tuned_values
+from rlrun.event_file import EventFile
 
 log = logging.getLogger("rlrun")
 
@@ -90,29 +88,28 @@ def run_hparams(cfg: DictConfig, overridden: Sequence[str]) -> dict[str, float |
 
 class TensorBoardLogger:
     def __init__(self, run_dir: Path, cfg: DictConfig, purge_step: int | None = None):
-        self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=purge_step, flush_secs=10)
+        self.writer = EventFile(run_dir, purge_step=purge_step)
         self.algo = cfg.algo.name
-        self.writer.add_text("config", "```yaml\n" + OmegaConf.to_yaml(cfg) + "```", 0)
+        self.writer.text("config", "```yaml\n" + OmegaConf.to_yaml(cfg) + "```")
         if cfg.tuned_file:
             values = "\n".join(f"{key}: {value}" for key, value in tuned_values(cfg.tuned_file).items())
-            self.writer.add_text("tuned", f"{cfg.tuned_file} (tuned=none: without it) set:\n```yaml\n{values}\n```", 0)
-        self.writer.add_custom_scalars(CUSTOM_SCALARS)
+            self.writer.text("tuned", f"{cfg.tuned_file} (tuned=none: without it) set:\n```yaml\n{values}\n```")
+        self.writer.custom_scalars(CUSTOM_SCALARS)
 
     def scalars(self, metrics: dict[str, float], step: int) -> None:
+        values = []
         for tag, value in metrics.items():
-            self.writer.add_scalar(tag, value, step)
+            values.append((tag, value))
             if tag in ALGO_ALIASES:
-                self.writer.add_scalar(f"{self.algo}/{ALGO_ALIASES[tag]}", value, step)
+                values.append((f"{self.algo}/{ALGO_ALIASES[tag]}", value))
             if tag in HEADLINE_ALIASES:
-                self.writer.add_scalar(HEADLINE_ALIASES[tag], value, step)
+                values.append((HEADLINE_ALIASES[tag], value))
+        self.writer.scalars(values, step)
 
     def hparams(self, cfg: DictConfig, overridden: Sequence[str]) -> None:
         """The HParams table entry of this run (``run_hparams``; NaN = not a knob of this algorithm).
         Its metrics are existing series (HPARAM_METRICS), not single-point tags of their own."""
-        exp, ssi, sei = hparams_summary(run_hparams(cfg, overridden), dict.fromkeys(HPARAM_METRICS, 0.0))
-        file_writer = self.writer._get_file_writer()
-        for summary_pb in (exp, ssi, sei):
-            file_writer.add_summary(summary_pb)
+        self.writer.hparams(run_hparams(cfg, overridden), HPARAM_METRICS)
 
     def flush(self) -> None:
         """Write every pending event to the file now (the writer otherwise flushes every 10 s)."""
@@ -130,8 +127,11 @@ class ProgressReporter:
             mode = "bar" if sys.stdout.isatty() else "lines"
         self.mode, self.total, self.line_every_s = mode, total_steps, line_every_s
         self.last_line = 0.0
-        self.progress: Progress | None = None
-        if mode == "bar":
+        self.progress = None
+        if mode == "bar":  # (rich.progress imported here: a run without a bar does not pay for it)
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                       TimeRemainingColumn)
+
             self.progress = Progress(
                 TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("{task.fields[fps]:>7} steps/s"), TextColumn("return {task.fields[ret]}"),

@@ -104,11 +104,14 @@ def _train(cfg: DictConfig, run_dir: Path, multirun: bool, overridden: Sequence[
                 batch, episodes = run.collector.collect(run.steps)
             except NumericalError as err:
                 raise NumericalError(f"{cfg.algo.name}: {err} (iteration {run.iteration})") from None
-            pi_old, update_start = policy_snapshot(run.actor, batch), time.monotonic()
+            logged = (run.iteration + 1) % cfg.log_every == 0  # the diagnostics' passes only when they are written
+            pi_old = policy_snapshot(run.actor, batch) if logged else None
+            update_start = time.monotonic()
             metrics = run.algo.update(batch, progress=run.steps / cfg.total_steps)  # the algorithm's box
             update_s = time.monotonic() - update_start
             update_time += update_s
-            metrics.update(update_diagnostics(run.actor, pi_old, batch))
+            if logged:
+                metrics.update(update_diagnostics(run.actor, pi_old, batch))
             check_finite(metrics, [run.actor, run.critic], run.iteration, cfg.algo.name)
             run.steps += cfg.algo.n_steps * cfg.env.num_envs
             run.iteration += 1

@@ -42,6 +42,11 @@ def check_finite(metrics: dict[str, float], modules: list[nn.Module], iteration:
     for key, value in metrics.items():
         if not math.isfinite(value):
             raise NumericalError(f"{algo}: non-finite {key}={value} at iteration {iteration}")
+    params = [param for module in modules for param in module.parameters()]
+    with torch.no_grad():  # one reduction for all (a sum is finite only if every term is), then find the culprit
+        total = torch.cat([param.reshape(-1) for param in params]).sum() if params else torch.zeros(())
+    if torch.isfinite(total):
+        return
     for module in modules:
         for name, param in module.named_parameters():
             if not torch.isfinite(param).all():

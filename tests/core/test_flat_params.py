@@ -67,3 +67,17 @@ def test_module_zero_grad_set_to_none_detaches_the_gradients_and_zero_grad_refus
     assert not flat.grads_are_views()  # the optimiser would step on a stale flat gradient
     with pytest.raises(RuntimeError, match="no longer a view"):
         flat.zero_grad()
+
+
+def test_check_finite_names_the_first_non_finite_parameter_and_passes_a_large_finite_one():
+    from rlrun.core.diagnostics import check_finite
+    from rlrun.errors import NumericalError
+
+    actor, critic = two_nets()
+    with torch.no_grad():
+        critic[2].bias.fill_(3e38)  # finite, though the sum of all parameters overflows
+    check_finite({"loss/policy": 1.0}, [actor, critic], 3, "ppo_clip")
+    with torch.no_grad():
+        critic[0].weight[1, 2] = float("nan")
+    with pytest.raises(NumericalError, match=r"non-finite parameter Sequential\.0\.weight after iteration 3"):
+        check_finite({"loss/policy": 1.0}, [actor, critic], 3, "ppo_clip")
