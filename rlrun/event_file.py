@@ -22,7 +22,13 @@ from tensorboard.compat.proto.tensor_pb2 import TensorProto
 from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
 from tensorboard.compat.proto.types_pb2 import DT_STRING
 from tensorboard.plugins.custom_scalar import layout_pb2
-from tensorboard.plugins.hparams import api_pb2, metadata as hparams_metadata, plugin_data_pb2
+from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
+
+# The HParams plugin's names (tensorboard.plugins.hparams.metadata, whose import costs more than
+# these protos' because of the modules it brings along).
+HPARAMS_PLUGIN, HPARAMS_VERSION = "hparams", 0
+EXPERIMENT_TAG, SESSION_START_TAG, SESSION_END_TAG = ("_hparams_/experiment", "_hparams_/session_start_info",
+                                                      "_hparams_/session_end_info")
 
 
 def _crc32c_table() -> list[int]:
@@ -103,9 +109,8 @@ class EventFile:
     def hparams(self, hparams: dict[str, float | str], metrics: Iterable[str]) -> None:
         """The HParams plugin's entry for this run: its experiment (columns), session start (values) and end."""
         def entry(tag: str, **data) -> Summary:
-            content = plugin_data_pb2.HParamsPluginData(version=hparams_metadata.PLUGIN_DATA_VERSION, **data)
-            return Summary(value=[Summary.Value(tag=tag, metadata=_plugin(hparams_metadata.PLUGIN_NAME,
-                                                                                content.SerializeToString()))])
+            content = plugin_data_pb2.HParamsPluginData(version=HPARAMS_VERSION, **data)
+            return Summary(value=[Summary.Value(tag=tag, metadata=_plugin(HPARAMS_PLUGIN, content.SerializeToString()))])
 
         start = plugin_data_pb2.SessionStartInfo()
         infos = []
@@ -118,9 +123,9 @@ class EventFile:
             infos.append(api_pb2.HParamInfo(name=key, type=api_pb2.DataType.Value(kind)))
         experiment = api_pb2.Experiment(hparam_infos=infos,
                                         metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag)) for tag in metrics])
-        for summary in (entry(hparams_metadata.EXPERIMENT_TAG, experiment=experiment),
-                        entry(hparams_metadata.SESSION_START_INFO_TAG, session_start_info=start),
-                        entry(hparams_metadata.SESSION_END_INFO_TAG, session_end_info=plugin_data_pb2.SessionEndInfo(
+        for summary in (entry(EXPERIMENT_TAG, experiment=experiment),
+                        entry(SESSION_START_TAG, session_start_info=start),
+                        entry(SESSION_END_TAG, session_end_info=plugin_data_pb2.SessionEndInfo(
                             status=api_pb2.Status.Value("STATUS_SUCCESS")))):
             self.summary(summary, 0)
 

@@ -45,3 +45,13 @@ def test_a_purge_step_drops_the_earlier_sessions_later_events(tmp_path):
     acc = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0})
     acc.Reload()
     assert [(e.step, e.value) for e in acc.Scalars("x")] == [(1, 1.0), (2, 20.0)]
+
+
+def test_the_hparams_names_are_the_plugins():
+    from tensorboard.plugins.hparams import metadata
+
+    from rlrun import event_file
+
+    assert (event_file.HPARAMS_PLUGIN, event_file.HPARAMS_VERSION) == (metadata.PLUGIN_NAME, metadata.PLUGIN_DATA_VERSION)
+    assert (event_file.EXPERIMENT_TAG, event_file.SESSION_START_TAG, event_file.SESSION_END_TAG) == (
+        metadata.EXPERIMENT_TAG, metadata.SESSION_START_INFO_TAG, metadata.SESSION_END_INFO_TAG)
