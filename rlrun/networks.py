@@ -93,6 +93,8 @@ def mlp(in_dim: int, hidden_sizes: Sequence[int], out_dim: int, activation: str,
 class CategoricalActor(nn.Module):
     """pi(.|s) = Categorical(softmax(net(s))) for a Discrete action space."""
 
+    distribution = "categorical"
+
     def __init__(self, obs_dim: int, n_actions: int, hidden_sizes: Sequence[int], activation: str, ortho_init: bool,
                  encoder: nn.Module | None = None):
         super().__init__()
@@ -141,6 +143,7 @@ class MultiCategoricalActor(nn.Module):
     """
 
     PAD = -1e9
+    distribution = "multi_categorical"
 
     def __init__(self, obs_dim: int, nvec: Sequence[int], hidden_sizes: Sequence[int], activation: str, ortho_init: bool,
                  encoder: nn.Module | None = None):
@@ -184,6 +187,8 @@ class BernoulliActor(nn.Module):
     """pi(a|s) = prod_i Bernoulli(a_i | sigmoid(logit_i(s))) for MultiBinary(n): independent bits,
     actions as float 0/1 [..., n]."""
 
+    distribution = "bernoulli"
+
     def __init__(self, obs_dim: int, n: int, hidden_sizes: Sequence[int], activation: str, ortho_init: bool,
                  encoder: nn.Module | None = None):
         super().__init__()
@@ -215,6 +220,8 @@ class BernoulliActor(nn.Module):
 
 class GaussianActor(nn.Module):
     """pi(.|s) = N(net(s), diag(exp(log_std))^2) with a state-independent ``log_std`` parameter."""
+
+    distribution = "gaussian"
 
     def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: Sequence[int], activation: str, ortho_init: bool,
                  log_std_init: float, encoder: nn.Module | None = None):

@@ -14,6 +14,7 @@ from torch import nn
 
 from rlrun.algos.registry import (AT_LEAST_ONE, FRACTION_CLOSED, NON_NEGATIVE, POSITIVE, AlgoConfig, Check,
                                   Registration, knob, one_of)
+from rlrun.core import written_gradients
 from rlrun.core.batch import Batch
 from rlrun.core.flat_params import FlatParameters, unique_parameters
 from rlrun.core.losses import normalize, scheduled, value_loss
@@ -53,6 +54,7 @@ class A2C:
             self.optimizer = RMSprop(self.params.vector, lr=cfg.learning_rate, alpha=cfg.rms_alpha, eps=cfg.rms_eps)
         else:
             self.optimizer = Adam(self.params.vector, lr=cfg.learning_rate, eps=cfg.rms_eps)
+        self.written_out = written_gradients.applies(actor, critic)  # MLPs: the gradient without a graph
 
     def update(self, batch: Batch, progress: float) -> dict[str, float]:
         cfg = self.cfg
@@ -60,18 +62,28 @@ class A2C:
         self.optimizer.lr = lr
         advantages = normalize(batch.advantages) if cfg.normalize_advantage else batch.advantages
 
-        inputs, encoded = shared_features(self.actor, self.critic, batch.obs)  # a shared CNN runs once
-        log_prob, entropy = self.actor.log_prob_entropy(inputs, batch.actions, encoded)
-        policy_loss = -(log_prob * advantages).mean()  # the policy gradient of A2C (and of ACKTR's step)
-        v_loss = value_loss(self.critic.value(inputs, encoded), batch.returns)
-        entropy = entropy.mean()
-        loss = policy_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
         self.params.zero_grad()
-        loss.backward()
+        policy_loss, v_loss = self._gradient(batch, advantages)
         grad_norm = self.params.clip_grad_norm_(cfg.max_grad_norm)
         self.optimizer.step()
         return {"loss/policy": policy_loss.item(), "loss/value": v_loss.item(), "train/learning_rate": lr,
                 "a2c/grad_norm": grad_norm.item()}
+
+    def _gradient(self, batch: Batch, advantages: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The gradient of -mean(log pi(a|s) A) + vf_coef * L^V - ent_coef * H into the parameters'
+        .grad; returns the two losses. MLP networks: written out (core.written_gradients, tested
+        against autograd); others (CNNs, other heads): autograd."""
+        cfg = self.cfg
+        if self.written_out:
+            terms = written_gradients.policy_value_gradient(self.actor, self.critic, batch.obs, batch.actions, advantages,
+                                                            batch.returns, vf_coef=cfg.vf_coef, ent_coef=cfg.ent_coef)
+            return terms.policy_loss, terms.value_loss
+        inputs, encoded = shared_features(self.actor, self.critic, batch.obs)  # a shared CNN runs once
+        log_prob, entropy = self.actor.log_prob_entropy(inputs, batch.actions, encoded)
+        policy_loss = -(log_prob * advantages).mean()  # the policy gradient of A2C (and of ACKTR's step)
+        v_loss = value_loss(self.critic.value(inputs, encoded), batch.returns)
+        (policy_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy.mean()).backward()
+        return policy_loss, v_loss
 
     def state_dict(self) -> dict:
         return {"optimizer": self.optimizer.state_dict()}

@@ -329,7 +329,7 @@ class ACKTR:
         of ``critic_batch_size`` minibatches as TRPO's critic (whole-batch steps when None)."""
         cfg = self.cfg
         if self.critic_kfac is None:
-            loss = fit_value_function(self.critic.value, self.critic_params, self.critic_optimizer, batch.obs,
+            loss = fit_value_function(self.critic, self.critic_params, self.critic_optimizer, batch.obs,
                                       batch.returns, epochs=cfg.critic_epochs,
                                       batch_size=cfg.critic_batch_size or len(batch.obs), generator=self.generator)
             return {"loss/value": loss}

@@ -10,6 +10,7 @@ from torch import nn
 
 from rlrun.algos.registry import (AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, AlgoConfig, Registration, knob,
                                   one_of)
+from rlrun.core import written_gradients
 from rlrun.core.batch import Batch
 from rlrun.core.flat_params import FlatParameters, unique_parameters
 from rlrun.core.losses import approx_kl, clipped_surrogate, normalize, scheduled, shuffled_minibatches, value_loss
@@ -51,6 +52,7 @@ class PPOClip:
         self.params = FlatParameters(unique_parameters(actor, critic))  # one vector for Adam
         self.optimizer = Adam(self.params.vector, lr=cfg.learning_rate, eps=cfg.adam_eps)
         self.generator = torch.Generator().manual_seed(seed)  # minibatch shuffling
+        self.written_out = written_gradients.applies(actor, critic)  # MLPs: the gradient without a graph
 
     def update(self, batch: Batch, progress: float) -> dict[str, float]:
         cfg = self.cfg
@@ -66,15 +68,9 @@ class PPOClip:
         for _ in range(cfg.n_epochs):  # M epochs of minibatch Adam on the clipped surrogate (5.40-5.41)
             for obs, actions, old_log_prob, adv, returns, old_values in shuffled_minibatches(data, cfg.batch_size,
                                                                                                self.generator):
-                inputs, encoded = shared_features(self.actor, self.critic, obs)  # a shared CNN runs once
-                log_prob, entropy = self.actor.log_prob_entropy(inputs, actions, encoded)
-                policy_loss = -clipped_surrogate(log_prob, old_log_prob, adv, clip_eps)
-                v_loss = value_loss(self.critic.value(inputs, encoded), returns, old_values, cfg.clip_value_eps)
-                loss = policy_loss + cfg.vf_coef * v_loss
-                if cfg.ent_coef:  # (a zero bonus adds nothing to the gradient, only its backward's cost)
-                    loss = loss - cfg.ent_coef * entropy.mean()
                 self.params.zero_grad()
-                loss.backward()
+                policy_loss, v_loss, log_prob = self._gradient(obs, actions, old_log_prob, adv, returns, old_values,
+                                                               clip_eps)
                 self.params.clip_grad_norm_(cfg.max_grad_norm)
                 self.optimizer.step()
                 with torch.no_grad():
@@ -98,6 +94,26 @@ class PPOClip:
             "train/epochs": float(epochs_done),
         })
         return metrics
+
+    def _gradient(self, obs, actions, old_log_prob, advantages, returns, old_values, clip_eps: float):
+        """The gradient of -L^CLIP + vf_coef * L^V - ent_coef * H into the parameters' .grad;
+        returns (-L^CLIP, L^V, log pi(a|s)). MLP networks: written out (core.written_gradients,
+        tested against autograd); others (CNNs, other heads): autograd."""
+        cfg = self.cfg
+        if self.written_out:
+            terms = written_gradients.policy_value_gradient(
+                self.actor, self.critic, obs, actions, advantages, returns, vf_coef=cfg.vf_coef, ent_coef=cfg.ent_coef,
+                old_log_prob=old_log_prob, clip_eps=clip_eps, old_values=old_values, clip_value_eps=cfg.clip_value_eps)
+            return terms.policy_loss, terms.value_loss, terms.log_prob
+        inputs, encoded = shared_features(self.actor, self.critic, obs)  # a shared CNN runs once
+        log_prob, entropy = self.actor.log_prob_entropy(inputs, actions, encoded)
+        policy_loss = -clipped_surrogate(log_prob, old_log_prob, advantages, clip_eps)
+        v_loss = value_loss(self.critic.value(inputs, encoded), returns, old_values, cfg.clip_value_eps)
+        loss = policy_loss + cfg.vf_coef * v_loss
+        if cfg.ent_coef:  # (a zero bonus adds nothing to the gradient, only its backward's cost)
+            loss = loss - cfg.ent_coef * entropy.mean()
+        loss.backward()
+        return policy_loss, v_loss, log_prob
 
     def state_dict(self) -> dict:
         return {"optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state()}

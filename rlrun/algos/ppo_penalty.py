@@ -81,7 +81,7 @@ class PPOPenalty:
                 policy_terms["policy/approx_kl"].append(approx_kl(log_prob.detach(), batch.log_probs[idx]))
 
         # Step 4: B epochs of gradient descent on mean (G_hat - V(s))^2
-        critic_loss = fit_value_function(self.critic.value, self.critic_params, self.critic_optimizer, obs, batch.returns,
+        critic_loss = fit_value_function(self.critic, self.critic_params, self.critic_optimizer, obs, batch.returns,
                                          epochs=cfg.critic_epochs, batch_size=cfg.batch_size,
                                          generator=self.generator, max_grad_norm=cfg.max_grad_norm)
 

@@ -79,7 +79,7 @@ class TRPO:
             search = None  # x^T H x not positive: no step this iteration, reported below
 
         # Step 6: fit V by gradient descent on mean (V(s) - G_hat)^2 (eq. 5.34), critic parameters only
-        critic_loss = fit_value_function(self.critic.value, self.critic_params, self.critic_optimizer, obs, batch.returns,
+        critic_loss = fit_value_function(self.critic, self.critic_params, self.critic_optimizer, obs, batch.returns,
                                          epochs=cfg.critic_epochs, batch_size=cfg.batch_size, generator=self.generator)
 
         return {

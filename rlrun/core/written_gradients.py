@@ -1,0 +1,158 @@
+"""The first-order losses of PPO-Clip, A2C and the critics' fits with their gradients written out.
+
+For an actor and a critic of plain Linear/activation layers (no CNN) with a categorical or a
+diagonal Gaussian policy, the gradient of ``policy_loss + vf_coef * value_loss - ent_coef *
+entropy`` (core.losses) is computed here by backpropagation written out, with no autograd graph:
+
+    policy loss    PPO-Clip: -mean min(r A, clip(r, 1-eps, 1+eps) A), d/d log pi = -r A [r A <= clip(r) A] / B
+                   A2C:      -mean log pi A,                         d/d log pi = -A / B
+    value loss     mean (V - G)^2 (or the max with the clipped V),   d/dV = 2 (V - G) / B
+    categorical    d log pi(a)/dz = onehot(a) - p,                   dH/dz = -p (log p + H)
+    Gaussian       d log pi/d mu = (a - mu) / sigma^2,  d log pi/d log sigma = z^2 - 1,  dH/d log sigma = 1
+    MLP            dW_l = g_l^T h_{l-1},  db_l = sum g_l,  g_{l-1} = (g_l W_l) act'(h_{l-1})
+
+At these sizes (64-unit layers, minibatches of 64-256) most of an autograd step is the graph's
+per-node cost, not arithmetic; here a step is the arithmetic and a few ops more. Ties in min,
+max and clamp follow autograd's rules. Each gradient is tested against autograd of the same
+loss on random inputs (tests/core/test_written_gradients.py, 1e-6 relative). The gradients are
+written into the parameters' ``.grad`` (each parameter's exactly once: overwritten, not added to).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+ACTIVATIONS = ("tanh", "relu")
+IN_PLACE = {"tanh": torch.Tensor.tanh_, "relu": torch.Tensor.relu_}  # on addmm's fresh output
+HEADS = ("categorical", "gaussian")  # the actors' ``distribution`` written out here
+
+
+def applies(actor: nn.Module | None, critic: nn.Module) -> bool:
+    """Whether the actor (None: none) and the critic are MLPs (rlrun.networks, no encoder) with a
+    policy head written out here; otherwise the algorithms use autograd."""
+    nets = [getattr(critic, "net", None)] + ([] if actor is None else [getattr(actor, "net", None)])
+    return ((actor is None or getattr(actor, "distribution", None) in HEADS)
+            and all(getattr(net, "has_encoder", True) is False and getattr(net, "activation", None) in ACTIVATIONS
+                    for net in nets))
+
+
+class _Pass:
+    """One forward pass through an MLP that keeps each layer's input for the backward pass."""
+
+    def __init__(self, net: nn.Module, x: Tensor):
+        self.net, self.inputs = net, [x]
+        activation, h = IN_PLACE[net.activation], x
+        for linear in net.linears[:-1]:
+            h = activation(torch.addmm(linear.bias, h, linear.weight.t()))
+            self.inputs.append(h)
+        last = net.linears[-1]
+        self.out = torch.addmm(last.bias, h, last.weight.t())
+
+    def backward(self, grad_out: Tensor) -> None:
+        """Write d loss / d parameters into their ``.grad`` from ``grad_out`` = d loss / d out."""
+        g, linears = grad_out, self.net.linears
+        for layer in range(len(linears) - 1, -1, -1):
+            linear, h = linears[layer], self.inputs[layer]
+            torch.mm(g.t(), h, out=linear.weight.grad)
+            torch.sum(g, 0, out=linear.bias.grad)
+            if layer > 0:
+                g = g.mm(linear.weight)
+                if self.net.activation == "tanh":  # g (1 - h^2)
+                    g.addcmul_(g * h, h, value=-1.0)
+                else:
+                    g.mul_(h > 0)
+
+
+class _Head:
+    """log pi(a|s) and H(pi(.|s)) from the actor's MLP output, and their backward pass."""
+
+    def __init__(self, actor: nn.Module, out: Tensor, actions: Tensor):
+        self.actor, self.gaussian = actor, actor.distribution == "gaussian"
+        if self.gaussian:
+            self.inv_std = torch.exp(-actor.log_std)
+            self.z = (actions - out) * self.inv_std
+            self.log_prob = (-0.5 * self.z.pow(2) - actor.log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+            self.entropy = (actor.log_std + 0.5 * (1.0 + math.log(2 * math.pi))).sum().expand(out.shape[0])
+        else:
+            self.log_probs = torch.log_softmax(out, dim=-1)
+            self.probs = self.log_probs.exp()
+            self.actions = actions.unsqueeze(-1)
+            self.log_prob = self.log_probs.gather(-1, self.actions).squeeze(-1)
+            self.entropy = -(self.probs * self.log_probs).sum(-1)
+
+    def grad_out(self, g_log_prob: Tensor, g_entropy: float) -> Tensor:
+        """d loss / d out for d loss / d log pi = ``g_log_prob`` (per sample) and d loss / d H =
+        ``g_entropy`` (each sample's); a Gaussian's log-std gradient is written to its ``.grad``."""
+        if self.gaussian:
+            self.actor.log_std.grad.copy_((g_log_prob[:, None] * (self.z * self.z - 1.0)).sum(0) + g_entropy * len(self.z))
+            return (self.z * self.inv_std).mul_(g_log_prob[:, None])
+        grad = self.probs * (-g_log_prob[:, None])
+        grad.scatter_add_(-1, self.actions, g_log_prob[:, None])
+        if g_entropy:
+            grad -= g_entropy * self.probs * (self.log_probs + self.entropy[:, None])
+        return grad
+
+
+class LossTerms(NamedTuple):
+    policy_loss: Tensor
+    value_loss: Tensor
+    entropy: Tensor  # the mean entropy
+    log_prob: Tensor  # log pi(a|s) per sample
+
+
+def _value_loss_and_grad(values: Tensor, returns: Tensor, old_values: Tensor | None,
+                         clip_eps: float | None) -> tuple[Tensor, Tensor]:
+    """core.losses.value_loss and its gradient in ``values``."""
+    error = values - returns
+    loss = error * error
+    if clip_eps is None or old_values is None:
+        return loss.mean(), error * (2.0 / len(values))
+    delta = values - old_values
+    clipped_error = old_values + torch.clamp(delta, -clip_eps, clip_eps) - returns
+    clipped_loss = clipped_error * clipped_error
+    inside = (delta >= -clip_eps) & (delta <= clip_eps)  # where the clamp passes a gradient
+    clipped_grad = torch.where(inside, clipped_error, 0.0)
+    grad = torch.where(loss > clipped_loss, error, torch.where(loss < clipped_loss, clipped_grad,
+                                                               0.5 * (error + clipped_grad)))  # a tie: half each (autograd)
+    return torch.maximum(loss, clipped_loss).mean(), grad * (2.0 / len(values))
+
+
+@torch.no_grad()
+def policy_value_gradient(actor: nn.Module, critic: nn.Module, obs: Tensor, actions: Tensor, advantages: Tensor,
+                          returns: Tensor, *, vf_coef: float, ent_coef: float, old_log_prob: Tensor | None = None,
+                          clip_eps: float | None = None, old_values: Tensor | None = None,
+                          clip_value_eps: float | None = None) -> LossTerms:
+    """The gradient of ``policy_loss + vf_coef * value_loss - ent_coef * entropy`` into ``.grad``.
+
+    The policy loss is PPO-Clip's clipped surrogate when ``old_log_prob`` and ``clip_eps`` are
+    given (core.losses.clipped_surrogate), else A2C's ``-mean(log pi * A)``; the value loss is
+    core.losses.value_loss (clipped around ``old_values`` with ``clip_value_eps``)."""
+    n = len(obs)
+    actor_pass = _Pass(actor.net, obs)
+    head = _Head(actor, actor_pass.out, actions)
+    if old_log_prob is None:
+        policy_loss = -(head.log_prob * advantages).mean()
+        g_log_prob = advantages * (-1.0 / n)
+    else:
+        ratio = torch.exp(head.log_prob - old_log_prob)
+        unclipped, clipped = ratio * advantages, torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantages
+        policy_loss = -torch.min(unclipped, clipped).mean()
+        g_log_prob = torch.where(unclipped <= clipped, unclipped, 0.0).mul_(-1.0 / n)  # d r / d log pi = r
+    actor_pass.backward(head.grad_out(g_log_prob, -ent_coef / n))
+    critic_pass = _Pass(critic.net, obs)
+    value_loss, g_value = _value_loss_and_grad(critic_pass.out.squeeze(-1), returns, old_values, clip_value_eps)
+    critic_pass.backward((g_value * vf_coef).unsqueeze(-1))
+    return LossTerms(policy_loss, value_loss, head.entropy.mean(), head.log_prob)
+
+
+@torch.no_grad()
+def value_gradient(critic: nn.Module, obs: Tensor, returns: Tensor) -> Tensor:
+    """The gradient of mean (V(s) - G)^2 into the critic's ``.grad``; returns the loss."""
+    critic_pass = _Pass(critic.net, obs)
+    loss, grad = _value_loss_and_grad(critic_pass.out.squeeze(-1), returns, None, None)
+    critic_pass.backward(grad.unsqueeze(-1))
+    return loss

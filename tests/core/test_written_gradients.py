@@ -1,0 +1,87 @@
+"""The written-out gradients of PPO-Clip's, A2C's and the critics' losses against autograd of the
+same losses (core.losses through the networks' autograd path), on random inputs."""
+
+import pytest
+import torch
+
+from rlrun.core import written_gradients
+from rlrun.core.losses import clipped_surrogate, value_loss
+from rlrun.networks import BernoulliActor, CategoricalActor, Critic, GaussianActor
+
+B, D = 48, 5
+
+
+def nets(head: str, activation: str, hidden=(16, 16)):
+    torch.manual_seed(0)
+    if head == "categorical":
+        actor, actions = CategoricalActor(D, 3, list(hidden), activation, True), torch.randint(0, 3, (B,))
+    else:
+        actor, actions = GaussianActor(D, 2, list(hidden), activation, True, -0.3), torch.randn(B, 2)
+    actor.net.linears[-1].weight.data.normal_()  # a policy far from uniform: ratios and entropies vary
+    critic = Critic(D, list(hidden), activation, True)
+    actor, critic = actor.double(), critic.double()
+    for p in [*actor.parameters(), *critic.parameters()]:
+        p.grad = torch.zeros_like(p)
+    return actor, critic, actions
+
+
+def grads(*modules):
+    return [p.grad.clone() for m in modules for p in m.parameters()]
+
+
+def assert_close(mine, reference):
+    for a, b in zip(mine, reference):
+        assert (a - b).abs().max() <= 1e-6 * b.abs().max().clamp(min=1e-12), (a, b)
+
+
+@pytest.mark.parametrize("head", ["categorical", "gaussian"])
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+@pytest.mark.parametrize("ppo, clip_value_eps, ent_coef", [(True, None, 0.0), (True, 0.2, 0.01), (False, None, 0.01)])
+def test_policy_value_gradient_equals_autograd(head, activation, ppo, clip_value_eps, ent_coef):
+    actor, critic, actions = nets(head, activation)
+    obs, advantages, returns = torch.randn(B, D).double(), torch.randn(B).double(), torch.randn(B).double()
+    old_values = torch.randn(B).double() * 0.3
+    with torch.no_grad():
+        old_log_prob = actor.log_prob_entropy(obs, actions)[0] + 0.3 * torch.randn(B).double()
+    clip_eps = 0.2 if ppo else None
+    # autograd, as PPO-Clip and A2C compute it
+    log_prob, entropy = actor.log_prob_entropy(obs, actions)
+    if ppo:
+        ratio = (log_prob - old_log_prob).exp()
+        assert ((ratio - 1).abs() > clip_eps).any() and ((ratio - 1).abs() < clip_eps).any()  # both sides of the clip
+        policy_loss = -clipped_surrogate(log_prob, old_log_prob, advantages, clip_eps)
+    else:
+        policy_loss = -(log_prob * advantages).mean()
+    v_loss = value_loss(critic.value(obs), returns, old_values, clip_value_eps)
+    (policy_loss + 0.5 * v_loss - ent_coef * entropy.mean()).backward()
+    reference = grads(actor, critic)
+    assert written_gradients.applies(actor, critic)
+    terms = written_gradients.policy_value_gradient(
+        actor, critic, obs, actions, advantages, returns, vf_coef=0.5, ent_coef=ent_coef,
+        old_log_prob=old_log_prob if ppo else None, clip_eps=clip_eps, old_values=old_values,
+        clip_value_eps=clip_value_eps)
+    assert_close(grads(actor, critic), reference)
+    torch.testing.assert_close(terms.policy_loss, policy_loss.detach())
+    torch.testing.assert_close(terms.value_loss, v_loss.detach())
+    torch.testing.assert_close(terms.log_prob, log_prob.detach())
+    torch.testing.assert_close(terms.entropy, entropy.mean().detach())
+
+
+def test_value_gradient_equals_autograd():
+    _, critic, _ = nets("categorical", "tanh", hidden=(8, 8, 8))
+    obs, returns = torch.randn(B, D).double(), torch.randn(B).double()
+    value_loss(critic.value(obs), returns).backward()
+    reference = grads(critic)
+    loss = written_gradients.value_gradient(critic, obs, returns)
+    assert_close(grads(critic), reference)
+    torch.testing.assert_close(loss, value_loss(critic.value(obs), returns).detach())
+
+
+def test_other_heads_and_encoders_are_left_to_autograd():
+    critic = Critic(D, [8], "tanh", True)
+    assert written_gradients.applies(None, critic)
+    assert not written_gradients.applies(BernoulliActor(D, 3, [8], "tanh", True), critic)
+    from rlrun.networks import CNN
+
+    cnn = CNN((1, 10, 10), "small", 16, 1.0)
+    assert not written_gradients.applies(CategoricalActor(16, 2, [8], "tanh", True, encoder=cnn), critic)
