@@ -114,3 +114,38 @@ def test_a_run_logs_the_tuned_file_and_what_it_set(run_rlrun):
 def test_conf_has_no_algo_yaml_left():
     """The algo group is built from the registrations; YAML only where it adds something."""
     assert not (Path(CONF_DIR) / "algo").exists()
+
+
+def test_a_config_that_needs_its_module_is_read_by_importing_it(tmp_path, monkeypatch):
+    """A config whose default is a name imported from elsewhere cannot run on its own: configs()
+    imports that one module instead of failing every command."""
+    import ast
+    import sys
+
+    from rlrun.algos import registry
+
+    source = ("from dataclasses import dataclass\n"
+              "from rlrun.algos.registry import AlgoConfig, Registration, knob\n"
+              "from rlrun.core.losses import normalize as DEFAULT_NAME\n"
+              "@dataclass\nclass OddConfig(AlgoConfig):\n"
+              "    name: str = knob('odd', 'the algorithm')\n"
+              "    label: str = knob(DEFAULT_NAME.__name__, 'a default from another module')\n"
+              "class Odd:\n    pass\n"
+              "REGISTRATION = Registration(config=OddConfig, algorithm=Odd, title='Odd', summary='odd')\n")
+    package = tmp_path / "oddpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "odd.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "__package__", "oddpkg")
+    monkeypatch.setattr(registry, "_sources", lambda: {"odd": ast.parse(source)})
+    registry.configs.cache_clear()
+    try:
+        with pytest.raises(NameError):
+            registry._config_alone("odd", ast.parse(source))
+        config = registry.configs()["odd"]
+        assert config().label == "normalize" and "oddpkg.odd" in sys.modules
+    finally:
+        registry.configs.cache_clear()
+        for name in ("oddpkg.odd", "oddpkg"):
+            sys.modules.pop(name, None)

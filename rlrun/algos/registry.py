@@ -155,26 +155,35 @@ def configs() -> dict[str, type]:
     The module's config statements (:func:`_config_head`: the same source lines) run on their
     own, so composing a config (``rlrun --cfg job``, every config error, a sweep's preflight)
     costs no torch import. The class is the module's own in every field, default, doc and check;
-    :func:`algorithms` gives the imported module's (tests/test_registry.py compares the two).
+    :func:`algorithms` gives the imported module's (tests/test_registry.py compares the two). A
+    config whose statements need more of their module (a default imported from ``core/``) comes
+    from importing the module instead.
     """
     found = {}
     for stem, tree in _sources().items():
-        name = f"{__package__}.{stem}"  # the classes' __module__: they pickle as the module's own
-        module = types.ModuleType(name)
-        imported = name in sys.modules
-        sys.modules.setdefault(name, module)  # dataclass() looks the module up while it builds the class
         try:
-            exec(compile(ast.Module(body=_config_head(tree), type_ignores=[]), module.__name__, "exec"), module.__dict__)
-        finally:
-            if not imported:
-                del sys.modules[name]
-        config = next(value for value in vars(module).values() if isinstance(value, type)
-                      and issubclass(value, AlgoConfig) and value is not AlgoConfig)
-        # Its annotations as types: the module they name is not in sys.modules to resolve them later.
-        config.__annotations__ = {key: eval(hint, vars(module)) if isinstance(hint, str) else hint  # noqa: S307
-                                  for key, hint in vars(config)["__annotations__"].items()}
-        found[stem] = config
+            found[stem] = _config_alone(stem, tree)
+        except Exception:  # a config that needs more of its module (a name imported from core/): import it
+            found[stem] = importlib.import_module(f"{__package__}.{stem}").REGISTRATION.config
     return found
+
+
+def _config_alone(stem: str, tree: ast.Module) -> type:
+    name = f"{__package__}.{stem}"  # the class's __module__: it pickles as the module's own
+    module = types.ModuleType(name)
+    imported = name in sys.modules
+    sys.modules.setdefault(name, module)  # dataclass() looks the module up while it builds the class
+    try:
+        exec(compile(ast.Module(body=_config_head(tree), type_ignores=[]), module.__name__, "exec"), module.__dict__)
+    finally:
+        if not imported:
+            del sys.modules[name]
+    config = next(value for value in vars(module).values() if isinstance(value, type)
+                  and issubclass(value, AlgoConfig) and value is not AlgoConfig)
+    # Its annotations as types: the module they name is not in sys.modules to resolve them later.
+    config.__annotations__ = {key: eval(hint, vars(module)) if isinstance(hint, str) else hint  # noqa: S307
+                              for key, hint in vars(config)["__annotations__"].items()}
+    return config
 
 
 @functools.cache
