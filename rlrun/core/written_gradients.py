@@ -90,8 +90,8 @@ class _Head:
         if self.gaussian:
             self.actor.log_std.grad.copy_((g_log_prob[:, None] * (self.z * self.z - 1.0)).sum(0) + g_entropy * len(self.z))
             return (self.z * self.inv_std).mul_(g_log_prob[:, None])
-        grad = self.probs * (-g_log_prob[:, None])
-        grad.scatter_add_(-1, self.actions, g_log_prob[:, None])
+        one_hot = torch.zeros_like(self.probs).scatter_(-1, self.actions, 1.0)  # (no scatter_add: deterministic on CUDA)
+        grad = (one_hot - self.probs).mul_(g_log_prob[:, None])
         if g_entropy:
             grad -= g_entropy * self.probs * (self.log_probs + self.entropy[:, None])
         return grad
