@@ -135,7 +135,7 @@ class RolloutCollector:
         values = self.critic.value(inputs, encoded).view(t, n)
         pi_old = self.actor.head(inputs) if encoded else None
         # next_values[t] = V(s_{t+1}) where the episode continued; V(final obs) of truncations was stored.
-        following = torch.cat([values[1:], self.critic(self.obs)[None]])
+        following = torch.cat([values[1:], self.critic.value(self.obs)[None]])
         next_values = torch.where(done, self.buf_next_values, following)
         advantages = gae(rewards, values, next_values, terminated, done, self.gamma, self.gae_lambda)
         return Batch(
