@@ -43,7 +43,7 @@ def test_the_config_read_without_importing_is_the_modules_own(name):
     """configs() runs the config's source lines apart from the module (no torch): the same fields,
     types, defaults, docs and range checks as the imported module's class."""
     read, imported = configs()[name], algorithms()[name].config
-    assert read.__module__ == imported.__module__ and read.__qualname__ == imported.__qualname__
+    assert read.__qualname__ == imported.__qualname__
     assert [(f.name, f.type, f.default, f.metadata["doc"]) for f in fields(read)] == \
         [(f.name, f.type, f.default, f.metadata["doc"]) for f in fields(imported)]
     assert asdict(read()) == asdict(imported())
@@ -149,3 +149,18 @@ def test_a_config_that_needs_its_module_is_read_by_importing_it(tmp_path, monkey
         registry.configs.cache_clear()
         for name in ("oddpkg.odd", "oddpkg"):
             sys.modules.pop(name, None)
+
+
+def test_a_composed_config_pickles_and_unpickles_in_a_fresh_process():
+    """Its algo node names the config class that configs() read; plain pickle finds it again
+    (rlrun.algos.configs), as a launcher or an async env's worker needs."""
+    import pickle
+    import subprocess
+    import sys
+
+    cfg = compose_cfg("algo=trpo", "env=Pendulum-v1")
+    data = pickle.dumps(cfg)
+    code = ("import pickle, sys; cfg = pickle.loads(sys.stdin.buffer.read()); "
+            "from omegaconf import OmegaConf; print(type(OmegaConf.to_object(cfg.algo)).__name__, cfg.algo.max_kl)")
+    out = subprocess.run([sys.executable, "-c", code], input=data, capture_output=True, check=True).stdout
+    assert out.decode().split() == ["TRPOConfig", "0.01"]

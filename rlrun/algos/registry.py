@@ -169,7 +169,7 @@ def configs() -> dict[str, type]:
 
 
 def _config_alone(stem: str, tree: ast.Module) -> type:
-    name = f"{__package__}.{stem}"  # the class's __module__: it pickles as the module's own
+    name = f"{__package__}.{stem}"
     module = types.ModuleType(name)
     imported = name in sys.modules
     sys.modules.setdefault(name, module)  # dataclass() looks the module up while it builds the class
@@ -183,6 +183,7 @@ def _config_alone(stem: str, tree: ast.Module) -> type:
     # Its annotations as types: the module they name is not in sys.modules to resolve them later.
     config.__annotations__ = {key: eval(hint, vars(module)) if isinstance(hint, str) else hint  # noqa: S307
                               for key, hint in vars(config)["__annotations__"].items()}
+    config.__module__ = f"{__package__}.configs"  # where pickle finds it again (rlrun/algos/configs.py)
     return config
 
 
