@@ -105,7 +105,16 @@ class CategoricalActor(nn.Module):
 
     def head(self, features: Tensor) -> Distribution:
         """pi(.|s) from the encoder's features of s (an encoder shared with the critic runs once)."""
-        return Categorical(logits=self.net.body(features))
+        return self.of_output(self.net.body(features))
+
+    def distribution_of(self, obs: Tensor, encoded: bool = False) -> Distribution:
+        """pi(.|s) through ``MLP.fast_forward``: the same values as ``actor(obs)``, without module
+        dispatch and unseen by K-FAC's hooks (the trainer's diagnostics). The same in every head."""
+        return self.of_output(self.net.fast_forward(obs, encoded))
+
+    @staticmethod
+    def of_output(logits: Tensor) -> Distribution:
+        return Categorical(logits=logits)
 
     def log_prob_entropy(self, obs: Tensor, actions: Tensor, encoded: bool = False) -> tuple[Tensor, Tensor]:
         """log pi(a|s) and the entropy H(pi(.|s)) (differentiable), without a Distribution object:
@@ -165,7 +174,13 @@ class MultiCategoricalActor(nn.Module):
         return self.head(self.net.encode(obs))
 
     def head(self, features: Tensor) -> Distribution:
-        return Independent(Categorical(logits=self._grid(self.net.body(features))), 1)
+        return self.of_output(self.net.body(features))
+
+    def distribution_of(self, obs: Tensor, encoded: bool = False) -> Distribution:
+        return self.of_output(self.net.fast_forward(obs, encoded))
+
+    def of_output(self, flat: Tensor) -> Distribution:
+        return Independent(Categorical(logits=self._grid(flat)), 1)
 
     def log_prob_entropy(self, obs: Tensor, actions: Tensor, encoded: bool = False) -> tuple[Tensor, Tensor]:
         """Sums over the dimensions of CategoricalActor's (actions [..., D], long)."""
@@ -198,7 +213,14 @@ class BernoulliActor(nn.Module):
         return self.head(self.net.encode(obs))
 
     def head(self, features: Tensor) -> Distribution:
-        return Independent(Bernoulli(logits=self.net.body(features)), 1)
+        return self.of_output(self.net.body(features))
+
+    def distribution_of(self, obs: Tensor, encoded: bool = False) -> Distribution:
+        return self.of_output(self.net.fast_forward(obs, encoded))
+
+    @staticmethod
+    def of_output(logits: Tensor) -> Distribution:
+        return Independent(Bernoulli(logits=logits), 1)
 
     def log_prob_entropy(self, obs: Tensor, actions: Tensor, encoded: bool = False) -> tuple[Tensor, Tensor]:
         """log pi(a|s) = sum_i a_i log p_i + (1 - a_i) log(1 - p_i), with log p = logsigmoid(logit)."""
@@ -233,7 +255,12 @@ class GaussianActor(nn.Module):
         return self.head(self.net.encode(obs))
 
     def head(self, features: Tensor) -> Distribution:
-        mean = self.net.body(features)
+        return self.of_output(self.net.body(features))
+
+    def distribution_of(self, obs: Tensor, encoded: bool = False) -> Distribution:
+        return self.of_output(self.net.fast_forward(obs, encoded))
+
+    def of_output(self, mean: Tensor) -> Distribution:
         return Independent(Normal(mean, self.log_std.exp().expand_as(mean)), 1)
 
     def log_prob_entropy(self, obs: Tensor, actions: Tensor, encoded: bool = False) -> tuple[Tensor, Tensor]:

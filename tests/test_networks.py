@@ -2,10 +2,11 @@
 
 import math
 
+import pytest
 import torch
 from torch.distributions import kl_divergence
 
-from rlrun.networks import CategoricalActor, Critic, GaussianActor, mlp
+from rlrun.networks import BernoulliActor, CategoricalActor, Critic, GaussianActor, MultiCategoricalActor, mlp
 
 
 def test_categorical_head_shapes_and_probabilities():
@@ -132,3 +133,21 @@ def test_a_shared_encoder_runs_once_for_both_heads_with_the_same_outputs():
         torch.testing.assert_close(critic.value(inputs, encoded), critic.value(frames))
         if share:  # the module path (K-FAC's) from the features too
             torch.testing.assert_close(critic.head(actor.net.encode(frames)), critic(frames))
+
+
+@pytest.mark.parametrize("make, actions", [
+    (lambda: CategoricalActor(5, 3, [16, 16], "tanh", True), lambda n: torch.randint(0, 3, (n,))),
+    (lambda: MultiCategoricalActor(5, [2, 4], [16], "relu", True), lambda n: torch.stack(
+        [torch.randint(0, 2, (n,)), torch.randint(0, 4, (n,))], -1)),
+    (lambda: BernoulliActor(5, 3, [16], "tanh", True), lambda n: torch.randint(0, 2, (n, 3)).float()),
+    (lambda: GaussianActor(5, 2, [16, 16], "tanh", True, -0.5), lambda n: torch.randn(n, 2)),
+])
+def test_the_fast_distribution_is_the_module_forwards(make, actions):
+    """actor.distribution_of(obs) (the diagnostics' path) gives exactly what actor(obs) gives."""
+    torch.manual_seed(0)
+    actor, obs = make(), torch.randn(32, 5)
+    a = actions(32)
+    with torch.no_grad():
+        slow, fast = actor(obs), actor.distribution_of(obs)
+        assert torch.equal(slow.log_prob(a), fast.log_prob(a))
+        assert torch.equal(slow.entropy(), fast.entropy())

@@ -19,7 +19,7 @@ def policy_snapshot(actor: nn.Module, batch: Batch) -> Distribution:
     if batch.pi_old is not None:
         return batch.pi_old
     with torch.no_grad():
-        return actor(batch.obs)
+        return actor.distribution_of(batch.obs)
 
 
 def update_diagnostics(actor: nn.Module, pi_old: Distribution, batch: Batch) -> dict[str, float]:
@@ -28,7 +28,7 @@ def update_diagnostics(actor: nn.Module, pi_old: Distribution, batch: Batch) -> 
     critic explained when the batch was collected (left out for a batch whose returns are all
     equal, where it is undefined: a solved deterministic task, not a numerical failure)."""
     with torch.no_grad():
-        pi_new = actor(batch.obs)
+        pi_new = actor.distribution_of(batch.obs)
         metrics = {"policy/kl": kl_divergence(pi_old, pi_new).mean().item(),
                    "policy/entropy": pi_new.entropy().mean().item()}
     explained = explained_variance(batch.values, batch.returns)

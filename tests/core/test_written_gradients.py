@@ -85,3 +85,15 @@ def test_other_heads_and_encoders_are_left_to_autograd():
 
     cnn = CNN((1, 10, 10), "small", 16, 1.0)
     assert not written_gradients.applies(CategoricalActor(16, 2, [8], "tanh", True, encoder=cnn), critic)
+
+
+@pytest.mark.parametrize("name", ["ppo_clip", "a2c"])
+def test_the_first_order_algorithms_take_the_written_out_path_for_mlps(name):
+    from rlrun.algos.registry import algorithms
+
+    registration = algorithms()[name]
+    for make_actor, expected in ((lambda: CategoricalActor(D, 2, [8], "tanh", True), True),
+                                 (lambda: GaussianActor(D, 2, [8], "tanh", True, 0.0), True),
+                                 (lambda: BernoulliActor(D, 2, [8], "tanh", True), False)):
+        algo = registration.algorithm(registration.config(), make_actor(), Critic(D, [8], "tanh", True), 0)
+        assert algo.written_out is expected
