@@ -3,7 +3,7 @@
     python benchmarks/random_policy.py                    # every conf/env/*.yaml, 30 episodes each
     python benchmarks/random_policy.py --envs Hopper-v5 --episodes 100
 
-The normalised score of issue 10, (R - R_random) / (R_zoo - R_random), needs it. Each env is made as
+The normalised score (R - R_random) / (R_zoo - R_random), needs it. Each env is made as
 training makes it (``envs.make_env`` with the env file's time limit and kwargs), seeded once, and
 stepped with ``action_space.sample()`` (the action space seeded too) for full episodes. Writes
 ``benchmarks/results/random_policy.json`` ({env: {mean, std, episodes, seed}}) and prints a table.

@@ -1,7 +1,7 @@
-"""Published figures the benchmark tables are judged against (sources in ../shared/REFERENCES.md).
+"""Published figures the benchmark tables are judged against (each with its source).
 
 ``ZOO``: rl-baselines3-zoo's ``benchmark.md`` (one trained agent each, deterministic evaluation;
-MuJoCo v3): {zoo algo: {env: (mean return, training steps)}}. Issue 10's normalised score is
+MuJoCo v3): {zoo algo: {env: (mean return, training steps)}}. The normalised score is
 (R - R_random) / (R_zoo - R_random), with rlrun's ACKTR scored against the zoo's A2C and
 PPO-Penalty against its PPO (``ZOO_ALGO``). Entries marked gSDE in the zoo used generalised
 state-dependent exploration, which rlrun does not have (Pendulum-v1 for PPO and TRPO,
@@ -31,7 +31,7 @@ ZOO_ALGO = {"ppo_clip": "ppo", "ppo_penalty": "ppo", "trpo": "trpo", "acktr": "a
 ZOO_GSDE = {("ppo", "Pendulum-v1"), ("trpo", "Pendulum-v1"), ("a2c", "Pendulum-v1"),
             ("ppo", "MountainCarContinuous-v0"), ("trpo", "MountainCarContinuous-v0"),
             ("a2c", "MountainCarContinuous-v0")}
-NORMALISED_TARGET = 0.8  # issue 10: every (algorithm, shipped env) pair, mean over 3 seeds
+NORMALISED_TARGET = 0.8  # every (algorithm, shipped env) pair, mean over 3 seeds
 
 # MuJoCo 1M rows are also judged against the papers' libraries: CleanRL ppo_continuous_action
 # (MuJoCo v4, 3 seeds) for PPO-Clip, OpenAI Baselines trpo_mpi (6 seeds) for TRPO and PPO-Penalty;

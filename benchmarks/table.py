@@ -9,7 +9,7 @@ brackets), each seed's final training return (mean of the last 20 episodes) and 
 evaluation (10 episodes of the final policy, ``rlrun-eval``), their mean with a 95%
 percentile-bootstrap CI over seeds, the evaluation's score normalised between a uniformly random
 policy (``random_policy.json``) and rl-baselines3-zoo's figure (``references.py``; at least 0.8 is
-issue 10's target), the median wall time and env steps/s, and, on MuJoCo, the published figure the
+the target), the median wall time and env steps/s, and, on MuJoCo, the published figure the
 row is judged against. Nothing is run; the numbers are only read.
 """
 

@@ -1,5 +1,5 @@
 """benchmarks/table.py rebuilds a README table from kept results alone: the normalised score
-(R - R_random) / (R_zoo - R_random) and its verdict against issue 10's 0.8 are checked here on
+(R - R_random) / (R_zoo - R_random) and its verdict against the 0.8 target are checked here on
 hand-made results whose answer is known."""
 
 from __future__ import annotations

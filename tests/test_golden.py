@@ -1,4 +1,4 @@
-"""Behaviour pinned before refactoring (issue 14): for each algorithm, a short CartPole-v1 and a
+"""Behaviour pinned against refactoring: for each algorithm, a short CartPole-v1 and a
 short Pendulum-v1 run (a few iterations, seed 0) must give bit-identical final parameters and
 non-wall-clock scalars to the recorded ones in tests/golden/. A change that alters them on
 purpose re-records them and says which runs changed and why:
