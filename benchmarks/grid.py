@@ -16,7 +16,7 @@ training and evaluation return curves, downsampled) and ``run.json`` (command, c
 the number of NaN/inf values among all the scalars the run logged).
 The script is restartable: a run whose results exist is skipped, and a run that was cut short
 (``checkpoints/last.pt`` without a completed summary) is continued with ``rlrun resume=``.
-``benchmarks/table.py --suite <suite>`` rebuilds the README table from ``<results>``.
+``benchmarks/table.py --suite <suite>`` rebuilds the docs/benchmarks.md table from ``<results>``.
 """
 
 from __future__ import annotations

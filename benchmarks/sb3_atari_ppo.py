@@ -1,5 +1,5 @@
 """SB3's PPO CnnPolicy on ALE/Breakout-v5 with the PPO paper's Atari setting: the learning-curve
-reference that rlrun's PPO-Clip on Atari is compared with (README, Atari).
+reference that rlrun's PPO-Clip on Atari is compared with (docs/spaces.md, Atari).
 
     python benchmarks/sb3_atari_ppo.py --device cuda [--steps 1000000]    # an env with stable-baselines3 and ale-py
 

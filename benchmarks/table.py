@@ -1,4 +1,4 @@
-"""Rebuild a README benchmark table from the committed results (benchmarks/results/<suite>/).
+"""Rebuild a benchmark table of docs/benchmarks.md from the committed results (benchmarks/results/<suite>/).
 
     python benchmarks/table.py                        # the MuJoCo 1M table (markdown, stdout)
     python benchmarks/table.py --suite zoo-classic    # classic control and Box2D against rl-zoo

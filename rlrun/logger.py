@@ -58,7 +58,7 @@ CUSTOM_SCALARS = {
 }
 
 
-# TensorBoard's HParams table shows the first 5 columns by name by default (screenshot in the README).
+# TensorBoard's HParams table shows the first 5 columns by name by default (docs/algorithms.md).
 # So every run writes few: algo, env, seed, the algorithm's trust-region knob (one column for all
 # algorithms, Registration.trust_region_key), plus each key overridden on the command line (what a
 # sweep varies). The full config is in the TEXT tab.

@@ -1,4 +1,4 @@
-"""benchmarks/table.py rebuilds a README table from kept results alone: the normalised score
+"""benchmarks/table.py rebuilds a docs/benchmarks.md table from kept results alone: the normalised score
 (R - R_random) / (R_zoo - R_random) and its verdict against the 0.8 target are checked here on
 hand-made results whose answer is known."""
 
