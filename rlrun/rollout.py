@@ -108,10 +108,10 @@ class RolloutCollector:
             self.buf_terminated[t] = terminated
             self.buf_done[t] = done
             if truncated.any():  # bootstrap from V(final observation) of truncated episodes only
-                final_raw = stack_obs([final_obs[i] for i in np.flatnonzero(truncated)], self.envs.single_observation_space)
+                ended = np.flatnonzero(truncated)
+                final_raw = stack_obs([final_obs[i] for i in ended], self.envs.single_observation_space)
                 _check_finite_obs(final_raw, step, "final ")
-                final_obs = self.encode(final_raw)
-                self.buf_next_values[t, torch.from_numpy(truncated).to(self.device)] = self.critic.value(final_obs)
+                self.buf_next_values[t, torch.from_numpy(ended).to(self.device)] = self.critic.value(self.encode(final_raw))
             self.obs = self.encode(raw_obs, update=True)
         return episodes
 

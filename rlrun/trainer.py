@@ -116,7 +116,7 @@ def _train(cfg: DictConfig, run_dir: Path, multirun: bool, overridden: Sequence[
             run.steps += cfg.algo.n_steps * cfg.env.num_envs
             run.iteration += 1
             run.tracker.add(episodes, wall())
-            _log_iteration(cfg, run, tb, reporter, metrics, episodes, update_s, wall())
+            _log_iteration(run, tb, reporter, metrics if logged else None, episodes, update_s, wall())
             if run.evaluator is not None and run.evaluator.due(run.steps):
                 _evaluate(run, tb, checkpoints)
             checkpoints.save_if_due()
@@ -163,14 +163,15 @@ def _log_start(cfg: DictConfig, run_dir: Path) -> None:
         log.info("tuned values from %s (tuned=none: without them): %s", cfg.tuned_file, values)
 
 
-def _log_iteration(cfg: DictConfig, run: RunState, tb: TensorBoardLogger, reporter: ProgressReporter,
-                   metrics: dict[str, float], episodes: list[Episode], update_s: float, wall_s: float) -> None:
+def _log_iteration(run: RunState, tb: TensorBoardLogger, reporter: ProgressReporter, metrics: dict[str, float] | None,
+                   episodes: list[Episode], update_s: float, wall_s: float) -> None:
+    """The episodes that ended, the update's metrics on a logged iteration (None otherwise), progress."""
     fps = run.steps / wall_s
     if episodes:
         tb.scalars({"rollout/ep_return": float(np.mean([e.ret for e in episodes])),
                     "rollout/ep_return_mean": run.tracker.mean_return(),
                     "rollout/ep_length": float(np.mean([e.length for e in episodes]))}, run.steps)
-    if run.iteration % cfg.log_every == 0:
+    if metrics is not None:
         tb.scalars({**metrics, "time/fps": fps, "time/update_s": update_s}, run.steps)
     reporter.update(run.steps, fps, run.tracker.mean_return())
 

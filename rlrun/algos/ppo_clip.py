@@ -95,7 +95,9 @@ class PPOClip:
         })
         return metrics
 
-    def _gradient(self, obs, actions, old_log_prob, advantages, returns, old_values, clip_eps: float):
+    def _gradient(self, obs: torch.Tensor, actions: torch.Tensor, old_log_prob: torch.Tensor, advantages: torch.Tensor,
+                  returns: torch.Tensor, old_values: torch.Tensor,
+                  clip_eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The gradient of -L^CLIP + vf_coef * L^V - ent_coef * H into the parameters' .grad;
         returns (-L^CLIP, L^V, log pi(a|s)). MLP networks: written out (core.written_gradients,
         tested against autograd); others (CNNs, other heads): autograd."""

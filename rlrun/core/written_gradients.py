@@ -40,7 +40,7 @@ def applies(actor: nn.Module | None, critic: nn.Module) -> bool:
                     for net in nets))
 
 
-class _Pass:
+class MLPPass:
     """One forward pass through an MLP that keeps each layer's input for the backward pass."""
 
     def __init__(self, net: nn.Module, x: Tensor):
@@ -132,7 +132,7 @@ def policy_value_gradient(actor: nn.Module, critic: nn.Module, obs: Tensor, acti
     given (core.losses.clipped_surrogate), else A2C's ``-mean(log pi * A)``; the value loss is
     core.losses.value_loss (clipped around ``old_values`` with ``clip_value_eps``)."""
     n = len(obs)
-    actor_pass = _Pass(actor.net, obs)
+    actor_pass = MLPPass(actor.net, obs)
     head = _Head(actor, actor_pass.out, actions)
     if old_log_prob is None:
         policy_loss = -(head.log_prob * advantages).mean()
@@ -143,7 +143,7 @@ def policy_value_gradient(actor: nn.Module, critic: nn.Module, obs: Tensor, acti
         policy_loss = -torch.min(unclipped, clipped).mean()
         g_log_prob = torch.where(unclipped <= clipped, unclipped, 0.0).mul_(-1.0 / n)  # d r / d log pi = r
     actor_pass.backward(head.grad_out(g_log_prob, -ent_coef / n))
-    critic_pass = _Pass(critic.net, obs)
+    critic_pass = MLPPass(critic.net, obs)
     value_loss, g_value = _value_loss_and_grad(critic_pass.out.squeeze(-1), returns, old_values, clip_value_eps)
     critic_pass.backward((g_value * vf_coef).unsqueeze(-1))
     return LossTerms(policy_loss, value_loss, head.entropy.mean(), head.log_prob)
@@ -152,7 +152,7 @@ def policy_value_gradient(actor: nn.Module, critic: nn.Module, obs: Tensor, acti
 @torch.no_grad()
 def value_gradient(critic: nn.Module, obs: Tensor, returns: Tensor) -> Tensor:
     """The gradient of mean (V(s) - G)^2 into the critic's ``.grad``; returns the loss."""
-    critic_pass = _Pass(critic.net, obs)
+    critic_pass = MLPPass(critic.net, obs)
     loss, grad = _value_loss_and_grad(critic_pass.out.squeeze(-1), returns, None, None)
     critic_pass.backward(grad.unsqueeze(-1))
     return loss
