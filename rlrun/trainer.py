@@ -123,7 +123,7 @@ def _train(cfg: DictConfig, run_dir: Path, multirun: bool, overridden: Sequence[
         if run.evaluator is not None and run.steps >= cfg.total_steps and (
                 run.evaluator.last is None or run.evaluator.last.step != run.steps):
             _evaluate(run, tb, checkpoints)  # the final policy is always evaluated
-        status = "interrupted" if stop else "completed"
+        status = "completed" if run.steps >= cfg.total_steps else "interrupted"  # a stop in the last iteration came too late
     except (NumericalError, OutputError) as err:  # the state is consistent: it stopped between steps
         status, error, failure = "failed", str(err), err
     except BaseException as exc:

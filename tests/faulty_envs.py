@@ -4,7 +4,9 @@
 ``tests.faulty_envs:NanObservation-v0`` / ``NanFinalObservation-v0`` (a NaN observation at
 step 456, or as the final observation of the episode that step 400 truncates) and
 ``tests.faulty_envs:SlowStart-v0`` (each construction touches the file named by
-$RLRUN_TEST_STARTING, then takes 3 s: a Ctrl-C that comes while a run is being set up)."""
+$RLRUN_TEST_STARTING, then takes 3 s: a Ctrl-C that comes while a run is being set up) and
+``tests.faulty_envs:Paced-v0`` (each step takes 1 ms: a run whose length in seconds does not depend
+on how fast the machine is, for tests that must be cut by a time limit)."""
 
 import os
 import time
@@ -82,7 +84,17 @@ class SlowStart(FaultAtStep):
         return 1.0
 
 
+class Paced(FaultAtStep):
+    def step(self, action):
+        time.sleep(0.001)
+        return super().step(action)
+
+    def fault(self) -> float:
+        return 1.0
+
+
 for name, env in (("NanReward-v0", NanReward), ("Crash-v0", Crash), ("NanObservation-v0", NanObservation),
-                  ("NanFinalObservation-v0", NanFinalObservation), ("SlowStart-v0", SlowStart)):
+                  ("NanFinalObservation-v0", NanFinalObservation), ("SlowStart-v0", SlowStart),
+                  ("Paced-v0", Paced)):
     if name not in gym.registry:
         gym.register(name, entry_point=env, max_episode_steps=10)

@@ -18,6 +18,8 @@ import torch
 from tests.conftest import read_scalars, spawn_rlrun, wait_until
 from tests.test_sweeps import has
 
+# 1 ms an env step, 1,024-step iterations: the jobs outlast the limits whatever the machine, and stop within a second
+PACED = ("env=tests.faulty_envs:Paced-v0", "env.num_envs=2", "algo.n_steps=512")
 SLURM_LOCAL = Path(__file__).resolve().parent.parent.parent / "shared" / "tools" / "slurm-local"
 pytestmark = [
     pytest.mark.skipif(not has("hydra_plugins.hydra_submitit_launcher"), reason="pip install 'rlrun[slurm]'"),
@@ -58,9 +60,10 @@ def assert_completed_once(job: Path, total_steps: int) -> None:
 
 def test_a_time_limit_with_requeue_finishes_every_job(slurm, tmp_path):
     """submitit's SIGUSR2, 25 s before a 1-minute limit: each job saves, submitit requeues it, and
-    the requeued job continues from its checkpoint in the same directory."""
+    the requeued job continues from its checkpoint in the same directory. The env takes 1 ms a
+    step, so 50,000 steps need more than one 35-second attempt however fast the machine is."""
     sweep = tmp_path / "sweep"
-    proc = sweep_in_slurm(tmp_path, "seed=0,1", "total_steps=250000", "checkpoint_every=4096",
+    proc = sweep_in_slurm(tmp_path, "seed=0,1", *PACED, "total_steps=50000", "checkpoint_every=4096",
                           "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=25",
                           "hydra.launcher.max_num_timeout=5", f"hydra.sweep.dir={sweep}")
     out, err = proc.communicate(timeout=900)
@@ -68,14 +71,14 @@ def test_a_time_limit_with_requeue_finishes_every_job(slurm, tmp_path):
     jobs = sorted(d for d in sweep.iterdir() if d.is_dir() and not d.name.startswith("."))
     assert len(jobs) == 2
     for job in jobs:
-        assert_completed_once(job, 250000)
+        assert_completed_once(job, 50000)
         assert "resuming" in (job / "rlrun.log").read_text()  # it did hit the limit and came back
 
 
 def test_a_preempted_job_is_requeued_and_continues_from_its_checkpoint(slurm, tmp_path):
     """PreemptMode=REQUEUE with a grace time: the job saves on SIGTERM and waits; SLURM requeues it."""
     sweep = tmp_path / "sweep"
-    proc = sweep_in_slurm(tmp_path, "seed=0", "total_steps=400000", "checkpoint_every=4096",
+    proc = sweep_in_slurm(tmp_path, "seed=0", *PACED, "total_steps=60000", "checkpoint_every=4096",
                           f"hydra.sweep.dir={sweep}")
     wait_until(lambda: list(sweep.glob("000_*/checkpoints/last.pt")), 300, interval=0.5)
     high = slurm("sbatch", "-p", "high", "-c", str(os.cpu_count()), "-o", "/dev/null", "--wrap", "sleep 5",
@@ -86,7 +89,7 @@ def test_a_preempted_job_is_requeued_and_continues_from_its_checkpoint(slurm, tm
     job = next(sweep.glob("000_*"))
     log = (job / "rlrun.log").read_text()
     assert "pre-empted by SLURM" in log and "resuming" in log
-    assert_completed_once(job, 400000)
+    assert_completed_once(job, 60000)
 
 
 def test_a_cancelled_job_saves_and_the_driver_names_it_with_the_resume_command(slurm, tmp_path):

@@ -103,6 +103,21 @@ def test_sigterm_saves_checkpoint_summary_and_every_completed_iteration(tmp_path
     assert len(fps_steps) == summary["iterations"] and fps_steps[-1] == summary["steps_done"]
 
 
+def test_a_signal_during_the_last_iteration_leaves_a_completed_run(tmp_path):
+    """The run finishes the iteration it is in, and that was its last: it is complete, exit 0, and a
+    SLURM job signalled then is not requeued. One iteration of 4,000 steps at 1 ms a step."""
+    run_dir = tmp_path / "run"
+    proc = rlrun(tmp_path, "env=tests.faulty_envs:Paced-v0", "env.num_envs=1", "algo.n_steps=4000",
+                 "total_steps=4000", "progress=off", f"hydra.run.dir={run_dir}")
+    assert wait_until(lambda: training_started(run_dir), 60)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["steps_done"] == 4000
+    assert checkpoint_steps(run_dir) == 4000
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_to_the_process_group_with_async_envs_saves_at_the_step_it_stopped(tmp_path, signum):
     """A terminal's Ctrl-C and SLURM's SIGTERM reach the async env workers too: they must not die
