@@ -121,7 +121,7 @@ class Config:
     keep_checkpoints: bool = False  # also keep checkpoints/step_<N>.pt at every checkpoint
     resume: Optional[str] = None  # a run directory to continue from its checkpoints/last.pt
     deterministic: bool = False  # torch.use_deterministic_algorithms (CPU runs are deterministic anyway)
-    log_every: int = 1  # iterations between TensorBoard writes of the update metrics
+    log_every: Optional[int] = None  # iterations between TensorBoard writes of the update metrics; None: the algorithm's
     progress: str = "auto"  # auto | bar | lines | off
     solved_window: int = 20  # episodes averaged for final_return and solved_step
     objective: str = "final_return"  # what the task returns to a sweeper (Optuna): a summary.json key
@@ -169,7 +169,8 @@ def validate(cfg: Any) -> None:
     _check(cfg.device in DEVICES, "device", cfg.device, f"one of {', '.join(DEVICES)}")
     _check(cfg.torch_threads >= 0, "torch_threads", cfg.torch_threads, "must be >= 0")
     _check(cfg.checkpoint_every >= 0, "checkpoint_every", cfg.checkpoint_every, "must be >= 0")
-    _check(cfg.log_every >= 1, "log_every", cfg.log_every, "must be >= 1")
+    _check(cfg.log_every is None or cfg.log_every >= 1, "log_every", cfg.log_every,
+           "must be >= 1, or null for the algorithm's own interval")
     _check(cfg.progress in PROGRESS_MODES, "progress", cfg.progress, f"one of {', '.join(PROGRESS_MODES)}")
     _check(cfg.objective in OBJECTIVES, "objective", cfg.objective, f"one of {', '.join(OBJECTIVES)}")
     _check(cfg.eval_every >= 0, "eval_every", cfg.eval_every, "must be >= 0 (0: no evaluation during training)")

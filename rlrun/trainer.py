@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from rlrun.algos.registry import algorithms
 from rlrun.checkpoint import OutputError, load_checkpoint, lock_run_dir, resume_command, save_checkpoint
 from rlrun.config import check_resume_agrees, tuned_values
 from rlrun.core.diagnostics import check_finite, policy_snapshot, update_diagnostics
@@ -97,6 +98,8 @@ def _train(cfg: DictConfig, run_dir: Path, multirun: bool, overridden: Sequence[
     reporter = ProgressReporter(cfg.total_steps, "lines" if multirun and cfg.progress in ("auto", "bar") else cfg.progress,
                                 f"{cfg.algo.name} {cfg.env.id}")  # no bars in sweep workers
     _log_start(cfg, run_dir)
+    log_every = cfg.log_every or algorithms()[cfg.algo.name].log_every
+    samples = cfg.algo.n_steps * cfg.env.num_envs  # env steps an iteration
     status, error, failure = "running", None, None
     try:
         while run.steps < cfg.total_steps and not stop:
@@ -104,7 +107,8 @@ def _train(cfg: DictConfig, run_dir: Path, multirun: bool, overridden: Sequence[
                 batch, episodes = run.collector.collect(run.steps)
             except NumericalError as err:
                 raise NumericalError(f"{cfg.algo.name}: {err} (iteration {run.iteration})") from None
-            logged = (run.iteration + 1) % cfg.log_every == 0  # the diagnostics' passes only when they are written
+            # The diagnostics' passes only on iterations that are written: every log_every-th, and the last.
+            logged = (run.iteration + 1) % log_every == 0 or run.steps + samples >= cfg.total_steps
             pi_old = policy_snapshot(run.actor, batch) if logged else None
             update_start = time.monotonic()
             metrics = run.algo.update(batch, progress=run.steps / cfg.total_steps)  # the algorithm's box
@@ -113,7 +117,7 @@ def _train(cfg: DictConfig, run_dir: Path, multirun: bool, overridden: Sequence[
             if logged:
                 metrics.update(update_diagnostics(run.actor, pi_old, batch))
             check_finite(metrics, [run.actor, run.critic], run.iteration, cfg.algo.name)
-            run.steps += cfg.algo.n_steps * cfg.env.num_envs
+            run.steps += samples
             run.iteration += 1
             run.tracker.add(episodes, wall())
             _log_iteration(run, tb, reporter, metrics if logged else None, episodes, update_s, wall())

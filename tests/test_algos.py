@@ -85,3 +85,17 @@ def test_two_iterations_log_the_algorithm_tags(run_rlrun, env, algo):
         for (_, kl), ok, (_, bound) in zip(scalars["policy/kl"], accepted, scalars[f"{algo}/max_kl"]):
             assert not ok or kl <= bound + 1e-9
 
+
+
+@pytest.mark.parametrize("log_every, iterations", [(None, [100, 200, 250]), (60, [60, 120, 180, 240, 250])])
+def test_update_metrics_are_written_every_log_every_iterations_and_at_the_last(run_rlrun, log_every, iterations):
+    """A2C's iterations are 8 envs x 5 steps: by default its metrics and diagnostics are written
+    every 100 iterations (SB3's log_interval) and at the end; the episode returns every iteration."""
+    extra = [] if log_every is None else [f"log_every={log_every}"]
+    res = run_rlrun("algo=a2c", "env=CartPole-v1", "env.num_envs=8", "total_steps=10000", "progress=off",
+                    "hydra.run.dir=run", *extra)
+    assert res.returncode == 0, res.stderr
+    scalars = read_scalars(run_rlrun.cwd / "run")
+    for tag in ("a2c/kl", "loss/policy", "time/fps"):
+        assert [step for step, _ in scalars[tag]] == [40 * i for i in iterations], tag
+    assert len(scalars["rollout/ep_return"]) > 100

@@ -96,4 +96,5 @@ REGISTRATION = Registration(
     config=A2CConfig, algorithm=A2C, title="A2C",
     summary="ACKTR's baseline: the same actor-critic step with RMSprop, no trust region",
     charts={"KL of a step (no bound)": ["a2c/kl"], "gradient norm before clipping": ["a2c/grad_norm"]},
+    log_every=100,  # SB3's A2C log_interval: an iteration is only n_steps x num_envs samples
 )

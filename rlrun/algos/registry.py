@@ -102,6 +102,8 @@ class Registration:
             ``trust_region`` shared by all algorithms (None: it has none).
         headline: its own tags written again under ``TrustRegion/`` (``{"trpo/max_kl": "kl_bound"}``).
         charts: its custom-scalars charts, title -> tags; ``<name>/kl`` (the exact policy KL) can be used.
+        log_every: iterations between writes of the update metrics and diagnostics when the run's
+            ``log_every`` is null (SB3's ``log_interval``: 100 for A2C's 5-step iterations, else 1).
     """
 
     config: type
@@ -111,6 +113,7 @@ class Registration:
     trust_region_key: Optional[str] = None
     headline: dict[str, str] = field(default_factory=dict)
     charts: dict[str, list[str]] = field(default_factory=dict)
+    log_every: int = 1
 
 
 def _registration(tree: ast.Module) -> ast.Call | None:
