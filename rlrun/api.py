@@ -18,10 +18,12 @@ from omegaconf import OmegaConf, open_dict
 log = logging.getLogger("rlrun")
 
 
-def train(overrides: Sequence[str] = ()) -> dict:
+def train(overrides: Sequence[str] = (), trust_modules: bool = False) -> dict:
     """Run one job with these command-line overrides (``"algo=trpo"``, ``"resume=<run dir>"``, ...)
     in this process, into the directory the command line would use; returns its summary.json
     (with ``run_dir`` added). Sweeps (``-m``, ``a,b`` values) are the command line's job.
+    ``trust_modules``: with ``resume=``, import the modules the run's env config names (the command
+    line's ``--trust-modules``); without it such a config is refused unless they are imported already.
 
     Raises ConfigError (bad input, one line, before anything is written), NumericalError (a
     non-finite value; the last good checkpoint is kept), OutputError, or KeyboardInterrupt after a
@@ -47,9 +49,10 @@ def train(overrides: Sequence[str] = ()) -> dict:
     if sweeps:
         raise ConfigError(f"{sweeps[0]} is a sweep: rlrun.train runs one job; sweeps are the command line's (rlrun -m)")
     register_configs()
-    argv = expand_resume(argv)
+    resuming = any(a.startswith("resume=") for a in argv)
+    argv = expand_resume(argv, trust_modules)
     register_env_ids(argv)
-    if preflight(argv) is not None:  # a preset that sets hydra.mode=MULTIRUN
+    if preflight(argv, resuming, trust_modules) is not None:  # a preset that sets hydra.mode=MULTIRUN
         raise ConfigError(f"{' '.join(argv)} is a sweep: rlrun.train runs one job; use rlrun -m")
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=argv, return_hydra_config=True)

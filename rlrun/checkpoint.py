@@ -1,7 +1,11 @@
 """Checkpoints: everything needed to evaluate or continue a run, written atomically.
 
-torch is imported where a checkpoint is read or written, so the CLI can import this module and
-answer at once."""
+A checkpoint holds data only (tensors, numbers, strings, None, lists, tuples and dicts; numpy
+arrays are stored as tensors with their dtype), so it is read with ``torch.load(weights_only=True)``
+and opening one never runs code, wherever it came from. ``format`` says which layout it has;
+checkpoints of the first layout (pickled objects) are refused with the command that converts them
+(:mod:`rlrun.upgrade_checkpoint`). torch is imported where a checkpoint is read or written, so the
+CLI can import this module and answer at once."""
 
 from __future__ import annotations
 
@@ -33,12 +37,51 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
+FORMAT = 2  # 1: pickled objects (torch.load without weights_only); 2: data only
+_NUMPY = "numpy"  # the key of a stored numpy value: {"numpy": tensor, "dtype": "<f8", "scalar": False}
+
+
+def as_data(value: Any) -> Any:
+    """``value`` with every numpy array or scalar replaced by a tensor and its dtype."""
+    import numpy as np
+    import torch
+
+    if isinstance(value, (np.ndarray, np.generic)):
+        array = np.asarray(value)
+        if array.dtype.kind not in "biufc":
+            raise TypeError(f"a numpy value of dtype {array.dtype} cannot be stored in a checkpoint")
+        return {_NUMPY: torch.from_numpy(array.copy()), "dtype": array.dtype.str, "scalar": isinstance(value, np.generic)}
+    if isinstance(value, dict):
+        return {k: as_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [as_data(v) for v in value]
+        return tuple(items) if isinstance(value, tuple) else items
+    return value
+
+
+def from_data(value: Any) -> Any:
+    """The inverse of :func:`as_data`."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        if _NUMPY in value and set(value) == {_NUMPY, "dtype", "scalar"}:
+            array = value[_NUMPY].numpy().astype(np.dtype(value["dtype"]), copy=True)
+            return array[()] if value["scalar"] else array
+        return {k: from_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [from_data(v) for v in value]
+        return tuple(items) if isinstance(value, tuple) else items
+    return value
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     import torch
 
+    data = {"format": FORMAT, **as_data(state)}
+
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:  # through a Python file, a full disk raises OSError (ENOSPC)
-            torch.save(state, f)
+            torch.save(data, f)
 
     write_atomically(path, write)
 
@@ -77,18 +120,39 @@ class CheckpointError(ValueError):
     """A checkpoint that is missing or cannot be read; the message is one line."""
 
 
+class EarlierFormat(CheckpointError):
+    """A checkpoint of the first format (pickled objects): converted by rlrun-upgrade-checkpoint."""
+
+
 REQUIRED_KEYS = {"config", "steps", "actor", "critic", "algo", "rng"}
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint's state, read as data only: a file that holds anything else (code, objects)
+    is refused, and opening it runs nothing."""
+    import pickle
+
     import torch
 
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "unsupported global" not in str(err).lower():  # an object to import: not plain data
+            raise CheckpointError(f"checkpoint {path} is corrupt or not a checkpoint (UnpicklingError)") from None
+        raise EarlierFormat(
+            f"checkpoint {path} holds pickled objects (an earlier rlrun's format, or a file made to run code "
+            f"when opened) and was not opened; if you trust where it came from, convert it once with: "
+            f"rlrun-upgrade-checkpoint {shlex.quote(str(path))}") from None
     except Exception as err:
         raise CheckpointError(f"checkpoint {path} is corrupt or not a checkpoint ({type(err).__name__})") from None
     if not isinstance(state, dict) or not REQUIRED_KEYS <= set(state):
         raise CheckpointError(f"checkpoint {path} is not an rlrun checkpoint (missing keys)")
-    return state
+    if "format" not in state:
+        raise EarlierFormat(f"checkpoint {path} is in an earlier rlrun's format; if you trust where it came from, "
+                            f"convert it once with: rlrun-upgrade-checkpoint {shlex.quote(str(path))}")
+    if state["format"] != FORMAT:
+        raise CheckpointError(f"checkpoint {path} has format {state['format']!r}, from a newer rlrun; "
+                              f"this one reads format {FORMAT}")
+    return from_data(state)

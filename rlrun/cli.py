@@ -35,6 +35,7 @@ from rlrun.config import (CONF_DIR, OBJECTIVES, ConfigError, EnvConfig, check_re
 
 
 log = logging.getLogger("rlrun")
+TRUST_FLAG = "--trust-modules"  # rlrun's own flag: a resumed run may import the modules its config names
 INFO_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--shell-completion", "-sc"}
 
 
@@ -76,17 +77,19 @@ def _resume_path(value: str) -> Path:
     return path.resolve()
 
 
-def expand_resume(argv: list[str]) -> list[str]:
+def expand_resume(argv: list[str], trust_modules: bool = False) -> list[str]:
     """``resume=<run dir>`` -> that run's own overrides, the user's others, and its directory as output.
 
     A sweep job resumes as a single run in its own directory (``hydra.mode=RUN``, even when its
-    overrides name a sweep preset)."""
+    overrides name a sweep preset). The saved overrides are read as data: a run's own never set
+    Hydra's keys, and a sweep's Hydra settings that name code to call (``_target_``, callbacks)
+    need ``trust_modules``."""
     resume = [a for a in argv if a.startswith("resume=")]
     if not resume:
         return argv
     run_dir = _resume_path(resume[-1].split("=", 1)[1])
     if (run_dir / "multirun.yaml").is_file():
-        return _expand_sweep_resume(run_dir, [a for a in argv if not a.startswith("resume=")])
+        return _expand_sweep_resume(run_dir, [a for a in argv if not a.startswith("resume=")], trust_modules)
     overrides_file = run_dir / ".hydra" / "overrides.yaml"
     if not overrides_file.is_file():
         raise ConfigError(f"resume={run_dir} is not an rlrun run directory (no .hydra/overrides.yaml)")
@@ -99,6 +102,10 @@ def expand_resume(argv: list[str]) -> list[str]:
     if not OmegaConf.is_list(saved):
         raise ConfigError(f"resume={run_dir}: {overrides_file} is not a list of overrides")
     original = [str(o) for o in saved if not str(o).startswith("resume=")]
+    hydra_keys = [o for o in original if _override_key(o).startswith("hydra")]
+    if hydra_keys:  # Hydra keeps its own overrides in hydra.yaml: this file was written by hand
+        raise ConfigError(f"resume={run_dir}: {overrides_file} sets Hydra's {hydra_keys[0]!r}, which a run's "
+                          f"overrides never do; refused")
     others = [a for a in argv if not a.startswith("resume=")]
     return [*original, *others, f"resume={hydra_quote(str(run_dir))}",
             f"hydra.run.dir={hydra_quote(str(run_dir))}", "hydra.mode=RUN"]
@@ -108,7 +115,7 @@ def _override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
-def _expand_sweep_resume(sweep_dir: Path, others: list[str]) -> list[str]:
+def _expand_sweep_resume(sweep_dir: Path, others: list[str], trust_modules: bool = False) -> list[str]:
     """``resume=<sweep dir>`` -> the sweep's own command into the same directory, with the user's
     other overrides (a launcher, say) in place of the saved ones: each job then continues from
     what it left there (rlrun.sweep_jobs.earlier_attempt), and completed jobs are not run again."""
@@ -120,7 +127,11 @@ def _expand_sweep_resume(sweep_dir: Path, others: list[str]) -> list[str]:
     if "optuna" in str(sweeper).lower():
         raise ConfigError(f"resume={sweep_dir} is an Optuna study: it continues from its storage; rerun its "
                           f"command with the same hydra.sweeper.storage and study_name")
-    hydra_saved = [o for o in hydra_saved if _override_key(o) not in ("hydra.sweep.dir", "hydra.mode")]
+    hydra_saved = [str(o) for o in hydra_saved if _override_key(str(o)) not in ("hydra.sweep.dir", "hydra.mode")]
+    calls = [o for o in hydra_saved if "_target_" in o or "callbacks" in _override_key(o)]
+    if calls and not trust_modules:
+        raise ConfigError(f"resume={sweep_dir}: multirun.yaml sets {calls[0]!r}, which names code for Hydra to call; "
+                          f"if you trust where the sweep came from, add {TRUST_FLAG}")
     flags = [a for a in others if a.startswith("-")]  # Hydra's argparse wants them before the overrides
     others = [a for a in others if not a.startswith("-")]
     replaced = {_override_key(a) for a in others}
@@ -265,9 +276,11 @@ def _of_job(message: str, number: int, job: list[str], n_jobs: int) -> str:
     return message if n_jobs == 1 else f"job {number:03d} ({' '.join(job)}): {message}"
 
 
-def preflight(argv: list[str]) -> str | None:
+def preflight(argv: list[str], resuming: bool = False, trust_modules: bool = False) -> str | None:
     """Compose and check each job the command would run; raise ConfigError with one line.
-    Returns a sweep's directory, resolved and absolute (None for a single run)."""
+    Returns a sweep's directory, resolved and absolute (None for a single run). ``resuming``: the
+    config came from a run or sweep directory, so the modules its env names need ``trust_modules``
+    (or to be imported already)."""
     from hydra import compose, initialize_config_dir
 
     overrides = [a for a in argv if not a.startswith("-")]
@@ -311,8 +324,13 @@ def preflight(argv: list[str]) -> str | None:
                 note = overshoot_note(cfg)
                 if note:
                     print(f"rlrun: note: {note}", file=sys.stderr)
-            from rlrun.envs import EnvError, check_env_id, check_spaces_of  # gymnasium: after the config's own checks
+            from rlrun.envs import EnvError, check_env_id, check_spaces_of, consent_needed  # gymnasium: after the checks
             from rlrun.observations import check_encoder
+
+            if resuming and not trust_modules:  # before anything is imported
+                refusal = consent_needed(cfg.env, "the run's config", f"add {TRUST_FLAG}")
+                if refusal:
+                    raise ConfigError(_of_job(refusal, number, job, len(jobs)))
 
             if cfg.env.id not in observation_spaces:
                 try:
@@ -440,12 +458,15 @@ def main() -> None:
     if {"--help", "-h"} & set(argv):
         print(help_text())
         return
+    trust_modules = TRUST_FLAG in argv
+    argv = [a for a in argv if a != TRUST_FLAG]
+    resuming = any(a.startswith("resume=") for a in argv)
     register_configs()
     try:
-        argv = expand_resume(argv)
+        argv = expand_resume(argv, trust_modules)
         register_env_ids(argv)
         if not INFO_FLAGS & set(argv) and not os.environ.get("RLRUN_SKIP_PREFLIGHT"):
-            sweep_dir = preflight(argv)
+            sweep_dir = preflight(argv, resuming, trust_modules)
             if sweep_dir is not None:
                 # One absolute path for every job, wherever a launcher runs it: a Ray worker's
                 # working directory is where `ray start` ran, and ${now:} would be read again there.

@@ -12,6 +12,7 @@ import difflib
 import functools
 import importlib
 import signal
+import sys
 import threading
 from typing import Any, Iterator, NamedTuple
 
@@ -33,6 +34,40 @@ class EnvError(ValueError):
 
 
 _REGISTERED: set[str] = set()
+# The packages rlrun's own env configs name (conf/env: env.register, env.wrappers), and rlrun.
+TRUSTED_PACKAGES = ("gymnasium", "ale_py", "minatar", "rlrun")
+
+
+def modules_named(env_cfg: Any) -> list[tuple[str, str]]:
+    """(config key, module) for each module that building this env imports: ``env.register``, an
+    ``env.id`` of the form ``module:Id``, each ``env.wrappers`` target."""
+    named = []
+    if env_cfg.get("register"):
+        named.append(("env.register", str(env_cfg.register).partition(":")[0]))
+    if ":" in str(env_cfg.id):
+        named.append(("env.id", str(env_cfg.id).rpartition(":")[0]))
+    for i, wrapper in enumerate(env_cfg.get("wrappers") or []):
+        target = wrapper.get("target") if hasattr(wrapper, "get") else None
+        named.append((f"env.wrappers[{i}].target", str(target).partition(":")[0]))
+    return named
+
+
+def untrusted_modules(env_cfg: Any) -> list[tuple[str, str]]:
+    """The modules of :func:`modules_named` that are neither rlrun's own env packages nor imported
+    already: importing one runs its code, so a config that came with a checkpoint needs consent."""
+    return [(key, module) for key, module in modules_named(env_cfg)
+            if module.split(".")[0] not in TRUSTED_PACKAGES and module not in sys.modules]
+
+
+def consent_needed(env_cfg: Any, source: str, how: str) -> str | None:
+    """The one-line refusal for a config from ``source`` whose env would import an untrusted module
+    (``how``: how the user consents); None when there is none."""
+    untrusted = untrusted_modules(env_cfg)
+    if not untrusted:
+        return None
+    named = ", ".join(f"{module!r} ({key})" for key, module in untrusted)
+    return (f"{source} names modules that building its env would import, which runs their code: {named}; "
+            f"if you trust where it came from, {how}")
 
 
 def register_envs(register: str | None) -> None:

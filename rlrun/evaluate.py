@@ -65,6 +65,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help=f"end an episode after N steps (default: the env's time limit, else {DEFAULT_MAX_STEPS})")
     parser.add_argument("--out", type=Path, default=None, metavar="FILE",
                         help="where to write the JSON report (default <run dir>/eval.json)")
+    parser.add_argument("--trust-modules", action="store_true",
+                        help="import the modules the checkpoint's env config names (env.register, env.id=module:Id, "
+                             "env.wrappers) outside gymnasium and rlrun's env packages: runs their code")
     return parser.parse_args(argv)
 
 
@@ -87,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         checkpoint = load_checkpoint(path)
         cfg = OmegaConf.create(checkpoint["config"])
+        refusal = None if args.trust_modules else envs.consent_needed(cfg.env, f"checkpoint {path}", "add --trust-modules")
+        if refusal:
+            return error(refusal)
         device = resolve_device(args.device)
         prefix = f"{cfg.algo.name}-{cfg.env.id}-step{checkpoint['steps']}"
         env = make_eval_env(cfg.env, args.video, prefix)

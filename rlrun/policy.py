@@ -47,18 +47,25 @@ def checkpoint_path(path: Path) -> tuple[Path, Path]:
     return path, run_dir
 
 
-def load(path: str | Path, device: str = "cpu") -> Policy:
+def load(path: str | Path, device: str = "cpu", trust_modules: bool = False) -> Policy:
     """The policy saved in a run directory (its ``checkpoints/last.pt``) or in a checkpoint file.
 
-    Raises CheckpointError (unreadable file), EnvError (the env is not installed here) or
-    ValueError (a checkpoint that does not match its config), each with one line.
+    Opening the checkpoint runs no code. A config whose env names a module to import
+    (``env.register``, ``env.id=module:Id``, ``env.wrappers``) outside gymnasium and rlrun's own
+    env packages is refused unless the module is imported already or ``trust_modules`` is set.
+
+    Raises CheckpointError (unreadable file, or a module not trusted), EnvError (the env is not
+    installed here) or ValueError (a checkpoint that does not match its config), each with one line.
     """
-    from rlrun.checkpoint import load_checkpoint
-    from rlrun.envs import check_env_id, make_env
+    from rlrun.checkpoint import CheckpointError, load_checkpoint
+    from rlrun.envs import check_env_id, consent_needed, make_env
 
     file, _ = checkpoint_path(Path(path))
     checkpoint = load_checkpoint(file)
     cfg = OmegaConf.create(checkpoint["config"])
+    refusal = None if trust_modules else consent_needed(cfg.env, f"checkpoint {file}", "pass trust_modules=True")
+    if refusal:
+        raise CheckpointError(refusal)
     check_env_id(cfg.env.id, cfg.env.get("register"))
     env = make_env(cfg.env)
     observation_space, action_space = env.observation_space, env.action_space

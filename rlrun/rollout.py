@@ -6,8 +6,6 @@ final observations are computed only for truncated episodes, which bootstrap fro
 
 from __future__ import annotations
 
-import pickle
-
 import numpy as np
 import torch
 from gymnasium.utils import EzPickle
@@ -18,6 +16,7 @@ from rlrun.core.advantages import gae
 from rlrun.core.batch import Batch
 from rlrun.episodes import Episode
 from rlrun.acting import ActionDecoder, ObservationEncoder, action_buffer, obs_dtype
+from rlrun.env_state import env_state, restore_env_state
 from rlrun.envs import step_envs
 from rlrun.errors import NumericalError
 from rlrun.normalization import ObsNormalizer, RewardNormalizer
@@ -149,31 +148,26 @@ class RolloutCollector:
         )
 
     def state_dict(self) -> dict:
-        """The current observation, the episode accumulators and, for sync envs, the envs themselves.
+        """The current observation, the episode accumulators and, for sync envs, the envs' state.
 
-        Sub-environments of a SyncVectorEnv are pickled (their physics state, RNG and TimeLimit
-        counter), so a resumed run continues the very same episodes. Async envs live in other
-        processes and cannot be captured, and envs that pickle through gymnasium's ``EzPickle``
-        (Box2D, MuJoCo) come back as new, un-reset instances without their physics state (LunarLander
-        then fails its first step): both are reset on resume (not bit-exact, documented).
+        Sub-environments of a SyncVectorEnv are saved as data (:mod:`rlrun.env_state`: their
+        physics arrays, RNG and TimeLimit counter), so a resumed run continues the very same
+        episodes. Async envs live in other processes and cannot be captured, and the state of
+        envs that pickle through gymnasium's ``EzPickle`` (Box2D, MuJoCo) lives in their
+        simulators, not in data attributes: both are reset on resume (not bit-exact, documented).
         """
-        envs = None
-        if self._envs_pickle_their_state():
-            try:
-                envs = pickle.dumps(self.envs.envs)
-            except Exception:  # e.g. simulators holding C handles; resume then resets the envs
-                envs = None
+        envs = [env_state(env) for env in self.envs.envs] if self._envs_have_data_state() else None
         return {"obs": self.obs.cpu().clone(), "episode_return": self.episode_return.copy(),
                 "episode_length": self.episode_length.copy(), "envs": envs}
 
-    def _envs_pickle_their_state(self) -> bool:
+    def _envs_have_data_state(self) -> bool:
         return isinstance(self.envs, SyncVectorEnv) and not any(isinstance(env.unwrapped, EzPickle)
                                                                 for env in self.envs.envs)
 
     def load_state_dict(self, state: dict, seed: int) -> None:
-        # (checkpoints written before EzPickle envs were excluded may still hold such copies)
-        if state["envs"] is not None and self._envs_pickle_their_state():
-            self.envs.envs = pickle.loads(state["envs"])
+        envs = state["envs"]
+        if (envs is not None and self._envs_have_data_state() and len(envs) == len(self.envs.envs)
+                and all(restore_env_state(env, saved) for env, saved in zip(self.envs.envs, envs))):
             self.obs = state["obs"].to(self.device)
             self.episode_return, self.episode_length = state["episode_return"].copy(), state["episode_length"].copy()
         else:  # fresh episodes from a seed that differs from the first session's

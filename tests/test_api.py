@@ -5,11 +5,14 @@ import json
 
 import gymnasium as gym
 import numpy as np
+from pathlib import Path
+
 import pytest
 import torch
 
 import rlrun
 from rlrun.config import ConfigError
+from rlrun.checkpoint import load_checkpoint, save_checkpoint
 
 
 @pytest.fixture
@@ -30,7 +33,7 @@ def test_train_returns_the_summary_and_load_acts_like_the_saved_policy(in_tmp):
     obs, _ = env.reset(seed=0)
     action = policy.act(obs)
     assert env.action_space.contains(action) and np.array_equal(action, policy.act(obs))  # deterministic
-    checkpoint = torch.load(f"{summary['run_dir']}/checkpoints/last.pt", weights_only=False)
+    checkpoint = load_checkpoint(Path(f"{summary['run_dir']}/checkpoints/last.pt"))
     rms = checkpoint["obs_normalizer"]  # the saved normalisation is applied: the mean of the saved actor
     normalized = np.clip((obs - rms["mean"]) / np.sqrt(rms["var"] + 1e-8), -10, 10).astype(np.float32)
     mean = policy.actor.net(torch.as_tensor(normalized)[None])[0].detach().numpy()
@@ -61,12 +64,12 @@ def test_load_reads_a_checkpoint_written_before_the_newer_config_keys(in_tmp):
     and tuned_file: rlrun.load (and so rlrun-eval) still rebuilds their policy."""
     summary = rlrun.train(["algo=trpo", "env=Pendulum-v1", "total_steps=256", "algo.n_steps=128", "progress=off"])
     path = f"{summary['run_dir']}/checkpoints/last.pt"
-    checkpoint = torch.load(path, weights_only=False)
+    checkpoint = load_checkpoint(Path(path))
     for key in ("encoder", "cnn_features"):
         del checkpoint["config"]["algo"][key]
     for key in ("register", "wrappers", "sign_rewards", "life_loss_terminal"):
         del checkpoint["config"]["env"][key]
     del checkpoint["config"]["tuned_file"]
-    torch.save(checkpoint, path)
+    save_checkpoint(Path(path), checkpoint)
     obs, _ = gym.make("Pendulum-v1").reset(seed=0)
     assert rlrun.load(summary["run_dir"]).act(obs).shape == (1,)

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from tests.conftest import read_scalars
+from rlrun.checkpoint import load_checkpoint
 
 COMMON_TAGS = {"rollout/ep_return", "rollout/ep_length", "time/fps", "loss/policy", "loss/value",
                "policy/entropy", "policy/kl", "policy/approx_kl", "policy/clip_fraction",
@@ -37,7 +38,7 @@ def test_cartpole_run_writes_events_summary_and_checkpoint(run_rlrun):
     scalars = read_scalars(run_dir)
     assert COMMON_TAGS <= set(scalars), COMMON_TAGS - set(scalars)
     assert all(torch.isfinite(torch.tensor([v for _, v in scalars[t]])).all() for t in COMMON_TAGS)
-    ckpt = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)
+    ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt")
     assert {"actor", "critic", "algo", "rng", "steps", "config", "obs_normalizer"} <= set(ckpt)
     assert ckpt["steps"] == summary["steps_done"] and ckpt["config"]["algo"]["name"] == "ppo_clip"
     assert (run_dir / "checkpoints" / "step_1024.pt").exists()
@@ -49,7 +50,7 @@ def test_continuous_env_with_normalisation_runs(run_rlrun):
                     "env.normalize_reward=true", "progress=off")
     assert res.returncode == 0, res.stderr
     run_dir = only_run_dir(run_rlrun.cwd / "outputs")
-    ckpt = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)
+    ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt")
     assert ckpt["obs_normalizer"]["count"] > 1000 and ckpt["reward_normalizer"] is not None
     assert json.loads((run_dir / "summary.json").read_text())["final_return"] < 0
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+
 import pytest
 import torch
 from gymnasium import spaces
@@ -13,6 +14,7 @@ from gymnasium import spaces
 from rlrun.evaluation import PeriodicEvaluator
 from tests.conftest import read_scalars
 from tests.test_evaluate import ConstantEnv
+from rlrun.checkpoint import load_checkpoint
 
 
 class ScriptedActor(torch.nn.Module):
@@ -68,7 +70,7 @@ def test_run_logs_evaluations_keeps_best_and_the_final_one_matches_rlrun_eval(ru
     assert summary["eval_final_step"] == 5120 and summary["eval_final_return"] == pytest.approx(values[-1])
     assert summary["eval_best_return"] == pytest.approx(max(values))
     assert summary["eval_best_step"] == steps[int(np.argmax(values))]
-    best = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=False)
+    best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
     assert best["steps"] == summary["eval_best_step"]
     # rlrun-eval replays the same seed: the final evaluation is reproduced from last.pt
     proc = subprocess.run([sys.executable, "-m", "rlrun.evaluate", str(run_dir), "--episodes", "3"],

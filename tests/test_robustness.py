@@ -16,6 +16,7 @@ import torch
 
 from tests.conftest import read_scalars, wait_until
 from tests.conftest import spawn_rlrun as rlrun
+from rlrun.checkpoint import load_checkpoint, save_checkpoint
 
 SMALL = {  # a few seconds per run; several iterations and checkpoints
     "ppo_clip": ["algo.n_steps=64", "algo.batch_size=128", "algo.n_epochs=4"],
@@ -36,7 +37,7 @@ def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
 
 
 def params(run_dir: Path) -> dict[str, torch.Tensor]:
-    ckpt = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)
+    ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt")
     return {**{f"actor.{k}": v for k, v in ckpt["actor"].items()}, **{f"critic.{k}": v for k, v in ckpt["critic"].items()}}
 
 
@@ -48,7 +49,7 @@ def training_started(run_dir: Path) -> bool:
 
 def checkpoint_steps(run_dir: Path) -> int:
     try:
-        return torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)["steps"]
+        return load_checkpoint(run_dir / "checkpoints" / "last.pt")["steps"]
     except Exception:  # not there yet, or being replaced right now
         return -1
 
@@ -97,7 +98,7 @@ def test_sigterm_saves_checkpoint_summary_and_every_completed_iteration(tmp_path
     assert "resume with: rlrun resume=" in " ".join((out + err).split())
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["iterations"] > 0
-    ckpt = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)
+    ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt")
     assert ckpt["steps"] == summary["steps_done"]
     fps_steps = [s for s, _ in read_scalars(run_dir)["time/fps"]]
     assert len(fps_steps) == summary["iterations"] and fps_steps[-1] == summary["steps_done"]
@@ -472,9 +473,9 @@ def test_a_cuda_run_resumes_on_a_machine_without_cuda_with_device_cpu(tmp_path):
     run_dir = make_finished_run(tmp_path)
     overrides = run_dir / ".hydra" / "overrides.yaml"
     overrides.write_text(overrides.read_text() + "- device=cuda\n")  # as if it had run with device=cuda
-    ckpt = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)
+    ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt")
     ckpt["config"]["device"] = "cuda"
-    torch.save(ckpt, run_dir / "checkpoints" / "last.pt")
+    save_checkpoint(run_dir / "checkpoints" / "last.pt", ckpt)
     if not torch.cuda.is_available():
         code, err = finish(rlrun(tmp_path, f"resume={run_dir}", "total_steps=1024"))
         assert code == 2 and "use device=cpu" in err and "Traceback" not in err
