@@ -73,18 +73,32 @@ def job_dir_suffix(overrides: str) -> str:
     return f"_{head},...{hashlib.sha1(raw).hexdigest()[:8]}"
 
 
+MAX_JOB_DIR_BYTES = 200
+
+
+def job_dir_name(num: int, algo: str, env_id: str, seed: int, overrides: str) -> str:
+    """A multirun job's directory name, ``<nnn>_<algo>_<env id>_seed<seed>[_<overrides>]``, as one
+    path component: a ``/`` or ``\\`` in a value (``MinAtar/Breakout-v1``, ``ALE/Pong-v5``, ``../x``)
+    becomes ``-``, so no job nests in another's folder or leaves the sweep's, and a name longer
+    than MAX_JOB_DIR_BYTES keeps its head and ends in a hash of the whole. The job number makes
+    it unique within the sweep."""
+    name = f"{int(num):03d}_{algo}_{env_id}_seed{seed}{job_dir_suffix(overrides)}"
+    name = name.replace("/", "-").replace("\\", "-").replace("\0", "")
+    raw = name.encode()
+    if len(raw) > MAX_JOB_DIR_BYTES:
+        name = f"{raw[:MAX_JOB_DIR_BYTES - 9].decode(errors='ignore')}~{hashlib.sha1(raw).hexdigest()[:8]}"
+    return name
+
+
 # Command-line keys that do not tell one experiment from another: the axes runs are grouped by
 # (algo, env, seed) and output-only knobs. They are left out of a sweep job's directory name
 # (conf/config.yaml), of the HParams columns, and of rlrun-report's grouping.
 NON_EXPERIMENT_KEYS = ("algo", "env", "seed", "resume", "progress", "checkpoint_every", "keep_checkpoints", "log_every")
 
-OmegaConf.register_new_resolver("rlrun_suffix", job_dir_suffix, replace=True)
+OmegaConf.register_new_resolver("rlrun_job_dir", job_dir_name, replace=True)
 OmegaConf.register_new_resolver("rlrun_non_experiment_keys", lambda: list(NON_EXPERIMENT_KEYS), replace=True)
 # The Optuna presets' direction follows the objective: ${rlrun_direction:${objective}}.
 OmegaConf.register_new_resolver("rlrun_direction", lambda objective: OBJECTIVES[objective], replace=True)
-# A multirun job's number, zero-padded, so that its directories (and TensorBoard's runs and HParams
-# rows, which sort by name) come in job order: 000, 001, ..., 010, not 0, 1, 10, 11, 2.
-OmegaConf.register_new_resolver("rlrun_job_num", lambda num: f"{int(num):03d}", replace=True)
 
 
 @dataclass

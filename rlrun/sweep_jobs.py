@@ -6,15 +6,14 @@ requeued SLURM job, a pre-empted one, ``rlrun -m resume=<sweep dir>``) continues
 checkpoint if it has one, skipped if it completed, from the start if it died before its first
 checkpoint. A failing job does not stop the others: its task returns NaN (an Optuna trial then
 counts as failed) and its ``summary.json`` records why. :class:`FailedJobsReport`, a Hydra
-callback, runs in the driver process with any launcher, reads the summaries of the sweep's jobs,
-and lists all the failures, not only the first as Hydra would.
+callback, runs in the driver process with any launcher, reads the summaries of all the sweep's
+jobs, and lists all the failures, not only the first as Hydra would.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +54,9 @@ def clear_dead_attempt(job_dir: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def sweep_jobs(sweep_dir: Path, since: float = 0.0) -> list[Path]:
-    """The job directories under ``sweep_dir`` that a sweep started after ``since`` (a time.time())."""
-    return sorted(d.parent for d in sweep_dir.glob("*/.hydra") if d.stat().st_mtime >= since)
+def sweep_jobs(sweep_dir: Path) -> list[Path]:
+    """Every job directory of the sweep in ``sweep_dir`` (each is one folder level down: job_dir_name)."""
+    return sorted(d.parent for d in sweep_dir.glob("*/.hydra") if d.is_dir())
 
 
 def job_failure(job_dir: Path) -> str | None:
@@ -77,12 +76,12 @@ def job_failure(job_dir: Path) -> str | None:
 
 
 class FailedJobsReport(Callback):
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self.started = time.time() - 1.0  # file times have a coarse resolution on some file systems
+    """Over every job of the sweep's directory, from each job's own summary.json: a resumed sweep
+    (whose completed jobs were not run again) reports the outcome of the whole sweep."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        jobs = sweep_jobs(sweep_dir, self.started)
+        jobs = sweep_jobs(sweep_dir)
         failures = [(job.name, error) for job in jobs if (error := job_failure(job)) is not None]
         if not failures:
             return

@@ -6,7 +6,8 @@ step 456, or as the final observation of the episode that step 400 truncates) an
 ``tests.faulty_envs:SlowStart-v0`` (each construction touches the file named by
 $RLRUN_TEST_STARTING, then takes 3 s: a Ctrl-C that comes while a run is being set up) and
 ``tests.faulty_envs:Paced-v0`` (each step takes 1 ms: a run whose length in seconds does not depend
-on how fast the machine is, for tests that must be cut by a time limit)."""
+on how fast the machine is, for tests that must be cut by a time limit) and
+``tests.faulty_envs:Endless-v0`` (reward 1 a step, no time limit: its episodes never end)."""
 
 import os
 import time
@@ -93,8 +94,15 @@ class Paced(FaultAtStep):
         return 1.0
 
 
+class Endless(FaultAtStep):
+    def fault(self) -> float:
+        return 1.0
+
+
 for name, env in (("NanReward-v0", NanReward), ("Crash-v0", Crash), ("NanObservation-v0", NanObservation),
                   ("NanFinalObservation-v0", NanFinalObservation), ("SlowStart-v0", SlowStart),
-                  ("Paced-v0", Paced)):
+                  ("Paced-v0", Paced), ("faulty/Crash-v0", Crash)):  # an id in a namespace, as MinAtar/ and ALE/
     if name not in gym.registry:
         gym.register(name, entry_point=env, max_episode_steps=10)
+if "Endless-v0" not in gym.registry:
+    gym.register("Endless-v0", entry_point=Endless)  # no TimeLimit

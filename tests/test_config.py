@@ -95,3 +95,14 @@ def test_a_never_solved_run_scores_the_steps_and_seconds_it_ran():
     assert objective_value(summary, "solved_wall_s") == 12.5
     assert objective_value({**summary, "solved_step": 2048}, "solved_step") == 2048.0
     assert math.isnan(objective_value(summary, "final_return"))  # no episode finished: that trial alone fails
+
+
+def test_a_job_folder_name_is_one_bounded_path_component():
+    from rlrun.config import MAX_JOB_DIR_BYTES, job_dir_name
+
+    assert job_dir_name(3, "ppo_clip", "CartPole-v1", 0, "") == "003_ppo_clip_CartPole-v1_seed0"
+    name = job_dir_name(1, "trpo", "ALE/Pong-v5", 2, "algo.x=../../escape,env.kwargs.p=a\\b")
+    assert name == "001_trpo_ALE-Pong-v5_seed2_algo.x=..-..-escape,env.kwargs.p=a-b"
+    long = job_dir_name(12, "acktr", "x" * 300, 0, "")
+    assert len(long.encode()) <= MAX_JOB_DIR_BYTES and long.startswith("012_acktr_xxx") and "/" not in long
+    assert long != job_dir_name(12, "acktr", "x" * 301, 0, "")  # the hash of the whole keeps names apart

@@ -181,3 +181,21 @@ def test_each_run_writes_an_hparams_entry_with_the_same_keys(run_rlrun):
     # algo, env, seed, the trust-region knob, and the keys the command line set (what a sweep varies)
     assert len(key_sets) == 4 and all(keys == key_sets[0] for keys in key_sets)
     assert key_sets[0] == {"algo", "env", "seed", "trust_region", "total_steps", "algo.n_steps", "env.num_envs"}
+
+
+def test_job_folders_stay_one_level_down_and_a_resumed_sweep_reports_every_failure(run_rlrun):
+    """An env id in a namespace (as MinAtar/ and ALE/ ids) no longer nests a job's folder, so the
+    report finds the crashed job; resumed, the sweep reports it again from the job's own summary."""
+    repo = str(Path(__file__).resolve().parent.parent)
+    args = ("-m", "env.id=tests.faulty_envs:faulty/Crash-v0,CartPole-v1", "total_steps=1024", "algo.n_steps=32",
+            "progress=off", "hydra.sweep.dir=sweep")
+    res = run_rlrun(*args, env={"PYTHONPATH": repo})
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    sweep = run_rlrun.cwd / "sweep"
+    jobs = sorted(d for d in sweep.iterdir() if d.is_dir())
+    assert [job.name[:4] for job in jobs] == ["000_", "001_"] and all((job / ".hydra").is_dir() for job in jobs)
+    assert "faulty-Crash-v0" in jobs[0].name and "/" not in jobs[0].name
+    assert "1 of 2 jobs" in res.stderr and f"{jobs[0].name}: RuntimeError: boom" in res.stderr
+    resumed = run_rlrun("-m", f"resume={sweep}", "--trust-modules", env={"PYTHONPATH": repo})
+    assert resumed.returncode == 1 and f"{jobs[0].name}: RuntimeError: boom" in resumed.stderr, resumed.stderr
+    assert "1 of 2 jobs" in resumed.stderr
