@@ -23,6 +23,7 @@ from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, Vecto
 from gymnasium.vector.utils import concatenate, create_empty_array
 
 from rlrun.observations import leaves
+from rlrun.signals import STOP_SIGNALS  # the signals a run saves on: its async workers ignore them
 
 OBS_LEAVES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 SUPPORTED_OBS = "Box, Discrete, MultiDiscrete, MultiBinary, or a Dict or Tuple of those (nested too)"
@@ -165,13 +166,10 @@ def check_spaces_of(env_cfg: Any) -> spaces.Space:
         env.close()
 
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
 def make_worker_env(env_cfg: Any, render_mode: str | None = None) -> gym.Env:
-    """:func:`make_env` in an async worker process, which leaves Ctrl-C and SIGTERM to the main process.
+    """:func:`make_env` in an async worker process, which leaves the stop signals to the main process.
 
-    A terminal's Ctrl-C and SLURM's SIGTERM go to the whole process group. A worker that died of
+    A terminal's Ctrl-C and SIGHUP and SLURM's SIGTERM go to the whole process group. A worker that died of
     them would break its pipe before the main process could finish the iteration and save."""
     if threading.current_thread() is threading.main_thread():  # signal.signal works there only
         for sig in STOP_SIGNALS:
@@ -181,7 +179,7 @@ def make_worker_env(env_cfg: Any, render_mode: str | None = None) -> gym.Env:
 
 @contextlib.contextmanager
 def stop_signals_blocked() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM while worker processes start (they inherit the mask, so a signal in
+    """Hold the stop signals while worker processes start (they inherit the mask, so a signal in
     that window cannot kill one before :func:`make_worker_env` ignores it); delivered afterwards.
 
     AsyncVectorEnv also builds one env in this process, to read its spaces, through

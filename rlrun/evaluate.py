@@ -31,12 +31,11 @@ from rlrun import envs
 from rlrun.checkpoint import CheckpointError, load_checkpoint
 from rlrun.config import DEVICES, ConfigError
 from rlrun.envs import EnvError, check_env_id, check_spaces
-from rlrun.evaluation import EVAL_SEED_OFFSET, evaluate
+from rlrun.evaluation import DEFAULT_MAX_STEPS, EVAL_SEED_OFFSET, episode_cap, evaluate
 from rlrun.policy import checkpoint_path, from_checkpoint
 from rlrun.runtime import resolve_device
 
 PROG = "rlrun-eval"
-DEFAULT_MAX_STEPS = 10_000  # per episode, for envs without a time limit
 
 
 def make_eval_env(env_cfg: Any, video_dir: Path | None = None, name_prefix: str = "eval") -> gym.Env:
@@ -106,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
 
     seed = args.seed if args.seed is not None else int(cfg.seed) + EVAL_SEED_OFFSET
     max_steps = args.max_episode_steps
-    if max_steps is None and env.spec is not None and env.spec.max_episode_steps is None:
-        max_steps = DEFAULT_MAX_STEPS
+    if max_steps is None and episode_cap(env) is not None:
+        max_steps = episode_cap(env)
         print(f"{cfg.env.id} has no time limit: episodes end after {max_steps} steps (--max-episode-steps)")
     mode = "stochastic" if args.stochastic else "deterministic"
     try:

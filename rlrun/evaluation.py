@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import gymnasium as gym
 import numpy as np
@@ -19,11 +20,22 @@ from rlrun.normalization import ObsNormalizer
 from rlrun.policy import Policy
 
 EVAL_SEED_OFFSET = 10000  # evaluation seed = the run's seed + this: no evaluation episode repeats a training one
+DEFAULT_MAX_STEPS = 10_000  # per evaluation episode, for envs without a time limit
+
+
+class EvaluationStopped(Exception):
+    """``stop()`` became true during an evaluation (a signal asked the run to stop)."""
+
+
+def episode_cap(env: gym.Env) -> int | None:
+    """None where the env has its own time limit, else DEFAULT_MAX_STEPS: every episode ends."""
+    return DEFAULT_MAX_STEPS if env.spec is None or env.spec.max_episode_steps is None else None
 
 
 def evaluate(policy: Policy, env: gym.Env, episodes: int, deterministic: bool, seed: int,
-             max_steps: int | None = None) -> list[tuple[float, int]]:
-    """(return, length) of ``episodes`` full episodes of ``policy`` in ``env``.
+             max_steps: int | None = None, stop: Callable[[], bool] = lambda: False) -> list[tuple[float, int]]:
+    """(return, length) of ``episodes`` full episodes of ``policy`` in ``env``, each ended after
+    ``max_steps`` steps at the latest; raises EvaluationStopped as soon as ``stop()`` is true.
 
     The env is seeded once with ``seed`` (later resets continue its RNG), and so is the sampling
     of stochastic actions: the same seed gives the same episodes. The policy's observation
@@ -35,6 +47,8 @@ def evaluate(policy: Policy, env: gym.Env, episodes: int, deterministic: bool, s
         obs, _ = env.reset(seed=seed if i == 0 else None)
         ret, length, done = 0.0, 0, False
         while not done:
+            if stop():
+                raise EvaluationStopped
             obs, reward, terminated, truncated, _ = env.step(policy.act(obs, deterministic, generator))
             ret, length = ret + float(reward), length + 1
             done = terminated or truncated or (max_steps is not None and length >= max_steps)
@@ -73,10 +87,17 @@ class PeriodicEvaluator:
     def due(self, steps: int) -> bool:
         return steps >= self.next_step
 
-    def run(self, actor: torch.nn.Module, obs_normalizer: ObsNormalizer | None, steps: int) -> EvalResult:
-        """Evaluate the actor now (at ``steps`` env steps) and schedule the next evaluation."""
+    def run(self, actor: torch.nn.Module, obs_normalizer: ObsNormalizer | None, steps: int,
+            stop: Callable[[], bool] = lambda: False) -> EvalResult | None:
+        """Evaluate the actor now (at ``steps`` env steps) and schedule the next evaluation; None,
+        with nothing recorded, when ``stop()`` cut it short (it is due again after a resume).
+        Episodes end at the env's time limit, or after DEFAULT_MAX_STEPS as in ``rlrun-eval``."""
         policy = Policy(actor, self.env.observation_space, self.env.action_space, obs_normalizer)
-        returns = [ret for ret, _ in evaluate(policy, self.env, self.episodes, True, self.seed)]
+        try:
+            results = evaluate(policy, self.env, self.episodes, True, self.seed, episode_cap(self.env), stop)
+        except EvaluationStopped:
+            return None
+        returns = [ret for ret, _ in results]
         mean = float(np.mean(returns))
         is_best = mean > self.best_return
         if is_best:

@@ -1,4 +1,5 @@
-"""Ctrl-C, SIGTERM and SIGUSR2 stop a run at the end of the current iteration, so it can save its state.
+"""Ctrl-C, SIGTERM, SIGHUP (a closed terminal or ssh session), SIGUSR1 and SIGUSR2 stop a run at the
+end of the current iteration, so it can save its state.
 
 A second signal exits at once, unless it is the same signal within ``REPEAT_S`` of the first: GNU
 ``timeout`` (without ``--foreground``) sends its signal to the run and then to the run's whole process
@@ -22,7 +23,7 @@ from typing import Iterator
 log = logging.getLogger("rlrun")
 
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 REPEAT_S = 1.0  # the same signal again within this many seconds is one delivery twice, not a second request
 
 
@@ -75,7 +76,9 @@ def stop_on_signals() -> Iterator[StopRequest]:
     if threading.current_thread() is not threading.main_thread():  # e.g. a launcher's worker thread
         yield request
         return
-    request.previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    # nohup ignores SIGHUP so that a run outlives its terminal: that choice is kept
+    signals = [s for s in STOP_SIGNALS if not (s == signal.SIGHUP and signal.getsignal(s) == signal.SIG_IGN)]
+    request.previous = {sig: signal.signal(sig, handler) for sig in signals}
     try:
         yield request
     finally:

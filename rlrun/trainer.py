@@ -122,12 +122,13 @@ def _train(cfg: DictConfig, run_dir: Path, multirun: bool, overridden: Sequence[
             run.tracker.add(episodes, wall())
             _log_iteration(run, tb, reporter, metrics if logged else None, episodes, update_s, wall())
             if run.evaluator is not None and run.evaluator.due(run.steps):
-                _evaluate(run, tb, checkpoints)
+                _evaluate(run, tb, checkpoints, stop)
             checkpoints.save_if_due()
-        if run.evaluator is not None and run.steps >= cfg.total_steps and (
-                run.evaluator.last is None or run.evaluator.last.step != run.steps):
-            _evaluate(run, tb, checkpoints)  # the final policy is always evaluated
-        status = "completed" if run.steps >= cfg.total_steps else "interrupted"  # a stop in the last iteration came too late
+        if run.evaluator is not None and run.steps >= cfg.total_steps and not _evaluated_at(run, run.steps):
+            _evaluate(run, tb, checkpoints, stop)  # the final policy is always evaluated
+        # Complete once every step and the final evaluation are done, even if a stop came during them.
+        finished = run.steps >= cfg.total_steps and (run.evaluator is None or _evaluated_at(run, run.steps))
+        status = "completed" if finished else "interrupted"
     except (NumericalError, OutputError) as err:  # the state is consistent: it stopped between steps
         status, error, failure = "failed", str(err), err
     except BaseException as exc:
@@ -180,8 +181,15 @@ def _log_iteration(run: RunState, tb: TensorBoardLogger, reporter: ProgressRepor
     reporter.update(run.steps, fps, run.tracker.mean_return())
 
 
-def _evaluate(run: RunState, tb: TensorBoardLogger, checkpoints: Checkpoints) -> None:
-    result = run.evaluator.run(run.actor, run.obs_normalizer, run.steps)
+def _evaluated_at(run: RunState, steps: int) -> bool:
+    return run.evaluator.last is not None and run.evaluator.last.step == steps
+
+
+def _evaluate(run: RunState, tb: TensorBoardLogger, checkpoints: Checkpoints, stop: StopRequest) -> None:
+    result = run.evaluator.run(run.actor, run.obs_normalizer, run.steps, stop=lambda: bool(stop))
+    if result is None:
+        log.warning("evaluation at step %d stopped by the signal; it runs again when the run is resumed", run.steps)
+        return
     tb.scalars({"eval/mean_return": result.mean_return, "eval/std_return": result.std_return}, run.steps)
     log.info("eval at step %d: %.1f ± %.1f over %d episodes%s", run.steps, result.mean_return, result.std_return,
              run.evaluator.episodes, " (new best)" if result.is_best else "")

@@ -559,3 +559,58 @@ def test_building_async_envs_leaves_this_process_s_signal_handlers_as_they_were(
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+ENDLESS = ("env=tests.faulty_envs:Endless-v0", "env.num_envs=2", "algo.n_steps=64", "eval_every=128")
+
+
+def test_evaluation_on_an_env_without_a_time_limit_ends_its_episodes(tmp_path):
+    """As rlrun-eval: an evaluation episode ends after 10,000 steps where the env has no limit."""
+    run_dir = tmp_path / "run"
+    code, err = finish(rlrun(tmp_path, *ENDLESS, "eval_episodes=1", "total_steps=256", "progress=off",
+                             f"hydra.run.dir={run_dir}"), timeout=120)
+    assert code == 0, err
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["eval_final_return"] == 10000.0 and summary["eval_final_step"] == 256
+
+
+def test_a_signal_during_an_evaluation_stops_it_and_saves(tmp_path):
+    """Ten 10,000-step evaluation episodes take seconds: the signal is seen between their steps."""
+    run_dir = tmp_path / "run"
+    proc = rlrun(tmp_path, *ENDLESS, "eval_episodes=10", "total_steps=100000", "progress=off",
+                 f"hydra.run.dir={run_dir}")
+    assert wait_until(lambda: training_started(run_dir), 60)
+    time.sleep(1.5)  # the first evaluation starts after the first iteration, at step 128
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    code, err = finish(proc, timeout=60)
+    assert code == 143 and time.monotonic() - started < 10, err
+    assert "evaluation at step 128 stopped by the signal" in (run_dir / "rlrun.log").read_text()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["steps_done"] == 128
+    assert summary["eval_final_return"] is None  # the cut evaluation recorded nothing
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGUSR1])
+def test_sighup_and_sigusr1_save_like_sigterm(tmp_path, signum):
+    """A closed terminal or ssh session sends SIGHUP; some schedulers warn with SIGUSR1."""
+    run_dir = tmp_path / "run"
+    proc = rlrun(tmp_path, "total_steps=10000000", "checkpoint_every=0", "progress=off", f"hydra.run.dir={run_dir}")
+    assert wait_until(lambda: training_started(run_dir), 60)
+    time.sleep(1.0)
+    proc.send_signal(signum)
+    code, err = finish(proc, timeout=60)
+    assert code == 128 + signum and "Traceback" not in err, err
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and checkpoint_steps(run_dir) == summary["steps_done"] > 0
+
+
+def test_under_nohup_sighup_is_still_ignored(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = rlrun(tmp_path, "total_steps=30000", "algo.n_steps=64", "progress=off", f"hydra.run.dir={run_dir}",
+                 prefix=("nohup",))
+    assert wait_until(lambda: training_started(run_dir), 60)
+    proc.send_signal(signal.SIGHUP)
+    code, err = finish(proc, timeout=120)
+    assert code == 0, err
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
