@@ -74,14 +74,21 @@ def leaf_slices(space: spaces.Space) -> list[tuple[slice, spaces.Space]]:
     return out
 
 
+def _one_hot(codes: np.ndarray, n: int) -> np.ndarray:
+    """float32 [len(codes), n], a 1 at each code: the rows of np.eye(n) without building it (a
+    Discrete(200000) identity would take 149 GiB)."""
+    out = np.zeros((len(codes), int(n)), np.float32)
+    out[np.arange(len(codes)), codes] = 1.0
+    return out
+
+
 def _flatten_leaf(obs, space: spaces.Space) -> np.ndarray:
     if isinstance(space, spaces.Discrete):
-        return np.eye(space.n, dtype=np.float32)[np.asarray(obs, dtype=np.int64) - space.start]
+        return _one_hot(np.asarray(obs, dtype=np.int64).reshape(-1) - int(space.start), space.n)
     obs = np.asarray(obs)
     if isinstance(space, spaces.MultiDiscrete):
         codes = (obs - space.start).reshape(len(obs), -1).astype(np.int64)
-        return np.concatenate([np.eye(n, dtype=np.float32)[codes[:, i]] for i, n in enumerate(space.nvec.reshape(-1))],
-                              axis=-1)
+        return np.concatenate([_one_hot(codes[:, i], n) for i, n in enumerate(space.nvec.reshape(-1))], axis=-1)
     if is_image(space) and not channels_first(space):  # HxWxC -> CxHxW, so the network can view it as an image
         obs = obs.transpose(0, 3, 1, 2)
     return np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)

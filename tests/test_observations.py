@@ -119,3 +119,18 @@ def test_spaces_without_a_layout_are_refused_in_one_line(space):
     with pytest.raises(EnvError, match="rlrun supports Box, Discrete, MultiDiscrete, MultiBinary, or a Dict or Tuple"):
         check_spaces(space, spaces.Discrete(2), "Test-v0")
     check_spaces(NESTED, spaces.Discrete(2), "Test-v0")
+
+
+def test_a_discrete_one_hot_matches_the_identity_rows_without_building_the_identity():
+    from rlrun.observations import flatten_obs
+
+    small = spaces.Discrete(5, start=-2)
+    codes = np.array([-2, 0, 2])
+    np.testing.assert_array_equal(flatten_obs(codes, small), np.eye(5, dtype=np.float32)[codes + 2])
+    huge = spaces.Discrete(200_000)  # its identity would take 149 GiB
+    out = flatten_obs(np.array([7, 199_999]), huge)
+    assert out.shape == (2, 200_000) and out.dtype == np.float32
+    assert out.sum() == 2 and out[0, 7] == 1 and out[1, 199_999] == 1
+    md = spaces.MultiDiscrete([3, 100_000])
+    out = flatten_obs(np.array([[1, 99_999]]), md)
+    assert out.shape == (1, 100_003) and out[0, 1] == 1 and out[0, 3 + 99_999] == 1
