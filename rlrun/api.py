@@ -29,16 +29,16 @@ def train(overrides: Sequence[str] = (), trust_modules: bool = False) -> dict:
     non-finite value; the last good checkpoint is kept), OutputError, or KeyboardInterrupt after a
     Ctrl-C, once the checkpoint is saved (continue with ``resume=``).
     """
-    from hydra import compose, initialize_config_dir
-    from hydra.core.hydra_config import HydraConfig
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from rlrun.cli import _one_line, _override_key, expand_resume, preflight, register_env_ids
-    from rlrun.config import CONF_DIR, ConfigError, register_configs, validate
-    from rlrun.signals import Interrupted
-    from rlrun.trainer import train as run_training
+    from rlrun.checkpoint import release_run_dirs
+    from rlrun.cli import _one_line, expand_resume, register_env_ids
+    from rlrun.config import ConfigError, register_configs
 
-    argv = [str(o) for o in overrides]
+    if isinstance(overrides, (str, bytes, dict)) or not all(isinstance(o, str) for o in overrides):
+        raise ConfigError(f"rlrun.train takes a list of override strings, e.g. rlrun.train([\"algo=trpo\", "
+                          f"\"seed=1\"]), not {type(overrides).__name__} {overrides!r:.60}")
+    argv = list(overrides)
     if any(a.startswith("-") for a in argv):
         raise ConfigError(f"{next(a for a in argv if a.startswith('-'))}: rlrun.train takes overrides only; "
                           f"sweeps and flags are the command line's (rlrun -m ...)")
@@ -52,6 +52,21 @@ def train(overrides: Sequence[str] = (), trust_modules: bool = False) -> dict:
     resuming = any(a.startswith("resume=") for a in argv)
     argv = expand_resume(argv, trust_modules)
     register_env_ids(argv)
+    try:
+        return _train_checked(argv, resuming, trust_modules)
+    finally:
+        release_run_dirs()  # held since the checks (resume, an explicit hydra.run.dir)
+
+
+def _train_checked(argv: list[str], resuming: bool, trust_modules: bool) -> dict:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    from rlrun.cli import _override_key, preflight
+    from rlrun.config import CONF_DIR, ConfigError, validate
+    from rlrun.signals import Interrupted
+    from rlrun.trainer import train as run_training
+
     if preflight(argv, resuming, trust_modules) is not None:  # a preset that sets hydra.mode=MULTIRUN
         raise ConfigError(f"{' '.join(argv)} is a sweep: rlrun.train runs one job; use rlrun -m")
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

@@ -96,24 +96,61 @@ class RunDirInUse(RuntimeError):
     """Another rlrun process holds the run directory; the message is one line."""
 
 
+_HELD: dict[Path, int] = {}  # run directories this process holds -> the lock file's descriptor
+
+
+def hold_run_dir(run_dir: Path) -> None:
+    """Take ``run_dir/.rlrun.lock`` (an flock, released when the process ends, however it ends) for
+    this process, so a second run or resume into the directory is refused instead of mixing two
+    runs; a no-op where this process holds it already. The lock file is never followed through a
+    symbolic link."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        key = run_dir.resolve(strict=True)
+    except (OSError, RuntimeError) as err:  # a read-only file system, a symbolic-link loop
+        raise RunDirInUse(f"{run_dir} cannot be used ({getattr(err, 'strerror', None) or err})") from None
+    if key in _HELD:
+        return
+    path = run_dir / ".rlrun.lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as err:
+        reason = "it is a symbolic link" if os.path.islink(path) else err.strerror
+        raise RunDirInUse(f"{path} cannot be opened ({reason}); refused") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise RunDirInUse(f"{run_dir} is in use by another rlrun process (pid {holder}); "
+                          f"wait for it to end, or stop it first") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _HELD[key] = fd
+
+
+def release_run_dir(run_dir: Path) -> None:
+    fd = _HELD.pop(run_dir.resolve(), None)
+    if fd is not None:
+        os.close(fd)
+
+
+def release_run_dirs() -> None:
+    """Every run directory this process holds (the Python API, whose process goes on)."""
+    for key in list(_HELD):
+        release_run_dir(key)
+
+
 @contextlib.contextmanager
 def lock_run_dir(run_dir: Path) -> Iterator[None]:
-    """Hold ``run_dir/.rlrun.lock`` (an flock, released when the process ends, however it ends) while
-    a run writes there, so a second run or resume into it is refused instead of mixing two runs."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / ".rlrun.lock", "a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            holder = lock.read().strip() or "?"
-            raise RunDirInUse(f"{run_dir} is in use by another rlrun process (pid {holder}); "
-                              f"wait for it to end, or stop it first") from None
-        lock.seek(0)
-        lock.truncate()
-        lock.write(f"{os.getpid()}\n")
-        lock.flush()
+    """:func:`hold_run_dir` for the duration of the block (left held if it was held before)."""
+    held_before = run_dir.resolve() in _HELD if run_dir.exists() else False
+    hold_run_dir(run_dir)
+    try:
         yield
+    finally:
+        if not held_before:
+            release_run_dir(run_dir)
 
 
 class CheckpointError(ValueError):
@@ -125,6 +162,11 @@ class EarlierFormat(CheckpointError):
 
 
 REQUIRED_KEYS = {"config", "steps", "actor", "critic", "algo", "rng"}
+
+
+def _is_run_config(config: Any) -> bool:
+    return (isinstance(config, dict) and isinstance(config.get("algo"), dict) and "name" in config["algo"]
+            and isinstance(config.get("env"), dict) and "id" in config["env"])
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -127,6 +127,13 @@ def _expand_sweep_resume(sweep_dir: Path, others: list[str], trust_modules: bool
     if "optuna" in str(sweeper).lower():
         raise ConfigError(f"resume={sweep_dir} is an Optuna study: it continues from its storage; rerun its "
                           f"command with the same hydra.sweeper.storage and study_name")
+    if (sweep_dir / "multirun.yaml").is_symlink():
+        raise ConfigError(f"{sweep_dir / 'multirun.yaml'} is a symbolic link; rlrun does not write through links: remove it")
+    for job in sweep_dir.iterdir():
+        if job.is_dir() and not job.is_symlink():
+            check_no_links(job)
+        elif job.is_symlink():
+            raise ConfigError(f"{job} is a symbolic link; rlrun does not write through links in a sweep folder: remove it")
     hydra_saved = [str(o) for o in hydra_saved if _override_key(str(o)) not in ("hydra.sweep.dir", "hydra.mode")]
     calls = [o for o in hydra_saved if "_target_" in o or "callbacks" in _override_key(o)]
     if calls and not trust_modules:
@@ -250,6 +257,50 @@ def _check_unused_run_dir(path: str) -> None:
                           f"or choose another directory")
 
 
+def _check_memory(cfg: DictConfig, observation_space: Any) -> None:
+    """Refuse, with the figures, a run whose rollout buffer and networks alone would need more than
+    this machine's memory (estimated before anything is allocated: float32 observations kept twice,
+    the batch and its buffer; each MLP's weights, gradients and two optimiser moments)."""
+    from rlrun.observations import obs_dim
+
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    rollout = 2 * 4 * cfg.algo.n_steps * cfg.env.num_envs * obs_dim(observation_space)
+    sizes = [obs_dim(observation_space), *cfg.algo.hidden_sizes]
+    weights = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+    networks = 2 * 4 * 4 * weights  # actor and critic; weights, gradients, two moments; float32
+    if rollout + networks > 0.9 * total:
+        gb = lambda n: f"{n / 2**30:.1f} GB"  # noqa: E731
+        raise ConfigError(f"the run would need about {gb(rollout + networks)} (rollout buffer algo.n_steps x "
+                          f"env.num_envs x {obs_dim(observation_space)} observation floats: {gb(rollout)}; networks "
+                          f"algo.hidden_sizes={list(cfg.algo.hidden_sizes)}: {gb(networks)}), more than this "
+                          f"machine's {gb(total)}")
+
+
+# What rlrun and Hydra write into a run folder by opening it (atomic renames replace a link instead).
+WRITTEN_IN_PLACE = ("rlrun.log", "eval.json", ".rlrun.lock", ".hydra", ".hydra/config.yaml", ".hydra/hydra.yaml",
+                    ".hydra/overrides.yaml", "checkpoints")
+
+
+def check_no_links(run_dir: Path) -> None:
+    """No file that a run writes in place is a symbolic link planted in its folder (it would be
+    overwritten or appended to wherever it points)."""
+    for name in WRITTEN_IN_PLACE:
+        if (run_dir / name).is_symlink():
+            raise ConfigError(f"{run_dir / name} is a symbolic link; rlrun does not write through links in a run "
+                              f"folder: remove it")
+
+
+def _hold(run_dir: Path) -> None:
+    """This process takes the run directory's lock before Hydra writes its ``.hydra/`` there, so a
+    second run into a directory whose first run is still setting up changes nothing in it."""
+    from rlrun.checkpoint import RunDirInUse, hold_run_dir
+
+    try:
+        hold_run_dir(run_dir)
+    except RunDirInUse as err:
+        raise ConfigError(str(err)) from None
+
+
 def _check_device(device: str) -> None:
     """The device exists on this machine (importing torch, which the run needs next anyway)."""
     if device == "cuda":
@@ -260,11 +311,11 @@ def _check_device(device: str) -> None:
 
 def _check_resume(cfg: DictConfig) -> None:
     """The checkpoint loads and its config agrees with this command's (before Hydra writes anything)."""
-    from rlrun.checkpoint import CheckpointError, RunDirInUse, load_checkpoint, lock_run_dir
+    from rlrun.checkpoint import CheckpointError, RunDirInUse, hold_run_dir, load_checkpoint
 
-    try:
-        with lock_run_dir(Path(cfg.resume)):  # not while another process runs or resumes it
-            pass
+    check_no_links(Path(cfg.resume))
+    try:  # not while another process runs or resumes it; held from here on, before Hydra writes there
+        hold_run_dir(Path(cfg.resume))
         checkpoint = load_checkpoint(Path(cfg.resume) / "checkpoints" / "last.pt")
     except (CheckpointError, RunDirInUse) as err:
         raise ConfigError(str(err)) from None
@@ -347,10 +398,18 @@ def preflight(argv: list[str], resuming: bool = False, trust_modules: bool = Fal
             _writable_root(output_key, output_dir)
             if multirun and sweep_dir is None:
                 sweep_dir = str(Path(output_dir).expanduser().absolute())
-            if not multirun:  # a sweep's jobs may run elsewhere (SLURM's GPU nodes): they check their own device
+            if not multirun:  # a sweep's jobs may run elsewhere (SLURM's GPU nodes): they check their own
                 _check_device(cfg.device)
+                _check_memory(cfg, observation_spaces[cfg.env.id])
+                cores = os.cpu_count() or 1
+                if cfg.torch_threads > cores:
+                    raise ConfigError(f"torch_threads={cfg.torch_threads} is not allowed: this machine has {cores} "
+                                      f"cores (more threads than cores only slow torch down; 1 is fastest for small MLPs)")
                 if not cfg.resume:
                     _check_unused_run_dir(OmegaConf.select(cfg, "hydra.run.dir"))
+                    if any(_override_key(o) == "hydra.run.dir" for o in hydra_overrides):
+                        check_no_links(Path(OmegaConf.select(cfg, "hydra.run.dir")).expanduser())
+                        _hold(Path(OmegaConf.select(cfg, "hydra.run.dir")).expanduser())
     return sweep_dir
 
 
@@ -366,7 +425,7 @@ def overshoot_note(cfg: DictConfig) -> str | None:
 
 def _run(cfg: DictConfig) -> float | None:
     from rlrun import slurm
-    from rlrun.checkpoint import CheckpointError, OutputError, RunDirInUse
+    from rlrun.checkpoint import CheckpointError, OutputError, RunDirInUse, lock_run_dir
     from rlrun.envs import EnvError
     from rlrun.signals import Interrupted
     from rlrun.errors import NumericalError
@@ -381,10 +440,12 @@ def _run(cfg: DictConfig) -> float | None:
         validate(cfg)
         if multirun:
             slurm.name_job(f"rlrun_{cfg.algo.name}_{cfg.env.id}_seed{cfg.seed}")  # squeue shows the run
-            previous = _continue_earlier_attempt(cfg, run_dir)
-            if previous is not None:
-                return previous
-        return objective_value(train(cfg, run_dir, multirun=multirun, overridden=overridden), cfg.objective)
+            with lock_run_dir(run_dir):  # before looking at, or clearing, what an earlier attempt left
+                previous = _continue_earlier_attempt(cfg, run_dir)
+                if previous is not None:
+                    return previous
+                return objective_value(train(cfg, run_dir, multirun=True, overridden=overridden), cfg.objective)
+        return objective_value(train(cfg, run_dir, multirun=False, overridden=overridden), cfg.objective)
     except (ConfigError, EnvError, CheckpointError, NumericalError, OutputError, RunDirInUse) as err:
         if multirun:  # fail this job only: the others go on, and sweep_jobs names it at the end
             log.error("job failed: %s", err)
@@ -397,7 +458,11 @@ def _run(cfg: DictConfig) -> float | None:
         raise  # Ctrl-C on a sweep stops the sweep, not only this job
     except Exception as err:
         if not multirun:
-            raise  # Hydra prints the traceback; rlrun.log and summary.json have it too
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise  # Hydra prints the whole traceback
+            print(f"rlrun: error: crashed: {type(err).__name__}: {_one_line(err)} "
+                  f"(traceback in {run_dir / 'rlrun.log'})", file=sys.stderr)
+            sys.exit(1)
         log.error("job crashed: %s: %s (traceback in %s)", type(err).__name__, err, run_dir / "rlrun.log")
         return float("nan")
 
@@ -453,6 +518,29 @@ def use_ray_token(argv: list[str]) -> None:
         os.environ["RAY_AUTH_MODE"] = "token"
 
 
+# Hydra's flags that would swap rlrun's config for another, which rlrun's checks do not know.
+OWN_CONFIG_FLAGS = ("--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd", "--experimental-rerun")
+COMPLETION_FLAGS = ("--shell-completion", "-sc")
+
+
+def _check_flags(argv: list[str]) -> None:
+    """Flags rlrun does not take, and the shell-completion flag without its subcommand, in one line."""
+    for arg in argv:
+        flag = arg.split("=", 1)[0]
+        if flag in OWN_CONFIG_FLAGS:
+            raise ConfigError(f"{flag} is not supported: rlrun composes its own config (conf/); set keys with "
+                              f"overrides (algo.gamma=0.99) or a preset (+sweep=<name>)")
+    if any(a in COMPLETION_FLAGS for a in argv) and not any(
+            a.split("=", 1)[0] in ("install", "uninstall", "query") for a in argv):
+        raise ConfigError("--shell-completion needs install=bash|zsh|fish, uninstall=bash|zsh|fish or query=<line>")
+    tuned = [a.split("=", 1)[1] for a in argv if a.startswith("tuned=")]
+    if tuned and tuned[-1] not in ("none", "null") and not (CONF_DIR / "tuned" / f"{tuned[-1]}.yaml").is_file():
+        choices = sorted(str(p.relative_to(CONF_DIR / "tuned").with_suffix("")) for p in (CONF_DIR / "tuned").rglob("*.yaml"))
+        close = difflib.get_close_matches(tuned[-1], choices, n=3)
+        raise ConfigError(f"tuned={tuned[-1]} is not allowed: tuned=none, or a file conf/tuned/<algo>/<env>.yaml"
+                          + (f" (did you mean {', '.join(close)}?)" if close else ""))
+
+
 def main() -> None:
     argv = sys.argv[1:]
     if {"--help", "-h"} & set(argv):
@@ -463,6 +551,7 @@ def main() -> None:
     resuming = any(a.startswith("resume=") for a in argv)
     register_configs()
     try:
+        _check_flags(argv)
         argv = expand_resume(argv, trust_modules)
         register_env_ids(argv)
         if not INFO_FLAGS & set(argv) and not os.environ.get("RLRUN_SKIP_PREFLIGHT"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import math
 from dataclasses import dataclass, field, fields
 from importlib.resources import files
 from pathlib import Path
@@ -199,6 +200,8 @@ def validate(cfg: Any) -> None:
            f"one of {', '.join(VECTORIZATIONS)}")
     _check(env.clip_obs > 0, "env.clip_obs", env.clip_obs, "must be > 0")
     _check(env.clip_reward > 0, "env.clip_reward", env.clip_reward, "must be > 0")
+    if env.reward_threshold is not None:
+        _check(math.isfinite(env.reward_threshold), "env.reward_threshold", env.reward_threshold, "a finite number")
     if env.max_episode_steps is not None:
         _check(env.max_episode_steps >= 1, "env.max_episode_steps", env.max_episode_steps, "must be >= 1")
     algo, registered = cfg.algo, configs()
@@ -212,6 +215,10 @@ def validate(cfg: Any) -> None:
             _check(False, f"algo.{key}", algo[key], f"{algo.name} has no such key"
                    + (f" (did you mean algo.{close[0]}?)" if close else ""))
     check_fields(algo, schema, "algo")
+    batch = algo.n_steps * env.num_envs
+    _check(batch >= 2 or not algo.get("normalize_advantage"), "algo.normalize_advantage", True,
+           f"standardising a batch of {batch} sample needs at least 2: raise algo.n_steps or env.num_envs, "
+           f"or set algo.normalize_advantage=false")
     check_combination = getattr(schema, "check_combination", None)  # knobs that exclude each other
     if check_combination is not None:
         check_combination(algo)

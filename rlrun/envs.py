@@ -22,6 +22,7 @@ from gymnasium import spaces
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 from gymnasium.vector.utils import concatenate, create_empty_array
 
+from rlrun.errors import NumericalError
 from rlrun.observations import leaves
 from rlrun.signals import STOP_SIGNALS  # the signals a run saves on: its async workers ignore them
 
@@ -85,7 +86,10 @@ def register_envs(register: str | None) -> None:
         raise EnvError(f"env.register={register!r} cannot be called ({type(err).__name__}: {err}); it names "
                        "module:function or a module, e.g. minatar.gym:register_envs (pip install 'rlrun[minatar]')") from None
     if register_function is not None:
-        register_function()
+        try:
+            register_function()
+        except TypeError as err:  # e.g. a function that needs arguments
+            raise EnvError(f"env.register={register!r} cannot be called without arguments ({err})") from None
     _REGISTERED.add(register)
 
 
@@ -134,6 +138,9 @@ def make_env(env_cfg: Any, render_mode: str | None = None) -> gym.Env:
         env = gym.make(env_cfg.id, disable_env_checker=True, **kwargs)
         for wrapper in env_cfg.get("wrappers") or []:  # e.g. Atari's preprocessing and frame stack
             env = _callable(wrapper["target"], "env.wrappers")(env, **dict(wrapper.get("kwargs") or {}))
+            if not isinstance(env, gym.Env):
+                raise EnvError(f"env.wrappers: {wrapper['target']!r} returned {type(env).__name__}, not a gymnasium "
+                               f"env; a wrapper takes the env (and its kwargs) and returns the wrapped env")
         return env
     except gym.error.DependencyNotInstalled as err:
         raise EnvError(f"env.id={env_cfg.id!r} needs an optional dependency ({err}); rlrun's extras: "
@@ -239,7 +246,10 @@ def step_envs(envs: VectorEnv, actions: np.ndarray) -> VectorStep:
     final_obs: dict[int, Any] = {}
     lives = None
     for i, env in enumerate(envs.envs):
-        observations[i], rewards[i], terminated[i], truncated[i], info = env.step(actions[i])
+        observations[i], reward, terminated[i], truncated[i], info = env.step(actions[i])
+        if reward is None:  # numpy would store it as NaN
+            raise NumericalError(f"env {i} returned a reward of None from step(); a number is required")
+        rewards[i] = reward
         if terminated[i] or truncated[i]:
             final_obs[i] = observations[i]
             observations[i], info = env.reset()

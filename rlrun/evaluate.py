@@ -122,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
               "seed": seed, "episodes": len(results), "mean": mean, "std": std,
               "returns": returns, "lengths": lengths}
     out = args.out if args.out is not None else run_dir / "eval.json"
+    if args.out is None and out.is_symlink():
+        return error(f"{out} is a symbolic link; rlrun-eval does not write through links in a run folder "
+                     f"(--out FILE writes the report elsewhere)")
     try:
         out.write_text(json.dumps(report, indent=2) + "\n")
     except OSError as err:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from typing import Any
 
@@ -12,9 +13,10 @@ from rlrun.errors import ConfigError
 
 
 def configure_torch(threads: int, deterministic: bool) -> None:
-    """``threads`` > 0 sets torch's intra-op threads (1 is fastest for these small MLPs)."""
+    """``threads`` > 0 sets torch's intra-op threads (1 is fastest for these small MLPs), at most
+    one per core of the machine the run is on (a sweep job's machine may have fewer)."""
     if threads > 0:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(min(threads, os.cpu_count() or 1))
     if deterministic:
         torch.use_deterministic_algorithms(True)
     torch.distributions.Distribution.set_default_validate_args(False)  # checked by construction, costly per step

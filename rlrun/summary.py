@@ -4,6 +4,7 @@ sweeper optimises from it."""
 from __future__ import annotations
 
 import json
+import math
 import resource
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,8 +35,10 @@ def run_summary(cfg: DictConfig, run: RunState, status: str, wall_s: float, upda
 
 
 def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
-    """Atomically; raises OutputError (a full disk)."""
-    write_atomically(run_dir / "summary.json", lambda tmp: tmp.write_text(json.dumps(summary, indent=2) + "\n"))
+    """Atomically, as strict JSON (a non-finite number is null); raises OutputError (a full disk)."""
+    plain = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in summary.items()}
+    text = json.dumps(plain, indent=2, allow_nan=False) + "\n"
+    write_atomically(run_dir / "summary.json", lambda tmp: tmp.write_text(text))
 
 
 def objective_value(summary: dict[str, Any], key: str) -> float:

@@ -8,20 +8,24 @@ non-finite value stops the run with a one-line error and keeps the last good che
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import time
 import traceback
+import warnings
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from rlrun.algos.registry import algorithms
-from rlrun.checkpoint import OutputError, load_checkpoint, lock_run_dir, resume_command, save_checkpoint
+from rlrun.checkpoint import CheckpointError, OutputError, load_checkpoint, lock_run_dir, resume_command, save_checkpoint
 from rlrun.config import check_resume_agrees, tuned_values
 from rlrun.core.diagnostics import check_finite, policy_snapshot, update_diagnostics
-from rlrun.errors import NumericalError
+from rlrun.envs import EnvError
+from rlrun.errors import ConfigError, NumericalError
 from rlrun.episodes import Episode
 from rlrun.logger import ProgressReporter, TensorBoardLogger
 from rlrun.run_state import RunState
@@ -30,6 +34,7 @@ from rlrun.signals import Interrupted, StopRequest, stop_on_signals
 from rlrun.summary import run_summary, write_summary
 
 log = logging.getLogger("rlrun")
+KNOWN_FAILURES = (ConfigError, EnvError, CheckpointError, NumericalError, OutputError)
 
 
 def log_to_files(message: str) -> None:
@@ -78,18 +83,42 @@ def train(cfg: DictConfig, run_dir: Path, multirun: bool = False, overridden: Se
     ``overridden``: the config keys set on the command line, which the HParams entry shows."""
     # The handlers go in before anything is built, so a Ctrl-C during setup (env creation, the event
     # file) also ends in a saved, resumable state and a summary, not a traceback.
-    with lock_run_dir(run_dir), stop_on_signals() as stop:
+    with lock_run_dir(run_dir), stop_on_signals() as stop, worker_errors_to_log():
         return _train(cfg, run_dir, multirun, overridden, stop)
 
 
+@contextlib.contextmanager
+def worker_errors_to_log() -> Iterator[None]:
+    """gymnasium's AsyncVectorEnv reports a worker's exception (with the worker's traceback) as
+    warnings before raising it again in this process: they go to rlrun.log, not the console,
+    which gets rlrun's one line."""
+    show = warnings.showwarning
+
+    def to_log(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001 - warnings' hook
+        if filename.endswith("async_vector_env.py") and "ERROR" in str(message):
+            log_to_files(str(message))
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = to_log
+    try:
+        yield
+    finally:
+        warnings.showwarning = show
+
+
 def _train(cfg: DictConfig, run_dir: Path, multirun: bool, overridden: Sequence[str], stop: StopRequest) -> dict:
-    configure_torch(cfg.torch_threads, cfg.deterministic)
-    checkpoint = _resume_checkpoint(cfg, run_dir)
-    seed_everything(cfg.seed)
-    run = RunState.build(cfg, resolve_device(cfg.device))
-    if checkpoint is not None:
-        run.load_state_dict(checkpoint, cfg.seed)
-        log.info("resuming %s from step %d", run_dir, run.steps)
+    try:  # set-up: a crash here is recorded like one in the loop (summary.json, rlrun.log)
+        configure_torch(cfg.torch_threads, cfg.deterministic)
+        checkpoint = _resume_checkpoint(cfg, run_dir)
+        seed_everything(cfg.seed)
+        run = RunState.build(cfg, resolve_device(cfg.device))
+        if checkpoint is not None:
+            run.load_state_dict(checkpoint, cfg.seed)
+            log.info("resuming %s from step %d", run_dir, run.steps)
+    except Exception as exc:
+        _record_setup_crash(cfg, run_dir, exc)
+        raise
     start, first_iteration, update_time = time.monotonic(), run.iteration, 0.0
     wall = lambda: run.wall_before + time.monotonic() - start  # noqa: E731
     # Events past the checkpoint (written before a crash) are dropped, so no step appears twice.
@@ -151,6 +180,22 @@ def _train(cfg: DictConfig, run_dir: Path, multirun: bool, overridden: Sequence[
         _close(cfg, run, tb, overridden)
     _report_end(cfg, run_dir, multirun, summary, failure, stop)
     return summary
+
+
+def _record_setup_crash(cfg: DictConfig, run_dir: Path, exc: Exception) -> None:
+    """summary.json (status ``crashed``, the error) and the traceback in rlrun.log, for a run that
+    failed before its first step. A resumed run keeps its earlier summary's figures."""
+    failed = isinstance(exc, KNOWN_FAILURES)  # a cause the message names; anything else is a crash
+    error = str(exc) if failed else f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    log_to_files(f"failed while setting up the run: {error}" if failed
+                 else f"crashed while setting up the run:\n{traceback.format_exc()}")
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text()) if cfg.resume else {}
+    except (OSError, ValueError):
+        summary = {}
+    summary = {"algo": cfg.algo.name, "env": cfg.env.id, "seed": cfg.seed, "total_steps": cfg.total_steps,
+               "steps_done": 0, "iterations": 0, **summary, "status": "failed" if failed else "crashed", "error": error}
+    quietly(lambda: write_summary(run_dir, summary), "writing summary.json")
 
 
 def _resume_checkpoint(cfg: DictConfig, run_dir: Path) -> dict | None:

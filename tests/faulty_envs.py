@@ -7,7 +7,9 @@ step 456, or as the final observation of the episode that step 400 truncates) an
 $RLRUN_TEST_STARTING, then takes 3 s: a Ctrl-C that comes while a run is being set up) and
 ``tests.faulty_envs:Paced-v0`` (each step takes 1 ms: a run whose length in seconds does not depend
 on how fast the machine is, for tests that must be cut by a time limit) and
-``tests.faulty_envs:Endless-v0`` (reward 1 a step, no time limit: its episodes never end)."""
+``tests.faulty_envs:Endless-v0`` (reward 1 a step, no time limit: its episodes never end) and
+``tests.faulty_envs:ResetFails-v0`` (reset() raises RuntimeError("reset failed"): a crash while a
+run is set up) and ``tests.faulty_envs:NoneReward-v0`` (its 5th step returns a reward of None)."""
 
 import os
 import time
@@ -99,9 +101,22 @@ class Endless(FaultAtStep):
         return 1.0
 
 
+class NoneReward(FaultAtStep):
+    fault_step = 5
+
+    def fault(self):
+        return None
+
+
+class ResetFails(FaultAtStep):
+    def reset(self, *, seed=None, options=None):
+        raise RuntimeError("reset failed")
+
+
 for name, env in (("NanReward-v0", NanReward), ("Crash-v0", Crash), ("NanObservation-v0", NanObservation),
                   ("NanFinalObservation-v0", NanFinalObservation), ("SlowStart-v0", SlowStart),
-                  ("Paced-v0", Paced), ("faulty/Crash-v0", Crash)):  # an id in a namespace, as MinAtar/ and ALE/
+                  ("Paced-v0", Paced), ("faulty/Crash-v0", Crash), ("ResetFails-v0", ResetFails),
+                  ("NoneReward-v0", NoneReward)):  # an id in a namespace, as MinAtar/ and ALE/
     if name not in gym.registry:
         gym.register(name, entry_point=env, max_episode_steps=10)
 if "Endless-v0" not in gym.registry:

@@ -7,6 +7,7 @@ import re
 import shlex
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -614,3 +615,97 @@ def test_under_nohup_sighup_is_still_ignored(tmp_path):
     code, err = finish(proc, timeout=120)
     assert code == 0, err
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+
+
+@pytest.mark.parametrize("vectorization", ["sync", "async"])
+def test_a_crash_while_setting_up_is_recorded_with_one_line(tmp_path, vectorization):
+    """reset() raising: the run folder exists by then, so it gets a summary and the traceback."""
+    run_dir = tmp_path / "run"
+    code, err = finish(rlrun(tmp_path, "env=tests.faulty_envs:ResetFails-v0", f"env.vectorization={vectorization}",
+                             "env.num_envs=2", "progress=off", f"hydra.run.dir={run_dir}"))
+    assert code == 1 and "Traceback" not in err, err
+    (line,) = [line for line in err.splitlines() if line.startswith("rlrun: error")]
+    assert "crashed" in line and "reset failed" in line and "rlrun.log" in line
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "crashed" and "reset failed" in summary["error"] and summary["steps_done"] == 0
+    log_text = (run_dir / "rlrun.log").read_text()
+    assert "crashed while setting up the run" in log_text and "Traceback" in log_text
+
+
+def test_a_reward_of_none_is_named_as_such(tmp_path):
+    run_dir = tmp_path / "run"
+    code, err = finish(rlrun(tmp_path, "env=tests.faulty_envs:NoneReward-v0", "env.num_envs=1", "progress=off",
+                             f"hydra.run.dir={run_dir}"))
+    assert code == 3 and "Traceback" not in err, err
+    assert "returned a reward of None" in err and "nan" not in err.lower()
+
+
+@pytest.mark.parametrize("bad, named", [
+    (["env.reward_threshold=inf"], "env.reward_threshold=inf"),
+    (["env.reward_threshold=nan"], "env.reward_threshold=nan"),
+    (["env.num_envs=1", "algo.n_steps=1", "algo.batch_size=1"], "algo.normalize_advantage"),
+])
+def test_numbers_that_cannot_work_are_refused_before_the_run(tmp_path, bad, named):
+    code, err = finish(rlrun(tmp_path, *bad, "progress=off"))
+    assert code == 2 and named in err and "Traceback" not in err, err
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_summary_json_is_strict_json(tmp_path):
+    from rlrun.summary import write_summary
+
+    write_summary(tmp_path, {"final_return": float("nan"), "threshold": float("-inf"), "steps_done": 3})
+    assert json.loads((tmp_path / "summary.json").read_text(), parse_constant=lambda c: 1 / 0) == {
+        "final_return": None, "threshold": None, "steps_done": 3}
+
+
+def test_more_torch_threads_than_cores_is_refused(tmp_path):
+    code, err = finish(rlrun(tmp_path, f"torch_threads={(os.cpu_count() or 1) + 1}", "progress=off"))
+    assert code == 2 and "torch_threads=" in err and "cores" in err, err
+
+
+@pytest.mark.parametrize("bad", [["algo.n_steps=2000000000"], ["algo.hidden_sizes=[400000,400000]"]])
+def test_a_run_larger_than_the_machine_is_refused_with_the_figures(tmp_path, bad):
+    code, err = finish(rlrun(tmp_path, *bad, "progress=off"))
+    assert code == 2 and "would need about" in err and "GB" in err and "Traceback" not in err, err
+
+
+def test_files_a_run_writes_in_place_are_never_written_through_a_planted_link(tmp_path):
+    run_dir = make_finished_run(tmp_path)
+    target = tmp_path / "victim.txt"
+    target.write_text("keep me\n")
+    (run_dir / "rlrun.log").unlink()
+    (run_dir / "rlrun.log").symlink_to(target)
+    code, err = finish(rlrun(tmp_path, f"resume={run_dir}", "total_steps=1024"))
+    assert code == 2 and "rlrun.log is a symbolic link" in err, err
+    (run_dir / "eval.json").symlink_to(target)
+    proc = subprocess.run([sys.executable, "-m", "rlrun.evaluate", str(run_dir), "--episodes", "1"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "eval.json is a symbolic link" in proc.stderr
+    (run_dir / "rlrun.log").unlink()
+    (run_dir / "eval.json").unlink()
+    (run_dir / ".rlrun.lock").unlink(missing_ok=True)
+    (run_dir / ".rlrun.lock").symlink_to(target)
+    code, err = finish(rlrun(tmp_path, f"resume={run_dir}", "total_steps=1024"))
+    assert code == 2 and ".rlrun.lock" in err and "symbolic link" in err, err
+    assert target.read_text() == "keep me\n"
+
+
+def test_a_symbolic_link_loop_as_the_run_folder_is_one_line(tmp_path):
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    code, err = finish(rlrun(tmp_path, f"hydra.run.dir={tmp_path / 'loop'}", "progress=off"))
+    assert code == 2 and "Traceback" not in err and "loop" in err, err
+
+
+@pytest.mark.parametrize("args, named", [
+    (["--config-name", "other"], "--config-name is not supported"),
+    (["--config-dir=/tmp"], "--config-dir is not supported"),
+    (["--experimental-rerun", "x.pickle"], "--experimental-rerun is not supported"),
+    (["--shell-completion"], "--shell-completion needs install="),
+    (["tuned=ppo_clip/CartPole-v2"], "did you mean ppo_clip/CartPole-v1"),
+    (["env.register=os.path:join"], "cannot be called without arguments"),
+    (["env.wrappers=[{target: 'builtins:repr'}]"], "returned str, not a gymnasium env"),
+])
+def test_start_up_checks_name_the_flag_or_key(tmp_path, args, named):
+    code, err = finish(rlrun(tmp_path, *args, "progress=off"))
+    assert code == 2 and named in err and "Traceback" not in err, err
