@@ -189,7 +189,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             f"rlrun-upgrade-checkpoint {shlex.quote(str(path))}") from None
     except Exception as err:
         raise CheckpointError(f"checkpoint {path} is corrupt or not a checkpoint ({type(err).__name__})") from None
-    if not isinstance(state, dict) or not REQUIRED_KEYS <= set(state):
+    if not isinstance(state, dict) or not REQUIRED_KEYS <= set(state) or not _is_run_config(state["config"]):
         raise CheckpointError(f"checkpoint {path} is not an rlrun checkpoint (missing keys)")
     if "format" not in state:
         raise EarlierFormat(f"checkpoint {path} is in an earlier rlrun's format; if you trust where it came from, "

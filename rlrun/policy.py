@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from gymnasium import spaces
 from omegaconf import OmegaConf
@@ -16,7 +17,7 @@ from omegaconf import OmegaConf
 from rlrun.acting import ActionDecoder, ObservationEncoder, make_obs_normalizer
 from rlrun.networks import make_networks
 from rlrun.normalization import ObsNormalizer
-from rlrun.observations import batch_of_one
+from rlrun.observations import batch_of_one, leaves, pick
 from rlrun.runtime import resolve_device
 
 
@@ -32,11 +33,32 @@ class Policy:
         self.to_env = ActionDecoder(action_space, device)
 
     def act(self, observation: Any, deterministic: bool = True, generator: torch.Generator | None = None) -> Any:
-        """The mode of pi(.|s) (``deterministic``, the default), or a sample drawn with ``generator``."""
+        """The mode of pi(.|s) (``deterministic``, the default), or a sample drawn with ``generator``.
+        One observation of the env's space; anything else (a batch, another shape, None, NaN) is
+        a ValueError with one line."""
+        batch = self._batch_of_one(observation)
         with torch.inference_mode():
-            obs = self.encode(batch_of_one(observation, self.observation_space))
+            obs = self.encode(batch)
             action = self.to_env(self.actor.act(obs, deterministic, generator))[0]
         return int(action) if isinstance(self.action_space, spaces.Discrete) else action
+
+    def _batch_of_one(self, observation: Any) -> Any:
+        space = self.observation_space
+        try:
+            batch = batch_of_one(observation, space)
+            for path, leaf in leaves(space):
+                value = pick(batch, path)
+                shape = leaf.shape if leaf.shape is not None else ()
+                if value.shape[1:] != tuple(shape) or value.dtype == object:
+                    raise ValueError(f"shape {value.shape[1:]}, expected {tuple(shape)}")
+                if value.dtype.kind == "f" and not np.isfinite(value).all():
+                    raise ValueError("non-finite values")
+                if isinstance(leaf, spaces.Discrete) and not leaf.start <= int(value[0]) < leaf.start + leaf.n:
+                    raise ValueError(f"{int(value[0])} is outside the space")
+        except (ValueError, TypeError, KeyError, IndexError) as err:
+            raise ValueError(f"Policy.act takes one observation of {space}; got {type(observation).__name__} "
+                             f"({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
+        return batch
 
 
 def checkpoint_path(path: Path) -> tuple[Path, Path]:
@@ -60,6 +82,10 @@ def load(path: str | Path, device: str = "cpu", trust_modules: bool = False) -> 
     from rlrun.checkpoint import CheckpointError, load_checkpoint
     from rlrun.envs import check_env_id, consent_needed, make_env
 
+    from rlrun.config import DEVICES
+
+    if device not in DEVICES:
+        raise ValueError(f"device={device!r} is not one of {', '.join(DEVICES)}")
     file, _ = checkpoint_path(Path(path))
     checkpoint = load_checkpoint(file)
     cfg = OmegaConf.create(checkpoint["config"])

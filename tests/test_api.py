@@ -12,7 +12,7 @@ import torch
 
 import rlrun
 from rlrun.config import ConfigError
-from rlrun.checkpoint import load_checkpoint, save_checkpoint
+from rlrun.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 
 @pytest.fixture
@@ -47,7 +47,9 @@ def test_train_resumes_and_refuses_bad_input_and_sweeps_in_one_line(in_tmp):
     resumed = rlrun.train([f"resume={first['run_dir']}", "total_steps=1024"])
     assert resumed["run_dir"] == first["run_dir"] and resumed["steps_done"] == 1024
     for bad, named in ((["algo=trpo", "algo.max_kl=-1"], "algo.max_kl"), (["algo=nope"], "algo='nope'"),
-                       (["algo=trpo", "seed=0,1"], "rlrun -m"), (["-m", "algo=trpo"], "rlrun -m")):
+                       (["algo=trpo", "seed=0,1"], "rlrun -m"), (["-m", "algo=trpo"], "rlrun -m"),
+                       ("algo=trpo", "list of override strings"), ({"algo": "trpo"}, "not dict"),
+                       (b"algo=trpo", "not bytes"), ([1, 2], "list of override strings")):
         with pytest.raises(ConfigError, match=named.replace("(", r"\(")) as err:
             rlrun.train(bad)
         assert "\n" not in str(err.value)
@@ -73,3 +75,21 @@ def test_load_reads_a_checkpoint_written_before_the_newer_config_keys(in_tmp):
     save_checkpoint(Path(path), checkpoint)
     obs, _ = gym.make("Pendulum-v1").reset(seed=0)
     assert rlrun.load(summary["run_dir"]).act(obs).shape == (1,)
+
+
+def test_load_and_act_refuse_bad_input_in_one_line(in_tmp):
+    summary = rlrun.train(["algo=ppo_clip", "env=CartPole-v1", "total_steps=256", "progress=off"])
+    policy = rlrun.load(summary["run_dir"])
+    for bad in (np.zeros((2, 4), np.float32), np.zeros(3, np.float32), None, np.array([0, np.nan, 0, 0], np.float32),
+                "obs"):
+        with pytest.raises(ValueError, match="Policy.act takes one observation of Box") as err:
+            policy.act(bad)
+        assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="device='gpu' is not one of cpu, cuda, auto"):
+        rlrun.load(summary["run_dir"], device="gpu")
+    path = Path(summary["run_dir"]) / "checkpoints" / "last.pt"
+    checkpoint = load_checkpoint(path)
+    checkpoint["config"] = {}
+    save_checkpoint(path, checkpoint)
+    with pytest.raises(CheckpointError, match="not an rlrun checkpoint"):
+        rlrun.load(summary["run_dir"])
