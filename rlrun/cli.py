@@ -213,6 +213,26 @@ def _without_sweeps(overrides: list[str]) -> list[str]:
     return [o.input_line for o in parsed if not o.is_sweep_override()]
 
 
+def _check_launcher(cfg: DictConfig) -> None:
+    """Launcher settings that cannot work as meant: a Ray address with the local Ray launcher (which
+    starts its own Ray, sized by object_store_memory), and a SLURM warning signal that would come
+    as soon as the job starts."""
+    launcher = OmegaConf.select(cfg, "hydra.launcher") or {}
+    target = str(launcher.get("_target_", ""))
+    if "RayLauncher" in target:
+        init = OmegaConf.select(cfg, "hydra.launcher.ray.init") or {}
+        address = init.get("address")
+        # ray_cluster sets object_store_memory: null; the plain launcher passes its own default size
+        if address not in (None, "", "local") and "object_store_memory" not in init:
+            raise ConfigError(f"hydra.launcher.ray.init.address={address} connects to a running Ray cluster: use "
+                              f"hydra/launcher=ray_cluster (the plain ray launcher starts a Ray of its own)")
+    timeout_min, delay = launcher.get("timeout_min"), launcher.get("signal_delay_s")
+    if "Slurm" in target and timeout_min is not None and delay is not None and delay >= 60 * timeout_min:
+        print(f"rlrun: note: hydra.launcher.signal_delay_s={delay} is not shorter than "
+              f"hydra.launcher.timeout_min={timeout_min} minutes: SLURM sends its warning as soon as each job "
+              f"starts, so the jobs stop, save and are requeued at once; lower signal_delay_s", file=sys.stderr)
+
+
 def _check_sweeper_direction(cfg: DictConfig) -> None:
     """An Optuna study must optimise the objective the right way (its default is minimize)."""
     sweeper = OmegaConf.select(cfg, "hydra.sweeper") or {}
@@ -366,6 +386,8 @@ def preflight(argv: list[str], resuming: bool = False, trust_modules: bool = Fal
                 cfg = first if first is not None else composed(job)
                 validate(cfg)
                 _check_sweeper_direction(cfg)
+                if number == 0:
+                    _check_launcher(cfg)
             except Exception as err:
                 message = str(err) if isinstance(err, ConfigError) else _one_line(err)
                 raise ConfigError(_of_job(message, number, job, len(jobs))) from None

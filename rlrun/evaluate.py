@@ -16,6 +16,7 @@ the env's time limit, or at ``--max-episode-steps`` (default 10,000 for an env t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -81,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         return error("--episodes must be >= 1")
     if args.device not in DEVICES:
         return error(f"--device {args.device!r} is not one of {', '.join(DEVICES)}")
+    if args.seed is not None and not 0 <= args.seed < 2**32:
+        return error(f"--seed {args.seed} is not allowed: it must be in [0, 2**32 - 1]")
     if args.max_episode_steps is not None and args.max_episode_steps < 1:
         return error("--max-episode-steps must be >= 1")
     if args.video is not None and importlib.util.find_spec("moviepy") is None:
@@ -97,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
         env = make_eval_env(cfg.env, args.video, prefix)
     except (CheckpointError, ConfigError, EnvError) as err:
         return error(str(err))
+    except Exception as err:  # noqa: BLE001 - e.g. an env that takes no render_mode
+        if args.video is None:
+            raise
+        return error(f"--video: {cfg.env.id} cannot be made for recording ({type(err).__name__}: {err}); "
+                     f"it needs render_mode='rgb_array'")
     try:
         policy = from_checkpoint(checkpoint, env.observation_space, env.action_space, device, path)
     except ValueError as err:
@@ -111,8 +119,15 @@ def main(argv: list[str] | None = None) -> int:
     mode = "stochastic" if args.stochastic else "deterministic"
     try:
         results = evaluate(policy, env, args.episodes, not args.stochastic, seed, max_steps)
-    finally:
-        env.close()  # RecordVideo writes the last video here
+    except Exception as err:  # noqa: BLE001 - a render that raises or returns no frame
+        if args.video is None:
+            env.close()
+            raise
+        with contextlib.suppress(Exception):
+            env.close()
+        return error(f"--video: recording {cfg.env.id} failed ({type(err).__name__}: {err}); its render() must "
+                     f"return rgb_array frames")
+    env.close()  # RecordVideo writes the last video here
     for i, (ret, length) in enumerate(results, 1):
         print(f"episode {i}: return {ret:.2f}, length {length}")
     returns, lengths = [r for r, _ in results], [n for _, n in results]

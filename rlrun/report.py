@@ -167,14 +167,30 @@ def read_scalars(run_dir: Path, tags: list[str] | None = None) -> dict[str, tupl
     return series
 
 
+SUMMARY_NUMBERS = ("final_return", "solved_step", "fps", "steps_done")
+
+
+def _checked_summary(summary: object) -> dict:
+    """A summary.json's content, if it has the shape rlrun writes (a hand-edited one may not)."""
+    if not isinstance(summary, dict):
+        raise ValueError("not a JSON object")
+    for key in SUMMARY_NUMBERS:
+        value = summary.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(f"{key} is {value!r}, not a number")
+    return summary
+
+
 def read_run(path: Path, metric: str) -> Run:
     """A Run from its directory; a missing or unreadable summary.json makes it incomplete."""
     cfg = OmegaConf.load(path / ".hydra" / "config.yaml")
     overrides_file = path / ".hydra" / "overrides.yaml"
     overrides = list(OmegaConf.load(overrides_file)) if overrides_file.is_file() else []
     try:
-        summary = json.loads((path / "summary.json").read_text())
-    except (OSError, ValueError):
+        summary = _checked_summary(json.loads((path / "summary.json").read_text()))
+    except (OSError, ValueError) as err:
+        if (path / "summary.json").exists():
+            print(f"rlrun-report: warning: {path / 'summary.json'} is not used ({err})", file=sys.stderr)
         summary = None
     seed = OmegaConf.select(cfg, "seed")
     scalars = read_scalars(path, [metric, RETURN_TAG])
@@ -372,8 +388,18 @@ def main(argv: list[str] | None = None) -> int:
     if not runs:
         print(f"rlrun-report: error: no readable run below {args.path}", file=sys.stderr)
         return 2
+    if not any(len(run.curve[0]) for run in runs):
+        logged = sorted({tag for run in runs for tag in read_scalars(run.path)})
+        print(f"rlrun-report: error: no run logged --metric {args.metric}; the runs logged: {', '.join(logged)}",
+              file=sys.stderr)
+        return 2
     out = args.out if args.out is not None else args.path / "report"
-    print(build_report(runs, args.metric, args.points, out), end="")
+    try:
+        print(build_report(runs, args.metric, args.points, out), end="")
+    except OSError as err:
+        print(f"rlrun-report: error: cannot write the report into {out} ({err.strerror or err}); "
+              f"--out DIR writes it elsewhere", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -160,3 +160,23 @@ def test_max_steps_ends_episodes_of_an_env_without_time_limit():
     env = EndlessEnv()
     results = evaluate(policy(actor, env), env, episodes=2, deterministic=True, seed=0, max_steps=50)
     assert results == [(50.0, 50), (50.0, 50)]
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**40)])
+def test_a_seed_out_of_range_is_one_line_exit_2(run_dir, capsys, seed):
+    assert main([str(run_dir), "--seed", seed]) == 2
+    assert "--seed" in capsys.readouterr().err
+
+
+def test_video_of_an_env_that_cannot_render_is_one_line(tmp_path, capsys):
+    pytest.importorskip("moviepy", reason="--video needs moviepy: pip install 'rlrun[video]'")
+    import os
+    from pathlib import Path
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    subprocess.run([sys.executable, "-m", "rlrun.cli", "env=tests.faulty_envs:Endless-v0", "env.num_envs=1",
+                    "total_steps=64", "algo.n_steps=64", "progress=off", f"hydra.run.dir={tmp_path}/run"],
+                   cwd=tmp_path, check=True, capture_output=True, timeout=300, env=env)
+    import tests.faulty_envs  # noqa: F401 - imported: no consent needed
+    assert main([str(tmp_path / "run"), "--episodes", "1", "--video", str(tmp_path / "videos")]) == 2
+    assert "--video: tests.faulty_envs:Endless-v0 cannot be made for recording" in capsys.readouterr().err

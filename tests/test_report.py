@@ -176,3 +176,19 @@ def test_the_module_runs_as_a_command(multirun, tmp_path):
                           "--metric", "policy/kl", "--points", "20"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "CartPole-v1_policy_kl.png").stat().st_size > 0
+
+
+def test_a_hand_edited_summary_a_missing_metric_and_an_unwritable_out_are_one_line(multirun, tmp_path, capsys):
+    copy = tmp_path / "sweep"
+    shutil.copytree(multirun, copy, ignore=shutil.ignore_patterns("report"))
+    (edited,) = copy.glob("*_trpo_*_seed1_*")
+    (edited / "summary.json").write_text('{"final_return": "great", "status": "completed"}')
+    assert main([str(copy), "--out", str(tmp_path / "r1")]) == 0  # the others are reported
+    err = capsys.readouterr().err
+    assert "summary.json is not used (final_return is 'great', not a number)" in err
+    assert main([str(copy), "--metric", "no/such_tag", "--out", str(tmp_path / "r2")]) == 2
+    err = capsys.readouterr().err
+    assert "no run logged --metric no/such_tag" in err and "rollout/ep_return" in err
+    (tmp_path / "file").write_text("")
+    assert main([str(copy), "--out", str(tmp_path / "file" / "report")]) == 1
+    assert "cannot write the report into" in capsys.readouterr().err

@@ -199,3 +199,16 @@ def test_job_folders_stay_one_level_down_and_a_resumed_sweep_reports_every_failu
     resumed = run_rlrun("-m", f"resume={sweep}", "--trust-modules", env={"PYTHONPATH": repo})
     assert resumed.returncode == 1 and f"{jobs[0].name}: RuntimeError: boom" in resumed.stderr, resumed.stderr
     assert "1 of 2 jobs" in resumed.stderr
+
+
+@pytest.mark.skipif(not has("hydra_plugins.hydra_ray_launcher"), reason="pip install 'rlrun[ray]'")
+def test_a_ray_address_with_the_local_ray_launcher_names_ray_cluster(run_rlrun):
+    res = run_rlrun("-m", "seed=0", "hydra/launcher=ray", "+hydra.launcher.ray.init.address=127.0.0.1:6379")
+    assert res.returncode == 2 and "use hydra/launcher=ray_cluster" in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.skipif(not has("hydra_plugins.hydra_submitit_launcher"), reason="pip install 'rlrun[slurm]'")
+def test_a_slurm_warning_delay_longer_than_the_limit_is_said_before_submitting(run_rlrun):
+    res = run_rlrun("-m", "seed=0", "total_steps=256", "hydra/launcher=submitit_slurm", "hydra.launcher.timeout_min=1",
+                    env={"PATH": "/nonexistent"})  # no sbatch here: the note comes before any submission
+    assert "signal_delay_s=120 is not shorter than hydra.launcher.timeout_min=1" in res.stderr
