@@ -24,6 +24,9 @@ from rlrun.observations import all_finite, obs_shape, stack_obs
 from rlrun.core.shared_encoder import shared_encoder
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _check_finite_obs(raw_obs, step: int, which: str = "") -> None:
     if not all_finite(raw_obs):  # in place, every env step: no copy
         raise NumericalError(f"non-finite {which}observation from the env at step {step}")
@@ -68,6 +71,7 @@ class RolloutCollector:
         """Alg step 1: T steps in each of the N envs; then GAE (Alg step 2)."""
         with torch.inference_mode():
             episodes = self._run_envs(global_step)
+        self._check_statistics(global_step + self.n_steps * self.envs.num_envs)
         with torch.no_grad():
             return self._batch(), episodes
 
@@ -88,6 +92,8 @@ class RolloutCollector:
             step = global_step + (t + 1) * n
             if not np.isfinite(reward).all():
                 raise NumericalError(f"non-finite reward {reward.tolist()} from the env at step {step}")
+            if (np.abs(reward) > FLOAT32_MAX).any():  # stored and learned from as float32
+                raise NumericalError(f"reward {reward.tolist()} from the env at step {step} is beyond float32's range")
             _check_finite_obs(raw_obs, step)  # before it reaches the normaliser's statistics or a loss
             self.episode_return += reward
             self.episode_length += 1
@@ -113,6 +119,15 @@ class RolloutCollector:
                 self.buf_next_values[t, torch.from_numpy(ended).to(self.device)] = self.critic.value(self.encode(final_raw))
             self.obs = self.encode(raw_obs, update=True)
         return episodes
+
+    def _check_statistics(self, step: int) -> None:
+        """The normalisers' running statistics are finite (an overflowed variance would make every
+        normalised observation 0, or every reward 0, without any other sign)."""
+        for name, normalizer in (("observation", self.encode.normalizer), ("reward", self.reward_normalizer)):
+            if normalizer is not None and not (np.isfinite(normalizer.rms.mean).all()
+                                               and np.isfinite(normalizer.rms.var).all()):
+                raise NumericalError(f"the {name} normaliser's running mean or variance overflowed by step {step} "
+                                     f"(values too large to normalise: turn env.normalize_{'obs' if name == 'observation' else 'reward'} off or scale them)")
 
     def _lost_a_life(self, lives: np.ndarray | None, done: np.ndarray) -> np.ndarray:
         lives = np.zeros(len(done)) if lives is None else lives

@@ -9,7 +9,9 @@ $RLRUN_TEST_STARTING, then takes 3 s: a Ctrl-C that comes while a run is being s
 on how fast the machine is, for tests that must be cut by a time limit) and
 ``tests.faulty_envs:Endless-v0`` (reward 1 a step, no time limit: its episodes never end) and
 ``tests.faulty_envs:ResetFails-v0`` (reset() raises RuntimeError("reset failed"): a crash while a
-run is set up) and ``tests.faulty_envs:NoneReward-v0`` (its 5th step returns a reward of None)."""
+run is set up) and ``tests.faulty_envs:NoneReward-v0`` (its 5th step returns a reward of None) and
+``HugeReward-v0`` / ``HugeObservation-v0`` (a finite float64 value of 1e39 at the 5th step, beyond
+float32's range)."""
 
 import os
 import time
@@ -108,6 +110,25 @@ class NoneReward(FaultAtStep):
         return None
 
 
+class HugeReward(FaultAtStep):
+    fault_step = 5
+
+    def fault(self) -> float:
+        return 1e39
+
+
+class HugeObservation(FaultAtStep):
+    observation_space = spaces.Box(-np.inf, np.inf, (2,), np.float64)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(2), {}
+
+    def step(self, action):
+        type(self).total_steps += 1
+        return np.full(2, 1e39 if type(self).total_steps == 5 else 0.0), 1.0, False, False, {}
+
+
 class ResetFails(FaultAtStep):
     def reset(self, *, seed=None, options=None):
         raise RuntimeError("reset failed")
@@ -116,7 +137,7 @@ class ResetFails(FaultAtStep):
 for name, env in (("NanReward-v0", NanReward), ("Crash-v0", Crash), ("NanObservation-v0", NanObservation),
                   ("NanFinalObservation-v0", NanFinalObservation), ("SlowStart-v0", SlowStart),
                   ("Paced-v0", Paced), ("faulty/Crash-v0", Crash), ("ResetFails-v0", ResetFails),
-                  ("NoneReward-v0", NoneReward)):  # an id in a namespace, as MinAtar/ and ALE/
+                  ("NoneReward-v0", NoneReward), ("HugeReward-v0", HugeReward), ("HugeObservation-v0", HugeObservation)):  # an id in a namespace, as MinAtar/ and ALE/
     if name not in gym.registry:
         gym.register(name, entry_point=env, max_episode_steps=10)
 if "Endless-v0" not in gym.registry:

@@ -709,3 +709,12 @@ def test_a_symbolic_link_loop_as_the_run_folder_is_one_line(tmp_path):
 def test_start_up_checks_name_the_flag_or_key(tmp_path, args, named):
     code, err = finish(rlrun(tmp_path, *args, "progress=off"))
     assert code == 2 and named in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("env", ["HugeReward-v0", "HugeObservation-v0"])
+def test_values_beyond_float32_are_named_where_they_come_from(tmp_path, env):
+    """Finite as the env's float64, infinite as the float32 the networks learn from: named at the
+    env, not later as a non-finite loss."""
+    code, err = finish(rlrun(tmp_path, f"env=tests.faulty_envs:{env}", "env.num_envs=1", "env.normalize_obs=true",
+                             "progress=off", f"hydra.run.dir={tmp_path / 'run'}"))
+    assert code == 3 and "beyond float32's range" in err and "loss" not in err, err
