@@ -451,6 +451,7 @@ def _run(cfg: DictConfig) -> float | None:
     from rlrun.envs import EnvError
     from rlrun.signals import Interrupted
     from rlrun.errors import NumericalError
+    from rlrun.sweep_jobs import sweep_stopping
     from rlrun.summary import objective_value
     from rlrun.trainer import train
 
@@ -462,6 +463,9 @@ def _run(cfg: DictConfig) -> float | None:
         validate(cfg)
         if multirun:
             slurm.name_job(f"rlrun_{cfg.algo.name}_{cfg.env.id}_seed{cfg.seed}")  # squeue shows the run
+            if sweep_stopping(run_dir):
+                log.warning("not started: the sweep was stopped")
+                return float("nan")
             with lock_run_dir(run_dir):  # before looking at, or clearing, what an earlier attempt left
                 previous = _continue_earlier_attempt(cfg, run_dir)
                 if previous is not None:
@@ -475,8 +479,10 @@ def _run(cfg: DictConfig) -> float | None:
         print(f"rlrun: error: {err}", file=sys.stderr)
         sys.exit(3 if isinstance(err, NumericalError) else 1 if isinstance(err, OutputError) else 2)
     except Interrupted:
-        if multirun and slurm.in_job():  # scancel'd (a pre-emption waits to be requeued instead): a result
-            return float("nan")          # for the driver, which then names the job as interrupted
+        # scancel'd (a pre-emption waits to be requeued instead), or a stopped sweep's worker: a
+        # result for the driver, which then names the job as interrupted
+        if multirun and (slurm.in_job() or sweep_stopping(run_dir)):
+            return float("nan")
         raise  # Ctrl-C on a sweep stops the sweep, not only this job
     except Exception as err:
         if not multirun:

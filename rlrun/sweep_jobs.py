@@ -13,7 +13,9 @@ jobs, and lists all the failures, not only the first as Hydra would.
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +66,8 @@ def job_failure(job_dir: Path) -> str | None:
     try:
         result = read_summary(job_dir)
     except FileNotFoundError:
-        return "no summary.json: the job ended before the run started"
+        return "not run: the sweep was stopped first" if sweep_stopping(job_dir) else \
+            "no summary.json: the job ended before the run started"
     except (OSError, ValueError) as err:
         return f"summary.json cannot be read ({err})"
     if result.get("status") == "interrupted":
@@ -75,12 +78,50 @@ def job_failure(job_dir: Path) -> str | None:
     return f"{error} (traceback in {job_dir / 'rlrun.log'})" if result["status"] == "crashed" else error
 
 
+STOPPING = ".rlrun-stopping"  # in a sweep folder while a stopped sweep lets its running jobs save
+
+
+def sweep_stopping(job_dir: Path) -> bool:
+    """Whether the driver of the sweep this job belongs to was asked to stop."""
+    return (job_dir.parent / STOPPING).exists()
+
+
 class FailedJobsReport(Callback):
     """Over every job of the sweep's directory, from each job's own summary.json: a resumed sweep
-    (whose completed jobs were not run again) reports the outcome of the whole sweep."""
+    (whose completed jobs were not run again) reports the outcome of the whole sweep.
+
+    It also stops a sweep gently. Ctrl-C or SIGTERM in the driver (a terminal's Ctrl-C reaches the
+    launcher's worker processes too, each of which saves its run) leaves a marker in the sweep
+    folder instead of raising at once, as joblib would by killing its workers while they save:
+    a running job then ends as interrupted, a job that had not started does not start, and the
+    report names them with the resume command. A second signal quits at once."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.sweep_dir = Path(config.hydra.sweep.dir)
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def _stop(self, signum: int, frame: object) -> None:
+        marker = self.sweep_dir / STOPPING
+        if marker.exists():
+            self._restore()
+            signal.raise_signal(signum)  # as before: KeyboardInterrupt, or the default end
+            return
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+        print(f"rlrun: stopping the sweep: running jobs finish their iteration and save, no new job starts "
+              f"({signal.Signals(signum).name} again to quit at once)", file=sys.stderr)
+
+    def _restore(self) -> None:
+        for sig, handler in getattr(self, "previous", {}).items():
+            signal.signal(sig, handler)
+        self.previous = {}
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._restore()
         sweep_dir = Path(config.hydra.sweep.dir)
+        (sweep_dir / STOPPING).unlink(missing_ok=True)
         jobs = sweep_jobs(sweep_dir)
         failures = [(job.name, error) for job in jobs if (error := job_failure(job)) is not None]
         if not failures:

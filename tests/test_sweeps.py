@@ -8,7 +8,9 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import signal
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -212,3 +214,29 @@ def test_a_slurm_warning_delay_longer_than_the_limit_is_said_before_submitting(r
     res = run_rlrun("-m", "seed=0", "total_steps=256", "hydra/launcher=submitit_slurm", "hydra.launcher.timeout_min=1",
                     env={"PATH": "/nonexistent"})  # no sbatch here: the note comes before any submission
     assert "signal_delay_s=120 is not shorter than hydra.launcher.timeout_min=1" in res.stderr
+
+
+@pytest.mark.skipif(not has("hydra_plugins.hydra_joblib_launcher"), reason="pip install 'rlrun[joblib]'")
+def test_ctrl_c_of_a_joblib_sweep_saves_the_running_jobs_and_starts_no_other(tmp_path):
+    """A terminal's Ctrl-C reaches the driver and joblib's workers: the workers save, the driver
+    waits for them instead of killing them, and the third job never starts."""
+    from tests.conftest import spawn_rlrun, wait_until
+
+    sweep = tmp_path / "sweep"
+    proc = spawn_rlrun(tmp_path, "-m", "seed=0,1,2", "total_steps=10000000", "checkpoint_every=0", "progress=off",
+                       "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}",
+                       start_new_session=True)
+    started = lambda: len([p for p in sweep.glob("*/rlrun.log") if "steps -> " in p.read_text()]) == 2  # noqa: E731
+    assert wait_until(started, 120)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in err, err
+    assert "stopping the sweep" in err and f"rlrun -m resume={sweep}" in " ".join(err.split())
+    jobs = sorted(d for d in sweep.iterdir() if d.is_dir())
+    for job in jobs[:2]:
+        summary = json.loads((job / "summary.json").read_text())
+        assert summary["status"] == "interrupted" and summary["steps_done"] > 0
+        assert (job / "checkpoints" / "last.pt").is_file()
+    assert len(jobs) == 2 or not (jobs[2] / "summary.json").exists()
+    assert not (sweep / ".rlrun-stopping").exists()
