@@ -36,6 +36,7 @@ from rlrun.config import (CONF_DIR, OBJECTIVES, ConfigError, EnvConfig, check_re
 
 log = logging.getLogger("rlrun")
 TRUST_FLAG = "--trust-modules"  # rlrun's own flag: a resumed run may import the modules its config names
+VALUE_FLAGS = {"--cfg", "-c", "--package", "-p"}  # Hydra's flags whose value is the next argument
 INFO_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--shell-completion", "-sc"}
 
 
@@ -347,14 +348,15 @@ def _of_job(message: str, number: int, job: list[str], n_jobs: int) -> str:
     return message if n_jobs == 1 else f"job {number:03d} ({' '.join(job)}): {message}"
 
 
-def preflight(argv: list[str], resuming: bool = False, trust_modules: bool = False) -> str | None:
+def preflight(argv: list[str], resuming: bool = False, trust_modules: bool = False,
+              config_only: bool = False) -> str | None:
     """Compose and check each job the command would run; raise ConfigError with one line.
     Returns a sweep's directory, resolved and absolute (None for a single run). ``resuming``: the
     config came from a run or sweep directory, so the modules its env names need ``trust_modules``
     (or to be imported already)."""
     from hydra import compose, initialize_config_dir
 
-    overrides = [a for a in argv if not a.startswith("-")]
+    overrides = [a for i, a in enumerate(argv) if not a.startswith("-") and not (i and argv[i - 1] in VALUE_FLAGS)]
     task = [o for o in overrides if not o.startswith(("hydra.", "hydra/", "+hydra", "~hydra"))]
     hydra_overrides = [o for o in overrides if o not in task]
     for o in task:
@@ -391,6 +393,8 @@ def preflight(argv: list[str], resuming: bool = False, trust_modules: bool = Fal
             except Exception as err:
                 message = str(err) if isinstance(err, ConfigError) else _one_line(err)
                 raise ConfigError(_of_job(message, number, job, len(jobs))) from None
+            if config_only:  # --cfg: the config's own checks, no env, no folder, no torch
+                continue
             if cfg.resume:
                 _check_resume(cfg)
             elif len(jobs) == 1:
@@ -561,6 +565,9 @@ def _check_flags(argv: list[str]) -> None:
     if any(a in COMPLETION_FLAGS for a in argv) and not any(
             a.split("=", 1)[0] in ("install", "uninstall", "query") for a in argv):
         raise ConfigError("--shell-completion needs install=bash|zsh|fish, uninstall=bash|zsh|fish or query=<line>")
+    modes = [flag for flag in ("--cfg", "-m", "--multirun", "--info", "--shell-completion") if flag in argv]
+    if len(modes) > 1:  # Hydra runs one mode at a time (and raises otherwise)
+        raise ConfigError(f"{modes[0]} and {modes[1]} cannot be combined: Hydra does one of them at a time")
     tuned = [a.split("=", 1)[1] for a in argv if a.startswith("tuned=")]
     if tuned and tuned[-1] not in ("none", "null") and not (CONF_DIR / "tuned" / f"{tuned[-1]}.yaml").is_file():
         choices = sorted(str(p.relative_to(CONF_DIR / "tuned").with_suffix("")) for p in (CONF_DIR / "tuned").rglob("*.yaml"))
@@ -582,7 +589,9 @@ def main() -> None:
         _check_flags(argv)
         argv = expand_resume(argv, trust_modules)
         register_env_ids(argv)
-        if not INFO_FLAGS & set(argv) and not os.environ.get("RLRUN_SKIP_PREFLIGHT"):
+        if {"--cfg", "-c"} & set(argv) and not {"--help", "-h", "--hydra-help"} & set(argv):
+            preflight(argv, config_only=True)  # what it prints is a config that would run
+        elif not INFO_FLAGS & set(argv) and not os.environ.get("RLRUN_SKIP_PREFLIGHT"):
             sweep_dir = preflight(argv, resuming, trust_modules)
             if sweep_dir is not None:
                 # One absolute path for every job, wherever a launcher runs it: a Ray worker's

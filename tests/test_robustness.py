@@ -705,6 +705,9 @@ def test_a_symbolic_link_loop_as_the_run_folder_is_one_line(tmp_path):
     (["tuned=ppo_clip/CartPole-v2"], "did you mean ppo_clip/CartPole-v1"),
     (["env.register=os.path:join"], "cannot be called without arguments"),
     (["env.wrappers=[{target: 'builtins:repr'}]"], "returned str, not a gymnasium env"),
+    (["--cfg", "job", "algo.nope=1"], "Key 'nope' not in 'PPOClipConfig'"),
+    (["--cfg", "job", "algo.clip_eps=-1"], "algo.clip_eps=-1"),
+    (["--cfg", "hydra", "-m", "seed=0,1"], "--cfg and -m cannot be combined"),
 ])
 def test_start_up_checks_name_the_flag_or_key(tmp_path, args, named):
     code, err = finish(rlrun(tmp_path, *args, "progress=off"))
