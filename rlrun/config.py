@@ -193,6 +193,10 @@ def validate(cfg: Any) -> None:
     _check(cfg.eval_every > 0 or not cfg.objective.startswith("eval_"), "objective", cfg.objective,
            "needs evaluations during training: set eval_every > 0")
     _check(cfg.solved_window >= 1, "solved_window", cfg.solved_window, "must be >= 1")
+    if cfg.tuned_file is not None:
+        tuned = Path(cfg.tuned_file)
+        _check(tuned.parts[:2] == ("conf", "tuned") and (CONF_DIR / tuned.relative_to("conf")).is_file(),
+               "tuned_file", cfg.tuned_file, "set by the tuned file itself: conf/tuned/<algo>/<env>.yaml (tuned=none: none)")
     env = cfg.env
     _check(bool(env.id), "env.id", env.id, "a registered gymnasium id")
     _check(env.num_envs >= 1, "env.num_envs", env.num_envs, "must be >= 1")

@@ -116,17 +116,17 @@ def _train(cfg: DictConfig, run_dir: Path, multirun: bool, overridden: Sequence[
         if checkpoint is not None:
             run.load_state_dict(checkpoint, cfg.seed)
             log.info("resuming %s from step %d", run_dir, run.steps)
+        start, first_iteration, update_time = time.monotonic(), run.iteration, 0.0
+        wall = lambda: run.wall_before + time.monotonic() - start  # noqa: E731
+        # Events past the checkpoint (written before a crash) are dropped, so no step appears twice.
+        tb = TensorBoardLogger(run_dir, cfg, purge_step=run.steps + 1 if checkpoint is not None else None)
+        checkpoints = Checkpoints(run_dir, cfg, run, tb, wall)
+        reporter = ProgressReporter(cfg.total_steps, "lines" if multirun and cfg.progress in ("auto", "bar")
+                                    else cfg.progress, f"{cfg.algo.name} {cfg.env.id}")  # no bars in sweep workers
+        _log_start(cfg, run_dir)
     except Exception as exc:
         _record_setup_crash(cfg, run_dir, exc)
         raise
-    start, first_iteration, update_time = time.monotonic(), run.iteration, 0.0
-    wall = lambda: run.wall_before + time.monotonic() - start  # noqa: E731
-    # Events past the checkpoint (written before a crash) are dropped, so no step appears twice.
-    tb = TensorBoardLogger(run_dir, cfg, purge_step=run.steps + 1 if checkpoint is not None else None)
-    checkpoints = Checkpoints(run_dir, cfg, run, tb, wall)
-    reporter = ProgressReporter(cfg.total_steps, "lines" if multirun and cfg.progress in ("auto", "bar") else cfg.progress,
-                                f"{cfg.algo.name} {cfg.env.id}")  # no bars in sweep workers
-    _log_start(cfg, run_dir)
     log_every = cfg.log_every or algorithms()[cfg.algo.name].log_every
     samples = cfg.algo.n_steps * cfg.env.num_envs  # env steps an iteration
     status, error, failure = "running", None, None

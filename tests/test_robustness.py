@@ -708,6 +708,7 @@ def test_a_symbolic_link_loop_as_the_run_folder_is_one_line(tmp_path):
     (["--cfg", "job", "algo.nope=1"], "Key 'nope' not in 'PPOClipConfig'"),
     (["--cfg", "job", "algo.clip_eps=-1"], "algo.clip_eps=-1"),
     (["--cfg", "hydra", "-m", "seed=0,1"], "--cfg and -m cannot be combined"),
+    (["tuned_file=conf/tuned/nope.yaml"], "tuned_file='conf/tuned/nope.yaml' is not allowed"),
 ])
 def test_start_up_checks_name_the_flag_or_key(tmp_path, args, named):
     code, err = finish(rlrun(tmp_path, *args, "progress=off"))
