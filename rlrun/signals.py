@@ -42,6 +42,11 @@ class StopRequest:
     def __bool__(self) -> bool:
         return self.signum is not None
 
+    def ask(self, signum: int, why: str) -> None:
+        """Stop at the end of this iteration and save, as on ``signum`` (its exit status)."""
+        self.signum, self.at = signum, time.monotonic()
+        log.warning("%s: finishing this iteration, then saving a checkpoint (send it again to quit at once)", why)
+
     @property
     def exit_code(self) -> int:
         return 128 + (self.signum or 0)  # the shell convention: 130 for SIGINT, 143 for SIGTERM
@@ -69,9 +74,7 @@ def stop_on_signals() -> Iterator[StopRequest]:
             if signum == request.signum and time.monotonic() - request.at < REPEAT_S:
                 return  # the same signal delivered twice (timeout's process-group kill): still saving
             os._exit(128 + signum)
-        request.signum, request.at = signum, time.monotonic()
-        log.warning("%s received: finishing this iteration, then saving a checkpoint "
-                    "(send it again to quit at once)", signal.Signals(signum).name)
+        request.ask(signum, f"{signal.Signals(signum).name} received")
 
     if threading.current_thread() is not threading.main_thread():  # e.g. a launcher's worker thread
         yield request

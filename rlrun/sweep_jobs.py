@@ -90,11 +90,11 @@ class FailedJobsReport(Callback):
     """Over every job of the sweep's directory, from each job's own summary.json: a resumed sweep
     (whose completed jobs were not run again) reports the outcome of the whole sweep.
 
-    It also stops a sweep gently. Ctrl-C or SIGTERM in the driver (a terminal's Ctrl-C reaches the
-    launcher's worker processes too, each of which saves its run) leaves a marker in the sweep
-    folder instead of raising at once, as joblib would by killing its workers while they save:
-    a running job then ends as interrupted, a job that had not started does not start, and the
-    report names them with the resume command. A second signal quits at once."""
+    It also stops a sweep gently. Ctrl-C or SIGTERM in the driver leaves a marker in the sweep
+    folder instead of raising at once (as joblib would, killing its workers while they save): each
+    running job sees it after its current iteration, wherever a launcher runs it (joblib's
+    processes, Ray's workers), saves and ends as interrupted; a job that had not started does not
+    start; the report names them with the resume command. A second signal quits at once."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.sweep_dir = Path(config.hydra.sweep.dir)

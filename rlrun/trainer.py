@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import signal
 import time
 import traceback
 import warnings
@@ -32,6 +33,7 @@ from rlrun.run_state import RunState
 from rlrun.runtime import configure_torch, resolve_device, seed_everything
 from rlrun.signals import Interrupted, StopRequest, stop_on_signals
 from rlrun.summary import run_summary, write_summary
+from rlrun.sweep_jobs import sweep_stopping
 
 log = logging.getLogger("rlrun")
 KNOWN_FAILURES = (ConfigError, EnvError, CheckpointError, NumericalError, OutputError)
@@ -153,6 +155,8 @@ def _train(cfg: DictConfig, run_dir: Path, multirun: bool, overridden: Sequence[
             if run.evaluator is not None and run.evaluator.due(run.steps):
                 _evaluate(run, tb, checkpoints, stop)
             checkpoints.save_if_due()
+            if multirun and not stop and sweep_stopping(run_dir):  # the driver was stopped: any launcher
+                stop.ask(signal.SIGINT, "the sweep was stopped")
         if run.evaluator is not None and run.steps >= cfg.total_steps and not _evaluated_at(run, run.steps):
             _evaluate(run, tb, checkpoints, stop)  # the final policy is always evaluated
         # Complete once every step and the final evaluation are done, even if a stop came during them.

@@ -216,21 +216,36 @@ def test_a_slurm_warning_delay_longer_than_the_limit_is_said_before_submitting(r
     assert "signal_delay_s=120 is not shorter than hydra.launcher.timeout_min=1" in res.stderr
 
 
-@pytest.mark.skipif(not has("hydra_plugins.hydra_joblib_launcher"), reason="pip install 'rlrun[joblib]'")
-def test_ctrl_c_of_a_joblib_sweep_saves_the_running_jobs_and_starts_no_other(tmp_path):
-    """A terminal's Ctrl-C reaches the driver and joblib's workers: the workers save, the driver
-    waits for them instead of killing them, and the third job never starts."""
+STOPPED_SWEEPS = {  # launcher overrides; True: Ctrl-C as a terminal sends it, to the whole process group
+    "joblib": (["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], True),
+    "ray": (["hydra/launcher=ray_local", "hydra.launcher.ray.remote.num_cpus=1"], False),
+}
+
+
+@pytest.mark.parametrize("launcher", sorted(STOPPED_SWEEPS))
+def test_ctrl_c_of_a_sweep_saves_the_running_jobs_and_starts_no_other(tmp_path, launcher):
+    """Ctrl-C in the driver: each running job saves (joblib's workers get the terminal's Ctrl-C
+    too; Ray's workers, outside the terminal's process group, see the driver's marker after their
+    iteration), the driver waits for them instead of killing them, and the third job never starts."""
     from tests.conftest import spawn_rlrun, wait_until
 
+    if not has(f"hydra_plugins.hydra_{launcher}_launcher"):
+        pytest.skip(f"pip install 'rlrun[{launcher}]'")
+    overrides, to_group = STOPPED_SWEEPS[launcher]
+    ray_tmp = tempfile.mkdtemp(prefix="rr", dir="/tmp")  # Ray's socket paths must stay under 107 bytes
+    if launcher == "ray":
+        overrides = [*overrides, f"hydra.launcher.ray.init._temp_dir={ray_tmp}"]
     sweep = tmp_path / "sweep"
     proc = spawn_rlrun(tmp_path, "-m", "seed=0,1,2", "total_steps=10000000", "checkpoint_every=0", "progress=off",
-                       "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}",
-                       start_new_session=True)
-    started = lambda: len([p for p in sweep.glob("*/rlrun.log") if "steps -> " in p.read_text()]) == 2  # noqa: E731
-    assert wait_until(started, 120)
-    time.sleep(1.0)
-    os.killpg(proc.pid, signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+                       *overrides, f"hydra.sweep.dir={sweep}", start_new_session=True)
+    try:
+        started = lambda: len([p for p in sweep.glob("*/rlrun.log") if "steps -> " in p.read_text()]) == 2  # noqa: E731
+        assert wait_until(started, 300)
+        time.sleep(1.0)
+        os.killpg(proc.pid, signal.SIGINT) if to_group else proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
     assert proc.returncode == 1 and "Traceback" not in err, err
     assert "stopping the sweep" in err and f"rlrun -m resume={sweep}" in " ".join(err.split())
     jobs = sorted(d for d in sweep.iterdir() if d.is_dir())
