@@ -197,4 +197,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if state["format"] != FORMAT:
         raise CheckpointError(f"checkpoint {path} has format {state['format']!r}, from a newer rlrun; "
                               f"this one reads format {FORMAT}")
-    return from_data(state)
+    from rlrun.config import over_schema
+
+    state = from_data(state)
+    state["config"] = over_schema(state["config"])  # a checkpoint of an earlier version too
+    return state

@@ -234,6 +234,24 @@ RESUMABLE_CHANGES = {"resume", "total_steps", "progress", "checkpoint_every", "k
                      "eval_every", "eval_episodes", "device"}
 
 
+def over_schema(saved: dict) -> dict:
+    """A checkpoint's config laid over today's schema: keys added since it was written take their
+    defaults, keys since removed are dropped, so a checkpoint of an earlier version loads and
+    resumes (its algorithm must still exist)."""
+    algo_schema = configs().get(str((saved.get("algo") or {}).get("name")))
+    if algo_schema is None:
+        return saved
+
+    def laid(schema: Any, values: dict) -> dict:
+        base = OmegaConf.to_container(OmegaConf.structured(schema))
+        base.update({key: value for key, value in values.items() if key in base})
+        return base
+
+    config = laid(Config, {key: value for key, value in saved.items() if key not in ("algo", "env")})
+    config["algo"], config["env"] = laid(algo_schema, saved["algo"]), laid(EnvConfig, saved.get("env") or {})
+    return config
+
+
 def check_resume_agrees(saved: dict, current: Any, resume: str) -> None:
     """Refuse a resume whose config (a DictConfig, or a dict without the hydra node) differs from
     its checkpoint's beyond RESUMABLE_CHANGES; preflight checks it unresolved, the trainer resolved."""

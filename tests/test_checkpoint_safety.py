@@ -184,3 +184,20 @@ def test_the_fixture_run_of_format_2_still_loads_and_resumes(tmp_path):
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["steps_done"] == 512
+
+
+def test_a_checkpoint_of_an_earlier_version_is_laid_over_todays_schema(tmp_path):
+    """Keys added since it was written take their defaults, keys since removed are dropped: it
+    loads and resumes."""
+    run_dir = copy_run(FIXTURE, tmp_path)
+    last = run_dir / "checkpoints" / "last.pt"
+    state = torch.load(last, weights_only=True)  # as written, without the reader's filling in
+    for section, key in ((None, "solved_window"), ("algo", "max_grad_norm"), ("env", "sign_rewards")):
+        del (state["config"][section] if section else state["config"])[key]
+    state["config"]["algo"]["a_knob_since_removed"] = 3
+    torch.save(state, last)
+    config = load_checkpoint(last)["config"]
+    assert config["solved_window"] == 20 and config["algo"]["max_grad_norm"] == 0.5
+    assert config["env"]["sign_rewards"] is False and "a_knob_since_removed" not in config["algo"]
+    proc = run([*RLRUN, f"resume={run_dir}", "total_steps=512"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
