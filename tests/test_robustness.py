@@ -596,7 +596,9 @@ def test_a_signal_during_an_evaluation_stops_it_and_saves(tmp_path):
 def test_sighup_and_sigusr1_save_like_sigterm(tmp_path, signum):
     """A closed terminal or ssh session sends SIGHUP; some schedulers warn with SIGUSR1."""
     run_dir = tmp_path / "run"
-    proc = rlrun(tmp_path, "total_steps=10000000", "checkpoint_every=0", "progress=off", f"hydra.run.dir={run_dir}")
+    # as from a terminal: a suite started under nohup would hand its children SIGHUP ignored
+    proc = rlrun(tmp_path, "total_steps=10000000", "checkpoint_every=0", "progress=off", f"hydra.run.dir={run_dir}",
+                 preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
     assert wait_until(lambda: training_started(run_dir), 60)
     time.sleep(1.0)
     proc.send_signal(signum)
