@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import sys
 import time
 from pathlib import Path
@@ -86,6 +87,23 @@ def run_hparams(cfg: DictConfig, overridden: Sequence[str]) -> dict[str, float |
     return hparams
 
 
+def run_layout(written: set[str], evaluates: bool) -> dict:
+    """CUSTOM_SCALARS cut to the charts one of whose tags a run writes (``written``, with the
+    evaluation's when it ``evaluates``); categories left empty are dropped."""
+    tags = written | ({"Returns/eval"} if evaluates else set())
+    layout = {}
+    def shown(category: str, regexes: list[str]) -> bool:
+        if category == "returns" and regexes != ["^Returns/eval$"]:
+            return True  # every run's episodes end sooner or later
+        return any(re.fullmatch(regex.strip("^$"), tag) for regex in regexes for tag in tags)
+
+    for category, charts in CUSTOM_SCALARS.items():
+        kept = {title: chart for title, chart in charts.items() if shown(category, chart[1])}
+        if kept:
+            layout[category] = kept
+    return layout
+
+
 class TensorBoardLogger:
     def __init__(self, run_dir: Path, cfg: DictConfig, purge_step: int | None = None):
         self.writer = EventFile(run_dir, purge_step=purge_step)
@@ -94,7 +112,9 @@ class TensorBoardLogger:
         if cfg.tuned_file:
             values = "\n".join(f"{key}: {value}" for key, value in tuned_values(cfg.tuned_file).items())
             self.writer.text("tuned", f"{cfg.tuned_file} (tuned=none: without it) set:\n```yaml\n{values}\n```")
-        self.writer.custom_scalars(CUSTOM_SCALARS)
+        self.evaluates = cfg.eval_every > 0
+        self.written: set[str] = set()  # every tag written so far
+        self.layout_written = False
 
     def scalars(self, metrics: dict[str, float], step: int) -> None:
         values = []
@@ -105,6 +125,15 @@ class TensorBoardLogger:
             if tag in HEADLINE_ALIASES:
                 values.append((HEADLINE_ALIASES[tag], value))
         self.writer.scalars(values, step)
+        self.written.update(tag for tag, _ in values)
+
+    def write_layout(self) -> None:
+        """The CUSTOM SCALARS tab for this run, once its first update's metrics are written: the
+        returns (evaluation only with eval_every), and the charts of its own algorithm whose tags
+        it writes. TensorBoard merges the runs' layouts, so a tab shows only what some run logged."""
+        if not self.layout_written:
+            self.writer.custom_scalars(run_layout(self.written, self.evaluates))
+            self.layout_written = True
 
     def hparams(self, cfg: DictConfig, overridden: Sequence[str]) -> None:
         """The HParams table entry of this run (``run_hparams``; NaN = not a knob of this algorithm).

@@ -227,6 +227,7 @@ def _log_iteration(run: RunState, tb: TensorBoardLogger, reporter: ProgressRepor
                     "rollout/ep_length": float(np.mean([e.length for e in episodes]))}, run.steps)
     if metrics is not None:
         tb.scalars({**metrics, "time/fps": fps, "time/update_s": update_s}, run.steps)
+        tb.write_layout()
     reporter.update(run.steps, fps, run.tracker.mean_return())
 
 

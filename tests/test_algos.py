@@ -99,3 +99,36 @@ def test_update_metrics_are_written_every_log_every_iterations_and_at_the_last(r
     for tag in ("a2c/kl", "loss/policy", "time/fps"):
         assert [step for step, _ in scalars[tag]] == [40 * i for i in iterations], tag
     assert len(scalars["rollout/ep_return"]) > 100
+
+
+def custom_scalars_layout(run_dir) -> dict[str, list[str]]:
+    """The CUSTOM SCALARS layout a run wrote: category -> chart titles."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.custom_scalar import layout_pb2
+
+    acc = EventAccumulator(str(run_dir), size_guidance={"tensors": 0})
+    acc.Reload()
+    (event,) = acc.Tensors("custom_scalars__config__")
+    layout = layout_pb2.Layout.FromString(event.tensor_proto.string_val[0])
+    return {category.title: [chart.title for chart in category.chart] for category in layout.category}
+
+
+@pytest.mark.parametrize("algo, extra, categories", [
+    ("ppo_clip", [], {"returns", "PPO-Clip"}),
+    ("acktr", ["eval_every=256", "eval_episodes=1"], {"returns", "ACKTR"}),
+])
+def test_a_run_lays_out_only_the_charts_of_what_it_logs(run_rlrun, algo, extra, categories):
+    """No "Matches (0)" card: the returns (evaluation only with eval_every) and the charts of the
+    run's own algorithm whose tags it writes; ACKTR on discrete actions has no log-std chart."""
+    res = run_rlrun(f"algo={algo}", "env=CartPole-v1", "total_steps=1024", "algo.n_steps=32", "env.num_envs=4",
+                    "progress=off", "hydra.run.dir=run", *extra)
+    assert res.returncode == 0, res.stderr
+    run_dir = run_rlrun.cwd / "run"
+    layout = custom_scalars_layout(run_dir)
+    assert set(layout) == categories
+    assert ("deterministic evaluation (eval_every)" in layout["returns"]) == bool(extra)
+    scalars = set(read_scalars(run_dir))
+    for category, titles in layout.items():
+        for title in titles:
+            regexes = CUSTOM_SCALARS[category][title][1]
+            assert any(rx.strip("^$") in scalars for rx in regexes), (category, title)

@@ -204,7 +204,7 @@ class ACKTR:
             "loss/policy": policy_loss.item(),
             **self._step_metrics(eta_max, eta, search, scaled_step),
             "acktr/eta_adapt": float(eta_adapt),
-            "acktr/log_std_step_scale": eta_log_std * search.step_fraction if self.log_std is not None else 0.0,
+            **({"acktr/log_std_step_scale": eta_log_std * search.step_fraction} if self.log_std is not None else {}),
             **critic_metrics,
         }
 
