@@ -148,6 +148,24 @@ def _expand_sweep_resume(sweep_dir: Path, others: list[str], trust_modules: bool
     return [*multirun, *flags, *kept, *others, f"hydra.sweep.dir={hydra_quote(str(sweep_dir))}"]
 
 
+# Hydra's launcher and sweeper options that come from a plugin, and the extra that installs it.
+PLUGIN_EXTRAS = {"launcher": {"joblib": "joblib", "ray": "ray", "ray_aws": "ray", "ray_local": "ray",
+                              "ray_cluster": "ray", "submitit_slurm": "slurm", "submitit_local": "slurm"},
+                 "sweeper": {"optuna": "optuna"}}
+
+
+def _explain(err: Exception) -> str:
+    """One line for a composition error: for a launcher or sweeper whose plugin is not installed,
+    the command that installs it; otherwise Hydra's own message (:func:`_one_line`)."""
+    missing = re.search(r"Could not find '/?hydra/(launcher|sweeper)/(\w+)'", str(err))
+    extra = PLUGIN_EXTRAS.get(missing[1], {}).get(missing[2]) if missing else None
+    if extra is None:
+        return _one_line(err)
+    return (f"hydra/{missing[1]}={missing[2]} needs Hydra's {extra} plugin, which is not installed: "
+            f"pip install -e '.[{extra}]' in rlrun's checkout (pip install 'rlrun[{extra}]' from an index; "
+            f"'.[sweep]' installs every launcher and sweeper)")
+
+
 def _one_line(err: Exception) -> str:
     """Hydra / OmegaConf errors span several lines; keep the first line of each and the key."""
     parts = [str(err).strip().splitlines()[0].rstrip(".")]
@@ -377,7 +395,7 @@ def preflight(argv: list[str], resuming: bool = False, trust_modules: bool = Fal
                     first = None
             jobs = _jobs(task) if multirun else [task]
         except Exception as err:
-            raise ConfigError(_one_line(err)) from None
+            raise ConfigError(_explain(err)) from None
         register_env_ids(task)
         if jobs is None:  # e.g. optuna ranges: the sweeper samples the jobs; check the fixed part here
             jobs = [_without_sweeps(task)]  # and the task checks each sampled job
@@ -391,7 +409,7 @@ def preflight(argv: list[str], resuming: bool = False, trust_modules: bool = Fal
                 if number == 0:
                     _check_launcher(cfg)
             except Exception as err:
-                message = str(err) if isinstance(err, ConfigError) else _one_line(err)
+                message = str(err) if isinstance(err, ConfigError) else _explain(err)
                 raise ConfigError(_of_job(message, number, job, len(jobs))) from None
             if config_only:  # --cfg: the config's own checks, no env, no folder, no torch
                 continue

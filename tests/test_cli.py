@@ -1,5 +1,6 @@
 """The console script end to end, in subprocesses from a temporary directory."""
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -158,3 +159,20 @@ def test_logs_to_a_pipe_are_whole_lines_and_the_overshoot_is_said(run_rlrun):
     assert done.endswith("not solved") and "None" not in res.stdout
     summary = json.loads((run_dir / "summary.json").read_text())
     assert (summary["total_steps"], summary["steps_done"]) == (100, 128)
+
+
+@pytest.mark.parametrize("group, option, extra", [("launcher", "joblib", "joblib"), ("launcher", "ray", "ray"),
+                                                  ("launcher", "submitit_slurm", "slurm"), ("sweeper", "optuna", "optuna")])
+def test_a_missing_hydra_plugin_is_named_with_its_install_command(group, option, extra):
+    from rlrun.cli import _explain
+
+    message = _explain(Exception(f"In 'hydra/config': Could not find 'hydra/{group}/{option}'\n\nAvailable options:"))
+    assert message.startswith(f"hydra/{group}={option} needs Hydra's {extra} plugin") and "\n" not in message
+    assert f"pip install -e '.[{extra}]'" in message
+
+
+@pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_joblib_launcher") is not None,
+                    reason="the joblib launcher is installed here")
+def test_the_joblib_launcher_without_its_extra_is_one_line(run_rlrun):
+    res = run_rlrun("-m", "seed=0,1", "hydra/launcher=joblib")
+    assert res.returncode == 2 and "pip install -e '.[joblib]'" in res.stderr and "Traceback" not in res.stderr
