@@ -13,6 +13,7 @@ jobs, and lists all the failures, not only the first as Hydra would.
 from __future__ import annotations
 
 import json
+import shlex
 import signal
 import sys
 import threading
@@ -125,6 +126,8 @@ class FailedJobsReport(Callback):
         jobs = sweep_jobs(sweep_dir)
         failures = [(job.name, error) for job in jobs if (error := job_failure(job)) is not None]
         if not failures:
+            print(f"rlrun: {len(jobs)} of {len(jobs)} jobs in {sweep_dir} completed; compare them with: "
+                  f"rlrun-report {shlex.quote(str(sweep_dir))}", file=sys.stderr)
             return
         lines = [f"rlrun: error: {len(failures)} of {len(jobs)} jobs in {sweep_dir} did not complete:"]
         lines += [f"  {name}: {error}" for name, error in failures]

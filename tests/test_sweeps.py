@@ -255,3 +255,10 @@ def test_ctrl_c_of_a_sweep_saves_the_running_jobs_and_starts_no_other(tmp_path, 
         assert (job / "checkpoints" / "last.pt").is_file()
     assert len(jobs) == 2 or not (jobs[2] / "summary.json").exists()
     assert not (sweep / ".rlrun-stopping").exists()
+
+
+def test_a_sweep_that_succeeds_says_so_with_the_report_command(run_rlrun):
+    res = run_rlrun("-m", "seed=0,1", "total_steps=256", "progress=off", "hydra.sweep.dir=sweep")
+    assert res.returncode == 0, res.stderr
+    (line,) = [line for line in res.stderr.splitlines() if line.startswith("rlrun: 2 of 2 jobs")]
+    assert line.endswith(f"completed; compare them with: rlrun-report {run_rlrun.cwd / 'sweep'}")
