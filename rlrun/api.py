@@ -32,7 +32,7 @@ def train(overrides: Sequence[str] = (), trust_modules: bool = False) -> dict:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     from rlrun.checkpoint import release_run_dirs
-    from rlrun.cli import _one_line, expand_resume, register_env_ids
+    from rlrun.cli import _one_line, env_id_as_env, expand_resume, register_env_ids
     from rlrun.config import ConfigError, register_configs
 
     if isinstance(overrides, (str, bytes, dict)) or not all(isinstance(o, str) for o in overrides):
@@ -50,7 +50,7 @@ def train(overrides: Sequence[str] = (), trust_modules: bool = False) -> dict:
         raise ConfigError(f"{sweeps[0]} is a sweep: rlrun.train runs one job; sweeps are the command line's (rlrun -m)")
     register_configs()
     resuming = any(a.startswith("resume=") for a in argv)
-    argv = expand_resume(argv, trust_modules)
+    argv = expand_resume(env_id_as_env(argv), trust_modules)
     register_env_ids(argv)
     try:
         return _train_checked(argv, resuming, trust_modules)

@@ -594,6 +594,24 @@ def _check_flags(argv: list[str]) -> None:
                           + (f" (did you mean {', '.join(close)}?)" if close else ""))
 
 
+def env_id_as_env(argv: list[str]) -> list[str]:
+    """``env.id=<id>`` without ``env=`` would keep the default env file's settings and its tuned
+    file (CartPole-v1's n_steps and 8 envs for Acrobot): read it as ``env=<id>``, that id's own
+    env file (or generic defaults) and tuned file, and say so. With ``env=`` (keep that file's
+    settings under another id) or ``resume=`` (the run's own overrides) it stays as it is."""
+    if any(re.match(r"\+*(env|resume)=", a) for a in argv):
+        return argv
+    out = []
+    for arg in argv:
+        if arg.startswith("env.id="):
+            value = arg.split("=", 1)[1]
+            print(f"rlrun: note: {arg} without env=: read as env={value} (its own env settings and tuned file, "
+                  f"not the default env's); env=<other> {arg} keeps another env file's settings", file=sys.stderr)
+            arg = f"env={value}"
+        out.append(arg)
+    return out
+
+
 def main() -> None:
     argv = sys.argv[1:]
     if {"--help", "-h"} & set(argv):
@@ -605,7 +623,7 @@ def main() -> None:
     register_configs()
     try:
         _check_flags(argv)
-        argv = expand_resume(argv, trust_modules)
+        argv = expand_resume(env_id_as_env(argv), trust_modules)
         register_env_ids(argv)
         if {"--cfg", "-c"} & set(argv) and not {"--help", "-h", "--hydra-help"} & set(argv):
             preflight(argv, config_only=True)  # what it prints is a config that would run

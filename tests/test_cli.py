@@ -176,3 +176,18 @@ def test_a_missing_hydra_plugin_is_named_with_its_install_command(group, option,
 def test_the_joblib_launcher_without_its_extra_is_one_line(run_rlrun):
     res = run_rlrun("-m", "seed=0,1", "hydra/launcher=joblib")
     assert res.returncode == 2 and "pip install -e '.[joblib]'" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_env_id_without_env_uses_that_ids_own_settings_and_says_so(run_rlrun):
+    """env.id=Acrobot-v1 alone once trained with CartPole-v1's tuned values (8 envs x 32 steps)."""
+    from omegaconf import OmegaConf
+
+    res = run_rlrun("env.id=Acrobot-v1", "total_steps=256", "progress=off", "hydra.run.dir=alone")
+    assert res.returncode == 0, res.stderr
+    assert "env.id=Acrobot-v1 without env=: read as env=Acrobot-v1" in res.stderr
+    alone = OmegaConf.load(run_rlrun.cwd / "alone" / ".hydra" / "config.yaml")
+    assert alone.tuned_file == "conf/tuned/ppo_clip/Acrobot-v1.yaml" and alone.env.id == "Acrobot-v1"
+    res = run_rlrun("env=CartPole-v1", "env.id=Acrobot-v1", "total_steps=256", "progress=off", "hydra.run.dir=kept")
+    assert res.returncode == 0 and "read as env=" not in res.stderr
+    kept = OmegaConf.load(run_rlrun.cwd / "kept" / ".hydra" / "config.yaml")
+    assert kept.tuned_file == "conf/tuned/ppo_clip/CartPole-v1.yaml" and kept.env.id == "Acrobot-v1"
