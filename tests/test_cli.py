@@ -191,3 +191,24 @@ def test_env_id_without_env_uses_that_ids_own_settings_and_says_so(run_rlrun):
     assert res.returncode == 0 and "read as env=" not in res.stderr
     kept = OmegaConf.load(run_rlrun.cwd / "kept" / ".hydra" / "config.yaml")
     assert kept.tuned_file == "conf/tuned/ppo_clip/CartPole-v1.yaml" and kept.env.id == "Acrobot-v1"
+
+
+def test_a_long_log_line_on_a_terminal_stays_one_line():
+    """rich used to wrap at the terminal's width, splitting the resume hint after `rlrun`; pasting
+    both lines started a bare default run first."""
+    import io
+    import logging
+
+    from rich.console import Console
+
+    from rlrun.log_handler import one_line_rich_handler
+
+    out = io.StringIO()
+    handler = one_line_rich_handler(Console(file=out, width=80, force_terminal=True, color_system=None))
+    logger = logging.getLogger("rlrun.test_one_line")
+    logger.addHandler(handler)
+    logger.propagate = False
+    hint = "resume with: rlrun 'resume=/a/rather/long/run/directory/ppo_clip/CartPole-v1/seed0_2026-12-05_10-00-00'"
+    logger.warning("stopped at step 46080; checkpoint saved; %s", hint)
+    (line,) = out.getvalue().splitlines()
+    assert line.endswith(f"WARNING stopped at step 46080; checkpoint saved; {hint}") and line.startswith("[20")
