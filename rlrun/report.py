@@ -9,7 +9,8 @@ event files or a `summary.json`), groups the runs by everything but the seed, an
   (seeds resampled with replacement), each seed interpolated onto a common grid of env steps over
   the range that all seeds of the group cover;
 - `report.md` (also printed): one table per env with the number of seeds, the final return
-  (mean +- half-width of its 95% bootstrap CI), its interquartile mean (IQM, Agarwal et al. 2021),
+  (mean +- half-width of its 95% bootstrap CI), its interquartile mean (IQM, Agarwal et al. 2021;
+  from 5 seeds up),
   the fraction of runs that reached the env's threshold, the median `solved_step` and the median fps.
 
 A run without `summary.json` (still running, or killed) counts as *incomplete*: its final return
@@ -24,6 +25,7 @@ import argparse
 import json
 import re
 import sys
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -250,7 +252,8 @@ def summarize(label: str, runs: list[Run], rng: np.random.Generator) -> Row:
     mean = half = iq = None
     if finals:
         low, high = bootstrap_ci(finals, rng)
-        mean, half, iq = float(np.mean(finals)), (high - low) / 2.0, iqm(finals)
+        mean, half = float(np.mean(finals)), (high - low) / 2.0
+        iq = iqm(finals) if len(finals) >= IQM_MIN_SEEDS else None  # below, the middle half is the mean
     return Row(label=label, n_seeds=len(runs), n_incomplete=sum(not r.complete for r in runs),
                final_mean=mean, final_ci_half=half, final_iqm=iq, solved=len(solved_steps),
                with_summary=len(summaries),
@@ -295,8 +298,17 @@ def pyplot():
     return plt
 
 
+IQM_MIN_SEEDS = 5
+
+
+def group_rng(key: GroupKey) -> np.random.Generator:
+    """The bootstrap's generator for one group, seeded by the group itself: its intervals do not
+    depend on which other runs share the folder or the order they are read in."""
+    return np.random.default_rng([BOOTSTRAP_SEED, zlib.crc32(repr(key).encode())])
+
+
 def plot_env(env: str, groups: dict[GroupKey, list[Run]], labels: dict[GroupKey, str], metric: str,
-             points: int, rng: np.random.Generator, out: Path, plt) -> Path | None:
+             points: int, out: Path, plt) -> Path | None:
     """The env's learning curves (mean over seeds, bootstrap 95% band) as a PNG; None when no run
     of the env logged the metric."""
 
@@ -310,7 +322,7 @@ def plot_env(env: str, groups: dict[GroupKey, list[Run]], labels: dict[GroupKey,
         ys = interpolate(curves, grid)
         (line,) = ax.plot(grid, ys.mean(axis=0), label=f"{labels[key]} (n={len(curves)})")
         if len(curves) > 1:
-            low, high = bootstrap_band(ys, rng)
+            low, high = bootstrap_band(ys, group_rng(key))
             ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
         drawn = True
     if not drawn:
@@ -333,7 +345,6 @@ def plot_env(env: str, groups: dict[GroupKey, list[Run]], labels: dict[GroupKey,
 def build_report(runs: list[Run], metric: str, points: int, out: Path) -> str:
     """Write one PNG per env and report.md into out; returns the markdown."""
     out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(BOOTSTRAP_SEED)
     groups = group_runs(runs)
     plt = pyplot()
     sections = [f"# rlrun report: {metric}", ""]
@@ -342,15 +353,16 @@ def build_report(runs: list[Run], metric: str, points: int, out: Path) -> str:
     for env in sorted({k[0] for k in groups}):
         env_groups = {k: v for k, v in groups.items() if k[0] == env}
         labels = group_labels(list(env_groups))
-        rows = [summarize(labels[k], v, rng) for k, v in env_groups.items()]
-        png = None if plt is None else plot_env(env, env_groups, labels, metric, points, rng, out, plt)
+        rows = [summarize(labels[k], v, group_rng(k)) for k, v in env_groups.items()]
+        png = None if plt is None else plot_env(env, env_groups, labels, metric, points, out, plt)
         sections += [f"## {env}", "", markdown_table(rows), ""]
         if png is not None:
             sections += [f"![{env}]({png.name})", ""]
     sections.append(f"Final return: summary.json's `final_return`; for incomplete runs (no summary.json) the "
                     f"mean of the last `solved_window` (default {FINAL_WINDOW}) points of `{RETURN_TAG}`. "
                     f"CI: percentile bootstrap over seeds ({N_BOOTSTRAP} resamples). Solved: runs with a "
-                    f"`solved_step` / runs with a summary.")
+                    f"`solved_step` / runs with a summary. IQM: from {IQM_MIN_SEEDS} seeds up (with fewer, the "
+                    f"middle half of the seeds is all of them or nearly).")
     text = "\n".join(sections) + "\n"
     (out / "report.md").write_text(text)
     return text
@@ -396,6 +408,9 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out if args.out is not None else args.path / "report"
     try:
         print(build_report(runs, args.metric, args.points, out), end="")
+        written = sorted(p.name for p in out.glob("*.png"))
+        print(f"rlrun-report: wrote {out / 'report.md'}" + (f" and {', '.join(written)} in {out}" if written else ""),
+              file=sys.stderr)
     except OSError as err:
         print(f"rlrun-report: error: cannot write the report into {out} ({err.strerror or err}); "
               f"--out DIR writes it elsewhere", file=sys.stderr)

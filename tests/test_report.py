@@ -122,7 +122,9 @@ def table_rows(markdown: str) -> dict[str, list[str]]:
 
 def test_report_of_a_multirun_with_a_crashed_run(multirun, capsys):
     assert main([str(multirun)]) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
+    assert f"rlrun-report: wrote {multirun / 'report' / 'report.md'} and CartPole-v1_rollout_ep_return.png" in captured.err
     out = multirun / "report"
     png = out / "CartPole-v1_rollout_ep_return.png"
     assert png.is_file() and png.stat().st_size > 0
@@ -136,7 +138,8 @@ def test_report_of_a_multirun_with_a_crashed_run(multirun, capsys):
         finals = [s["final_return"] for s in summaries]
         incomplete = [p for p in run_dirs if not (p / "summary.json").exists()]
         finals += [float(np.mean([v for _, v in read_scalars(p)["rollout/ep_return"]][-20:])) for p in incomplete]
-        n_seeds, n_incomplete, final, _iqm, solved = row[:5]
+        n_seeds, n_incomplete, final, iqm_cell, solved = row[:5]
+        assert iqm_cell == "-"  # 2 or 3 seeds: no IQM (from 5 up)
         assert int(n_seeds) == len(run_dirs) == (3 if algo == "ppo_clip" else 2)
         assert int(n_incomplete) == len(incomplete) == (1 if algo == "ppo_clip" else 0)
         mean = float(final.split("±")[0])
@@ -192,3 +195,13 @@ def test_a_hand_edited_summary_a_missing_metric_and_an_unwritable_out_are_one_li
     (tmp_path / "file").write_text("")
     assert main([str(copy), "--out", str(tmp_path / "file" / "report")]) == 1
     assert "cannot write the report into" in capsys.readouterr().err
+
+
+def test_a_groups_interval_does_not_depend_on_the_other_runs_in_the_folder(multirun, tmp_path, capsys):
+    alone = tmp_path / "alone"
+    for run in multirun.glob("*_trpo_*"):
+        shutil.copytree(run, alone / run.name)
+    assert main([str(multirun), "--out", str(tmp_path / "all")]) == 0
+    together = table_rows(capsys.readouterr().out)["trpo"]
+    assert main([str(alone), "--out", str(tmp_path / "one")]) == 0
+    assert table_rows(capsys.readouterr().out)["trpo"] == together
