@@ -405,6 +405,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rlrun-report: error: no run logged --metric {args.metric}; the runs logged: {', '.join(logged)}",
               file=sys.stderr)
         return 2
+    for key, group in group_runs(runs).items():  # e.g. a stand-alone run beside a sweep's job
+        seeds = [run.seed for run in group]
+        for seed in sorted({s for s in seeds if s is not None and seeds.count(s) > 1}):
+            paths = ", ".join(str(run.path) for run in group if run.seed == seed)
+            print(f"rlrun-report: warning: {key[1]} on {key[0]} has seed {seed} more than once ({paths}); they "
+                  f"are pooled as separate seeds: pass one sweep's folder to keep them apart", file=sys.stderr)
     out = args.out if args.out is not None else args.path / "report"
     try:
         print(build_report(runs, args.metric, args.points, out), end="")

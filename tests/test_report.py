@@ -205,3 +205,13 @@ def test_a_groups_interval_does_not_depend_on_the_other_runs_in_the_folder(multi
     together = table_rows(capsys.readouterr().out)["trpo"]
     assert main([str(alone), "--out", str(tmp_path / "one")]) == 0
     assert table_rows(capsys.readouterr().out)["trpo"] == together
+
+
+def test_a_seed_twice_in_a_group_is_said(multirun, tmp_path, capsys):
+    pooled = tmp_path / "outputs"
+    (run,) = multirun.glob("*_trpo_*_seed1_*")
+    shutil.copytree(run, pooled / "sweep" / run.name)
+    shutil.copytree(run, pooled / "alone" / "seed1_run")
+    assert main([str(pooled), "--out", str(tmp_path / "r")]) == 0
+    err = capsys.readouterr().err
+    assert "trpo on CartPole-v1 has seed 1 more than once" in err and "seed1_run" in err
