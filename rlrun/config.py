@@ -54,6 +54,12 @@ def tuned_values(tuned_file: str) -> dict[str, Any]:
     return flat
 
 
+def tuned_settings(cfg: Any) -> list[tuple[str, Any, Any]]:
+    """(key, the tuned file's value, the run's value) for what the run's tuned file sets: the two
+    differ where the command line overrode the file."""
+    return [(key, value, OmegaConf.select(cfg, key)) for key, value in tuned_values(cfg.tuned_file).items()]
+
+
 MAX_SUFFIX_BYTES = 80
 
 

@@ -16,7 +16,7 @@ from typing import Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from rlrun.algos.registry import algorithms
-from rlrun.config import NON_EXPERIMENT_KEYS, tuned_values
+from rlrun.config import NON_EXPERIMENT_KEYS, tuned_settings
 from rlrun.event_file import EventFile
 
 log = logging.getLogger("rlrun")
@@ -110,7 +110,8 @@ class TensorBoardLogger:
         self.algo = cfg.algo.name
         self.writer.text("config", "```yaml\n" + OmegaConf.to_yaml(cfg) + "```")
         if cfg.tuned_file:
-            values = "\n".join(f"{key}: {value}" for key, value in tuned_values(cfg.tuned_file).items())
+            values = "\n".join(f"{key}: {value}" + ("" if now == value else f"  # overridden on the command line: {now}")
+                               for key, value, now in tuned_settings(cfg))
             self.writer.text("tuned", f"{cfg.tuned_file} (tuned=none: without it) set:\n```yaml\n{values}\n```")
         self.evaluates = cfg.eval_every > 0
         self.written: set[str] = set()  # every tag written so far

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlrun.algos.registry import algorithms
 from rlrun.checkpoint import CheckpointError, OutputError, load_checkpoint, lock_run_dir, resume_command, save_checkpoint
-from rlrun.config import check_resume_agrees, tuned_values
+from rlrun.config import check_resume_agrees, tuned_settings
 from rlrun.core.diagnostics import check_finite, policy_snapshot, update_diagnostics
 from rlrun.envs import EnvError
 from rlrun.errors import ConfigError, NumericalError
@@ -213,7 +213,8 @@ def _resume_checkpoint(cfg: DictConfig, run_dir: Path) -> dict | None:
 def _log_start(cfg: DictConfig, run_dir: Path) -> None:
     log.info("%s on %s, seed %d, %d steps -> %s", cfg.algo.name, cfg.env.id, cfg.seed, cfg.total_steps, run_dir)
     if cfg.tuned_file:
-        values = " ".join(f"{key}={value}" for key, value in tuned_values(cfg.tuned_file).items())
+        values = " ".join(f"{key}={value}" if now == value else f"{key}={value} (overridden: {now})"
+                          for key, value, now in tuned_settings(cfg))
         log.info("tuned values from %s (tuned=none: without them): %s", cfg.tuned_file, values)
 
 

@@ -107,6 +107,13 @@ def test_a_run_logs_the_tuned_file_and_what_it_set(run_rlrun):
     assert "tuned values from conf/tuned/trpo/Pendulum-v1.yaml" in log and "algo.gamma=0.9" in log
     cfg = OmegaConf.load(run_rlrun.cwd / "run" / ".hydra" / "config.yaml")
     assert cfg.tuned_file == "conf/tuned/trpo/Pendulum-v1.yaml" and cfg.algo.n_steps == 128  # the command line wins
+    assert "algo.n_steps=1024 (overridden: 128)" in log and "total_steps=300000 (overridden: 256)" in log
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_rlrun.cwd / "run"), size_guidance={"tensors": 0})
+    acc.Reload()
+    text = acc.Tensors("tuned/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert "algo.n_steps: 1024  # overridden on the command line: 128" in text
     res = run_rlrun("algo=trpo", "env=Pendulum-v1", "total_steps=256", "progress=off", "tuned=none", "--cfg", "job")
     assert res.returncode == 0 and "tuned_file: null" in res.stdout and "gamma: 0.99" in res.stdout
 
