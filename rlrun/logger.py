@@ -60,9 +60,9 @@ CUSTOM_SCALARS = {
 
 
 # TensorBoard's HParams table shows the first 5 columns by name by default (docs/algorithms.md).
-# So every run writes few: algo, env, seed, the algorithm's trust-region knob (one column for all
-# algorithms, Registration.trust_region_key), plus each key overridden on the command line (what a
-# sweep varies). The full config is in the TEXT tab.
+# So every run writes few: algo, env, seed, the algorithm's trust-region knob (its own column,
+# Registration.trust_region_key), plus each key overridden on the command line (what a sweep
+# varies). The full config is in the TEXT tab.
 
 
 def hparam_value(value) -> float | str:
@@ -77,10 +77,10 @@ def hparam_value(value) -> float | str:
 def run_hparams(cfg: DictConfig, overridden: Sequence[str]) -> dict[str, float | str]:
     name = cfg.algo.name
     trust_region_key = algorithms()[name].trust_region_key
-    hparams: dict[str, float | str] = {
-        "algo": name, "env": cfg.env.id, "seed": float(cfg.seed),
-        "trust_region": hparam_value(cfg.algo.get(trust_region_key) if trust_region_key else None),
-    }
+    # the seed as text: HParams shows numbers with four decimals (0.0000)
+    hparams: dict[str, float | str] = {"algo": name, "env": cfg.env.id, "seed": str(cfg.seed)}
+    if trust_region_key:  # its own column (algo.max_kl, algo.clip_eps, ...), not one shared by all
+        hparams[f"algo.{trust_region_key}"] = hparam_value(cfg.algo.get(trust_region_key))
     for key in overridden:
         if key not in NON_EXPERIMENT_KEYS:
             hparams[key] = hparam_value(OmegaConf.select(cfg, key, default=None))
