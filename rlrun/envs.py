@@ -143,8 +143,23 @@ def make_env(env_cfg: Any, render_mode: str | None = None) -> gym.Env:
                                f"env; a wrapper takes the env (and its kwargs) and returns the wrapped env")
         return env
     except gym.error.DependencyNotInstalled as err:
-        raise EnvError(f"env.id={env_cfg.id!r} needs an optional dependency ({err}); rlrun's extras: "
-                       "pip install 'rlrun[box2d]', 'rlrun[mujoco]' or 'rlrun[atari]'") from None
+        raise EnvError(missing_extra(env_cfg.id, str(err))) from None
+
+
+# The extra that installs what an env's DependencyNotInstalled names (gymnasium's message).
+DEPENDENCY_EXTRAS = {"box2d": "box2d", "mujoco": "mujoco", "ale_py": "atari", "[atari": "atari", "pygame": "video",
+                     "moviepy": "video"}
+
+
+def missing_extra(env_id: str, message: str) -> str:
+    """One line naming the missing dependency and the install command of the one extra that has it,
+    in the README's form."""
+    first = message.strip().splitlines()[0] if message.strip() else "a dependency is missing"
+    extra = next((extra for word, extra in DEPENDENCY_EXTRAS.items() if word in message.lower()), None)
+    if extra is None:
+        return f"env.id={env_id!r} needs an optional dependency ({first}); rlrun's env extras are box2d, mujoco and atari"
+    return (f"env.id={env_id!r} needs an optional dependency ({first}): pip install -e '.[{extra}]' in rlrun's "
+            f"checkout (pip install 'rlrun[{extra}]' from an index)")
 
 
 def _callable(target: str, key: str) -> Any:

@@ -28,3 +28,18 @@ def test_two_iterations_on_each_space(tmp_path, monkeypatch, algo, env):
     env_instance = space_envs.__dict__[env.removesuffix("-v0")]()
     obs, _ = env_instance.reset(seed=0)
     assert env_instance.action_space.contains(policy.act(obs))
+
+
+@pytest.mark.parametrize("message, extra", [
+    ('Box2D is not installed, you can install it by run `pip install swig` followed by `pip install "gymnasium[box2d]"`',
+     "box2d"),
+    ('MuJoCo is not installed, run `pip install "gymnasium[mujoco]"`', "mujoco"),
+    ("ale_py is not installed", "atari"),
+])
+def test_a_missing_env_dependency_names_the_one_extra_that_installs_it(message, extra):
+    from rlrun.envs import missing_extra
+
+    line = missing_extra("X-v0", message)
+    assert f"pip install -e '.[{extra}]'" in line and "\n" not in line
+    install = line.split("): ", 1)[1]  # after gymnasium's own message
+    assert [e for e in ("box2d", "mujoco", "atari") if f"[{e}]" in install] == [extra]
