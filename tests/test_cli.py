@@ -1,6 +1,5 @@
 """The console script end to end, in subprocesses from a temporary directory."""
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -12,6 +11,7 @@ import pytest
 import torch
 
 from tests.conftest import read_scalars
+from tests.test_sweeps import has
 from rlrun.checkpoint import load_checkpoint
 
 COMMON_TAGS = {"rollout/ep_return", "rollout/ep_length", "time/fps", "loss/policy", "loss/value",
@@ -171,8 +171,7 @@ def test_a_missing_hydra_plugin_is_named_with_its_install_command(group, option,
     assert f"pip install -e '.[{extra}]'" in message
 
 
-@pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_joblib_launcher") is not None,
-                    reason="the joblib launcher is installed here")
+@pytest.mark.skipif(has("hydra_plugins.hydra_joblib_launcher"), reason="the joblib launcher is installed here")
 def test_the_joblib_launcher_without_its_extra_is_one_line(run_rlrun):
     res = run_rlrun("-m", "seed=0,1", "hydra/launcher=joblib")
     assert res.returncode == 2 and "pip install -e '.[joblib]'" in res.stderr and "Traceback" not in res.stderr
