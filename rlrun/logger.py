@@ -88,14 +88,14 @@ def run_hparams(cfg: DictConfig, overridden: Sequence[str]) -> dict[str, float |
 
 
 def run_layout(written: set[str], evaluates: bool) -> dict:
-    """CUSTOM_SCALARS cut to the charts one of whose tags a run writes (``written``, with the
+    """CUSTOM_SCALARS cut to the charts all of whose tags a run writes (``written``, with the
     evaluation's when it ``evaluates``); categories left empty are dropped."""
     tags = written | ({"Returns/eval"} if evaluates else set())
     layout = {}
     def shown(category: str, regexes: list[str]) -> bool:
         if category == "returns" and regexes != ["^Returns/eval$"]:
             return True  # every run's episodes end sooner or later
-        return any(re.fullmatch(regex.strip("^$"), tag) for regex in regexes for tag in tags)
+        return all(any(re.fullmatch(regex.strip("^$"), tag) for tag in tags) for regex in regexes)
 
     for category, charts in CUSTOM_SCALARS.items():
         kept = {title: chart for title, chart in charts.items() if shown(category, chart[1])}
@@ -130,8 +130,8 @@ class TensorBoardLogger:
 
     def write_layout(self) -> None:
         """The CUSTOM SCALARS tab for this run, once its first update's metrics are written: the
-        returns (evaluation only with eval_every), and the charts of its own algorithm whose tags
-        it writes. TensorBoard merges the runs' layouts, so a tab shows only what some run logged."""
+        returns (evaluation only with eval_every), and the charts of its own algorithm all of whose
+        tags it writes. TensorBoard merges the runs' layouts, so a tab shows only what some run logged."""
         if not self.layout_written:
             self.writer.custom_scalars(run_layout(self.written, self.evaluates))
             self.layout_written = True
