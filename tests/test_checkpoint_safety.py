@@ -21,7 +21,9 @@ from tests.conftest import REPO, RLRUN
 
 EVAL = [sys.executable, "-m", "rlrun.evaluate"]
 UPGRADE = [sys.executable, "-m", "rlrun.upgrade_checkpoint"]
-FIXTURE = Path(__file__).parent / "fixtures" / "run_format2"  # written by rlrun's checkpoint format 2
+# A checkpoint of format 2 (a PPO-Clip CartPole run of 256 steps, networks [8]) as the data it holds,
+# in text: every later version must read and resume it.
+FIXTURE = Path(__file__).parent / "fixtures" / "checkpoint_format2.json"
 
 
 def run(argv: list, cwd: Path, extra_path: Path | None = None) -> subprocess.CompletedProcess:
@@ -38,6 +40,30 @@ def cartpole_run(tmp_path_factory) -> Path:
                 "progress=off", f"hydra.run.dir={tmp}/run"], tmp)
     assert done.returncode == 0, done.stderr
     return tmp / "run"
+
+
+def _decoded(value):
+    if isinstance(value, list):
+        return [_decoded(v) for v in value]
+    if isinstance(value, dict):
+        if "tensor" in value:
+            dtype = getattr(torch, value["dtype"])
+            return torch.tensor(value["tensor"], dtype=dtype).reshape(value["shape"])
+        if "tuple" in value:
+            return tuple(_decoded(v) for v in value["tuple"])
+        return {key: _decoded(v) for key, v in value["dict"].items()}
+    return value
+
+
+def fixture_run(tmp_path: Path) -> Path:
+    """The format-2 fixture as a run directory: its overrides and checkpoints/last.pt."""
+    fixture = json.loads(FIXTURE.read_text())
+    run_dir = tmp_path / "run"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in fixture["overrides"]))
+    (run_dir / "checkpoints").mkdir()
+    torch.save(_decoded(fixture["checkpoint"]), run_dir / "checkpoints" / "last.pt")
+    return run_dir
 
 
 def copy_run(source: Path, tmp_path: Path) -> Path:
@@ -175,9 +201,9 @@ def test_a_first_format_checkpoint_is_converted_and_resumes(cartpole_run, tmp_pa
 
 
 def test_the_fixture_run_of_format_2_still_loads_and_resumes(tmp_path):
-    """tests/fixtures/run_format2 was written by rlrun when checkpoints got format 2 (a PPO-Clip
-    CartPole run of 256 steps, networks [8]); every later version must read and resume it."""
-    run_dir = copy_run(FIXTURE, tmp_path)
+    """tests/fixtures/checkpoint_format2.json holds what rlrun wrote when checkpoints got format 2;
+    every later version must read and resume it."""
+    run_dir = fixture_run(tmp_path)
     policy = rlrun.load(run_dir)
     assert policy.act(np.zeros(4, np.float32)) in (0, 1)
     proc = run([*RLRUN, f"resume={run_dir}", "total_steps=512"], tmp_path)
@@ -189,7 +215,7 @@ def test_the_fixture_run_of_format_2_still_loads_and_resumes(tmp_path):
 def test_a_checkpoint_of_an_earlier_version_is_laid_over_todays_schema(tmp_path):
     """Keys added since it was written take their defaults, keys since removed are dropped: it
     loads and resumes."""
-    run_dir = copy_run(FIXTURE, tmp_path)
+    run_dir = fixture_run(tmp_path)
     last = run_dir / "checkpoints" / "last.pt"
     state = torch.load(last, weights_only=True)  # as written, without the reader's filling in
     for section, key in ((None, "solved_window"), ("algo", "max_grad_norm"), ("env", "sign_rewards")):
