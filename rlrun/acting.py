@@ -13,9 +13,8 @@ import torch
 from gymnasium import spaces
 from torch import Tensor
 
-from rlrun.errors import NumericalError
 from rlrun.normalization import ObsNormalizer
-from rlrun.observations import channels_first, flatten_obs, is_image, leaves, normalized_columns, obs_dim
+from rlrun.observations import channels_first, flatten_obs, is_image, normalized_columns, obs_dim
 
 
 def obs_dtype(space: spaces.Space) -> torch.dtype:
@@ -50,8 +49,6 @@ class ObservationEncoder:
     def __init__(self, space: spaces.Space, normalizer: ObsNormalizer | None, device: torch.device):
         self.space, self.normalizer, self.device = space, normalizer, device
         self.image, self.transpose = is_image(space), is_image(space) and not channels_first(space)
-        # float64 leaves are narrowed to float32: a finite value beyond its range becomes inf there
-        self.narrowing = any(np.dtype(leaf.dtype) == np.float64 for _, leaf in leaves(space) if leaf.dtype is not None)
 
     def __call__(self, raw_obs: np.ndarray, update: bool = False) -> Tensor:
         """``update``: the normaliser's running statistics take these observations in (training only)."""
@@ -59,8 +56,6 @@ class ObservationEncoder:
             frames = torch.from_numpy(np.asarray(raw_obs).view(np.uint8) if raw_obs.dtype == np.bool_ else raw_obs)
             return (frames.permute(0, 3, 1, 2) if self.transpose else frames).to(self.device)
         obs = flatten_obs(raw_obs, self.space)
-        if self.narrowing and not np.isfinite(obs).all():
-            raise NumericalError("an observation from the env is beyond float32's range (the networks' precision)")
         if self.normalizer is not None:
             obs = self.normalizer(obs, update=update)
         return torch.from_numpy(obs).to(self.device)

@@ -113,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
 
     seed = args.seed if args.seed is not None else int(cfg.seed) + EVAL_SEED_OFFSET
     max_steps = args.max_episode_steps
-    if max_steps is None and episode_cap(env) is not None:
-        max_steps = episode_cap(env)
+    if max_steps is None and (cap := episode_cap(env)) is not None:
+        max_steps = cap
         print(f"{cfg.env.id} has no time limit: episodes end after {max_steps} steps (--max-episode-steps)")
     mode = "stochastic" if args.stochastic else "deterministic"
     try:

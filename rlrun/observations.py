@@ -131,13 +131,19 @@ def normalized_columns(space: spaces.Space) -> np.ndarray | None:
     return np.concatenate(columns) if columns else None
 
 
-def all_finite(obs) -> bool:
-    """No NaN or inf anywhere in a batch of observations (a Dict's or Tuple's leaves each), checked in place."""
-    if isinstance(obs, dict):
-        return all(all_finite(value) for value in obs.values())
-    if isinstance(obs, tuple):
-        return all(all_finite(value) for value in obs)
-    return bool(np.isfinite(obs).all())
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def within_float32(values) -> bool:
+    """No NaN, no inf and nothing beyond float32's range (what the networks learn from) anywhere in
+    a batch (a Dict's or Tuple's leaves each): one reduction a leaf, NaN failing the comparison.
+    Integer leaves (one-hot codes, uint8 frames) always are."""
+    if isinstance(values, dict):
+        return all(within_float32(value) for value in values.values())
+    if isinstance(values, tuple):
+        return all(within_float32(value) for value in values)
+    values = np.asarray(values)
+    return values.dtype.kind != "f" or bool((np.abs(values) <= FLOAT32_MAX).all())
 
 
 def check_encoder(algo_cfg, space: spaces.Space) -> None:

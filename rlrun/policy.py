@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from gymnasium import spaces
 from omegaconf import OmegaConf
@@ -17,7 +16,7 @@ from omegaconf import OmegaConf
 from rlrun.acting import ActionDecoder, ObservationEncoder, make_obs_normalizer
 from rlrun.networks import make_networks
 from rlrun.normalization import ObsNormalizer
-from rlrun.observations import batch_of_one, leaves, pick
+from rlrun.observations import batch_of_one, leaves, pick, within_float32
 from rlrun.runtime import resolve_device
 
 
@@ -51,8 +50,8 @@ class Policy:
                 shape = leaf.shape if leaf.shape is not None else ()
                 if value.shape[1:] != tuple(shape) or value.dtype == object:
                     raise ValueError(f"shape {value.shape[1:]}, expected {tuple(shape)}")
-                if value.dtype.kind == "f" and not np.isfinite(value).all():
-                    raise ValueError("non-finite values")
+                if not within_float32(value):
+                    raise ValueError("values that are NaN, inf or beyond float32's range")
                 if isinstance(leaf, spaces.Discrete) and not leaf.start <= int(value[0]) < leaf.start + leaf.n:
                     raise ValueError(f"{int(value[0])} is outside the space")
         except (ValueError, TypeError, KeyError, IndexError) as err:

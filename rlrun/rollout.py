@@ -20,16 +20,14 @@ from rlrun.env_state import env_state, restore_env_state
 from rlrun.envs import step_envs
 from rlrun.errors import NumericalError
 from rlrun.normalization import ObsNormalizer, RewardNormalizer
-from rlrun.observations import all_finite, obs_shape, stack_obs
+from rlrun.observations import obs_shape, stack_obs, within_float32
 from rlrun.core.shared_encoder import shared_encoder
 
 
-FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
 def _check_finite_obs(raw_obs, step: int, which: str = "") -> None:
-    if not all_finite(raw_obs):  # in place, every env step: no copy
-        raise NumericalError(f"non-finite {which}observation from the env at step {step}")
+    if not within_float32(raw_obs):  # every env step, before the normaliser or a loss sees it
+        raise NumericalError(f"non-finite {which}observation from the env at step {step} (NaN, inf, or beyond "
+                             f"float32's range, the networks' precision)")
 
 
 class RolloutCollector:
@@ -90,10 +88,9 @@ class RolloutCollector:
             raw_obs, reward, terminated, truncated, final_obs, lives = step_envs(self.envs, self.to_env(action))
             done = terminated | truncated
             step = global_step + (t + 1) * n
-            if not np.isfinite(reward).all():
-                raise NumericalError(f"non-finite reward {reward.tolist()} from the env at step {step}")
-            if (np.abs(reward) > FLOAT32_MAX).any():  # stored and learned from as float32
-                raise NumericalError(f"reward {reward.tolist()} from the env at step {step} is beyond float32's range")
+            if not within_float32(reward):  # stored and learned from as float32
+                raise NumericalError(f"non-finite reward {reward.tolist()} from the env at step {step} (NaN, inf, or "
+                                     f"beyond float32's range)")
             _check_finite_obs(raw_obs, step)  # before it reaches the normaliser's statistics or a loss
             self.episode_return += reward
             self.episode_length += 1
