@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import gc
 import itertools
 import logging
 import os
@@ -477,6 +478,11 @@ def _run(cfg: DictConfig) -> float | None:
     from rlrun.summary import objective_value
     from rlrun.trainer import train
 
+    if not gc.get_freeze_count():
+        # What is imported by now (torch alone is over 100,000 objects) lives as long as the process:
+        # kept out of every later garbage collection, the ones at exit included. Once per process,
+        # so that a sweep worker's later jobs do not freeze an earlier job's garbage.
+        gc.freeze()
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     overridden = [_override_key(o) for o in hydra_cfg.overrides.task]  # the HParams table shows them
