@@ -203,8 +203,9 @@ def _jobs(overrides: list[str]) -> list[list[str]] | None:
 
 class _JobComposer:
     """Each job's composed config, as Hydra would compose it, without composing each from scratch
-    (~0.1 s a job): jobs that choose the same config groups share one composition, and their
-    other overrides are applied to a copy of it as Hydra applies them after the defaults list."""
+    (a whole composition a job adds up over a large sweep): jobs that choose the same config
+    groups share one composition, and their other overrides are applied to a copy of it as Hydra
+    applies them after the defaults list."""
 
     def __init__(self, compose: Callable[..., DictConfig], hydra_overrides: list[str]) -> None:
         self.compose, self.hydra_overrides = compose, hydra_overrides

@@ -336,8 +336,8 @@ class CNN(nn.Module):
         return self.linear.out_features
 
     def forward(self, obs: Tensor) -> Tensor:
-        # One new tensor, scaled in place: the same values as `obs.to(dtype) * scale` in half the
-        # time (1024 uint8 Atari frames, 2 threads: 46 ms against 90).
+        # One new tensor, scaled in place: the same values as `obs.to(dtype) * scale` with one
+        # allocation instead of two.
         scaled = obs.to(self.linear.weight.dtype, copy=True).mul_(self.scale)
         return torch.relu(self.linear(self.convs(scaled)))
 

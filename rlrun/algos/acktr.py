@@ -6,7 +6,7 @@ fixed eta_max. The continuous-control setting (conf/tuned/acktr/<MuJoCo env>.yam
 batches, several K-FAC critic steps per batch and no entropy bonus, as the paper's MuJoCo runs
 (OpenAI Baselines ``acktr_cont``); that code's momentum on the K-FAC direction and eta_max adapted
 from the measured KL (``momentum``, ``kl_target``) are here too, off in the shipped files, which
-measured better without them (docs/benchmarks.md). With ``share_encoder`` (images: the paper's Atari network)
+did better without them (their comments name the result folders). With ``share_encoder`` (images: the paper's Atari network)
 actor and critic share one CNN and take one joint K-FAC step (``_update_joint``). Either way the
 measured KL after a step never exceeds ``max_kl``: the step is shrunk or rejected.
 """
@@ -70,11 +70,11 @@ class ACKTRConfig(AlgoConfig):
     stat_decay: float = knob(0.99, "moving average of the K-FAC factors (Baselines); 0: fresh factors each iteration",
                              Check(lambda v: 0 <= v < 1, "must be in [0, 1) (0: fresh K-FAC factors each iteration)"))
     kfac_dtype: str = knob("float64", "the arithmetic of K-FAC's batch statistics and preconditioning products (the factors "
-                           "stay float64): float32 took 2.14 s an Atari update against 2.90 (docs/spaces.md)", one_of("float64", "float32"))
+                           "stay float64); float32 is faster on the Atari network (benchmarks/pixel_update.py)", one_of("float64", "float32"))
     inv_every: int = knob(10, "iterations between K-FAC inverses (Baselines' cold_iter-style refresh)", AT_LEAST_ONE)
     trust_region_fisher: str = knob(
         "exact", "Delta^T F Delta of the trust region: exact (one Fisher-vector product along Delta) or kfac "
-        "(K-FAC's own estimate, Baselines; on CartPole the KL then overshot max_kl a median 106x)", one_of("exact", "kfac"))
+        "(K-FAC's own estimate, Baselines; its stale block-diagonal factors let the KL overshoot max_kl many times)", one_of("exact", "kfac"))
     ent_coef: float = knob(0.01, "entropy bonus (Baselines acktr)", NON_NEGATIVE)
     share_encoder: bool = knob(False, "images: one CNN for the actor and the critic (Baselines acktr), one K-FAC of the joint "
                                "Fisher of pi(a|s) N(y; V(s), 1) and one trust region on the joint KL (paper sec. 3.2)")
@@ -82,7 +82,8 @@ class ACKTRConfig(AlgoConfig):
                                 "paper's joint distribution), or policy, KL(pi_old || pi) alone (the value's drift is "
                                 "logged as acktr/value_kl)", one_of("joint", "policy"))
     vf_coef: float = knob(0.1, "share_encoder: the value loss's weight in the joint objective (Baselines acktr: 0.5, with "
-                          "which the value's step took 95% of the joint KL on MinAtar Breakout; docs/spaces.md)", NON_NEGATIVE)
+                          "which the value's step took most of the joint KL on MinAtar Breakout: "
+                          "benchmarks/results/experiments/acktr-joint-minatar/)", NON_NEGATIVE)
     critic_optimizer: str = knob("kfac", "the critic's optimiser: kfac (the paper) or adam", one_of("kfac", "adam"))
     critic_lr: float = knob(1e-3, "the critic's Adam step size (critic_optimizer=adam only)", POSITIVE)
     critic_batch_size: Optional[int] = knob(

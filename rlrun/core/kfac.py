@@ -104,7 +104,7 @@ class KFAC:
         eig_floor: eigenvalues of A and S are clamped at ``>= eig_floor`` before use.
         dtype: the arithmetic of the batch statistics (a^T a, g^T g) and of the preconditioning
             products; the factors and their averages stay float64, and are eigendecomposed in
-            float64, then kept in ``dtype``. float32 is faster on the Nature CNN (docs/spaces.md).
+            float64, then kept in ``dtype``. float32 is faster on the Nature CNN (benchmarks/pixel_update.py).
     """
 
     def __init__(
