@@ -31,8 +31,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rlrun.checkpoint import resume_command
-from rlrun.config import (CONF_DIR, OBJECTIVES, ConfigError, EnvConfig, check_resume_agrees, register_configs,
-                          validate)
+from rlrun.config import (CONF_DIR, JOB_DIR_DEPTH, NON_EXPERIMENT_KEYS, OBJECTIVES, ConfigError, EnvConfig,
+                          check_resume_agrees, register_configs, validate)
 
 
 log = logging.getLogger("rlrun")
@@ -131,11 +131,13 @@ def _expand_sweep_resume(sweep_dir: Path, others: list[str], trust_modules: bool
                           f"command with the same hydra.sweeper.storage and study_name")
     if (sweep_dir / "multirun.yaml").is_symlink():
         raise ConfigError(f"{sweep_dir / 'multirun.yaml'} is a symbolic link; rlrun does not write through links: remove it")
-    for job in sweep_dir.iterdir():
-        if job.is_dir() and not job.is_symlink():
-            check_no_links(job)
-        elif job.is_symlink():
-            raise ConfigError(f"{job} is a symbolic link; rlrun does not write through links in a sweep folder: remove it")
+    for level in range(1, JOB_DIR_DEPTH + 1):  # <algo>/<env>/<job>: no link at any level
+        for path in sweep_dir.glob("/".join(["*"] * level)):
+            if path.is_symlink():
+                raise ConfigError(f"{path} is a symbolic link; rlrun does not write through links in a sweep folder: "
+                                  f"remove it")
+            if level == JOB_DIR_DEPTH and path.is_dir():
+                check_no_links(path)
     hydra_saved = [str(o) for o in hydra_saved if _override_key(str(o)) not in ("hydra.sweep.dir", "hydra.mode")]
     calls = [o for o in hydra_saved if "_target_" in o or "callbacks" in _override_key(o)]
     if calls and not trust_modules:
@@ -232,6 +234,28 @@ class _JobComposer:
 def _without_sweeps(overrides: list[str]) -> list[str]:
     parsed = OverridesParser.create().parse_overrides(overrides)
     return [o.input_line for o in parsed if not o.is_sweep_override()]
+
+
+def same_in_every_job(argv: list[str]) -> str | None:
+    """The Hydra override that leaves out of the job folders' names (config.job_dir_name) the
+    command line's overrides that every job of the sweep shares (``total_steps=50000`` beside
+    ``seed=0,1,2``): the folders then differ only in what the sweep varies, and the shared values
+    are in each job's ``.hydra/overrides.yaml`` and HParams. None when the command sets the
+    exclusion itself or shares nothing."""
+    overrides = [a for i, a in enumerate(argv) if not a.startswith("-") and not (i and argv[i - 1] in VALUE_FLAGS)]
+    if any(_override_key(o) == "hydra.job.config.override_dirname.exclude_keys" for o in overrides):
+        return None
+    task = [o for o in overrides if not o.startswith(("hydra.", "hydra/", "+hydra", "~hydra"))]
+    try:
+        parsed = OverridesParser.create().parse_overrides(task)
+    except Exception:
+        return None  # the checks before have reported it
+    shared = [o.get_key_element() for o in parsed if not o.is_sweep_override()
+              and o.get_key_element().lstrip("+~") not in NON_EXPERIMENT_KEYS]
+    if not shared:
+        return None
+    keys = [*NON_EXPERIMENT_KEYS, *shared]
+    return "hydra.job.config.override_dirname.exclude_keys=[" + ",".join(f"'{k}'" for k in keys) + "]"
 
 
 def _check_launcher(cfg: DictConfig) -> None:
@@ -399,6 +423,8 @@ def preflight(argv: list[str], resuming: bool = False, trust_modules: bool = Fal
         except Exception as err:
             raise ConfigError(_explain(err)) from None
         register_env_ids(task)
+        if jobs is not None:
+            _check_distinct(jobs)
         if jobs is None:  # e.g. optuna ranges: the sweeper samples the jobs; check the fixed part here
             jobs = [_without_sweeps(task)]  # and the task checks each sampled job
         composed = _JobComposer(compose, hydra_overrides)
@@ -457,6 +483,18 @@ def preflight(argv: list[str], resuming: bool = False, trust_modules: bool = Fal
                         check_no_links(Path(OmegaConf.select(cfg, "hydra.run.dir")).expanduser())
                         _hold(Path(OmegaConf.select(cfg, "hydra.run.dir")).expanduser())
     return sweep_dir
+
+
+def _check_distinct(jobs: list[list[str]]) -> None:
+    """Two jobs of a sweep with the same overrides would be one run in one directory
+    (config.job_dir_name): refused, naming them."""
+    seen: dict[frozenset[str], int] = {}
+    for number, job in enumerate(jobs):
+        key = frozenset(job)
+        if key in seen:
+            raise ConfigError(f"jobs {seen[key]:03d} and {number:03d} of the sweep are the same run ({' '.join(job)}): "
+                              f"a value is repeated; list each value once")
+        seen[key] = number
 
 
 def overshoot_note(cfg: DictConfig) -> str | None:
@@ -640,6 +678,9 @@ def main() -> None:
                 # One absolute path for every job, wherever a launcher runs it: a Ray worker's
                 # working directory is where `ray start` ran, and ${now:} would be read again there.
                 argv.append(f"hydra.sweep.dir={hydra_quote(sweep_dir)}")
+                exclusion = same_in_every_job(argv)
+                if exclusion is not None:
+                    argv.append(exclusion)
     except ConfigError as err:
         print(f"rlrun: error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -80,21 +80,37 @@ def job_dir_suffix(overrides: str) -> str:
     return f"_{head},...{hashlib.sha1(raw).hexdigest()[:8]}"
 
 
-MAX_JOB_DIR_BYTES = 200
+MAX_JOB_DIR_BYTES = 200  # per path component
 
 
-def job_dir_name(num: int, algo: str, env_id: str, seed: int, overrides: str) -> str:
-    """A multirun job's directory name, ``<nnn>_<algo>_<env id>_seed<seed>[_<overrides>]``, as one
-    path component: a ``/`` or ``\\`` in a value (``MinAtar/Breakout-v1``, ``ALE/Pong-v5``, ``../x``)
-    becomes ``-``, so no job nests in another's folder or leaves the sweep's, and a name longer
-    than MAX_JOB_DIR_BYTES keeps its head and ends in a hash of the whole. The job number makes
-    it unique within the sweep."""
-    name = f"{int(num):03d}_{algo}_{env_id}_seed{seed}{job_dir_suffix(overrides)}"
-    name = name.replace("/", "-").replace("\\", "-").replace("\0", "")
+def _component(text: str) -> str:
+    """``text`` as one path component: ``/`` and ``\\`` become ``-`` (no job nests deeper or leaves
+    the sweep's folder), ``.`` and ``..`` get a ``_``, and a name longer than MAX_JOB_DIR_BYTES keeps
+    its head and ends in a hash of the whole."""
+    name = text.replace("/", "-").replace("\\", "-").replace("\0", "")
+    if name in ("", ".", ".."):
+        name = f"_{name}"
     raw = name.encode()
     if len(raw) > MAX_JOB_DIR_BYTES:
         name = f"{raw[:MAX_JOB_DIR_BYTES - 9].decode(errors='ignore')}~{hashlib.sha1(raw).hexdigest()[:8]}"
     return name
+
+
+JOB_DIR_DEPTH = 3  # <algo>/<env id>/seed<seed>[_<overrides>]
+
+
+def job_dir_name(algo: str, env_id: str, seed: int, overrides: str) -> str:
+    """A multirun job's directory, ``<algo>/<env id>/seed<seed>[_<overrides>]`` under the sweep's
+    (JOB_DIR_DEPTH levels down), so that TensorBoard's run list reads ``trpo/CartPole-v1/seed0``
+    when it is opened on the sweep. Each level is one path component of its own (``_component``:
+    ``MinAtar/Breakout-v1`` becomes ``MinAtar-Breakout-v1``). Two jobs with the same overrides
+    would share a directory: the checks before a sweep refuse that (``cli.preflight``)."""
+    return "/".join(_component(part) for part in (str(algo), str(env_id), f"seed{seed}{job_dir_suffix(overrides)}"))
+
+
+def sweep_dir_of(job_dir: Path) -> Path:
+    """The sweep folder a multirun job's directory (``job_dir_name``) lies in."""
+    return job_dir.parents[JOB_DIR_DEPTH - 1]
 
 
 # Command-line keys that do not tell one experiment from another: the axes runs are grouped by

@@ -24,6 +24,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from rlrun.checkpoint import resume_command
+from rlrun.config import JOB_DIR_DEPTH, sweep_dir_of
 
 FAILED = ("failed", "crashed")
 
@@ -58,8 +59,8 @@ def clear_dead_attempt(job_dir: Path) -> None:
 
 
 def sweep_jobs(sweep_dir: Path) -> list[Path]:
-    """Every job directory of the sweep in ``sweep_dir`` (each is one folder level down: job_dir_name)."""
-    return sorted(d.parent for d in sweep_dir.glob("*/.hydra") if d.is_dir())
+    """Every job directory of the sweep in ``sweep_dir`` (JOB_DIR_DEPTH levels down: job_dir_name)."""
+    return sorted(d.parent for d in sweep_dir.glob("/".join(["*"] * JOB_DIR_DEPTH + [".hydra"])) if d.is_dir())
 
 
 def job_failure(job_dir: Path) -> str | None:
@@ -84,7 +85,7 @@ STOPPING = ".rlrun-stopping"  # in a sweep folder while a stopped sweep lets its
 
 def sweep_stopping(job_dir: Path) -> bool:
     """Whether the driver of the sweep this job belongs to was asked to stop."""
-    return (job_dir.parent / STOPPING).exists()
+    return (sweep_dir_of(job_dir) / STOPPING).exists()
 
 
 class FailedJobsReport(Callback):
@@ -124,7 +125,7 @@ class FailedJobsReport(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         (sweep_dir / STOPPING).unlink(missing_ok=True)
         jobs = sweep_jobs(sweep_dir)
-        failures = [(job.name, error) for job in jobs if (error := job_failure(job)) is not None]
+        failures = [(str(job.relative_to(sweep_dir)), error) for job in jobs if (error := job_failure(job)) is not None]
         if not failures:
             print(f"rlrun: {len(jobs)} of {len(jobs)} jobs in {sweep_dir} completed; compare them with: "
                   f"rlrun-report {shlex.quote(str(sweep_dir))}", file=sys.stderr)

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlrun.algos.registry import algorithms
 from rlrun.checkpoint import CheckpointError, OutputError, load_checkpoint, lock_run_dir, resume_command, save_checkpoint
-from rlrun.config import check_resume_agrees, tuned_settings
+from rlrun.config import check_resume_agrees, sweep_dir_of, tuned_settings
 from rlrun.core.diagnostics import check_finite, policy_snapshot, update_diagnostics
 from rlrun.envs import EnvError
 from rlrun.errors import ConfigError, NumericalError
@@ -260,7 +260,7 @@ def _report_end(cfg: DictConfig, run_dir: Path, multirun: bool, summary: dict, f
     """The run's outcome on the console: an error naming how to resume, the interruption, or done."""
     resume_hint = f"resume with: {resume_command(run_dir)}"
     if multirun:
-        resume_hint += f" (the whole sweep: {resume_command(run_dir.parent, sweep=True)})"
+        resume_hint += f" (the whole sweep: {resume_command(sweep_dir_of(run_dir), sweep=True)})"
     if failure is not None:
         if (run_dir / "checkpoints" / "last.pt").is_file():
             raise type(failure)(f"{summary['error']}; the last good checkpoint is kept, {resume_hint}")

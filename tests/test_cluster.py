@@ -70,7 +70,7 @@ def test_a_time_limit_with_requeue_finishes_every_job(slurm, tmp_path):
                           "hydra.launcher.max_num_timeout=5", f"hydra.sweep.dir={sweep}")
     out, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, err[-3000:]
-    jobs = sorted(d for d in sweep.iterdir() if d.is_dir() and not d.name.startswith("."))
+    jobs = sorted(d.parent for d in sweep.glob("*/*/*/.hydra"))
     assert len(jobs) == 2
     for job in jobs:
         assert_completed_once(job, 62000)
@@ -82,13 +82,13 @@ def test_a_preempted_job_is_requeued_and_continues_from_its_checkpoint(slurm, tm
     sweep = tmp_path / "sweep"
     proc = sweep_in_slurm(tmp_path, "seed=0", *PACED, "total_steps=60000", "checkpoint_every=4096",
                           f"hydra.sweep.dir={sweep}")
-    wait_until(lambda: list(sweep.glob("000_*/checkpoints/last.pt")), 300, interval=0.5)
+    wait_until(lambda: list(sweep.glob("*/*/seed0*/checkpoints/last.pt")), 300, interval=0.5)
     high = slurm("sbatch", "-p", "high", "-c", str(os.cpu_count()), "-o", "/dev/null", "--wrap", "sleep 5",
                  capture_output=True, text=True)
     assert high.returncode == 0, high.stderr
     out, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, err[-3000:]
-    job = next(sweep.glob("000_*"))
+    job = next(sweep.glob("*/*/seed0*"))
     log = (job / "rlrun.log").read_text()
     assert "pre-empted by SLURM" in log and "resuming" in log
     assert_completed_once(job, 60000)
@@ -100,13 +100,13 @@ def test_a_cancelled_job_saves_and_the_driver_names_it_with_the_resume_command(s
     sweep = tmp_path / "sweep"
     proc = sweep_in_slurm(tmp_path, "seed=0", "total_steps=10000000", "checkpoint_every=4096",
                           f"hydra.sweep.dir={sweep}")
-    wait_until(lambda: list(sweep.glob("000_*/checkpoints/last.pt")), 300, interval=0.5)
+    wait_until(lambda: list(sweep.glob("*/*/seed0*/checkpoints/last.pt")), 300, interval=0.5)
     jobs = slurm("squeue", "-h", "-o", "%i", capture_output=True, text=True).stdout.split()
     assert slurm("scancel", *jobs).returncode == 0
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 1 and "Traceback" not in err, err[-3000:]
     assert "interrupted at step" in err and f"rlrun -m resume={sweep}" in err
-    job = next(sweep.glob("000_*"))
+    job = next(sweep.glob("*/*/seed0*"))
     summary = json.loads((job / "summary.json").read_text())
     assert summary["status"] == "interrupted"
     assert summary["steps_done"] == load_checkpoint(job / "checkpoints" / "last.pt")["steps"]
@@ -116,7 +116,7 @@ def test_an_interrupted_sweep_resumes_through_the_slurm_launcher(slurm, tmp_path
     sweep = tmp_path / "sweep"
     local = spawn_rlrun(tmp_path, "-m", "seed=0,1", "total_steps=20000", "checkpoint_every=512", "algo.n_steps=32",
                         "progress=off", f"hydra.sweep.dir={sweep}")
-    wait_until(lambda: list(sweep.glob("000_*/checkpoints/last.pt")), 120, interval=0.01)
+    wait_until(lambda: list(sweep.glob("*/*/seed0*/checkpoints/last.pt")), 120, interval=0.01)
     local.send_signal(signal.SIGTERM)
     local.communicate(timeout=60)
     assert local.returncode == 143
@@ -124,8 +124,8 @@ def test_an_interrupted_sweep_resumes_through_the_slurm_launcher(slurm, tmp_path
     proc = sweep_in_slurm(tmp_path, f"resume={sweep}")
     out, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, err[-3000:]
-    jobs = sorted(d for d in sweep.iterdir() if d.is_dir() and not d.name.startswith("."))
-    assert [j.name[:3] for j in jobs] == ["000", "001"]
+    jobs = sorted(d.parent for d in sweep.glob("*/*/*/.hydra"))
+    assert [j.name[:5] for j in jobs] == ["seed0", "seed1"]
     for job in jobs:
         assert_completed_once(job, 20000)
 

@@ -1,6 +1,7 @@
 """Every algo x env config composes into the typed schema; range checks name the bad key."""
 
 import math
+from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -97,12 +98,15 @@ def test_a_never_solved_run_scores_the_steps_and_seconds_it_ran():
     assert math.isnan(objective_value(summary, "final_return"))  # no episode finished: that trial alone fails
 
 
-def test_a_job_folder_name_is_one_bounded_path_component():
-    from rlrun.config import MAX_JOB_DIR_BYTES, job_dir_name
+def test_a_job_folder_is_algo_env_seed_each_one_bounded_path_component():
+    from rlrun.config import JOB_DIR_DEPTH, MAX_JOB_DIR_BYTES, job_dir_name, sweep_dir_of
 
-    assert job_dir_name(3, "ppo_clip", "CartPole-v1", 0, "") == "003_ppo_clip_CartPole-v1_seed0"
-    name = job_dir_name(1, "trpo", "ALE/Pong-v5", 2, "algo.x=../../escape,env.kwargs.p=a\\b")
-    assert name == "001_trpo_ALE-Pong-v5_seed2_algo.x=..-..-escape,env.kwargs.p=a-b"
-    long = job_dir_name(12, "acktr", "x" * 300, 0, "")
-    assert len(long.encode()) <= MAX_JOB_DIR_BYTES and long.startswith("012_acktr_xxx") and "/" not in long
-    assert long != job_dir_name(12, "acktr", "x" * 301, 0, "")  # the hash of the whole keeps names apart
+    assert job_dir_name("ppo_clip", "CartPole-v1", 0, "") == "ppo_clip/CartPole-v1/seed0"
+    name = job_dir_name("trpo", "ALE/Pong-v5", 2, "algo.x=../../escape,env.kwargs.p=a\\b")
+    assert name == "trpo/ALE-Pong-v5/seed2_algo.x=..-..-escape,env.kwargs.p=a-b"
+    assert job_dir_name("..", ".", 0, "") == "_../_./seed0"  # no level climbs out of the sweep
+    long = job_dir_name("acktr", "x" * 300, 0, "")
+    parts = long.split("/")
+    assert len(parts) == JOB_DIR_DEPTH and len(parts[1].encode()) <= MAX_JOB_DIR_BYTES and parts[1].startswith("xxx")
+    assert long != job_dir_name("acktr", "x" * 301, 0, "")  # the hash of the whole keeps names apart
+    assert sweep_dir_of(Path("/s") / job_dir_name("a2c", "MinAtar/Breakout-v1", 1, "")) == Path("/s")

@@ -108,8 +108,8 @@ def multirun(tmp_path_factory) -> Path:
                          cwd=cwd, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     (root,) = (cwd / "outputs" / "multirun").iterdir()
-    (seed0,) = root.glob("*_ppo_clip_*_seed0_*")
-    crashed = root / "009_ppo_clip_CartPole-v1_seed0_crashed"
+    (seed0,) = root.glob("ppo_clip/*/seed0")
+    crashed = seed0.parent / "seed0_crashed"
     shutil.copytree(seed0, crashed)
     (crashed / "summary.json").unlink()
     return root
@@ -133,7 +133,7 @@ def test_report_of_a_multirun_with_a_crashed_run(multirun, capsys):
     assert sorted(rows) == ["ppo_clip", "trpo"]
 
     for algo, row in rows.items():
-        run_dirs = sorted(p for p in multirun.glob(f"*_{algo}_*") if p.is_dir())
+        run_dirs = sorted(p for p in multirun.glob(f"{algo}/*/seed*") if p.is_dir())
         summaries = [json.loads((p / "summary.json").read_text()) for p in run_dirs if (p / "summary.json").exists()]
         finals = [s["final_return"] for s in summaries]
         incomplete = [p for p in run_dirs if not (p / "summary.json").exists()]
@@ -150,7 +150,7 @@ def test_report_of_a_multirun_with_a_crashed_run(multirun, capsys):
 
 
 def test_report_of_a_single_run_has_a_zero_ci(multirun, tmp_path, capsys):
-    (run,) = multirun.glob("*_trpo_*_seed1_*")
+    (run,) = multirun.glob("trpo/*/seed1")
     assert main([str(run), "--out", str(tmp_path)]) == 0
     rows = table_rows(capsys.readouterr().out)
     final = json.loads((run / "summary.json").read_text())["final_return"]
@@ -184,7 +184,7 @@ def test_the_module_runs_as_a_command(multirun, tmp_path):
 def test_a_hand_edited_summary_a_missing_metric_and_an_unwritable_out_are_one_line(multirun, tmp_path, capsys):
     copy = tmp_path / "sweep"
     shutil.copytree(multirun, copy, ignore=shutil.ignore_patterns("report"))
-    (edited,) = copy.glob("*_trpo_*_seed1_*")
+    (edited,) = copy.glob("trpo/*/seed1")
     (edited / "summary.json").write_text('{"final_return": "great", "status": "completed"}')
     assert main([str(copy), "--out", str(tmp_path / "r1")]) == 0  # the others are reported
     err = capsys.readouterr().err
@@ -199,7 +199,7 @@ def test_a_hand_edited_summary_a_missing_metric_and_an_unwritable_out_are_one_li
 
 def test_a_groups_interval_does_not_depend_on_the_other_runs_in_the_folder(multirun, tmp_path, capsys):
     alone = tmp_path / "alone"
-    for run in multirun.glob("*_trpo_*"):
+    for run in multirun.glob("trpo/*/seed*"):
         shutil.copytree(run, alone / run.name)
     assert main([str(multirun), "--out", str(tmp_path / "all")]) == 0
     together = table_rows(capsys.readouterr().out)["trpo"]
@@ -209,7 +209,7 @@ def test_a_groups_interval_does_not_depend_on_the_other_runs_in_the_folder(multi
 
 def test_a_seed_twice_in_a_group_is_said(multirun, tmp_path, capsys):
     pooled = tmp_path / "outputs"
-    (run,) = multirun.glob("*_trpo_*_seed1_*")
+    (run,) = multirun.glob("trpo/*/seed1")
     shutil.copytree(run, pooled / "sweep" / run.name)
     shutil.copytree(run, pooled / "alone" / "seed1_run")
     assert main([str(pooled), "--out", str(tmp_path / "r")]) == 0

@@ -378,13 +378,13 @@ def test_a_run_in_a_directory_with_quotes_spaces_and_unicode_resumes(tmp_path):
 def test_a_sweep_job_resumes_with_the_command_it_prints(tmp_path):
     """Job directory names hold '=' and ',' (and a sweep preset may be among the overrides)."""
     sweep = tmp_path / "sweep"
-    proc = rlrun(tmp_path, "-m", "seed=3", "total_steps=10000000", "checkpoint_every=512", "algo.n_steps=32",
-                 "progress=off", f"hydra.sweep.dir={sweep}")
-    wait_until(lambda: list(sweep.glob("*/checkpoints/last.pt")), 120)
+    proc = rlrun(tmp_path, "-m", "seed=3", "total_steps=10000000", "checkpoint_every=512", "algo.n_steps=32,64",
+                 "algo.gamma=0.99,0.98", "progress=off", f"hydra.sweep.dir={sweep}")
+    wait_until(lambda: list(sweep.glob("*/*/*/checkpoints/last.pt")), 120)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
-    job_dir = next(sweep.glob("000_*"))
+    job_dir = next(sweep.glob("*/*/seed3*"))
     assert "=" in job_dir.name and "," in job_dir.name
     printed = re.search(r"resume with: (rlrun \S+)", " ".join((out + err).split()))
     command = shlex.split(printed.group(1))
@@ -394,7 +394,7 @@ def test_a_sweep_job_resumes_with_the_command_it_prints(tmp_path):
     assert code == 0, err
     summary = json.loads((job_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["seed"] == 3 and summary["steps_done"] == stopped_at + 512
-    assert [d for d in sweep.iterdir() if d.is_dir()] == [job_dir]  # resumed in place, not as a new sweep
+    assert list(sweep.glob("*/*/*/.hydra")) == [job_dir / ".hydra"]  # resumed in place, not as a new sweep
     assert not (tmp_path / "outputs").exists()
 
 
@@ -403,19 +403,19 @@ def test_an_interrupted_sweep_resumes_every_unfinished_job_and_skips_completed_o
     args = ["-m", "seed=0,1,2", "total_steps=6000", "checkpoint_every=512", "algo.n_steps=32", "progress=off",
             f"hydra.sweep.dir={sweep}"]
     proc = rlrun(tmp_path, *args)
-    wait_until(lambda: list(sweep.glob("000_*/checkpoints/last.pt")), 120, interval=0.01)
+    wait_until(lambda: list(sweep.glob("*/*/seed0*/checkpoints/last.pt")), 120, interval=0.01)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
     assert f"the whole sweep: rlrun -m resume={sweep}" in " ".join((out + err).split())
-    first = next(sweep.glob("000_*"))
+    first = next(sweep.glob("*/*/seed0*"))
     stopped_at = checkpoint_steps(first)
-    assert 0 < stopped_at < 6000 and not list(sweep.glob("001_*/summary.json"))
+    assert 0 < stopped_at < 6000 and not list(sweep.glob("*/*/seed1*/summary.json"))
 
     code, err = finish(rlrun(tmp_path, "-m", f"resume={sweep}"))
     assert code == 0, err
-    jobs = sorted(d for d in sweep.iterdir() if d.is_dir())
-    assert [d.name[:3] for d in jobs] == ["000", "001", "002"]
+    jobs = sorted(d.parent for d in sweep.glob("*/*/*/.hydra"))
+    assert [d.name[:5] for d in jobs] == ["seed0", "seed1", "seed2"]
     for job in jobs:
         summary = json.loads((job / "summary.json").read_text())
         assert summary["status"] == "completed" and summary["steps_done"] >= 6000

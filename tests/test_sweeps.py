@@ -114,12 +114,12 @@ def test_failing_jobs_keep_the_others_and_the_sweep_names_each_failure(run_rlrun
     assert "Traceback" not in res.stderr
     lines = res.stderr.strip().splitlines()
     assert lines[0].startswith("rlrun: error: 2 of 3 jobs in ") and lines[0].endswith(" did not complete:"), res.stderr
-    assert "000_ppo_clip_tests.faulty_envs:NanReward-v0" in lines[1] and "non-finite reward" in lines[1]
-    assert "002_ppo_clip_tests.faulty_envs:Crash-v0" in lines[2] and "RuntimeError: boom" in lines[2]
-    assert "rlrun.log" in lines[2]
+    assert "ppo_clip/tests.faulty_envs:Crash-v0/seed0" in lines[1] and "RuntimeError: boom" in lines[1]
+    assert "rlrun.log" in lines[1]
+    assert "ppo_clip/tests.faulty_envs:NanReward-v0/seed0" in lines[2] and "non-finite reward" in lines[2]
     statuses = sorted(s["status"] for s in summaries(run_rlrun.cwd / "outputs"))
     assert statuses == ["completed", "crashed", "failed"]
-    crash_log = next((run_rlrun.cwd / "outputs").rglob("002_*/rlrun.log")).read_text()
+    crash_log = next((run_rlrun.cwd / "outputs").rglob("tests.faulty_envs:Crash-v0/seed0*/rlrun.log")).read_text()
     assert "Traceback" in crash_log and "RuntimeError: boom" in crash_log
 
 
@@ -187,21 +187,22 @@ def test_each_run_writes_an_hparams_entry_with_the_same_keys(run_rlrun):
     assert key_sets[0] == {"algo", "env", "seed", "total_steps", "algo.n_steps", "env.num_envs"}
 
 
-def test_job_folders_stay_one_level_down_and_a_resumed_sweep_reports_every_failure(run_rlrun):
-    """An env id in a namespace (as MinAtar/ and ALE/ ids) no longer nests a job's folder, so the
-    report finds the crashed job; resumed, the sweep reports it again from the job's own summary."""
+def test_job_folders_stay_three_levels_down_and_a_resumed_sweep_reports_every_failure(run_rlrun):
+    """An env id in a namespace (as MinAtar/ and ALE/ ids) does not nest a job's folder deeper than
+    <algo>/<env>/<seed>, so the report finds the crashed job; resumed, the sweep reports it again
+    from the job's own summary."""
     repo = str(Path(__file__).resolve().parent.parent)
     args = ("-m", "env.id=tests.faulty_envs:faulty/Crash-v0,CartPole-v1", "total_steps=1024", "algo.n_steps=32",
             "progress=off", "hydra.sweep.dir=sweep")
     res = run_rlrun(*args, env={"PYTHONPATH": repo})
     assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
     sweep = run_rlrun.cwd / "sweep"
-    jobs = sorted(d for d in sweep.iterdir() if d.is_dir())
-    assert [job.name[:4] for job in jobs] == ["000_", "001_"] and all((job / ".hydra").is_dir() for job in jobs)
-    assert "faulty-Crash-v0" in jobs[0].name and "/" not in jobs[0].name
-    assert "1 of 2 jobs" in res.stderr and f"{jobs[0].name}: RuntimeError: boom" in res.stderr
+    jobs = sorted(d.parent.relative_to(sweep) for d in sweep.rglob(".hydra"))
+    assert [str(job) for job in jobs] == [
+        "ppo_clip/CartPole-v1/seed0", "ppo_clip/tests.faulty_envs:faulty-Crash-v0/seed0"]
+    assert "1 of 2 jobs" in res.stderr and f"{jobs[1]}: RuntimeError: boom" in res.stderr
     resumed = run_rlrun("-m", f"resume={sweep}", "--trust-modules", env={"PYTHONPATH": repo})
-    assert resumed.returncode == 1 and f"{jobs[0].name}: RuntimeError: boom" in resumed.stderr, resumed.stderr
+    assert resumed.returncode == 1 and f"{jobs[1]}: RuntimeError: boom" in resumed.stderr, resumed.stderr
     assert "1 of 2 jobs" in resumed.stderr
 
 
@@ -241,7 +242,7 @@ def test_ctrl_c_of_a_sweep_saves_the_running_jobs_and_starts_no_other(tmp_path, 
     proc = spawn_rlrun(tmp_path, "-m", "seed=0,1,2", "total_steps=10000000", "checkpoint_every=0", "progress=off",
                        *overrides, f"hydra.sweep.dir={sweep}", start_new_session=True)
     try:
-        started = lambda: len([p for p in sweep.glob("*/rlrun.log") if "steps -> " in p.read_text()]) == 2  # noqa: E731
+        started = lambda: len([p for p in sweep.glob("*/*/*/rlrun.log") if "steps -> " in p.read_text()]) == 2  # noqa: E731
         assert wait_until(started, 300)
         time.sleep(1.0)
         os.killpg(proc.pid, signal.SIGINT) if to_group else proc.send_signal(signal.SIGINT)
@@ -250,7 +251,7 @@ def test_ctrl_c_of_a_sweep_saves_the_running_jobs_and_starts_no_other(tmp_path, 
         shutil.rmtree(ray_tmp, ignore_errors=True)
     assert proc.returncode == 1 and "Traceback" not in err, err
     assert "stopping the sweep" in err and f"rlrun -m resume={sweep}" in " ".join(err.split())
-    jobs = sorted(d for d in sweep.iterdir() if d.is_dir())
+    jobs = sorted(d.parent for d in sweep.glob("*/*/*/.hydra"))
     for job in jobs[:2]:
         summary = json.loads((job / "summary.json").read_text())
         assert summary["status"] == "interrupted" and summary["steps_done"] > 0
