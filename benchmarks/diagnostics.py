@@ -3,7 +3,7 @@
     python benchmarks/diagnostics.py --total-steps 50000
 
 TRPO with a raised bound (`algo.max_kl=0.1`): the line search must backtrack (`trpo/backtracks`
-> 0) on some iterations, and every accepted step must have `policy/kl` <= `trpo/max_kl`.
+> 0) on some iterations, and every accepted step must have `trpo/kl` <= `trpo/max_kl`.
 PPO-Penalty with a small target (`algo.kl_target=0.001`): lambda must adapt in both directions
 (`ppo_penalty/adapt` takes -1 and +1 over the run).
 """
@@ -30,23 +30,23 @@ def run(run_dir: Path, *overrides: str) -> None:
 
 
 def check_trpo(run_dir: Path, max_kl: float) -> bool:
-    tags = ["trpo/backtracks", "trpo/step_accepted", "policy/kl", "trpo/max_kl"]
+    tags = ["trpo/backtracks", "trpo/step_accepted", "trpo/kl", "trpo/max_kl"]
     s = {tag: values for tag, (_, values) in read_scalars(run_dir, tags).items()}
     accepted = s["trpo/step_accepted"] == 1
-    backtracks, kl_accepted = s["trpo/backtracks"][accepted], s["policy/kl"][accepted]
+    backtracks, kl_accepted = s["trpo/backtracks"][accepted], s["trpo/kl"][accepted]
     print(f"TRPO, max_kl={max_kl}: {len(accepted)} iterations, {int(accepted.sum())} steps accepted, "
           f"{int((~accepted).sum())} rejected")
     if not accepted.any():
         return False
     backtracked = int((backtracks > 0).sum())
     over = int((kl_accepted > s["trpo/max_kl"][accepted] + 1e-9).sum())
-    print(f"  {backtracked} accepted after backtracking (max j {int(backtracks.max())}); policy/kl of accepted "
+    print(f"  {backtracked} accepted after backtracking (max j {int(backtracks.max())}); trpo/kl of accepted "
           f"steps: max {kl_accepted.max():.4f}, mean {kl_accepted.mean():.4f}; {over} above trpo/max_kl")
     return backtracked > 0 and over == 0
 
 
 def check_ppo_penalty(run_dir: Path, kl_target: float) -> bool:
-    tags = ["ppo_penalty/adapt", "ppo_penalty/kl_coef", "policy/kl"]
+    tags = ["ppo_penalty/adapt", "ppo_penalty/kl_coef", "ppo_penalty/kl"]
     s = {tag: values for tag, (_, values) in read_scalars(run_dir, tags).items()}
     adapt = s["ppo_penalty/adapt"]
     counts = {d: int((adapt == d).sum()) for d in (-1, 0, 1)}
@@ -55,7 +55,7 @@ def check_ppo_penalty(run_dir: Path, kl_target: float) -> bool:
     if not len(adapt):
         return False
     print(f"  kl_coef range [{s['ppo_penalty/kl_coef'].min():.3g}, {s['ppo_penalty/kl_coef'].max():.3g}], "
-          f"median policy/kl {np.median(s['policy/kl']):.4f}")
+          f"median ppo_penalty/kl {np.median(s["ppo_penalty/kl"]):.4f}")
     return counts[-1] > 0 and counts[1] > 0
 
 

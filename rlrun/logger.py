@@ -21,20 +21,15 @@ from rlrun.event_file import EventFile
 
 log = logging.getLogger("rlrun")
 
-# Shared tags written again under the run's algorithm (policy/kl also as trpo/kl, ...), so that a
-# custom-scalars chart can match one algorithm's runs only.
-ALGO_ALIASES = {"policy/kl": "kl", "policy/approx_kl": "approx_kl"}
-
-# The headline quantities, written once more under two capitalised groups. TensorBoard's SCALARS
-# and TIME SERIES pages list tag groups by name, capitals before lower case, and TIME SERIES opens
-# only the first two groups: so they open on the returns and on the trust region, whichever the
-# algorithm, instead of on acktr/* or eval/*. Each algorithm names its own bound (Registration.headline).
+# The returns, written once more under a capitalised group. TensorBoard's SCALARS and TIME SERIES
+# pages list tag groups by name, capitals before lower case, and TIME SERIES opens only the first
+# two groups: so they open on the returns whichever the algorithm, instead of on acktr/* or eval/*.
+# (The trust-region quantities are each written once, in the algorithm's namespace: <algo>/kl
+# beside <algo>/max_kl or kl_target, so that its charts show its own runs only.)
 HEADLINE_ALIASES = {
     "rollout/ep_return": "Returns/train",
     "rollout/ep_return_mean": "Returns/train_mean",
     "eval/mean_return": "Returns/eval",
-    "policy/kl": "TrustRegion/kl",
-    **{tag: f"TrustRegion/{name}" for reg in algorithms().values() for tag, name in reg.headline.items()},
 }
 # The HParams table's metrics: the mean return of the last `solved_window` episodes (its last point
 # is summary.json's final_return) and the speed, read from the last point of these series.
@@ -43,7 +38,7 @@ HPARAM_METRICS = ("Returns/train_mean", "time/fps")
 
 # The custom-scalars tab: the returns, then each algorithm's charts (Registration.charts), its
 # trust-region quantity beside its bound. Every regex is anchored and names a tag of one
-# algorithm's namespace only (ALGO_ALIASES), so a chart shows only that algorithm's runs.
+# algorithm's namespace only, so a chart shows only that algorithm's runs.
 def _chart(*tags: str) -> list:
     return ["Multiline", [f"^{tag}$" for tag in tags]]
 
@@ -107,7 +102,6 @@ def run_layout(written: set[str], evaluates: bool) -> dict:
 class TensorBoardLogger:
     def __init__(self, run_dir: Path, cfg: DictConfig, purge_step: int | None = None):
         self.writer = EventFile(run_dir, purge_step=purge_step)
-        self.algo = cfg.algo.name
         self.writer.text("config", "```yaml\n" + OmegaConf.to_yaml(cfg) + "```")
         if cfg.tuned_file:
             values = "\n".join(f"{key}: {value}" + ("" if now == value else f"  # overridden on the command line: {now}")
@@ -121,8 +115,6 @@ class TensorBoardLogger:
         values = []
         for tag, value in metrics.items():
             values.append((tag, value))
-            if tag in ALGO_ALIASES:
-                values.append((f"{self.algo}/{ALGO_ALIASES[tag]}", value))
             if tag in HEADLINE_ALIASES:
                 values.append((HEADLINE_ALIASES[tag], value))
         self.writer.scalars(values, step)

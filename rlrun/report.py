@@ -15,7 +15,8 @@ event files or a `summary.json`), groups the runs by everything but the seed, an
 
 A run without `summary.json` (still running, or killed) counts as *incomplete*: its final return
 is the mean of the last `solved_window` (20) points of `rollout/ep_return` in its event files (whatever
-`--metric` is plotted), and it takes no
+`--metric` is plotted; `{algo}` in it stands for each run's algorithm, so `--metric '{algo}/kl'`
+plots every algorithm's KL), and it takes no
 part in the solved fraction, `solved_step` or fps.
 """
 
@@ -195,11 +196,13 @@ def read_run(path: Path, metric: str) -> Run:
             print(f"rlrun-report: warning: {path / 'summary.json'} is not used ({err})", file=sys.stderr)
         summary = None
     seed = OmegaConf.select(cfg, "seed")
-    scalars = read_scalars(path, [metric, RETURN_TAG])
+    algo = str(OmegaConf.select(cfg, "algo.name"))
+    tag = metric.replace("{algo}", algo)  # {algo}/kl: each run's own trust-region tags
+    scalars = read_scalars(path, [tag, RETURN_TAG])
     window = OmegaConf.select(cfg, "solved_window", default=FINAL_WINDOW)
-    return Run(path=path, env=str(OmegaConf.select(cfg, "env.id")), algo=str(OmegaConf.select(cfg, "algo.name")),
+    return Run(path=path, env=str(OmegaConf.select(cfg, "env.id")), algo=algo,
                seed=None if seed is None else int(seed), overrides=group_overrides(overrides),
-               summary=summary, curve=scalars[metric], returns=scalars[RETURN_TAG][1],
+               summary=summary, curve=scalars[tag], returns=scalars[RETURN_TAG][1],
                window=int(window))
 
 
@@ -373,7 +376,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("path", type=Path, help="a multirun folder, an outputs folder or one run folder")
     p.add_argument("--out", type=Path, default=None,
                    help="where to write the PNGs and report.md (default <path>/report)")
-    p.add_argument("--metric", default="rollout/ep_return", help="the scalar tag to plot (default rollout/ep_return)")
+    p.add_argument("--metric", default="rollout/ep_return",
+                   help="the scalar tag to plot (default rollout/ep_return); {algo} stands for each run's "
+                        "algorithm, e.g. '{algo}/kl' for the exact KL of every algorithm's steps")
     p.add_argument("--points", type=int, default=100, help="points of the common env-step grid (default 100)")
     return p.parse_args(argv)
 

@@ -146,7 +146,7 @@ def _train(cfg: DictConfig, run_dir: Path, multirun: bool, overridden: Sequence[
             update_s = time.monotonic() - update_start
             update_time += update_s
             if logged:
-                metrics.update(update_diagnostics(run.actor, pi_old, batch))
+                metrics.update(update_diagnostics(run.actor, pi_old, batch, cfg.algo.name))
             check_finite(metrics, [run.actor, run.critic], run.iteration, cfg.algo.name)
             run.steps += samples
             run.iteration += 1

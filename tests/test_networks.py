@@ -104,10 +104,10 @@ def test_explained_variance_of_equal_returns_is_left_out_not_a_failure():
     obs = torch.randn(8, 2)
     constant = Batch(obs=obs, actions=torch.zeros(8, dtype=torch.long), log_probs=torch.zeros(8),
                      values=torch.zeros(8), advantages=torch.ones(8), returns=torch.ones(8))
-    metrics = update_diagnostics(actor, policy_snapshot(actor, constant), constant)
+    metrics = update_diagnostics(actor, policy_snapshot(actor, constant), constant, "policy")
     assert "value/explained_variance" not in metrics and metrics["policy/kl"] == 0.0
     varied = Batch(**{**constant.__dict__, "returns": torch.arange(8.0)})
-    assert "value/explained_variance" in update_diagnostics(actor, policy_snapshot(actor, varied), varied)
+    assert "value/explained_variance" in update_diagnostics(actor, policy_snapshot(actor, varied), varied, "policy")
 
 
 def test_a_shared_encoder_runs_once_for_both_heads_with_the_same_outputs():

@@ -22,7 +22,7 @@ def test_two_iterations_on_each_space(tmp_path, monkeypatch, algo, env):
                            "env.num_envs=4", "progress=off", "tuned=none"])
     assert summary["status"] == "completed" and summary["steps_done"] == 256
     scalars = read_scalars(tmp_path / summary["run_dir"])
-    for tag in ("policy/kl", "policy/entropy", "loss/policy", "rollout/ep_return"):
+    for tag in (f"{algo}/kl", "policy/entropy", "loss/policy", "rollout/ep_return"):
         assert tag in scalars and all(math.isfinite(v) for _, v in scalars[tag]), tag
     policy = rlrun.load(summary["run_dir"])
     env_instance = space_envs.__dict__[env.removesuffix("-v0")]()

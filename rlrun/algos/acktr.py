@@ -33,6 +33,7 @@ from rlrun.core.losses import normalize, value_loss
 from rlrun.core.natural_gradient import (LineSearchResult, StepScale, backtracking_line_search,
                                          make_fisher_vector_product, trust_region_scale)
 from rlrun.core.optimizers import Adam
+from rlrun.core.tally import Tally
 from rlrun.errors import ConfigError
 
 
@@ -154,6 +155,7 @@ class ACKTR:
             self.critic_kfac, self.critic_params = None, FlatParameters(critic.parameters())
             self.critic_optimizer = Adam(self.critic_params.vector, lr=cfg.critic_lr)
         self.generator = torch.Generator().manual_seed(seed)  # the Adam critic's minibatch shuffling
+        self.tally = Tally("acktr", ("steps_clipped", "steps_rejected"))  # eta_max binding; the KL check failing
 
     def update(self, batch: Batch, progress: float) -> dict[str, float]:
         if self.joint is not None:
@@ -289,6 +291,7 @@ class ACKTR:
             "acktr/damping": self.cfg.damping,
             "acktr/factor_eig_min": min(eig.values()),
             "acktr/factor_eig_max": max(eig.values()),
+            **self.tally.add(steps_clipped=eta.clipped, steps_rejected=not search.accepted),
         }
 
     def _heads(self, features: torch.Tensor) -> tuple[torch.distributions.Distribution, torch.Tensor]:
@@ -356,7 +359,7 @@ class ACKTR:
                 "critic_optimizer": self.critic_optimizer.state_dict() if self.critic_optimizer else None,
                 "generator": self.generator.get_state(),
                 "eta_max": self.eta_max_controller.state_dict() if self.eta_max_controller is not None else None,
-                "velocity": self.velocity}
+                "velocity": self.velocity, "tally": self.tally.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.actor_kfac.load_state_dict(state["actor_kfac"])
@@ -369,15 +372,17 @@ class ACKTR:
         if self.eta_max_controller is not None and state.get("eta_max") is not None:
             self.eta_max_controller.load_state_dict(state["eta_max"])
         self.velocity = state.get("velocity")
+        self.tally.load_state_dict(state.get("tally"))
 
 
 REGISTRATION = Registration(
     config=ACKTRConfig, algorithm=ACKTR, title="ACKTR",
     summary="sec. 5.9: K-FAC natural gradient scaled into a KL trust region",
-    trust_region_key="max_kl", headline={"acktr/max_kl": "kl_bound"},
+    trust_region_key="max_kl",
     charts={"KL vs bound max_kl": ["acktr/kl", "acktr/max_kl"],
             "step scale eta vs eta_max": ["acktr/step_scale", "acktr/eta_max"],
-            "step clipped by the trust region (0/1)": ["acktr/step_clipped"],
+            "trust region: steps clipped at eta_max and rejected, of all updates (totals)":
+                ["acktr/updates", "acktr/steps_clipped", "acktr/steps_rejected"],
             "share_encoder: policy KL, value drift and joint KL vs max_kl":
                 ["acktr/kl", "acktr/value_kl", "acktr/joint_kl", "acktr/max_kl"]},
 )

@@ -62,7 +62,7 @@ class PPOClip:
         advantages = normalize(batch.advantages) if cfg.normalize_advantage else batch.advantages
 
         stats: dict[str, list[torch.Tensor]] = {"loss/policy": [], "loss/value": [],
-                                                "policy/approx_kl": [], "policy/clip_fraction": []}
+                                                "ppo_clip/approx_kl": [], "policy/clip_fraction": []}
         data = [batch.obs, batch.actions, batch.log_probs, advantages, batch.returns, batch.values]
         epochs_done, stop = 0, False
         for _ in range(cfg.n_epochs):  # M epochs of minibatch Adam on the clipped surrogate (5.40-5.41)
@@ -78,7 +78,7 @@ class PPOClip:
                     clipped = ((log_prob - old_log_prob).exp() - 1.0).abs() > clip_eps
                 stats["loss/policy"].append(policy_loss.detach())
                 stats["loss/value"].append(v_loss.detach())
-                stats["policy/approx_kl"].append(kl)
+                stats["ppo_clip/approx_kl"].append(kl)
                 stats["policy/clip_fraction"].append(clipped.float().mean())
                 if cfg.target_kl is not None and kl.item() > 1.5 * cfg.target_kl:
                     stop = True  # early stop, as SB3: approx KL past 1.5 x target

@@ -17,6 +17,7 @@ from rlrun.core.flat_params import FlatParameters
 from rlrun.core.kl_controller import AdaptiveKLController
 from rlrun.core.losses import approx_kl, minibatches, normalize, ratio_surrogate, scheduled
 from rlrun.core.optimizers import Adam
+from rlrun.core.tally import Tally
 
 
 @dataclass
@@ -51,6 +52,7 @@ class PPOPenalty:
         self.kl_controller = AdaptiveKLController(kl_coef=cfg.kl_coef_init, kl_target=cfg.kl_target,
                                                   kl_tolerance=cfg.kl_tolerance, kl_adapt_factor=cfg.kl_adapt_factor)
         self.generator = torch.Generator().manual_seed(seed)  # minibatch shuffling
+        self.tally = Tally("ppo_penalty", ("lambda_decreases", "lambda_increases"))  # step 5's branches, totals
 
     def update(self, batch: Batch, progress: float) -> dict[str, float]:
         cfg, obs, actions = self.cfg, batch.obs, batch.actions
@@ -64,7 +66,7 @@ class PPOPenalty:
             pi_old = self.actor(obs)
 
         # Step 3: M epochs of gradient ascent on J = surrogate - lambda * mean KL(pi_old || pi) (eq. 5.37)
-        policy_terms: dict[str, list[torch.Tensor]] = {"loss/policy": [], "loss/kl_penalty": [], "policy/approx_kl": []}
+        policy_terms: dict[str, list[torch.Tensor]] = {"loss/policy": [], "loss/kl_penalty": [], "ppo_penalty/approx_kl": []}
         for _ in range(cfg.policy_epochs):
             for idx in minibatches(len(batch), cfg.batch_size, self.generator):
                 pi = self.actor(obs[idx])
@@ -78,7 +80,7 @@ class PPOPenalty:
                 self.actor_optimizer.step()
                 policy_terms["loss/policy"].append(-surrogate.detach())
                 policy_terms["loss/kl_penalty"].append(kl_coef * kl.detach())
-                policy_terms["policy/approx_kl"].append(approx_kl(log_prob.detach(), batch.log_probs[idx]))
+                policy_terms["ppo_penalty/approx_kl"].append(approx_kl(log_prob.detach(), batch.log_probs[idx]))
 
         # Step 4: B epochs of gradient descent on mean (G_hat - V(s))^2
         critic_loss = fit_value_function(self.critic, self.critic_params, self.critic_optimizer, obs, batch.returns,
@@ -99,26 +101,30 @@ class PPOPenalty:
             "ppo_penalty/kl_coef_before": kl_coef,
             "ppo_penalty/kl_target": cfg.kl_target,
             "ppo_penalty/adapt": float(adapt),
+            **self.tally.add(lambda_decreases=adapt < 0, lambda_increases=adapt > 0),
         })
         return metrics
 
     def state_dict(self) -> dict:
         return {"actor_optimizer": self.actor_optimizer.state_dict(),
                 "critic_optimizer": self.critic_optimizer.state_dict(),
-                "kl_controller": self.kl_controller.state_dict(), "generator": self.generator.get_state()}
+                "kl_controller": self.kl_controller.state_dict(), "generator": self.generator.get_state(),
+                "tally": self.tally.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.actor_optimizer.load_state_dict(state["actor_optimizer"])
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         self.kl_controller.load_state_dict(state["kl_controller"])
         self.generator.set_state(state["generator"])
+        self.tally.load_state_dict(state.get("tally"))
 
 
 REGISTRATION = Registration(
     config=PPOPenaltyConfig, algorithm=PPOPenalty, title="PPO-Penalty",
     summary="Alg 5.23: KL-penalised surrogate, lambda adapted to the KL target",
-    trust_region_key="kl_target", headline={"ppo_penalty/kl_target": "kl_target"},
+    trust_region_key="kl_target",
     charts={"KL vs target d_targ": ["ppo_penalty/kl", "ppo_penalty/kl_target"],
             "lambda (KL coefficient)": ["ppo_penalty/kl_coef"],
-            "lambda adaptation (-1 halved, 0, +1 doubled)": ["ppo_penalty/adapt"]},
+            "lambda adaptations: decreases and increases of all updates (totals)":
+                ["ppo_penalty/updates", "ppo_penalty/lambda_decreases", "ppo_penalty/lambda_increases"]},
 )

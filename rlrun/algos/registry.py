@@ -100,7 +100,6 @@ class Registration:
         summary: one line for ``rlrun --help``.
         trust_region_key: the config field of its trust-region knob, the HParams column
             ``trust_region`` shared by all algorithms (None: it has none).
-        headline: its own tags written again under ``TrustRegion/`` (``{"trpo/max_kl": "kl_bound"}``).
         charts: its custom-scalars charts, title -> tags; ``<name>/kl`` (the exact policy KL) can be used.
         log_every: iterations between writes of the update metrics and diagnostics when the run's
             ``log_every`` is null (SB3's ``log_interval``: 100 for A2C's 5-step iterations, else 1).
@@ -111,7 +110,6 @@ class Registration:
     title: str
     summary: str
     trust_region_key: Optional[str] = None
-    headline: dict[str, str] = field(default_factory=dict)
     charts: dict[str, list[str]] = field(default_factory=dict)
     log_every: int = 1
 

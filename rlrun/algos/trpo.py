@@ -18,6 +18,7 @@ from rlrun.core.losses import normalize, ratio_surrogate
 from rlrun.core.natural_gradient import (backtracking_line_search, conjugate_gradient, flat_grad,
                                          make_fisher_vector_product, trust_region_scale)
 from rlrun.core.optimizers import Adam
+from rlrun.core.tally import Tally
 
 
 @dataclass
@@ -46,6 +47,7 @@ class TRPO:
         self.critic_params = FlatParameters(critic.parameters())  # one vector for Adam
         self.critic_optimizer = Adam(self.critic_params.vector, lr=cfg.critic_lr, eps=cfg.adam_eps)
         self.generator = torch.Generator().manual_seed(seed)  # critic minibatch shuffling
+        self.tally = Tally("trpo", ("steps_rejected",))  # step 5 kept theta_k, totals
 
     def update(self, batch: Batch, progress: float) -> dict[str, float]:
         cfg, obs, actions = self.cfg, batch.obs, batch.actions
@@ -95,21 +97,24 @@ class TRPO:
             "trpo/backtracks": float(search.backtracks if search is not None else cfg.backtrack_iters + 1),
             "trpo/surrogate_improvement": search.improvement if search is not None else 0.0,
             "trpo/step_norm": step.scale * cg.x.norm().item() * (search.step_fraction if search is not None else 0.0),
+            **self.tally.add(steps_rejected=search is None or not search.accepted),
         }
 
     def state_dict(self) -> dict:
-        return {"critic_optimizer": self.critic_optimizer.state_dict(), "generator": self.generator.get_state()}
+        return {"critic_optimizer": self.critic_optimizer.state_dict(), "generator": self.generator.get_state(),
+                "tally": self.tally.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         self.generator.set_state(state["generator"])
+        self.tally.load_state_dict(state.get("tally"))
 
 
 REGISTRATION = Registration(
     config=TRPOConfig, algorithm=TRPO, title="TRPO",
     summary="Alg 5.22: conjugate gradient on the KL Hessian, line search under the KL bound",
-    trust_region_key="max_kl", headline={"trpo/max_kl": "kl_bound"},
+    trust_region_key="max_kl",
     charts={"KL vs bound max_kl": ["trpo/kl", "trpo/max_kl"],
             "line search: backtracks": ["trpo/backtracks"],
-            "line search: step accepted (0/1)": ["trpo/step_accepted"]},
+            "line search: steps rejected of all updates (totals)": ["trpo/updates", "trpo/steps_rejected"]},
 )

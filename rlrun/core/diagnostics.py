@@ -22,14 +22,15 @@ def policy_snapshot(actor: nn.Module, batch: Batch) -> Distribution:
         return actor.distribution_of(batch.obs)
 
 
-def update_diagnostics(actor: nn.Module, pi_old: Distribution, batch: Batch) -> dict[str, float]:
+def update_diagnostics(actor: nn.Module, pi_old: Distribution, batch: Batch, algo: str) -> dict[str, float]:
     """After an update: the exact mean KL(pi_old || pi_new) on the batch (the quantity the trust
-    regions bound), the new policy's mean entropy, and how much of the returns' variance the
-    critic explained when the batch was collected (left out for a batch whose returns are all
-    equal, where it is undefined: a solved deterministic task, not a numerical failure)."""
+    regions bound), as ``<algo>/kl`` beside the algorithm's own bound or target, the new policy's
+    mean entropy, and how much of the returns' variance the critic explained when the batch was
+    collected (left out for a batch whose returns are all equal, where it is undefined: a solved
+    deterministic task, not a numerical failure)."""
     with torch.no_grad():
         pi_new = actor.distribution_of(batch.obs)
-        metrics = {"policy/kl": kl_divergence(pi_old, pi_new).mean().item(),
+        metrics = {f"{algo}/kl": kl_divergence(pi_old, pi_new).mean().item(),
                    "policy/entropy": pi_new.entropy().mean().item()}
     explained = explained_variance(batch.values, batch.returns)
     if math.isfinite(explained):

@@ -37,7 +37,9 @@ def batch_for(actor: torch.nn.Module, n: int = 256, advantage_scale: float = 5.0
 
 
 def update(algo, batch: Batch, progress: float = 0.0) -> dict[str, float]:
-    """One ``algo.update`` with the metrics the trainer adds (exact policy/kl, policy/entropy, ...)."""
+    """One ``algo.update`` with the metrics the trainer adds (the exact KL as ``policy/kl`` here,
+    whatever the algorithm, policy/entropy, ...)."""
     pi_old = policy_snapshot(algo.actor, batch)
     metrics = algo.update(batch, progress=progress)
-    return {**metrics, **update_diagnostics(algo.actor, pi_old, batch)}
+    diagnostics = update_diagnostics(algo.actor, pi_old, batch, "policy")
+    return {**metrics, **diagnostics}

@@ -65,4 +65,4 @@ def test_a_cartpole_and_a_pendulum_run_log_its_chart_tags(run_rlrun):
         assert res.returncode == 0, res.stderr
         tags = set(read_scalars(run_rlrun.cwd / env))
         charted = {tag for chart in algorithms()["a2c"].charts.values() for tag in chart}
-        assert charted | {"policy/kl", "policy/entropy", "loss/policy", "loss/value", "train/learning_rate"} <= tags
+        assert charted | {"a2c/kl", "policy/entropy", "loss/policy", "loss/value", "train/learning_rate"} <= tags
