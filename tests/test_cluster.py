@@ -1,9 +1,9 @@
 """Sweeps on a real single-node SLURM (loopback only, in a private network namespace), through
 Hydra's submitit launcher: time limits with requeue, pre-emption with requeue, and resuming an
 interrupted sweep through the launcher. Several minutes (SLURM delays a requeued job by about two
-minutes), so they run where the machine allows it: root, the repository's sibling
-``shared/tools/slurm-local`` (which installs Debian's SLURM on first start), and the submitit
-launcher (``pip install -e ".[sweep]"``)."""
+minutes), so they run where the machine allows it: root (``tests/local_slurm.py`` starts the
+cluster, installing Debian's SLURM on first use) and the submitit launcher
+(``pip install -e ".[sweep]"``); elsewhere they skip, saying why."""
 
 import json
 import os
@@ -14,40 +14,37 @@ from pathlib import Path
 
 import pytest
 
+from tests import local_slurm
 from tests.conftest import read_scalars, spawn_rlrun, wait_until
 from tests.test_sweeps import has
 from rlrun.checkpoint import load_checkpoint
 
 # 1 ms an env step, 1,024-step iterations: the jobs outlast the limits whatever the machine, and stop within a second
 PACED = ("env=tests.faulty_envs:Paced-v0", "env.num_envs=2", "algo.n_steps=512")
-SLURM_LOCAL = Path(__file__).resolve().parent.parent.parent / "shared" / "tools" / "slurm-local"
 pytestmark = [
     pytest.mark.skipif(not has("hydra_plugins.hydra_submitit_launcher"), reason="pip install 'rlrun[slurm]'"),
     pytest.mark.skipif(os.geteuid() != 0, reason="a local SLURM needs root"),
-    pytest.mark.skipif(not SLURM_LOCAL.is_file(), reason=f"no {SLURM_LOCAL} to start a local SLURM"),
 ]
 
 
 @pytest.fixture(scope="module")
 def slurm():
     """Run a command inside the local SLURM's namespace: slurm(*argv, **subprocess.run kwargs)."""
-    def run(*argv, **kwargs):
-        return subprocess.run([str(SLURM_LOCAL), "exec", *map(str, argv)], **kwargs)
-
-    running = run("sinfo", capture_output=True).returncode == 0
-    if not running:
-        started = subprocess.run([str(SLURM_LOCAL), "start"], capture_output=True, text=True, timeout=600)
-        if started.returncode != 0:
-            pytest.skip(f"slurm-local start failed: {started.stderr.strip()[-300:]}")
-    yield run
-    if not running:
-        subprocess.run([str(SLURM_LOCAL), "stop"], capture_output=True, timeout=120)
+    started_here = not local_slurm.running()
+    if started_here:
+        try:
+            local_slurm.start()
+        except local_slurm.Unavailable as err:
+            pytest.skip(f"no local SLURM: {err}")
+    yield local_slurm.run
+    if started_here:
+        local_slurm.stop()
 
 
 def sweep_in_slurm(cwd: Path, *args: str) -> subprocess.Popen:
     """rlrun -m ... through the submitit launcher, inside the local SLURM's namespace."""
     return spawn_rlrun(cwd, "-m", *args, "progress=off", "hydra/launcher=submitit_slurm",
-                       "hydra.launcher.partition=debug", prefix=(SLURM_LOCAL, "exec"))
+                       "hydra.launcher.partition=debug", prefix=tuple(local_slurm.in_namespace([])))
 
 
 def assert_completed_once(job: Path, total_steps: int) -> None:
