@@ -128,5 +128,6 @@ class PPOClip:
 REGISTRATION = Registration(
     config=PPOClipConfig, algorithm=PPOClip, title="PPO-Clip", summary="Alg 5.24: clipped surrogate, Adam",
     trust_region_key="clip_eps",
-    charts={"KL and approx KL": ["ppo_clip/kl", "ppo_clip/approx_kl"]},
+    charts={"KL and approx KL": ["ppo_clip/kl", "ppo_clip/approx_kl"],
+            "fraction of ratios clipped, beside the clip range eps": ["policy/clip_fraction", "train/clip_eps"]},
 )
