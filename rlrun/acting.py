@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from gymnasium import spaces
-from torch import Tensor
+from torch import Tensor, nn
 
 from rlrun.normalization import ObsNormalizer
 from rlrun.observations import channels_first, flatten_obs, is_image, normalized_columns, obs_dim
@@ -59,6 +59,41 @@ class ObservationEncoder:
         if self.normalizer is not None:
             obs = self.normalizer(obs, update=update)
         return torch.from_numpy(obs).to(self.device)
+
+
+class NumpyActor:
+    """The actor's ``act`` for a rollout on the CPU, in numpy: the same maths as
+    ``CategoricalActor.act`` (Gumbel-max) and ``GaussianActor.act`` (mean + std * noise) for an
+    actor whose network is a plain MLP. At a rollout's batch sizes (one observation an env) a
+    torch forward spends several times its arithmetic on dispatch; these few matmuls do not.
+
+    Made once per rollout: the parameters do not change while it runs, so their values are read
+    then (as views of the tensors' memory, no copy). The noise comes from numpy's global
+    generator, which the runtime seeds and every checkpoint saves, as it does torch's."""
+
+    def __init__(self, actor: nn.Module):
+        net = actor.net
+        self.layers = [(linear.weight.detach().numpy().T, linear.bias.detach().numpy()) for linear in net.linears]
+        self.activation = np.tanh if net.activation == "tanh" else (lambda h: np.maximum(h, 0.0))
+        self.std = np.exp(actor.log_std.detach().numpy()) if actor.distribution == "gaussian" else None
+
+    @staticmethod
+    def applies(actor: nn.Module, device: torch.device) -> bool:
+        """A categorical or Gaussian head on an MLP without an encoder, on the CPU; other actors
+        (CNNs, composite encoders, the multi-categorical and Bernoulli heads, CUDA) keep torch's."""
+        net = getattr(actor, "net", None)
+        return (device.type == "cpu" and getattr(actor, "distribution", None) in ("categorical", "gaussian")
+                and net is not None and not net.has_encoder and net.activation in ("tanh", "relu"))
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        h = obs
+        for weight, bias in self.layers[:-1]:
+            h = self.activation(h @ weight + bias)
+        weight, bias = self.layers[-1]
+        out = h @ weight + bias
+        if self.std is None:  # a sample of softmax(out): argmax of out + Gumbel noise
+            return np.argmax(out - np.log(np.random.exponential(size=out.shape)), axis=-1)
+        return out + self.std * np.random.standard_normal(out.shape).astype(np.float32)
 
 
 class ActionDecoder:

@@ -15,7 +15,7 @@ from torch import nn
 from rlrun.core.advantages import gae
 from rlrun.core.batch import Batch
 from rlrun.episodes import Episode
-from rlrun.acting import ActionDecoder, ObservationEncoder, action_buffer, obs_dtype
+from rlrun.acting import ActionDecoder, NumpyActor, ObservationEncoder, action_buffer, obs_dtype
 from rlrun.env_state import env_state, restore_env_state
 from rlrun.envs import step_envs
 from rlrun.errors import NumericalError
@@ -77,8 +77,11 @@ class RolloutCollector:
         episodes: list[Episode] = []
         n = self.envs.num_envs
         self.buf_next_values.zero_()
+        numpy_actor = NumpyActor(self.actor) if NumpyActor.applies(self.actor, self.device) else None
         for t in range(self.n_steps):
-            if self.encoder is None:
+            if numpy_actor is not None:
+                action = torch.from_numpy(numpy_actor.act(self.obs.numpy()))
+            elif self.encoder is None:
                 action = self.actor.act(self.obs)
             else:
                 self.buf_features[t] = self.encoder(self.obs)

@@ -13,7 +13,7 @@ COMMON = {"rollout/ep_return", "rollout/ep_return_mean", "time/fps", "loss/polic
           "value/explained_variance", "Returns/train", "Returns/train_mean"}
 EPISODE_TAGS = {"rollout/ep_return", "rollout/ep_return_mean", "Returns/train", "Returns/train_mean"}
 TAGS = {
-    "ppo_clip": {"policy/clip_fraction", "train/clip_eps", "ppo_clip/kl", "ppo_clip/approx_kl", "train/learning_rate"},
+    "ppo_clip": {"ppo_clip/clip_fraction", "ppo_clip/clip_eps", "ppo_clip/kl", "ppo_clip/approx_kl", "train/learning_rate"},
     "trpo": {"trpo/backtracks", "trpo/step_accepted", "trpo/cg_iters", "trpo/cg_residual",
              "trpo/surrogate_improvement", "trpo/step_norm", "trpo/max_kl", "trpo/kl", "trpo/updates",
              "trpo/steps_rejected"},

@@ -15,7 +15,7 @@ from tests.test_sweeps import has
 from rlrun.checkpoint import load_checkpoint
 
 COMMON_TAGS = {"rollout/ep_return", "rollout/ep_length", "time/fps", "loss/policy", "loss/value",
-               "policy/entropy", "ppo_clip/kl", "ppo_clip/approx_kl", "policy/clip_fraction",
+               "policy/entropy", "ppo_clip/kl", "ppo_clip/approx_kl", "ppo_clip/clip_fraction",
                "value/explained_variance", "train/learning_rate"}
 SUMMARY_KEYS = {"algo", "env", "seed", "total_steps", "steps_done", "wall_s", "fps", "final_return",
                 "threshold", "solved_step", "solved_wall_s"}

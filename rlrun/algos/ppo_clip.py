@@ -62,7 +62,7 @@ class PPOClip:
         advantages = normalize(batch.advantages) if cfg.normalize_advantage else batch.advantages
 
         stats: dict[str, list[torch.Tensor]] = {"loss/policy": [], "loss/value": [],
-                                                "ppo_clip/approx_kl": [], "policy/clip_fraction": []}
+                                                "ppo_clip/approx_kl": [], "ppo_clip/clip_fraction": []}
         data = [batch.obs, batch.actions, batch.log_probs, advantages, batch.returns, batch.values]
         epochs_done, stop = 0, False
         for _ in range(cfg.n_epochs):  # M epochs of minibatch Adam on the clipped surrogate (5.40-5.41)
@@ -79,7 +79,7 @@ class PPOClip:
                 stats["loss/policy"].append(policy_loss.detach())
                 stats["loss/value"].append(v_loss.detach())
                 stats["ppo_clip/approx_kl"].append(kl)
-                stats["policy/clip_fraction"].append(clipped.float().mean())
+                stats["ppo_clip/clip_fraction"].append(clipped.float().mean())
                 if cfg.target_kl is not None and kl.item() > 1.5 * cfg.target_kl:
                     stop = True  # early stop, as SB3: approx KL past 1.5 x target
                     break
@@ -90,7 +90,7 @@ class PPOClip:
         metrics = {key: torch.stack(values).mean().item() for key, values in stats.items()}
         metrics.update({
             "train/learning_rate": lr,
-            "train/clip_eps": clip_eps,
+            "ppo_clip/clip_eps": clip_eps,
             "train/epochs": float(epochs_done),
         })
         return metrics
@@ -129,5 +129,5 @@ REGISTRATION = Registration(
     config=PPOClipConfig, algorithm=PPOClip, title="PPO-Clip", summary="Alg 5.24: clipped surrogate, Adam",
     trust_region_key="clip_eps",
     charts={"KL and approx KL": ["ppo_clip/kl", "ppo_clip/approx_kl"],
-            "fraction of ratios clipped, beside the clip range eps": ["policy/clip_fraction", "train/clip_eps"]},
+            "fraction of ratios clipped, beside the clip range eps": ["ppo_clip/clip_fraction", "ppo_clip/clip_eps"]},
 )

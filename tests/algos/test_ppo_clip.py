@@ -60,14 +60,14 @@ def after_update(algo: PPOClip, batch: Batch) -> torch.Tensor:
 
 @pytest.mark.parametrize("gaussian", [False, True])
 def test_clip_fraction_reports_the_samples_outside_the_clip_range(gaussian):
-    """Alg 5.24 diagnostics: policy/clip_fraction is the fraction of samples with |r - 1| > eps."""
+    """Alg 5.24 diagnostics: ppo_clip/clip_fraction is the fraction of samples with |r - 1| > eps."""
     algo, batch, groups = make(gaussian)
     with torch.no_grad():
         log_prob, _ = algo.actor.log_prob_entropy(batch.obs, batch.actions)
     outside = ((log_prob - batch.log_probs).exp() - 1.0).abs() > EPS
     assert outside.sum() == 4 * PER_GROUP
     assert outside[groups["binding"]].all() and outside[groups["loose"]].all()
-    assert update(algo, batch)["policy/clip_fraction"] == pytest.approx(4 * PER_GROUP / N)
+    assert update(algo, batch)["ppo_clip/clip_fraction"] == pytest.approx(4 * PER_GROUP / N)
 
 
 @pytest.mark.parametrize("gaussian", [False, True])
