@@ -40,12 +40,10 @@ def _random_returns() -> dict[str, float]:
 
 
 def _summaries(folder: Path) -> dict[tuple[str, str], list[dict]]:
-    """{(algo, env): per-seed summary.json (with eval.json's mean where there is one)}, seeds in order."""
+    """{(algo, env): each seed's summary.json}, seeds in order."""
     runs: dict[tuple[str, str], list[dict]] = {}
     for path in sorted(folder.glob("**/seed*/summary.json")):
         summary = json.loads(path.read_text())
-        evaluation = path.parent / "eval.json"
-        summary["eval"] = json.loads(evaluation.read_text())["mean"] if evaluation.is_file() else None
         runs.setdefault((summary["algo"], summary["env"]), []).append(summary)
     return {key: sorted(rows, key=lambda r: r["seed"]) for key, rows in runs.items()}
 
