@@ -1,4 +1,4 @@
-"""rlrun: trust-region and proximal policy-gradient experiments (TRPO, PPO-Penalty, PPO-Clip, ACKTR).
+"""rlrun: trust-region and proximal policy-gradient experiments (TRPO, PPO-Penalty, PPO-Clip, ACKTR, A2C).
 
 The command line is ``rlrun``; from Python, :func:`train` runs one job as the command line would
 and returns its summary, and :func:`load` gives a trained policy's ``act(obs)``. Both import torch

@@ -24,6 +24,7 @@ TAGS = {
               "acktr/factor_eig_min", "acktr/factor_eig_max", "acktr/max_kl", "acktr/eta_max",
               "acktr/backtracks", "acktr/step_accepted", "acktr/updates", "acktr/steps_clipped",
               "acktr/steps_rejected"},
+    "a2c": {"a2c/kl", "a2c/grad_norm", "train/learning_rate"},
 }
 TWO_ITERATIONS = {  # n_steps x num_envs x 2
     ("CartPole-v1", "ppo_clip"): ["algo.n_steps=64", "env.num_envs=8", "total_steps=1024"],
@@ -34,6 +35,8 @@ TWO_ITERATIONS = {  # n_steps x num_envs x 2
     ("Pendulum-v1", "trpo"): ["algo.n_steps=200", "env.num_envs=2", "total_steps=800"],
     ("Pendulum-v1", "ppo_penalty"): ["algo.n_steps=200", "env.num_envs=4", "total_steps=1600"],
     ("Pendulum-v1", "acktr"): ["algo.n_steps=200", "env.num_envs=4", "total_steps=1600"],
+    ("CartPole-v1", "a2c"): ["algo.n_steps=16", "env.num_envs=4", "total_steps=128", "log_every=1"],
+    ("Pendulum-v1", "a2c"): ["algo.n_steps=100", "env.num_envs=2", "total_steps=400", "log_every=1"],
     # the continuous-control setting: momentum, eta_max adapted from the KL, several critic steps
     ("Pendulum-v1", "acktr_cont"): ["algo.n_steps=400", "env.num_envs=2", "total_steps=1600",
                                     "algo.momentum=0.9", "algo.kl_target=0.002", "algo.critic_epochs=5",
@@ -60,7 +63,7 @@ def test_each_algorithm_chart_matches_one_algorithm_only():
 ACKTR_JOINT_TAGS = {"acktr/value_kl", "acktr/joint_kl"}
 
 
-def test_the_charts_of_the_four_name_tags_their_runs_write():
+def test_the_charts_of_every_algorithm_name_tags_their_runs_write():
     for name, tags in TAGS.items():
         written = tags | COMMON | (ACKTR_JOINT_TAGS if name == "acktr" else set())
         for title, chart_tags in algorithms()[name].charts.items():

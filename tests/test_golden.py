@@ -29,6 +29,7 @@ SMALL = {  # a few iterations each, with several minibatch / line-search / K-FAC
     "ppo_penalty": ["algo.n_steps=64", "env.num_envs=4", "total_steps=1024", "algo.policy_epochs=3",
                     "algo.critic_epochs=3"],
     "acktr": ["algo.n_steps=32", "env.num_envs=4", "total_steps=1024"],
+    "a2c": ["algo.n_steps=5", "env.num_envs=4", "total_steps=1000", "log_every=1"],
 }
 CASES = [(algo, env) for algo in SMALL for env in ("CartPole-v1", "Pendulum-v1")]
 
