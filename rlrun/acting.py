@@ -83,7 +83,7 @@ class NumpyActor:
         (CNNs, composite encoders, the multi-categorical and Bernoulli heads, CUDA) keep torch's."""
         net = getattr(actor, "net", None)
         return (device.type == "cpu" and getattr(actor, "distribution", None) in ("categorical", "gaussian")
-                and net is not None and not net.has_encoder and net.activation in ("tanh", "relu"))
+                and net is not None and not net.has_encoder)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         h = obs

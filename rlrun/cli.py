@@ -236,16 +236,22 @@ def _without_sweeps(overrides: list[str]) -> list[str]:
     return [o.input_line for o in parsed if not o.is_sweep_override()]
 
 
+def split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+    """The command line's overrides (flags and their values left out): the task's, and Hydra's own."""
+    overrides = [a for i, a in enumerate(argv) if not a.startswith("-") and not (i and argv[i - 1] in VALUE_FLAGS)]
+    task = [o for o in overrides if not o.startswith(("hydra.", "hydra/", "+hydra", "~hydra"))]
+    return task, [o for o in overrides if o not in task]
+
+
 def same_in_every_job(argv: list[str]) -> str | None:
     """The Hydra override that leaves out of the job folders' names (config.job_dir_name) the
     command line's overrides that every job of the sweep shares (``total_steps=50000`` beside
     ``seed=0,1,2``): the folders then differ only in what the sweep varies, and the shared values
     are in each job's ``.hydra/overrides.yaml`` and HParams. None when the command sets the
     exclusion itself or shares nothing."""
-    overrides = [a for i, a in enumerate(argv) if not a.startswith("-") and not (i and argv[i - 1] in VALUE_FLAGS)]
-    if any(_override_key(o) == "hydra.job.config.override_dirname.exclude_keys" for o in overrides):
+    task, hydra_overrides = split_overrides(argv)
+    if any(_override_key(o) == "hydra.job.config.override_dirname.exclude_keys" for o in hydra_overrides):
         return None
-    task = [o for o in overrides if not o.startswith(("hydra.", "hydra/", "+hydra", "~hydra"))]
     try:
         parsed = OverridesParser.create().parse_overrides(task)
     except Exception:
@@ -400,9 +406,7 @@ def preflight(argv: list[str], resuming: bool = False, trust_modules: bool = Fal
     (or to be imported already)."""
     from hydra import compose, initialize_config_dir
 
-    overrides = [a for i, a in enumerate(argv) if not a.startswith("-") and not (i and argv[i - 1] in VALUE_FLAGS)]
-    task = [o for o in overrides if not o.startswith(("hydra.", "hydra/", "+hydra", "~hydra"))]
-    hydra_overrides = [o for o in overrides if o not in task]
+    task, hydra_overrides = split_overrides(argv)
     for o in task:
         if o.startswith("algo=") and "," not in o:
             _check_algo(o.split("=", 1)[1])
