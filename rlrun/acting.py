@@ -17,9 +17,9 @@ from rlrun.normalization import ObsNormalizer
 from rlrun.observations import channels_first, flatten_obs, is_image, normalized_columns, obs_dim
 
 
-def obs_dtype(space: spaces.Space) -> torch.dtype:
+def obs_dtype(space: spaces.Space) -> np.dtype:
     """Images stay uint8 (or bool as uint8) until the network scales them; the rest is float32."""
-    return torch.uint8 if is_image(space) and space.dtype in (np.uint8, np.bool_) else torch.float32
+    return np.dtype(np.uint8 if is_image(space) and space.dtype in (np.uint8, np.bool_) else np.float32)
 
 
 def make_obs_normalizer(space: spaces.Space, clip: float) -> ObsNormalizer | None:
@@ -31,34 +31,39 @@ def make_obs_normalizer(space: spaces.Space, clip: float) -> ObsNormalizer | Non
     return ObsNormalizer((len(columns),), clip, columns=None if len(columns) == obs_dim(space) else columns)
 
 
-def action_buffer(space: spaces.Space) -> tuple[tuple[int, ...], torch.dtype]:
-    """(shape, dtype) of one action as the rollout stores it and the algorithms see it."""
+def action_buffer(space: spaces.Space) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) of one action as the rollout stores it and the algorithms see it (as the
+    torch tensor of the same dtype)."""
     if isinstance(space, spaces.Discrete):
-        return (), torch.long
+        return (), np.dtype(np.int64)
     if isinstance(space, spaces.MultiDiscrete):
-        return (int(np.prod(space.shape)),), torch.long
+        return (int(np.prod(space.shape)),), np.dtype(np.int64)
     if isinstance(space, spaces.MultiBinary):
-        return (int(np.prod(space.shape)),), torch.float32  # Bernoulli log-probs take float bits
-    return tuple(space.shape), torch.float32
+        return (int(np.prod(space.shape)),), np.dtype(np.float32)  # Bernoulli log-probs take float bits
+    return tuple(space.shape), np.dtype(np.float32)
 
 
 class ObservationEncoder:
-    """Raw env observations -> the tensor [N, *obs_shape] the networks see: float32 vectors, or
-    images as CxHxW in their own dtype (uint8 frames stay uint8: one byte a pixel in the buffer)."""
+    """Raw env observations -> the array [N, *obs_shape] the networks see (as a tensor): float32
+    vectors, or images as CxHxW in their own dtype (uint8 frames stay uint8: one byte a pixel)."""
 
     def __init__(self, space: spaces.Space, normalizer: ObsNormalizer | None, device: torch.device):
         self.space, self.normalizer, self.device = space, normalizer, device
         self.image, self.transpose = is_image(space), is_image(space) and not channels_first(space)
 
-    def __call__(self, raw_obs: np.ndarray, update: bool = False) -> Tensor:
+    def __call__(self, raw_obs: np.ndarray, update: bool = False) -> np.ndarray:
         """``update``: the normaliser's running statistics take these observations in (training only)."""
         if self.image:
-            frames = torch.from_numpy(np.asarray(raw_obs).view(np.uint8) if raw_obs.dtype == np.bool_ else raw_obs)
-            return (frames.permute(0, 3, 1, 2) if self.transpose else frames).to(self.device)
+            frames = np.asarray(raw_obs).view(np.uint8) if raw_obs.dtype == np.bool_ else raw_obs
+            return frames.transpose(0, 3, 1, 2) if self.transpose else frames
         obs = flatten_obs(raw_obs, self.space)
         if self.normalizer is not None:
             obs = self.normalizer(obs, update=update)
-        return torch.from_numpy(obs).to(self.device)
+        return obs
+
+    def tensor(self, raw_obs: np.ndarray) -> Tensor:
+        """The encoded observations as a tensor on the networks' device (the statistics unchanged)."""
+        return torch.from_numpy(self(raw_obs)).to(self.device)
 
 
 class NumpyActor:
@@ -97,9 +102,9 @@ class NumpyActor:
 
 
 class ActionDecoder:
-    """The actor's actions [N, ...] -> the numpy batch the (vectorised) env takes."""
+    """The actor's actions [N, ...] (numpy) -> the batch the (vectorised) env takes."""
 
-    def __init__(self, space: spaces.Space, device: torch.device):
+    def __init__(self, space: spaces.Space):
         self.space = space
         self.box = isinstance(space, spaces.Box)
         # MultiDiscrete / MultiBinary: numpy in the space's dtype (int8 bits) and shape
@@ -107,17 +112,14 @@ class ActionDecoder:
             space, (spaces.MultiDiscrete, spaces.MultiBinary)) else None
         # Discrete(n, start=k) / MultiDiscrete(nvec, start): the policy's 0..n-1 are sent as k..k+n-1
         start = getattr(space, "start", None)
-        self.start = None if start is None or not np.any(start) else torch.as_tensor(
-            np.asarray(start).reshape(-1), device=device)
-        # Box bounds as tensors: actions are clipped on the torch side, before the one numpy conversion.
-        self.low = torch.as_tensor(space.low, device=device) if self.box else None
-        self.high = torch.as_tensor(space.high, device=device) if self.box else None
+        self.start = None if start is None or not np.any(start) else np.asarray(start, np.int64).reshape(-1)
+        self.low, self.high = (space.low, space.high) if self.box else (None, None)
 
-    def __call__(self, action: Tensor) -> np.ndarray:
-        if self.box:
-            return torch.clamp(action, self.low, self.high).cpu().numpy()
+    def __call__(self, action: np.ndarray) -> np.ndarray:
+        if self.box:  # clipped to the bounds (NaN stays NaN), in the bounds' dtype where it is wider
+            return np.minimum(np.maximum(action, self.low), self.high)
         if self.start is not None:
             action = action + self.start
         if self.multi_dtype is not None:
-            return action.cpu().numpy().astype(self.multi_dtype).reshape(len(action), *self.space.shape)
-        return action.cpu().numpy()
+            return action.astype(self.multi_dtype).reshape(len(action), *self.space.shape)
+        return action

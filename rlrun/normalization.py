@@ -19,9 +19,16 @@ class RunningMeanStd:
         self.count = 1e-4
 
     def update(self, batch: np.ndarray) -> None:
-        # np.mean and np.var, written as their ufunc reductions (the same values, bit for bit): at a
-        # batch of one env per step their Python wrappers cost more than the arithmetic.
         n = batch.shape[0]
+        if n == 1:  # the same values, bit for bit, without the batch's mean and (zero) variance
+            delta = batch[0] - self.mean
+            total = self.count + 1
+            self.mean = self.mean + delta / total
+            self.var = (self.var * self.count + delta**2 * self.count / total) / total
+            self.count = total
+            return
+        # np.mean and np.var, written as their ufunc reductions (the same values, bit for bit): at a
+        # few envs per step their Python wrappers cost more than the arithmetic.
         batch_mean = np.add.reduce(batch, axis=0) / n
         deviation = batch - batch_mean
         batch_var = np.add.reduce(deviation * deviation, axis=0) / n

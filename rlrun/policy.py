@@ -29,7 +29,7 @@ class Policy:
         self.actor, self.observation_space, self.action_space = actor, observation_space, action_space
         device = next(actor.parameters()).device
         self.encode = ObservationEncoder(observation_space, obs_normalizer, device)
-        self.to_env = ActionDecoder(action_space, device)
+        self.to_env = ActionDecoder(action_space)
 
     def act(self, observation: Any, deterministic: bool = True, generator: torch.Generator | None = None) -> Any:
         """The mode of pi(.|s) (``deterministic``, the default), or a sample drawn with ``generator``.
@@ -37,8 +37,7 @@ class Policy:
         a ValueError with one line."""
         batch = self._batch_of_one(observation)
         with torch.inference_mode():
-            obs = self.encode(batch)
-            action = self.to_env(self.actor.act(obs, deterministic, generator))[0]
+            action = self.to_env(self.actor.act(self.encode.tensor(batch), deterministic, generator).cpu().numpy())[0]
         return int(action) if isinstance(self.action_space, spaces.Discrete) else action
 
     def _batch_of_one(self, observation: Any) -> Any:

@@ -44,26 +44,26 @@ class RolloutCollector:
         self.lives: np.ndarray | None = None  # each env's lives at the last step (life_loss_terminal)
         self.encode = ObservationEncoder(envs.single_observation_space, obs_normalizer, device)
         action_space = envs.single_action_space
-        self.to_env = ActionDecoder(action_space, device)
+        self.to_env = ActionDecoder(action_space)
         n, t = envs.num_envs, n_steps
         action_shape, action_dtype = action_buffer(action_space)
         obs_space = envs.single_observation_space
-        self.buf_obs = torch.zeros((t, n, *obs_shape(obs_space)), dtype=obs_dtype(obs_space), device=device)
-        self.buf_actions = torch.zeros((t, n, *action_shape), dtype=action_dtype, device=device)
+        # Per-step inputs and outputs stay in numpy until the rollout ends: one conversion, not T.
+        self.buf_obs = np.zeros((t, n, *obs_shape(obs_space)), obs_dtype(obs_space))
+        self.buf_actions = np.zeros((t, n, *action_shape), action_dtype)
         self.buf_next_values = torch.zeros((t, n), device=device)
         # A CNN shared by actor and critic runs once per step; its features are kept for the batch's
         # log pi_old, V and pi_old, so that the CNN does not run over the whole batch again.
         self.encoder = shared_encoder(actor, critic)
         self.buf_features = None if self.encoder is None else torch.zeros(
             (t, n, self.encoder.features), dtype=next(self.encoder.parameters()).dtype, device=device)
-        # Per-step env outputs stay in numpy until the rollout ends: one conversion, not T.
         self.buf_rewards = np.zeros((t, n), np.float32)
         self.buf_terminated = np.zeros((t, n), bool)
         self.buf_done = np.zeros((t, n), bool)
         self.episode_return = np.zeros(n, np.float64)
         self.episode_length = np.zeros(n, np.int64)
         raw_obs, _ = envs.reset(seed=seed)
-        self.obs = self.encode(raw_obs, update=True)
+        self.obs: np.ndarray = self.encode(raw_obs, update=True)  # the networks' input, as numpy
 
     def collect(self, global_step: int) -> tuple[Batch, list[Episode]]:
         """Alg step 1: T steps in each of the N envs; then GAE (Alg step 2)."""
@@ -80,12 +80,12 @@ class RolloutCollector:
         numpy_actor = NumpyActor(self.actor) if NumpyActor.applies(self.actor, self.device) else None
         for t in range(self.n_steps):
             if numpy_actor is not None:
-                action = torch.from_numpy(numpy_actor.act(self.obs.numpy()))
+                action = numpy_actor.act(self.obs)
             elif self.encoder is None:
-                action = self.actor.act(self.obs)
+                action = self.actor.act(self._tensor(self.obs)).cpu().numpy()
             else:
-                self.buf_features[t] = self.encoder(self.obs)
-                action = self.actor.act(self.buf_features[t], encoded=True)
+                self.buf_features[t] = self.encoder(self._tensor(self.obs))
+                action = self.actor.act(self.buf_features[t], encoded=True).cpu().numpy()
             self.buf_obs[t] = self.obs
             self.buf_actions[t] = action
             raw_obs, reward, terminated, truncated, final_obs, lives = step_envs(self.envs, self.to_env(action))
@@ -116,9 +116,13 @@ class RolloutCollector:
                 ended = np.flatnonzero(truncated)
                 final_raw = stack_obs([final_obs[i] for i in ended], self.envs.single_observation_space)
                 _check_finite_obs(final_raw, step, "final ")
-                self.buf_next_values[t, torch.from_numpy(ended).to(self.device)] = self.critic.value(self.encode(final_raw))
+                self.buf_next_values[t, torch.from_numpy(ended).to(self.device)] = self.critic.value(
+                    self.encode.tensor(final_raw))
             self.obs = self.encode(raw_obs, update=True)
         return episodes
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(array).to(self.device)
 
     def _check_statistics(self, step: int) -> None:
         """The normalisers' running statistics are finite (an overflowed variance would make every
@@ -140,21 +144,23 @@ class RolloutCollector:
         not changed since the actions were sampled, and stepping the envs needs neither), then GAE;
         flattened to [T * N] (normal tensors, usable by autograd). With a shared encoder, from the
         features kept at each step, and pi_old(.|s_t) too (``Batch.pi_old``)."""
-        to_tensor = lambda x: torch.from_numpy(x).to(self.device)  # noqa: E731
-        rewards, terminated, done = to_tensor(self.buf_rewards), to_tensor(self.buf_terminated), to_tensor(self.buf_done)
+        rewards, terminated, done = (self._tensor(buf) for buf in (self.buf_rewards, self.buf_terminated, self.buf_done))
         t, n = self.n_steps, self.envs.num_envs
         encoded = self.encoder is not None
-        inputs = (self.buf_features if encoded else self.buf_obs).flatten(0, 1)  # [T * N, ...]: a CNN's batch
-        log_probs = self.actor.log_prob_entropy(inputs, self.buf_actions.flatten(0, 1), encoded)[0].view(t, n)
+        # [T * N, ...], copied out of the buffers (which the next rollout overwrites)
+        obs = torch.tensor(self.buf_obs.reshape(t * n, *self.buf_obs.shape[2:]), device=self.device)
+        actions = torch.tensor(self.buf_actions.reshape(t * n, *self.buf_actions.shape[2:]), device=self.device)
+        inputs = self.buf_features.flatten(0, 1) if encoded else obs  # a CNN's batch
+        log_probs = self.actor.log_prob_entropy(inputs, actions, encoded)[0].view(t, n)
         values = self.critic.value(inputs, encoded).view(t, n)
         pi_old = self.actor.head(inputs) if encoded else None
         # next_values[t] = V(s_{t+1}) where the episode continued; V(final obs) of truncations was stored.
-        following = torch.cat([values[1:], self.critic.value(self.obs)[None]])
+        following = torch.cat([values[1:], self.critic.value(self._tensor(self.obs))[None]])
         next_values = torch.where(done, self.buf_next_values, following)
         advantages = gae(rewards, values, next_values, terminated, done, self.gamma, self.gae_lambda)
         return Batch(
-            obs=self.buf_obs.flatten(0, 1).clone(),
-            actions=self.buf_actions.flatten(0, 1).clone(),
+            obs=obs,
+            actions=actions,
             log_probs=log_probs.flatten(0, 1),
             values=values.flatten(0, 1),
             advantages=advantages.flatten(0, 1),
@@ -172,7 +178,7 @@ class RolloutCollector:
         simulators, not in data attributes: both are reset on resume (not bit-exact, documented).
         """
         envs = [env_state(env) for env in self.envs.envs] if self._envs_have_data_state() else None
-        return {"obs": self.obs.cpu().clone(), "episode_return": self.episode_return.copy(),
+        return {"obs": torch.from_numpy(self.obs.copy()), "episode_return": self.episode_return.copy(),
                 "episode_length": self.episode_length.copy(), "envs": envs}
 
     def _envs_have_data_state(self) -> bool:
@@ -183,7 +189,7 @@ class RolloutCollector:
         envs = state["envs"]
         if (envs is not None and self._envs_have_data_state() and len(envs) == len(self.envs.envs)
                 and all(restore_env_state(env, saved) for env, saved in zip(self.envs.envs, envs))):
-            self.obs = state["obs"].to(self.device)
+            self.obs = state["obs"].cpu().numpy()
             self.episode_return, self.episode_length = state["episode_return"].copy(), state["episode_length"].copy()
         else:  # fresh episodes from a seed that differs from the first session's
             self.obs = self.encode(self.envs.reset(seed=seed)[0])

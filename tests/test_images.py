@@ -26,7 +26,7 @@ def test_image_spaces_are_recognised_and_laid_out_channels_first():
     assert obs_shape(spaces.Box(0, 1, (10, 10, 6), bool)) == (6, 10, 10)
     frames = np.zeros((2, 10, 10, 6), bool)
     frames[1, 3, 4, 5] = True
-    encoded = ObservationEncoder(spaces.Box(0, 1, (10, 10, 6), bool), None, torch.device("cpu"))(frames)
+    encoded = ObservationEncoder(spaces.Box(0, 1, (10, 10, 6), bool), None, torch.device("cpu")).tensor(frames)
     assert encoded.dtype == torch.uint8 and encoded.shape == (2, 6, 10, 10) and encoded[1, 5, 3, 4] == 1
 
 

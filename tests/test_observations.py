@@ -56,7 +56,7 @@ def test_the_normaliser_takes_only_the_box_leaves():
     frames, rest = nested_batch(64, np.random.default_rng(1))
     rest["noise"] = 3.0 + 0.5 * rest["noise"]
     encoder = ObservationEncoder(NESTED, normalizer, torch.device("cpu"))
-    obs = encoder((frames, rest), update=True).numpy()
+    obs = encoder((frames, rest), update=True)
     raw = flatten_obs((frames, rest), NESTED)
     np.testing.assert_array_equal(obs[:, :432], raw[:, :432])  # pixels and one-hots untouched
     np.testing.assert_array_equal(obs[:, 434:], raw[:, 434:])
