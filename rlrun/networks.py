@@ -25,10 +25,10 @@ from torch import Tensor, nn
 from gymnasium import spaces
 from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal
 
+from rlrun.core.activations import activation_
 from rlrun.observations import check_encoder, image_shape, is_image, leaf_slices, leaves, obs_dim
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
-ACTIVATION_FNS = {"tanh": torch.tanh, "relu": torch.relu}
 
 
 class MLP(nn.Sequential):
@@ -62,11 +62,10 @@ class MLP(nn.Sequential):
         hooks, so K-FAC never sees it. Differentiable (first and higher order); half the cost of
         forward() at rollout batch sizes. Used by the rollout and by the PPO-Clip and critic losses.
         ``encoded``: ``x`` is already the encoder's features (``core.shared_encoder``)."""
-        act = ACTIVATION_FNS[self.activation]
         if self.has_encoder and not encoded:
             x = self[0](x)
         for linear in self.linears[:-1]:
-            x = act(F.linear(x, linear.weight, linear.bias))
+            x = activation_(F.linear(x, linear.weight, linear.bias), self.activation)
         return F.linear(x, self.linears[-1].weight, self.linears[-1].bias)
 
 

@@ -61,8 +61,11 @@ class PPOClip:
         self.optimizer.lr = lr
         advantages = normalize(batch.advantages) if cfg.normalize_advantage else batch.advantages
 
-        stats: dict[str, list[torch.Tensor]] = {"loss/policy": [], "loss/value": [],
-                                                "ppo_clip/approx_kl": [], "ppo_clip/clip_fraction": []}
+        losses: dict[str, list[torch.Tensor]] = {"loss/policy": [], "loss/value": []}
+        # log pi(a|s) of each minibatch before its step, and log pi_old(a|s): the approx KL and the
+        # clip fraction are over every sample of the update, computed once after the epochs
+        log_probs: list[torch.Tensor] = []
+        old_log_probs: list[torch.Tensor] = []
         data = [batch.obs, batch.actions, batch.log_probs, advantages, batch.returns, batch.values]
         epochs_done, stop = 0, False
         for _ in range(cfg.n_epochs):  # M epochs of minibatch Adam on the clipped surrogate (5.40-5.41)
@@ -73,21 +76,22 @@ class PPOClip:
                                                                clip_eps)
                 self.params.clip_grad_norm_(cfg.max_grad_norm)
                 self.optimizer.step()
-                with torch.no_grad():
-                    kl = approx_kl(log_prob, old_log_prob)
-                    clipped = ((log_prob - old_log_prob).exp() - 1.0).abs() > clip_eps
-                stats["loss/policy"].append(policy_loss.detach())
-                stats["loss/value"].append(v_loss.detach())
-                stats["ppo_clip/approx_kl"].append(kl)
-                stats["ppo_clip/clip_fraction"].append(clipped.float().mean())
-                if cfg.target_kl is not None and kl.item() > 1.5 * cfg.target_kl:
+                losses["loss/policy"].append(policy_loss.detach())
+                losses["loss/value"].append(v_loss.detach())
+                log_probs.append(log_prob.detach())
+                old_log_probs.append(old_log_prob)
+                if cfg.target_kl is not None and approx_kl(log_prob.detach(), old_log_prob).item() > 1.5 * cfg.target_kl:
                     stop = True  # early stop, as SB3: approx KL past 1.5 x target
                     break
             epochs_done += 1
             if stop:
                 break
 
-        metrics = {key: torch.stack(values).mean().item() for key, values in stats.items()}
+        metrics = {key: torch.stack(values).mean().item() for key, values in losses.items()}
+        log_prob, old_log_prob = torch.cat(log_probs), torch.cat(old_log_probs)  # every sample of every epoch
+        metrics["ppo_clip/approx_kl"] = approx_kl(log_prob, old_log_prob).item()
+        clipped = ((log_prob - old_log_prob).exp() - 1.0).abs() > clip_eps
+        metrics["ppo_clip/clip_fraction"] = clipped.float().mean().item()
         metrics.update({
             "train/learning_rate": lr,
             "ppo_clip/clip_eps": clip_eps,

@@ -11,6 +11,7 @@ from torch.distributions import kl_divergence
 
 from rlrun.algos.registry import (AT_LEAST_ONE, FRACTION_OPEN, POSITIVE, AlgoConfig, Check,
                                   Registration, knob)
+from rlrun.core import written_fisher, written_gradients
 from rlrun.core.batch import Batch
 from rlrun.core.critic import fit_value_function
 from rlrun.core.flat_params import FlatParameters
@@ -48,6 +49,7 @@ class TRPO:
         self.critic_optimizer = Adam(self.critic_params.vector, lr=cfg.critic_lr, eps=cfg.adam_eps)
         self.generator = torch.Generator().manual_seed(seed)  # critic minibatch shuffling
         self.tally = Tally("trpo", ("steps_rejected",))  # step 5 kept theta_k, totals
+        self.written_fisher = written_gradients.applies(actor, None)  # MLP policies: F v without a graph
 
     def update(self, batch: Batch, progress: float) -> dict[str, float]:
         cfg, obs, actions = self.cfg, batch.obs, batch.actions
@@ -59,10 +61,14 @@ class TRPO:
         # Step 3: g = grad of the surrogate mean_t[ pi(a|s)/pi_old(a|s) * A_t ] at theta_k (eq. 5.31)
         pi = self.actor(obs)
         surrogate = ratio_surrogate(pi.log_prob(actions), batch.log_probs, advantages)
-        g = flat_grad(surrogate, self.actor_params, retain_graph=True)
+        g = flat_grad(surrogate, self.actor_params, retain_graph=not self.written_fisher)
 
-        # Step 4: x ~= H^-1 g by conjugate gradient, H = Hessian of the sample-mean KL (eq. 5.32)
-        fvp = make_fisher_vector_product(kl_divergence(pi_old, pi).mean(), self.actor_params, cfg.cg_damping)
+        # Step 4: x ~= H^-1 g by conjugate gradient, H = Hessian of the sample-mean KL (eq. 5.32):
+        # MLP policies by the Fisher product written out (core.written_fisher), others by autograd
+        if self.written_fisher:
+            fvp = written_fisher.fisher_vector_product(self.actor, obs, cfg.cg_damping)
+        else:
+            fvp = make_fisher_vector_product(kl_divergence(pi_old, pi).mean(), self.actor_params, cfg.cg_damping)
         cg = conjugate_gradient(fvp, g, cfg.cg_iters, cfg.cg_tol)
 
         # Step 5: theta = theta_k + alpha^j sqrt(2 delta / x^T H x) x, smallest passing j (eq. 5.33)

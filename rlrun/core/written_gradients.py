@@ -26,15 +26,16 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from rlrun.core.activations import activation_
+
 ACTIVATIONS = ("tanh", "relu")
-IN_PLACE = {"tanh": torch.Tensor.tanh_, "relu": torch.Tensor.relu_}  # on addmm's fresh output
 HEADS = ("categorical", "gaussian")  # the actors' ``distribution`` written out here
 
 
-def applies(actor: nn.Module | None, critic: nn.Module) -> bool:
-    """Whether the actor (None: none) and the critic are MLPs (rlrun.networks, no encoder) with a
-    policy head written out here; otherwise the algorithms use autograd."""
-    nets = [getattr(critic, "net", None)] + ([] if actor is None else [getattr(actor, "net", None)])
+def applies(actor: nn.Module | None, critic: nn.Module | None) -> bool:
+    """Whether the actor and the critic (None: not asked about) are MLPs (rlrun.networks, no
+    encoder), the actor with a policy head written out here; otherwise the algorithms use autograd."""
+    nets = [getattr(module, "net", None) for module in (actor, critic) if module is not None]
     return ((actor is None or getattr(actor, "distribution", None) in HEADS)
             and all(getattr(net, "has_encoder", True) is False and getattr(net, "activation", None) in ACTIVATIONS
                     for net in nets))
@@ -44,21 +45,36 @@ class MLPPass:
     """One forward pass through an MLP that keeps each layer's input for the backward pass."""
 
     def __init__(self, net: nn.Module, x: Tensor):
-        self.net, self.inputs = net, [x]
-        activation, h = IN_PLACE[net.activation], x
+        self.net, self.inputs, h = net, [x], x
         for linear in net.linears[:-1]:
-            h = activation(torch.addmm(linear.bias, h, linear.weight.t()))
+            h = activation_(torch.addmm(linear.bias, h, linear.weight.t()), net.activation)
             self.inputs.append(h)
         last = net.linears[-1]
         self.out = torch.addmm(last.bias, h, last.weight.t())
 
-    def backward(self, grad_out: Tensor) -> None:
-        """Write d loss / d parameters into their ``.grad`` from ``grad_out`` = d loss / d out."""
+    def directional(self, directions: list[tuple[Tensor, Tensor]]) -> Tensor:
+        """d out along a direction in the parameters (one (weight, bias) pair a layer), by
+        forward-mode differentiation: dz_l = h_{l-1} dW_l^T + db_l + dh_{l-1} W_l^T, dh_l = act'(z_l) dz_l."""
+        dh, last = None, len(self.net.linears) - 1
+        for layer, (linear, (d_weight, d_bias)) in enumerate(zip(self.net.linears, directions)):
+            dz = torch.addmm(d_bias, self.inputs[layer], d_weight.t())
+            if dh is not None:
+                dz.addmm_(dh, linear.weight.t())
+            if layer == last:
+                return dz
+            h = self.inputs[layer + 1]
+            dh = dz.addcmul_(dz * h, h, value=-1.0) if self.net.activation == "tanh" else dz.mul_(h > 0)
+        raise AssertionError("an MLP has at least one layer")
+
+    def backward(self, grad_out: Tensor, into: list[tuple[Tensor, Tensor]] | None = None) -> None:
+        """Write d loss / d parameters from ``grad_out`` = d loss / d out into their ``.grad``, or
+        into ``into``: one (weight, bias) pair of tensors a layer, in the layers' order."""
         g, linears = grad_out, self.net.linears
         for layer in range(len(linears) - 1, -1, -1):
             linear, h = linears[layer], self.inputs[layer]
-            torch.mm(g.t(), h, out=linear.weight.grad)
-            torch.sum(g, 0, out=linear.bias.grad)
+            weight_grad, bias_grad = (linear.weight.grad, linear.bias.grad) if into is None else into[layer]
+            torch.mm(g.t(), h, out=weight_grad)
+            torch.sum(g, 0, out=bias_grad)
             if layer > 0:
                 g = g.mm(linear.weight)
                 if self.net.activation == "tanh":  # g (1 - h^2)

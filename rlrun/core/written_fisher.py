@@ -1,0 +1,66 @@
+"""The Fisher-vector product of an MLP policy written out, for TRPO's conjugate gradient.
+
+At theta = theta_old the Hessian of the mean KL(pi_old || pi_theta) is the Fisher matrix (the
+chapter's note 5.3), F = mean_i J_i^T M_i J_i, with J_i = d out_i / d theta the Jacobian of the
+MLP's output (the logits, or the Gaussian's mean) and M_i the Hessian of the KL in that output:
+
+    categorical   M = diag(p) - p p^T
+    Gaussian      M = diag(1 / sigma^2); the log-std block of F is 2 I, the mean/log-std block 0
+
+So F v is J v by one forward-mode pass, M, and J^T by one backward pass: the arithmetic of about
+two forward passes, where autograd backpropagates through the graph of the KL's gradient. Tested
+against ``core.natural_gradient.make_fisher_vector_product`` (tests/core/test_written_fisher.py).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from rlrun.core.written_gradients import MLPPass
+
+
+def fisher_vector_product(actor: nn.Module, obs: Tensor, damping: float) -> Callable[[Tensor], Tensor]:
+    """The closure v -> (F + damping I) v of ``actor`` at its current parameters on ``obs``, for
+    an actor that ``written_gradients.applies`` to; v and F v are flat over ``actor.parameters()``
+    in their order (as ``core.natural_gradient.flat_grad``)."""
+    params = list(actor.parameters())
+    linears = actor.net.linears
+    gaussian = actor.distribution == "gaussian"
+    offsets, start = {}, 0
+    for param in params:
+        offsets[id(param)] = start
+        start += param.numel()
+    written = [p for linear in linears for p in (linear.weight, linear.bias)] + ([actor.log_std] if gaussian else [])
+    if sorted(map(id, written)) != sorted(offsets):
+        raise ValueError("fisher_vector_product: the actor has parameters besides its MLP's layers and log-std")
+
+    def view(flat: Tensor, param: Tensor) -> Tensor:
+        return flat[offsets[id(param)]:offsets[id(param)] + param.numel()].view(param.shape)
+
+    def layers(flat: Tensor) -> list[tuple[Tensor, Tensor]]:
+        return [(view(flat, linear.weight), view(flat, linear.bias)) for linear in linears]
+
+    with torch.no_grad():
+        forward = MLPPass(actor.net, obs)  # the layers' inputs, kept for every product
+        n = len(obs)
+        if gaussian:
+            weight = torch.exp(-2.0 * actor.log_std) / n  # M / n = diag(1 / sigma^2) / n
+        else:
+            probs = torch.softmax(forward.out, dim=-1)
+
+    @torch.no_grad()
+    def product(v: Tensor) -> Tensor:
+        out = torch.empty_like(v)  # every entry is written below
+        du = forward.directional(layers(v))  # J v: [n, outputs]
+        if gaussian:
+            w = du.mul_(weight)
+            view(out, actor.log_std).copy_(view(v, actor.log_std)).mul_(2.0)
+        else:  # (diag(p) - p p^T) du / n
+            w = du.sub_((probs * du).sum(-1, keepdim=True)).mul_(probs).div_(n)
+        forward.backward(w, into=layers(out))  # J^T w
+        return out.add_(v, alpha=damping)
+
+    return product
