@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import statistics
@@ -159,8 +160,15 @@ def run_peer(cfg: dict, threshold: float | None) -> dict:
 
 
 def med(rows: list[dict], key: str) -> float | None:
-    vals = [r[key] for r in rows if r.get(key) is not None]
-    return statistics.median(vals) if vals else None
+    """The median over the runs. For ``solved_step`` and ``solved_wall_s`` a run that never solved
+    counts as slower than every run that did (infinite), so that leaving it out cannot flatter the
+    median; None when the median itself is such a run."""
+    if key.startswith("solved_"):
+        vals = [math.inf if r.get(key) is None else r[key] for r in rows]
+    else:
+        vals = [r[key] for r in rows if r.get(key) is not None]
+    median = statistics.median(vals) if vals else None
+    return None if median is None or math.isinf(median) else median
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
