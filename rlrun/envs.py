@@ -273,8 +273,10 @@ def step_envs(envs: VectorEnv, actions: np.ndarray) -> VectorStep:
                 lives = np.zeros(n, np.asarray(info["lives"]).dtype)
             lives[i] = info["lives"]
     space = envs.single_observation_space
-    return VectorStep(concatenate(space, observations, create_empty_array(space, n)), rewards, terminated, truncated,
-                      final_obs, lives)
+    # a Box's batch as np.array builds it (a copy, in the space's dtype); other spaces as gymnasium does
+    obs = (np.array(observations, dtype=space.dtype) if type(space) is spaces.Box
+           else concatenate(space, observations, create_empty_array(space, n)))
+    return VectorStep(obs, rewards, terminated, truncated, final_obs, lives)
 
 
 def reward_threshold(env_cfg: Any) -> float | None:

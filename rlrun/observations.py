@@ -143,7 +143,7 @@ def within_float32(values) -> bool:
     if isinstance(values, tuple):
         return all(within_float32(value) for value in values)
     values = np.asarray(values)
-    return values.dtype.kind != "f" or bool((np.abs(values) <= FLOAT32_MAX).all())
+    return values.dtype.kind != "f" or values.size == 0 or bool(np.abs(values).max() <= FLOAT32_MAX)  # NaN: False
 
 
 def check_encoder(algo_cfg, space: spaces.Space) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -32,8 +33,13 @@ def gae(
     deltas = rewards + gamma * not_terminated * next_values - values
     decay = gamma * gae_lambda * not_done
     advantages = torch.empty_like(rewards)
-    running = torch.zeros_like(rewards[0])
+    if advantages.device.type == "cpu" and not deltas.requires_grad:
+        # the same float32 operations on the tensors' memory: numpy's cost a third of torch's at [N]
+        deltas, decay, out = deltas.numpy(), decay.numpy(), advantages.numpy()
+        running = np.zeros_like(out[0])
+    else:
+        out, running = advantages, torch.zeros_like(advantages[0])
     for t in range(rewards.shape[0] - 1, -1, -1):
         running = deltas[t] + decay[t] * running
-        advantages[t] = running
+        out[t] = running
     return advantages
