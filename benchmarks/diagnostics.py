@@ -55,7 +55,7 @@ def check_ppo_penalty(run_dir: Path, kl_target: float) -> bool:
     if not len(adapt):
         return False
     print(f"  kl_coef range [{s['ppo_penalty/kl_coef'].min():.3g}, {s['ppo_penalty/kl_coef'].max():.3g}], "
-          f"median ppo_penalty/kl {np.median(s["ppo_penalty/kl"]):.4f}")
+          f"median ppo_penalty/kl {np.median(s['ppo_penalty/kl']):.4f}")
     return counts[-1] > 0 and counts[1] > 0
 
 

@@ -32,8 +32,9 @@ def train(overrides: Sequence[str] = (), trust_modules: bool = False) -> dict:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     from rlrun.checkpoint import release_run_dirs
-    from rlrun.cli import _one_line, env_id_as_env, expand_resume, register_env_ids
-    from rlrun.config import ConfigError, register_configs
+    from rlrun.config import register_configs
+    from rlrun.errors import ConfigError, one_line
+    from rlrun.launch.arguments import env_id_as_env, expand_resume, register_env_ids
 
     if isinstance(overrides, (str, bytes, dict)) or not all(isinstance(o, str) for o in overrides):
         raise ConfigError(f"rlrun.train takes a list of override strings, e.g. rlrun.train([\"algo=trpo\", "
@@ -45,7 +46,7 @@ def train(overrides: Sequence[str] = (), trust_modules: bool = False) -> dict:
     try:
         sweeps = [o.input_line for o in OverridesParser.create().parse_overrides(argv) if o.is_sweep_override()]
     except Exception as err:
-        raise ConfigError(_one_line(err)) from None
+        raise ConfigError(one_line(err)) from None
     if sweeps:
         raise ConfigError(f"{sweeps[0]} is a sweep: rlrun.train runs one job; sweeps are the command line's (rlrun -m)")
     register_configs()
@@ -62,9 +63,9 @@ def _train_checked(argv: list[str], resuming: bool, trust_modules: bool) -> dict
     from hydra import compose, initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
 
-    from rlrun.cli import _override_key, preflight
-    from rlrun.config import CONF_DIR, ConfigError, validate
-    from rlrun.signals import Interrupted
+    from rlrun.config import CONF_DIR, override_key, validate
+    from rlrun.errors import ConfigError, Interrupted
+    from rlrun.launch.checks import preflight
     from rlrun.trainer import train as run_training
 
     if preflight(argv, resuming, trust_modules) is not None:  # a preset that sets hydra.mode=MULTIRUN
@@ -88,7 +89,7 @@ def _train_checked(argv: list[str], resuming: bool, trust_modules: bool) -> dict
     previous_level = log.level
     log.setLevel(logging.INFO)
     try:
-        summary = run_training(cfg, run_dir, overridden=[_override_key(a) for a in argv])
+        summary = run_training(cfg, run_dir, overridden=[override_key(a) for a in argv])
     except Interrupted:
         raise KeyboardInterrupt(f"stopped and saved; continue with rlrun.train(['resume={run_dir}'])") from None
     finally:

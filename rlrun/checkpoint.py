@@ -16,9 +16,7 @@ import shlex
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-
-class OutputError(OSError):
-    """A run's file that cannot be written (a full disk, a read-only directory); one line."""
+from rlrun.errors import CheckpointError, OutputError, RunDirInUse
 
 
 def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
@@ -92,10 +90,6 @@ def resume_command(run_dir: Path, sweep: bool = False) -> str:
     return f"rlrun {'-m ' if sweep else ''}{shlex.quote(f'resume={run_dir}')}"
 
 
-class RunDirInUse(RuntimeError):
-    """Another rlrun process holds the run directory; the message is one line."""
-
-
 _HELD: dict[Path, int] = {}  # run directories this process holds -> the lock file's descriptor
 
 
@@ -151,10 +145,6 @@ def lock_run_dir(run_dir: Path) -> Iterator[None]:
     finally:
         if not held_before:
             release_run_dir(run_dir)
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing or cannot be read; the message is one line."""
 
 
 class EarlierFormat(CheckpointError):

@@ -6,7 +6,7 @@ algorithm files without importing torch (``rlrun --cfg job`` and config errors a
 type (``algo.clip_eps=abc``) or a misspelled key (``algo.clip_epss=0.1``) is refused by Hydra
 before anything runs; a key added with ``+`` (``+algo.clip_epss=0.1``) is refused by
 :func:`validate`, which also runs the range checks that a type cannot express (an algorithm's
-live beside its fields, ``registry.knob``).
+live beside its fields: :mod:`rlrun.knobs`, as the run's and the env's do).
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from rlrun.algos.registry import check_fields, configs
+from rlrun.algos.registry import configs
 from rlrun.errors import ConfigError
+from rlrun.knobs import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Check, check_fields, knob, one_of
 
 
 def _conf_dir() -> Path:
@@ -104,7 +105,7 @@ def job_dir_name(algo: str, env_id: str, seed: int, overrides: str) -> str:
     (JOB_DIR_DEPTH levels down), so that TensorBoard's run list reads ``trpo/CartPole-v1/seed0``
     when it is opened on the sweep. Each level is one path component of its own (``_component``:
     ``MinAtar/Breakout-v1`` becomes ``MinAtar-Breakout-v1``). Two jobs with the same overrides
-    would share a directory: the checks before a sweep refuse that (``cli.preflight``)."""
+    would share a directory: the checks before a sweep refuse that (``launch.checks.preflight``)."""
     return "/".join(_component(part) for part in (str(algo), str(env_id), f"seed{seed}{job_dir_suffix(overrides)}"))
 
 
@@ -116,55 +117,19 @@ def sweep_dir_of(job_dir: Path) -> Path:
 # Command-line keys that do not tell one experiment from another: the axes runs are grouped by
 # (algo, env, seed) and output-only knobs. They are left out of a sweep job's directory name
 # (conf/config.yaml), of the HParams columns, and of rlrun-report's grouping.
+def override_key(override: str) -> str:
+    """The key an override sets: ``++algo.clip_eps=0.1`` -> ``algo.clip_eps``."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
 NON_EXPERIMENT_KEYS = ("algo", "env", "seed", "resume", "progress", "checkpoint_every", "keep_checkpoints", "log_every")
 
 OmegaConf.register_new_resolver("rlrun_job_dir", job_dir_name, replace=True)
 OmegaConf.register_new_resolver("rlrun_non_experiment_keys", lambda: list(NON_EXPERIMENT_KEYS), replace=True)
+# conf/sweep/all_algos.yaml sweeps every registered algorithm: ${rlrun_every_algorithm:}.
+OmegaConf.register_new_resolver("rlrun_every_algorithm", lambda: ",".join(configs()), replace=True)
 # The Optuna presets' direction follows the objective: ${rlrun_direction:${objective}}.
 OmegaConf.register_new_resolver("rlrun_direction", lambda objective: OBJECTIVES[objective], replace=True)
-
-
-@dataclass
-class EnvConfig:
-    """The environment: any registered gymnasium id, vectorised."""
-
-    id: str = "CartPole-v1"
-    num_envs: int = 8
-    vectorization: str = "sync"  # sync | async (subprocesses)
-    normalize_obs: bool = False  # running mean/std of observations, saved in checkpoints
-    normalize_reward: bool = False  # scale rewards by the running std of the discounted return
-    clip_obs: float = 10.0
-    clip_reward: float = 10.0
-    reward_threshold: Optional[float] = None  # None: the env spec's reward_threshold
-    max_episode_steps: Optional[int] = None  # None: the env spec's TimeLimit
-    kwargs: dict[str, Any] = field(default_factory=dict)  # passed to gymnasium.make
-    register: Optional[str] = None  # module:function that registers the id (MinAtar: minatar.gym:register_envs), or a module
-    wrappers: list[Any] = field(default_factory=list)  # [{target: module:Class, kwargs: {...}}], applied in order
-    sign_rewards: bool = False  # train on sign(r) (Atari's reward clipping); episode returns stay unclipped
-    life_loss_terminal: bool = False  # a lost life (info["lives"]) ends bootstrapping in training; episodes stay whole games
-
-
-@dataclass
-class Config:
-    """Top-level keys. ``algo`` and ``env`` come from their config groups."""
-
-    algo: Any = None
-    env: EnvConfig = field(default_factory=EnvConfig)
-    seed: int = 0
-    total_steps: int = 100_000  # environment steps, summed over the vectorised envs
-    device: str = "cpu"  # cpu | cuda | auto
-    torch_threads: int = 1  # 0 keeps torch's default; 1 is fastest for small MLPs
-    checkpoint_every: int = 20_000  # env steps between refreshes of checkpoints/last.pt; 0: only at the end
-    keep_checkpoints: bool = False  # also keep checkpoints/step_<N>.pt at every checkpoint
-    resume: Optional[str] = None  # a run directory to continue from its checkpoints/last.pt
-    deterministic: bool = False  # torch.use_deterministic_algorithms (CPU runs are deterministic anyway)
-    log_every: Optional[int] = None  # iterations between TensorBoard writes of the update metrics; None: the algorithm's
-    progress: str = "auto"  # auto | bar | lines | off
-    solved_window: int = 20  # episodes averaged for final_return and solved_step
-    objective: str = "final_return"  # what the task returns to a sweeper (Optuna): a summary.json key
-    eval_every: int = 0  # env steps between deterministic evaluations on a separate env; 0: none
-    eval_episodes: int = 10  # full episodes per evaluation
-    tuned_file: Optional[str] = None  # the conf/tuned/<algo>/<env>.yaml this run applied (each file sets it); tuned=none: none
 
 
 DEVICES = ("cpu", "cuda", "auto")
@@ -173,6 +138,61 @@ PROGRESS_MODES = ("auto", "bar", "lines", "off")
 # What a sweeper (Optuna) can optimise, a summary.json key, and which way is better.
 OBJECTIVES = {"final_return": "maximize", "solved_step": "minimize", "solved_wall_s": "minimize", "fps": "maximize",
               "eval_final_return": "maximize", "eval_best_return": "maximize"}
+
+
+@dataclass
+class EnvConfig:
+    """The environment: any registered gymnasium id, vectorised."""
+
+    id: str = knob("CartPole-v1", "a registered gymnasium id (module:Id imports the module first)",
+                   Check(bool, "a registered gymnasium id"))
+    num_envs: int = knob(8, "copies of the env stepped together", AT_LEAST_ONE)
+    vectorization: str = knob("sync", "sync (one process) or async (a subprocess each)", one_of(*VECTORIZATIONS))
+    normalize_obs: bool = knob(False, "running mean/std of observations, saved in checkpoints (SB3's VecNormalize)")
+    normalize_reward: bool = knob(False, "scale rewards by the running std of the discounted return (VecNormalize)")
+    clip_obs: float = knob(10.0, "normalised observations clipped to +-this (VecNormalize)", POSITIVE)
+    clip_reward: float = knob(10.0, "normalised rewards clipped to +-this (VecNormalize)", POSITIVE)
+    reward_threshold: Optional[float] = knob(None, "the return that counts as solved; None: the env spec's",
+                                             Check(math.isfinite, "a finite number"))
+    max_episode_steps: Optional[int] = knob(None, "the episode's time limit; None: the env spec's TimeLimit",
+                                            AT_LEAST_ONE)
+    kwargs: dict[str, Any] = knob({}, "passed to gymnasium.make")
+    register: Optional[str] = knob(None, "module:function that registers the id (MinAtar: minatar.gym:register_envs), "
+                                         "or a module")
+    wrappers: list[Any] = knob([], "[{target: module:Class, kwargs: {...}}], applied in order (Atari's preprocessing)")
+    sign_rewards: bool = knob(False, "train on sign(r) (Atari's reward clipping); episode returns stay unclipped")
+    life_loss_terminal: bool = knob(False, "a lost life (info['lives']) ends bootstrapping in training; episodes stay "
+                                           "whole games")
+
+
+@dataclass
+class Config:
+    """Top-level keys. ``algo`` and ``env`` come from their config groups."""
+
+    algo: Any = None
+    env: EnvConfig = field(default_factory=EnvConfig)
+    seed: int = knob(0, "seeds torch, numpy, the envs and the algorithm's generators",
+                     Check(lambda v: 0 <= v < 2**32, "must be in [0, 2**32 - 1] (numpy's seed range)"))
+    total_steps: int = knob(100_000, "environment steps, summed over the vectorised envs", POSITIVE)
+    device: str = knob("cpu", "cpu, cuda, or auto (cuda when there is one)", one_of(*DEVICES))
+    torch_threads: int = knob(1, "0 keeps torch's default; 1 is fastest for small MLPs", NON_NEGATIVE)
+    checkpoint_every: int = knob(20_000, "env steps between refreshes of checkpoints/last.pt; 0: only at the end",
+                                 NON_NEGATIVE)
+    keep_checkpoints: bool = knob(False, "also keep checkpoints/step_<N>.pt at every checkpoint")
+    resume: Optional[str] = knob(None, "a run directory to continue from its checkpoints/last.pt")
+    deterministic: bool = knob(False, "torch.use_deterministic_algorithms (CPU runs are deterministic anyway)")
+    log_every: Optional[int] = knob(None, "iterations between TensorBoard writes of the update metrics; None: the "
+                                          "algorithm's", Check(lambda v: v >= 1,
+                                                               "must be >= 1, or null for the algorithm's own interval"))
+    progress: str = knob("auto", "auto, bar, lines or off", one_of(*PROGRESS_MODES))
+    solved_window: int = knob(20, "episodes averaged for final_return and solved_step", AT_LEAST_ONE)
+    objective: str = knob("final_return", "what the task returns to a sweeper (Optuna): a summary.json key",
+                          one_of(*OBJECTIVES))
+    eval_every: int = knob(0, "env steps between deterministic evaluations on a separate env; 0: none",
+                           Check(lambda v: v >= 0, "must be >= 0 (0: no evaluation during training)"))
+    eval_episodes: int = knob(10, "full episodes per evaluation", AT_LEAST_ONE)
+    tuned_file: Optional[str] = knob(None, "the conf/tuned/<algo>/<env>.yaml this run applied (each file sets it); "
+                                           "tuned=none: none")
 
 
 def register_configs() -> None:
@@ -201,35 +221,15 @@ def validate(cfg: Any) -> None:
     except Exception as err:  # noqa: BLE001 - omegaconf raises several kinds; one line names the key
         key = getattr(err, "full_key", None)
         raise ConfigError(f"{key or 'config'}: {str(err).splitlines()[0]}") from None
-    _check(cfg.total_steps > 0, "total_steps", cfg.total_steps, "must be > 0")
-    _check(0 <= cfg.seed < 2**32, "seed", cfg.seed, "must be in [0, 2**32 - 1] (numpy's seed range)")
-    _check(cfg.device in DEVICES, "device", cfg.device, f"one of {', '.join(DEVICES)}")
-    _check(cfg.torch_threads >= 0, "torch_threads", cfg.torch_threads, "must be >= 0")
-    _check(cfg.checkpoint_every >= 0, "checkpoint_every", cfg.checkpoint_every, "must be >= 0")
-    _check(cfg.log_every is None or cfg.log_every >= 1, "log_every", cfg.log_every,
-           "must be >= 1, or null for the algorithm's own interval")
-    _check(cfg.progress in PROGRESS_MODES, "progress", cfg.progress, f"one of {', '.join(PROGRESS_MODES)}")
-    _check(cfg.objective in OBJECTIVES, "objective", cfg.objective, f"one of {', '.join(OBJECTIVES)}")
-    _check(cfg.eval_every >= 0, "eval_every", cfg.eval_every, "must be >= 0 (0: no evaluation during training)")
-    _check(cfg.eval_episodes >= 1, "eval_episodes", cfg.eval_episodes, "must be >= 1")
+    check_fields(cfg, Config)
     _check(cfg.eval_every > 0 or not cfg.objective.startswith("eval_"), "objective", cfg.objective,
            "needs evaluations during training: set eval_every > 0")
-    _check(cfg.solved_window >= 1, "solved_window", cfg.solved_window, "must be >= 1")
     if cfg.tuned_file is not None:
         tuned = Path(cfg.tuned_file)
         _check(tuned.parts[:2] == ("conf", "tuned") and (CONF_DIR / tuned.relative_to("conf")).is_file(),
                "tuned_file", cfg.tuned_file, "set by the tuned file itself: conf/tuned/<algo>/<env>.yaml (tuned=none: none)")
     env = cfg.env
-    _check(bool(env.id), "env.id", env.id, "a registered gymnasium id")
-    _check(env.num_envs >= 1, "env.num_envs", env.num_envs, "must be >= 1")
-    _check(env.vectorization in VECTORIZATIONS, "env.vectorization", env.vectorization,
-           f"one of {', '.join(VECTORIZATIONS)}")
-    _check(env.clip_obs > 0, "env.clip_obs", env.clip_obs, "must be > 0")
-    _check(env.clip_reward > 0, "env.clip_reward", env.clip_reward, "must be > 0")
-    if env.reward_threshold is not None:
-        _check(math.isfinite(env.reward_threshold), "env.reward_threshold", env.reward_threshold, "a finite number")
-    if env.max_episode_steps is not None:
-        _check(env.max_episode_steps >= 1, "env.max_episode_steps", env.max_episode_steps, "must be >= 1")
+    check_fields(env, EnvConfig, "env")
     algo, registered = cfg.algo, configs()
     _check(algo is not None and algo.name in registered, "algo", getattr(algo, "name", None),
            f"one of {', '.join(registered)}")

@@ -22,17 +22,13 @@ from gymnasium import spaces
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 from gymnasium.vector.utils import concatenate, create_empty_array
 
-from rlrun.errors import NumericalError
+from rlrun.errors import EnvError, NumericalError
 from rlrun.observations import leaves
 from rlrun.signals import STOP_SIGNALS  # the signals a run saves on: its async workers ignore them
 
 OBS_LEAVES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 SUPPORTED_OBS = "Box, Discrete, MultiDiscrete, MultiBinary, or a Dict or Tuple of those (nested too)"
 SUPPORTED_ACTIONS = "Discrete, MultiDiscrete, MultiBinary or 1-D Box"
-
-
-class EnvError(ValueError):
-    """An environment rlrun cannot run; the message is one line."""
 
 
 _REGISTERED: set[str] = set()

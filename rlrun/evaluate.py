@@ -29,9 +29,10 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from rlrun import envs
-from rlrun.checkpoint import CheckpointError, load_checkpoint
-from rlrun.config import DEVICES, ConfigError
-from rlrun.envs import EnvError, check_env_id, check_spaces
+from rlrun.checkpoint import load_checkpoint
+from rlrun.config import DEVICES
+from rlrun.envs import check_env_id, check_spaces
+from rlrun.errors import RlrunError
 from rlrun.evaluation import DEFAULT_MAX_STEPS, EVAL_SEED_OFFSET, episode_cap, evaluate
 from rlrun.policy import checkpoint_path, from_checkpoint
 from rlrun.runtime import resolve_device
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         device = resolve_device(args.device)
         prefix = f"{cfg.algo.name}-{cfg.env.id}-step{checkpoint['steps']}"
         env = make_eval_env(cfg.env, args.video, prefix)
-    except (CheckpointError, ConfigError, EnvError) as err:
+    except RlrunError as err:
         return error(str(err))
     except Exception as err:  # noqa: BLE001 - e.g. an env that takes no render_mode
         if args.video is None:

@@ -5,11 +5,9 @@ Bernoulli per bit for MultiBinary; diagonal Gaussian with a state-independent lo
 spaces (actions are sampled unbounded; they are clipped only when sent to the env).
 Both heads return ``torch.distributions`` objects, whose closed-form KL the algorithms use.
 
-Two forward paths, one set of parameters. The module's ``forward`` (``actor(obs)``,
-``critic(obs)``) runs each ``nn.Linear`` as a module, so K-FAC's hooks see it: ACKTR's Fisher
-losses must use it. ``act``, ``log_prob_entropy`` and ``Critic.value`` go through
-``MLP.fast_forward`` (``F.linear``, about half the cost at rollout sizes), which no hook sees: the
-rollout, the evaluation and every loss that must not touch K-FAC's statistics use those.
+The actors and the critic fulfil :mod:`rlrun.core.contracts`, whose two forward paths are the
+module forward and ``MLP.fast_forward`` (``F.linear``, about half the cost at rollout sizes; no
+K-FAC hook sees it).
 """
 
 from __future__ import annotations

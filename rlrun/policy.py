@@ -77,7 +77,8 @@ def load(path: str | Path, device: str = "cpu", trust_modules: bool = False) -> 
     Raises CheckpointError (unreadable file, or a module not trusted), EnvError (the env is not
     installed here) or ValueError (a checkpoint that does not match its config), each with one line.
     """
-    from rlrun.checkpoint import CheckpointError, load_checkpoint
+    from rlrun.checkpoint import load_checkpoint
+    from rlrun.errors import CheckpointError
     from rlrun.envs import check_env_id, consent_needed, make_env
 
     from rlrun.config import DEVICES

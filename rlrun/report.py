@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from rlrun.config import NON_EXPERIMENT_KEYS
+from rlrun.config import NON_EXPERIMENT_KEYS, override_key
 
 RETURN_TAG = "rollout/ep_return"  # what an incomplete run's final return is read from
 FINAL_WINDOW = 20  # the config's `solved_window` default, for a run whose config lacks it
@@ -140,11 +140,6 @@ def find_runs(root: Path) -> list[Path]:
         if _is_run_dir(run) and not any(_is_run_dir(p) for p in run.parents if p.is_relative_to(root)):
             found.append(run)
     return found
-
-
-def override_key(override: str) -> str:
-    """`++algo.clip_eps=0.1` -> `algo.clip_eps`."""
-    return override.split("=", 1)[0].lstrip("+~")
 
 
 def group_overrides(overrides: list[str]) -> tuple[str, ...]:

@@ -27,10 +27,6 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, si
 REPEAT_S = 1.0  # the same signal again within this many seconds is one delivery twice, not a second request
 
 
-class Interrupted(SystemExit):
-    """A run stopped by a signal after saving; exits 128 + the signal's number unless caught."""
-
-
 class StopRequest:
     """Set by a signal handler, read by the training loop between iterations."""
 

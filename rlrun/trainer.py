@@ -22,21 +22,19 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from rlrun.algos.registry import algorithms
-from rlrun.checkpoint import CheckpointError, OutputError, load_checkpoint, lock_run_dir, resume_command, save_checkpoint
+from rlrun.checkpoint import load_checkpoint, lock_run_dir, resume_command, save_checkpoint
 from rlrun.config import check_resume_agrees, sweep_dir_of, tuned_settings
 from rlrun.core.diagnostics import check_finite, policy_snapshot, update_diagnostics
-from rlrun.envs import EnvError
-from rlrun.errors import ConfigError, NumericalError
+from rlrun.errors import Interrupted, NumericalError, OutputError, RlrunError
 from rlrun.episodes import Episode
 from rlrun.logger import ProgressReporter, TensorBoardLogger
 from rlrun.run_state import RunState
 from rlrun.runtime import configure_torch, resolve_device, seed_everything
-from rlrun.signals import Interrupted, StopRequest, stop_on_signals
+from rlrun.signals import StopRequest, stop_on_signals
 from rlrun.summary import run_summary, write_summary
 from rlrun.sweep_jobs import sweep_stopping
 
 log = logging.getLogger("rlrun")
-KNOWN_FAILURES = (ConfigError, EnvError, CheckpointError, NumericalError, OutputError)
 
 
 def log_to_files(message: str) -> None:
@@ -189,7 +187,7 @@ def _train(cfg: DictConfig, run_dir: Path, multirun: bool, overridden: Sequence[
 def _record_setup_crash(cfg: DictConfig, run_dir: Path, exc: Exception) -> None:
     """summary.json (status ``crashed``, the error) and the traceback in rlrun.log, for a run that
     failed before its first step. A resumed run keeps its earlier summary's figures."""
-    failed = isinstance(exc, KNOWN_FAILURES)  # a cause the message names; anything else is a crash
+    failed = isinstance(exc, RlrunError)  # a cause the message names; anything else is a crash
     error = str(exc) if failed else f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     log_to_files(f"failed while setting up the run: {error}" if failed
                  else f"crashed while setting up the run:\n{traceback.format_exc()}")

@@ -14,7 +14,8 @@ import pickle
 import sys
 from pathlib import Path
 
-from rlrun.checkpoint import FORMAT, REQUIRED_KEYS, CheckpointError, EarlierFormat, load_checkpoint, save_checkpoint
+from rlrun.checkpoint import FORMAT, REQUIRED_KEYS, EarlierFormat, load_checkpoint, save_checkpoint
+from rlrun.errors import CheckpointError
 
 WARNING = ("rlrun-upgrade-checkpoint unpickles each file, which runs any code it holds: "
            "convert only checkpoints whose origin you trust")

@@ -165,9 +165,9 @@ def test_logs_to_a_pipe_are_whole_lines_and_the_overshoot_is_said(run_rlrun):
 @pytest.mark.parametrize("group, option, extra", [("launcher", "joblib", "joblib"), ("launcher", "ray", "ray"),
                                                   ("launcher", "submitit_slurm", "slurm"), ("sweeper", "optuna", "optuna")])
 def test_a_missing_hydra_plugin_is_named_with_its_install_command(group, option, extra):
-    from rlrun.cli import _explain
+    from rlrun.launch.checks import explain
 
-    message = _explain(Exception(f"In 'hydra/config': Could not find 'hydra/{group}/{option}'\n\nAvailable options:"))
+    message = explain(Exception(f"In 'hydra/config': Could not find 'hydra/{group}/{option}'\n\nAvailable options:"))
     assert message.startswith(f"hydra/{group}={option} needs Hydra's {extra} plugin") and "\n" not in message
     assert f"pip install -e '.[{extra}]'" in message
 

@@ -8,7 +8,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from hydra.errors import ConfigCompositionException
 
-from rlrun.cli import CONF_DIR, register_env_ids
+from rlrun.config import CONF_DIR
+from rlrun.launch.arguments import register_env_ids
 from rlrun.algos.registry import algorithms
 from rlrun.config import ConfigError, register_configs, validate
 

@@ -21,8 +21,11 @@ import torch
 
 from tests.conftest import RLRUN, read_scalars
 
+from rlrun.algos.registry import algorithms
+
 GOLDEN = Path(__file__).resolve().parent / "golden"
 REPO = GOLDEN.parent.parent
+DEFAULT_SMALL = ["algo.n_steps=64", "env.num_envs=4", "total_steps=1024"]  # an algorithm not listed below
 SMALL = {  # a few iterations each, with several minibatch / line-search / K-FAC steps
     "ppo_clip": ["algo.n_steps=64", "env.num_envs=4", "total_steps=1024", "algo.batch_size=64", "algo.n_epochs=3"],
     "trpo": ["algo.n_steps=128", "env.num_envs=2", "total_steps=1024", "algo.critic_epochs=2"],
@@ -31,13 +34,13 @@ SMALL = {  # a few iterations each, with several minibatch / line-search / K-FAC
     "acktr": ["algo.n_steps=32", "env.num_envs=4", "total_steps=1024"],
     "a2c": ["algo.n_steps=5", "env.num_envs=4", "total_steps=1000", "log_every=1"],
 }
-CASES = [(algo, env) for algo in SMALL for env in ("CartPole-v1", "Pendulum-v1")]
+CASES = [(algo, env) for algo in algorithms() for env in ("CartPole-v1", "Pendulum-v1")]  # every registered one
 
 
 def run_case(algo: str, env: str, run_dir: Path) -> dict:
     """The run's parameter digest and every scalar but the wall-clock time/* ones."""
     done = subprocess.run([*RLRUN, f"algo={algo}", f"env={env}", "seed=0", "progress=off", "torch_threads=1",
-                           *SMALL[algo], f"hydra.run.dir={run_dir}"], cwd=REPO, capture_output=True, text=True,
+                           *SMALL.get(algo, DEFAULT_SMALL), f"hydra.run.dir={run_dir}"], cwd=REPO, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     ckpt = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)
@@ -52,7 +55,9 @@ def run_case(algo: str, env: str, run_dir: Path) -> dict:
 
 @pytest.mark.parametrize("algo, env", CASES, ids=[f"{a}-{e}" for a, e in CASES])
 def test_short_runs_are_bit_identical_to_the_recorded_ones(tmp_path, algo, env):
-    golden = json.loads((GOLDEN / f"{algo}_{env}.json").read_text())
+    recorded = GOLDEN / f"{algo}_{env}.json"
+    assert recorded.is_file(), f"no recorded run of {algo} on {env}: python -m tests.test_golden --record"
+    golden = json.loads(recorded.read_text())
     if golden["torch"] != torch.__version__:
         pytest.skip(f"recorded with torch {golden['torch']}, this is {torch.__version__}")
     now = run_case(algo, env, tmp_path / "run")

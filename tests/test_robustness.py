@@ -25,11 +25,11 @@ SMALL = {  # a few seconds per run; several iterations and checkpoints
     "ppo_penalty": ["algo.n_steps=64", "algo.batch_size=128", "algo.policy_epochs=3", "algo.critic_epochs=3"],
     "acktr": [],
 }
-# ACKTR's continuous-control state (momentum buffer, adapted eta_max) and the evaluator's (best so far)
+# ACKTR's Adam critic (its optimiser and minibatch generator) and the evaluator's state (best so far)
 # must survive a resume too.
 RESUME_CASES = {**{algo: [f"algo={algo}", *args] for algo, args in SMALL.items()},
-                "acktr_momentum_eval": ["algo=acktr", "algo.momentum=0.9", "algo.kl_target=0.002",
-                                        "algo.critic_epochs=3", "eval_every=3000", "eval_episodes=2"]}
+                "acktr_adam_critic_eval": ["algo=acktr", "algo.critic_optimizer=adam", "algo.critic_batch_size=64",
+                                           "algo.critic_epochs=3", "eval_every=3000", "eval_episodes=2"]}
 
 
 def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
@@ -364,7 +364,7 @@ def test_a_corrupt_overrides_file_on_resume_gives_one_line(tmp_path):
 
 
 def test_a_run_in_a_directory_with_quotes_spaces_and_unicode_resumes(tmp_path):
-    from rlrun.cli import hydra_quote
+    from rlrun.launch.arguments import hydra_quote
 
     run_dir = tmp_path / "it's a ünïcode [dir], a=b\\"
     code, err = finish(rlrun(tmp_path, "total_steps=512", "algo.n_steps=32", "progress=off",

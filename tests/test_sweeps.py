@@ -18,7 +18,7 @@ from hydra import compose, initialize_config_dir
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from rlrun.cli import CONF_DIR
+from rlrun.config import CONF_DIR
 from rlrun.config import register_configs, validate
 
 register_configs()

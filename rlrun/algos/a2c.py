@@ -10,16 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
-from rlrun.algos.registry import (AT_LEAST_ONE, FRACTION_CLOSED, NON_NEGATIVE, POSITIVE, AlgoConfig, Check,
-                                  Registration, knob, one_of)
+from rlrun.algos.registry import AlgoConfig, Registration
 from rlrun.core import written_gradients
 from rlrun.core.batch import Batch
+from rlrun.core.contracts import Actor, Critic
 from rlrun.core.flat_params import FlatParameters, unique_parameters
 from rlrun.core.losses import normalize, scheduled, value_loss
 from rlrun.core.optimizers import Adam, RMSprop
 from rlrun.core.shared_encoder import shared_features
+from rlrun.knobs import AT_LEAST_ONE, FRACTION_CLOSED, NON_NEGATIVE, POSITIVE, Check, knob, one_of
 
 
 @dataclass
@@ -47,7 +47,7 @@ class A2CConfig(AlgoConfig):
 class A2C:
     """One first-order step per rollout on the actor-critic loss, actor and critic together."""
 
-    def __init__(self, cfg: A2CConfig, actor: nn.Module, critic: nn.Module, seed: int):
+    def __init__(self, cfg: A2CConfig, actor: Actor, critic: Critic, seed: int):
         self.cfg, self.actor, self.critic = cfg, actor, critic
         self.params = FlatParameters(unique_parameters(actor, critic))  # one vector for the optimiser
         if cfg.optimizer == "rmsprop":

@@ -4,16 +4,14 @@ into a KL trust region.
 The defaults are the paper's discrete (Atari) setting: A2C-style short rollouts over many envs, a
 fixed eta_max. The continuous-control setting (conf/tuned/acktr/<MuJoCo env>.yaml) takes large
 batches, several K-FAC critic steps per batch and no entropy bonus, as the paper's MuJoCo runs
-(OpenAI Baselines ``acktr_cont``); that code's momentum on the K-FAC direction and eta_max adapted
-from the measured KL (``momentum``, ``kl_target``) are here too, off in the shipped files, which
-did better without them (their comments name the result folders). With ``share_encoder`` (images: the paper's Atari network)
-actor and critic share one CNN and take one joint K-FAC step (``_update_joint``). Either way the
-measured KL after a step never exceeds ``max_kl``: the step is shrunk or rejected.
+(OpenAI Baselines ``acktr_cont``). Two modes: a separate critic with its own K-FAC step
+(``update``), or, with ``share_encoder`` (images: the paper's Atari network), one CNN shared by
+actor and critic and one joint K-FAC step (``_update_joint``). Either way the measured KL after a
+step never exceeds ``max_kl``: the step is shrunk or rejected.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -22,19 +20,19 @@ from torch import nn
 from torch.distributions import kl_divergence
 from torch.nn.utils import parameters_to_vector
 
-from rlrun.algos.registry import (ABOVE_ONE, AT_LEAST_ONE, FRACTION_CLOSED, FRACTION_OPEN, NON_NEGATIVE, POSITIVE, AlgoConfig,
-                                  Check, Registration, knob, one_of)
+from rlrun.algos.registry import AlgoConfig, Registration
 from rlrun.core.batch import Batch
+from rlrun.core.contracts import Actor, Critic
 from rlrun.core.critic import fit_value_function
 from rlrun.core.flat_params import FlatParameters
 from rlrun.core.kfac import KFAC
-from rlrun.core.kl_controller import AdaptiveKLController
 from rlrun.core.losses import normalize, value_loss
 from rlrun.core.natural_gradient import (LineSearchResult, StepScale, backtracking_line_search,
                                          make_fisher_vector_product, trust_region_scale)
 from rlrun.core.optimizers import Adam
 from rlrun.core.tally import Tally
 from rlrun.errors import ConfigError
+from rlrun.knobs import AT_LEAST_ONE, FRACTION_CLOSED, FRACTION_OPEN, NON_NEGATIVE, POSITIVE, Check, knob, one_of
 
 
 @dataclass
@@ -50,32 +48,18 @@ class ACKTRConfig(AlgoConfig):
     n_steps: int = knob(20, "rollout length T per env per iteration (Baselines acktr: 20)", AT_LEAST_ONE)
     gae_lambda: float = knob(1.0, "GAE lambda; 1.0: the n-step returns of Baselines acktr", FRACTION_CLOSED)
     normalize_advantage: bool = knob(False, "standardise the advantages (Baselines acktr: no; acktr_cont: yes)")
-    eta_max: float = knob(0.25, "the largest step scale eta (Baselines acktr's lr 0.25); the initial one when kl_target is set",
-                          POSITIVE)
+    eta_max: float = knob(0.25, "the largest step scale eta (Baselines acktr's lr 0.25)", POSITIVE)
     max_kl: float = knob(0.001, "delta, the trust region (Baselines' kfac_clip 0.001); the measured KL after a step never exceeds it",
                          POSITIVE)
-    kl_target: Optional[float] = knob(None, "adapt eta_max from the measured KL (Baselines acktr_cont: 0.002); None: fixed",
-                                      POSITIVE)
-    kl_tolerance: float = knob(2.0, "eta_max /= kl_adapt_factor when KL > kl_target x this, *= when below / this (acktr_cont)",
-                               ABOVE_ONE)
-    kl_adapt_factor: float = knob(1.5, "eta_max's adaptation factor (acktr_cont)", ABOVE_ONE)
-    momentum: float = knob(0.0, "K-FAC direction averaged over iterations, v <- m v + (1 - m) Delta (acktr_cont: 0.9)",
-                           Check(lambda v: 0 <= v < 1, "must be in [0, 1)"))
     backtrack_coef: float = knob(0.9, "a step whose measured KL exceeds max_kl is shrunk by this factor ...", FRACTION_OPEN)
     backtrack_iters: int = knob(10, "... up to this many times, else rejected (theta_old kept)",
                                 Check(lambda v: v >= 0, "must be >= 0"))
-    log_std_kl_share: Optional[float] = knob(
-        None, "Gaussian heads: the log-std's own share of max_kl, with its own step scale; None: one scale (the paper)",
-        Check(lambda v: 0 < v < 1, "must be in (0, 1), or null for one step scale"))
     damping: float = knob(0.01, "Tikhonov damping of the K-FAC factors (Baselines acktr)", NON_NEGATIVE)
     stat_decay: float = knob(0.99, "moving average of the K-FAC factors (Baselines); 0: fresh factors each iteration",
                              Check(lambda v: 0 <= v < 1, "must be in [0, 1) (0: fresh K-FAC factors each iteration)"))
     kfac_dtype: str = knob("float64", "the arithmetic of K-FAC's batch statistics and preconditioning products (the factors "
                            "stay float64); float32 is faster on the Atari network (benchmarks/pixel_update.py)", one_of("float64", "float32"))
     inv_every: int = knob(10, "iterations between K-FAC inverses (Baselines' cold_iter-style refresh)", AT_LEAST_ONE)
-    trust_region_fisher: str = knob(
-        "exact", "Delta^T F Delta of the trust region: exact (one Fisher-vector product along Delta) or kfac "
-        "(K-FAC's own estimate, Baselines; its stale block-diagonal factors let the KL overshoot max_kl many times)", one_of("exact", "kfac"))
     ent_coef: float = knob(0.01, "entropy bonus (Baselines acktr)", NON_NEGATIVE)
     share_encoder: bool = knob(False, "images: one CNN for the actor and the critic (Baselines acktr), one K-FAC of the joint "
                                "Fisher of pi(a|s) N(y; V(s), 1) and one trust region on the joint KL (paper sec. 3.2)")
@@ -100,10 +84,7 @@ class ACKTRConfig(AlgoConfig):
         """Knobs of the separate critic's step are refused with ``share_encoder``, in one line and
         before the run starts (``config.validate`` calls this; ``cfg``: the node or the dataclass)."""
         changed = [key for key, differs in (
-            ("critic_optimizer", cfg.critic_optimizer != "kfac"), ("critic_epochs", cfg.critic_epochs != 1),
-            ("kl_target", cfg.kl_target is not None), ("momentum", cfg.momentum != 0.0),
-            ("log_std_kl_share", cfg.log_std_kl_share is not None),
-            ("trust_region_fisher", cfg.trust_region_fisher != "exact")) if differs]
+            ("critic_optimizer", cfg.critic_optimizer != "kfac"), ("critic_epochs", cfg.critic_epochs != 1)) if differs]
         if cfg.share_encoder and changed:
             raise ConfigError(f"algo.{changed[0]}={getattr(cfg, changed[0])!r} is not allowed with algo.share_encoder=true, "
                               "whose one joint K-FAC step of actor and critic keeps that knob's default")
@@ -111,11 +92,9 @@ class ACKTRConfig(AlgoConfig):
 
 def damped_quadratic(params: list[nn.Parameter], direction: list[torch.Tensor]) -> float:
     """Delta^T (F_hat + damping) Delta = Delta^T g for Delta = (F_hat + damping)^-1 g: K-FAC's own
-    estimate of the step's curvature, as OpenAI Baselines' ACKTR uses (``trust_region_fisher=kfac``).
-
-    It underestimates the true curvature along Delta (stale EMA factors, dropped cross-layer
-    blocks): on CartPole the measured KL after a step was a median 106x max_kl, hence the exact default.
-    """
+    estimate of the step's curvature, as OpenAI Baselines' ACKTR uses; the K-FAC critic's trust
+    region. (The actor's uses the exact product: this estimate, from stale EMA factors without the
+    cross-layer blocks, underestimates the curvature along Delta.)"""
     return sum((d * p.grad).sum() for p, d in zip(params, direction)).item()
 
 
@@ -128,7 +107,7 @@ def apply_step(params: list[nn.Parameter], direction: list[torch.Tensor], scale:
 
 
 class ACKTR:
-    def __init__(self, cfg: ACKTRConfig, actor: nn.Module, critic: nn.Module, seed: int):
+    def __init__(self, cfg: ACKTRConfig, actor: Actor, critic: Critic, seed: int):
         ACKTRConfig.check_combination(cfg)
         self.cfg, self.actor, self.critic = cfg, actor, critic
         kfac_args = dict(stat_decay=cfg.stat_decay, damping=cfg.damping, inv_every=cfg.inv_every,
@@ -141,11 +120,6 @@ class ACKTR:
         # block is 2 I (for each action dim, E[(d log N / d log sigma)^2] = 2), so no K-FAC needed.
         self.log_std: nn.Parameter | None = getattr(actor, "log_std", None)
         self.params = [*self.actor_kfac.parameters(), *([self.log_std] if self.log_std is not None else [])]
-        # eta_max: fixed, or adapted once per iteration from the measured KL. A larger KL shrinks
-        # eta_max as it grows PPO-Penalty's lambda, so 1 / eta_max is that controller's lambda.
-        self.eta_max_controller = AdaptiveKLController(kl_coef=1.0 / cfg.eta_max, kl_target=cfg.kl_target,
-                                            kl_tolerance=cfg.kl_tolerance, kl_adapt_factor=cfg.kl_adapt_factor) if cfg.kl_target is not None else None
-        self.velocity: list[torch.Tensor] | None = None  # momentum buffer of the K-FAC direction
         # The critic: K-FAC (the paper), or Adam on one flat vector as TRPO's critic
         if cfg.share_encoder:
             self.critic_kfac, self.critic_params, self.critic_optimizer = None, None, None
@@ -178,19 +152,18 @@ class ACKTR:
         self.actor.zero_grad(set_to_none=True)
         policy_loss.backward()
 
-        # Natural gradient Delta = F_hat^-1 g (the log-std's exact block: g / 2), with momentum
+        # Natural gradient Delta = F_hat^-1 g (the log-std's exact block: g / 2)
         direction = self.actor_kfac.natural_gradient()
         if self.log_std is not None:
             direction.append(self.log_std.grad / 2.0)
-        if cfg.momentum > 0.0:
-            if self.velocity is not None:
-                direction = [cfg.momentum * v + (1.0 - cfg.momentum) * d for v, d in zip(self.velocity, direction)]
-            self.velocity = [d.detach().clone() for d in direction]
 
-        # Trust region: eta = min(eta_max, sqrt(2 delta / Delta^T F Delta)), then the step is checked:
+        # Trust region: eta = min(eta_max, sqrt(2 delta / Delta^T F Delta)), F the exact Fisher along
+        # Delta (one Fisher-vector product of the mean KL, as TRPO's); then the step is checked:
         # while the measured KL exceeds delta it is shrunk (backtrack_coef^j), else rejected
-        eta_max = 1.0 / self.eta_max_controller.kl_coef if self.eta_max_controller is not None else cfg.eta_max
-        scaled_step, eta, eta_log_std = self._scaled_step(obs, pi_old, direction, eta_max)
+        step = parameters_to_vector(direction)
+        fvp = make_fisher_vector_product(kl_divergence(pi_old, self.actor(obs)).mean(), self.params, damping=0.0)
+        eta = trust_region_scale(float(step @ fvp(step)), cfg.max_kl, cfg.eta_max)
+        scaled_step = eta.scale * step
 
         def kl_after() -> tuple[float, float]:
             with torch.no_grad():
@@ -198,16 +171,11 @@ class ACKTR:
 
         search = backtracking_line_search(self.params, -scaled_step, kl_after, cfg.max_kl,
                                           cfg.backtrack_coef, cfg.backtrack_iters, require_improvement=False)
-        # a rejected step (theta_old kept, KL 0) was too large: it must shrink eta_max, not grow it
-        kl_seen = search.kl if search.accepted else math.inf
-        eta_adapt = -self.eta_max_controller.update(kl_seen) if self.eta_max_controller is not None else 0  # -1: eta_max shrank
-
         critic_metrics = self._update_critic(batch)
         return {
             "loss/policy": policy_loss.item(),
-            **self._step_metrics(eta_max, eta, search, scaled_step),
-            "acktr/eta_adapt": float(eta_adapt),
-            **({"acktr/log_std_step_scale": eta_log_std * search.step_fraction} if self.log_std is not None else {}),
+            **self._step_metrics(eta, search, scaled_step),
+            **({"acktr/log_std_step_scale": eta.scale * search.step_fraction} if self.log_std is not None else {}),
             **critic_metrics,
         }
 
@@ -268,7 +236,7 @@ class ACKTR:
         return {
             "loss/policy": policy_loss.item(),
             "loss/value": critic_loss.item(),
-            **self._step_metrics(cfg.eta_max, eta, search, scaled_step),
+            **self._step_metrics(eta, search, scaled_step),
             "acktr/joint_kl": policy_kl + value_kl,
             "acktr/value_kl": value_kl,
         }
@@ -277,12 +245,12 @@ class ACKTR:
         """A2C's policy-gradient objective, -mean log pi(a|s) A_t - ent_coef * H (to be minimised)."""
         return -(pi.log_prob(batch.actions) * advantages).mean() - self.cfg.ent_coef * pi.entropy().mean()
 
-    def _step_metrics(self, eta_max: float, eta: StepScale, search: LineSearchResult, scaled_step: torch.Tensor) -> dict[str, float]:
+    def _step_metrics(self, eta: StepScale, search: LineSearchResult, scaled_step: torch.Tensor) -> dict[str, float]:
         """The trust-region step as taken: its scale after the KL check, the check, and K-FAC's state."""
         eig = self.actor_kfac.factor_eigenvalue_range(0)
         return {
             "acktr/max_kl": self.cfg.max_kl,
-            "acktr/eta_max": eta_max,
+            "acktr/eta_max": self.cfg.eta_max,
             "acktr/step_scale": eta.scale * search.step_fraction,
             "acktr/step_clipped": float(eta.clipped),
             "acktr/backtracks": float(search.backtracks),
@@ -298,34 +266,6 @@ class ACKTR:
         """pi(.|s) and V(s) from the shared encoder's features of s, computed once for both (K-FAC
         then sees each of its layers once, with the sum of the two heads' gradients)."""
         return self.actor.head(features), self.critic.head(features)
-
-    def _scaled_step(self, obs: torch.Tensor, pi_old, direction: list[torch.Tensor],
-                     eta_max: float) -> tuple[torch.Tensor, StepScale, float]:
-        """(eta Delta as one vector in the order of self.params, eta (and whether eta_max bound it),
-        the log-std's eta).
-
-        One scale for the whole step, as in the paper; or, with ``log_std_kl_share``, the mean network
-        and a Gaussian log-std each scaled into their own share of ``max_kl`` (the Gaussian Fisher has
-        no mean/log-std cross terms, and the log-std's block is exactly 2 I)."""
-        cfg, step = self.cfg, parameters_to_vector(direction)
-        if cfg.log_std_kl_share is None or self.log_std is None:
-            scaled = trust_region_scale(self._actor_quadratic(obs, pi_old, direction, step), cfg.max_kl, eta_max)
-            return scaled.scale * step, scaled, scaled.scale
-        mean_direction = [*direction[:-1], torch.zeros_like(direction[-1])]
-        mean_quadratic = self._actor_quadratic(obs, pi_old, mean_direction, parameters_to_vector(mean_direction))
-        mean = trust_region_scale(mean_quadratic, cfg.max_kl * (1.0 - cfg.log_std_kl_share), eta_max)
-        n_mean = step.numel() - self.log_std.numel()
-        log_std_quadratic = 2.0 * step[n_mean:].pow(2).sum().item()
-        log_std = trust_region_scale(log_std_quadratic, cfg.max_kl * cfg.log_std_kl_share, eta_max)
-        return torch.cat([mean.scale * step[:n_mean], log_std.scale * step[n_mean:]]), mean, log_std.scale
-
-    def _actor_quadratic(self, obs: torch.Tensor, pi_old, direction: list[torch.Tensor], step: torch.Tensor) -> float:
-        """Delta^T F Delta for the trust region: exact along Delta (one Fisher-vector product of the
-        mean KL, as TRPO's), or K-FAC's own damped estimate (``trust_region_fisher=kfac``)."""
-        if self.cfg.trust_region_fisher == "kfac":
-            return damped_quadratic(self.params, direction)
-        fvp = make_fisher_vector_product(kl_divergence(pi_old, self.actor(obs)).mean(), self.params, damping=0.0)
-        return float(step @ fvp(step))
 
     def _update_critic(self, batch: Batch) -> dict[str, float]:
         """``critic_epochs`` steps on the whole batch: K-FAC with the Gauss-Newton Fisher of a
@@ -357,9 +297,7 @@ class ACKTR:
         return {"actor_kfac": self.actor_kfac.state_dict(),
                 "critic_kfac": self.critic_kfac.state_dict() if self.critic_kfac else None,
                 "critic_optimizer": self.critic_optimizer.state_dict() if self.critic_optimizer else None,
-                "generator": self.generator.get_state(),
-                "eta_max": self.eta_max_controller.state_dict() if self.eta_max_controller is not None else None,
-                "velocity": self.velocity, "tally": self.tally.state_dict()}
+                "generator": self.generator.get_state(), "tally": self.tally.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.actor_kfac.load_state_dict(state["actor_kfac"])
@@ -369,9 +307,6 @@ class ACKTR:
             self.critic_optimizer.load_state_dict(state["critic_optimizer"])  # (share_encoder: neither)
         if state.get("generator") is not None:  # absent in checkpoints from before the Adam critic's minibatches
             self.generator.set_state(state["generator"])
-        if self.eta_max_controller is not None and state.get("eta_max") is not None:
-            self.eta_max_controller.load_state_dict(state["eta_max"])
-        self.velocity = state.get("velocity")
         self.tally.load_state_dict(state.get("tally"))
 
 

@@ -6,16 +6,16 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
-from torch import nn
 
-from rlrun.algos.registry import (AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, AlgoConfig, Registration, knob,
-                                  one_of)
+from rlrun.algos.registry import AlgoConfig, Registration
 from rlrun.core import written_gradients
 from rlrun.core.batch import Batch
+from rlrun.core.contracts import Actor, Critic
 from rlrun.core.flat_params import FlatParameters, unique_parameters
 from rlrun.core.losses import approx_kl, clipped_surrogate, normalize, scheduled, shuffled_minibatches, value_loss
 from rlrun.core.optimizers import Adam
 from rlrun.core.shared_encoder import shared_features
+from rlrun.knobs import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, knob, one_of
 
 SCHEDULES = one_of("constant", "linear")
 
@@ -47,7 +47,7 @@ class PPOClipConfig(AlgoConfig):
 class PPOClip:
     """Actor and critic trained jointly on L^CLIP - vf_coef * L^V + ent_coef * H for M epochs."""
 
-    def __init__(self, cfg: PPOClipConfig, actor: nn.Module, critic: nn.Module, seed: int):
+    def __init__(self, cfg: PPOClipConfig, actor: Actor, critic: Critic, seed: int):
         self.cfg, self.actor, self.critic = cfg, actor, critic
         self.params = FlatParameters(unique_parameters(actor, critic))  # one vector for Adam
         self.optimizer = Adam(self.params.vector, lr=cfg.learning_rate, eps=cfg.adam_eps)

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 from torch.distributions import kl_divergence
 
-from rlrun.algos.registry import ABOVE_ONE, AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, AlgoConfig, Registration, knob, one_of
+from rlrun.algos.registry import AlgoConfig, Registration
 from rlrun.core.batch import Batch
+from rlrun.core.contracts import Actor, Critic
 from rlrun.core.critic import fit_value_function
 from rlrun.core.distributions import index_distribution
 from rlrun.core.flat_params import FlatParameters
@@ -18,6 +18,7 @@ from rlrun.core.kl_controller import AdaptiveKLController
 from rlrun.core.losses import approx_kl, minibatches, normalize, ratio_surrogate, scheduled
 from rlrun.core.optimizers import Adam
 from rlrun.core.tally import Tally
+from rlrun.knobs import ABOVE_ONE, AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, knob, one_of
 
 
 @dataclass
@@ -43,7 +44,7 @@ class PPOPenaltyConfig(AlgoConfig):
 
 
 class PPOPenalty:
-    def __init__(self, cfg: PPOPenaltyConfig, actor: nn.Module, critic: nn.Module, seed: int):
+    def __init__(self, cfg: PPOPenaltyConfig, actor: Actor, critic: Critic, seed: int):
         self.cfg, self.actor, self.critic = cfg, actor, critic
         self.actor_params = FlatParameters(actor.parameters())
         self.actor_optimizer = Adam(self.actor_params.vector, lr=cfg.learning_rate, eps=cfg.adam_eps)

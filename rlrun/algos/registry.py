@@ -5,8 +5,7 @@ named by its file (``rlrun/algos/trpo.py`` is ``algo=trpo``). :func:`algorithms`
 that one table come the Hydra ``algo`` config group, the range checks, the HParams column and the
 custom-scalar charts. Adding an algorithm is one file (and its test, and tuned YAML if any).
 
-Every config field is a :func:`knob`: a default, a one-line doc naming its source, and the range
-check that a type cannot express, kept beside the value it checks.
+Every config field is a knob (:mod:`rlrun.knobs`), as the run's and the env's are.
 """
 
 from __future__ import annotations
@@ -14,45 +13,14 @@ from __future__ import annotations
 import ast
 import functools
 import importlib
-import math
 import pkgutil
 import sys
 import types
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Optional
 
-from rlrun.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class Check:
-    """A range a value must lie in, and how the error message says so."""
-
-    ok: Callable[[Any], bool]
-    allowed: str
-
-
-POSITIVE = Check(lambda v: v > 0 and math.isfinite(v), "must be > 0")
-NON_NEGATIVE = Check(lambda v: v >= 0 and math.isfinite(v), "must be >= 0")
-AT_LEAST_ONE = Check(lambda v: v >= 1, "must be >= 1")
-FINITE = Check(math.isfinite, "must be finite")
-ABOVE_ONE = Check(lambda v: v > 1, "must be > 1")
-FRACTION_OPEN = Check(lambda v: 0 < v < 1, "must be in (0, 1)")  # 0 < x < 1
-FRACTION_CLOSED = Check(lambda v: 0 <= v <= 1, "must be in [0, 1]")
-
-
-def one_of(*options: str) -> Check:
-    return Check(lambda v: v in options, f"one of {', '.join(options)}")
-
-
-def knob(default: Any, doc: str, check: Check | None = None) -> Any:
-    """A config field: its default, what it is and where the value comes from, and its range.
-    ``None`` (for Optional fields) always passes the check."""
-    metadata = {"doc": doc, "check": check}
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=metadata)
-    return field(default=default, metadata=metadata)
+from rlrun.knobs import AT_LEAST_ONE, FINITE, FRACTION_CLOSED, Check, knob, one_of
 
 
 @dataclass
@@ -75,17 +43,6 @@ class AlgoConfig:
                         one_of("auto", "mlp", "nature_cnn", "small_cnn"))
     cnn_features: Optional[int] = knob(None, "the CNN's fully connected width; None: nature_cnn 512, small_cnn 128",
                                        AT_LEAST_ONE)
-
-
-def check_fields(cfg: Any, schema: type, prefix: str) -> None:
-    """Every field's range check on ``cfg`` (a config node or dataclass of ``schema``); raises
-    ConfigError naming the first bad key (``<prefix>.<field>``)."""
-    for f in fields(schema):
-        check = f.metadata.get("check")
-        value = getattr(cfg, f.name)
-        if check is not None and value is not None and not check.ok(value):
-            shown = list(value) if not isinstance(value, (int, float, str)) else value
-            raise ConfigError(f"{prefix}.{f.name}={shown!r} is not allowed: {check.allowed}")
 
 
 @dataclass(frozen=True)
@@ -130,14 +87,15 @@ def _sources() -> dict[str, ast.Module]:
 def _config_head(tree: ast.Module) -> list[ast.stmt]:
     """The statements of an algorithm module that define its config: its AlgoConfig subclasses,
     the module-level names they use (``SCHEDULES = one_of(...)``), and the imports from the
-    standard library and from this module and rlrun.errors, which import no torch."""
+    standard library, this module, rlrun.knobs and rlrun.errors, which import no torch."""
     classes = [node for node in tree.body if isinstance(node, ast.ClassDef)
                and any(getattr(base, "id", None) == "AlgoConfig" for base in node.bases)]
     used = {node.id for cls in classes for node in ast.walk(cls) if isinstance(node, ast.Name)}
     keep = []
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and node.module is not None:
-            keep_it = node.module in ("__future__", __name__, "rlrun.errors") or node.module in sys.stdlib_module_names
+            keep_it = (node.module in ("__future__", __name__, "rlrun.errors", "rlrun.knobs")
+                       or node.module in sys.stdlib_module_names)
         elif isinstance(node, ast.Import):
             keep_it = all(alias.name.split(".")[0] in sys.stdlib_module_names for alias in node.names)
         elif isinstance(node, ast.Assign):

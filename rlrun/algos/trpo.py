@@ -6,13 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 from torch.distributions import kl_divergence
 
-from rlrun.algos.registry import (AT_LEAST_ONE, FRACTION_OPEN, POSITIVE, AlgoConfig, Check,
-                                  Registration, knob)
+from rlrun.algos.registry import AlgoConfig, Registration
 from rlrun.core import written_fisher, written_gradients
 from rlrun.core.batch import Batch
+from rlrun.core.contracts import Actor, Critic
 from rlrun.core.critic import fit_value_function
 from rlrun.core.flat_params import FlatParameters
 from rlrun.core.losses import normalize, ratio_surrogate
@@ -20,6 +19,7 @@ from rlrun.core.natural_gradient import (backtracking_line_search, conjugate_gra
                                          make_fisher_vector_product, trust_region_scale)
 from rlrun.core.optimizers import Adam
 from rlrun.core.tally import Tally
+from rlrun.knobs import AT_LEAST_ONE, FRACTION_OPEN, POSITIVE, Check, knob
 
 
 @dataclass
@@ -42,7 +42,7 @@ class TRPOConfig(AlgoConfig):
 
 
 class TRPO:
-    def __init__(self, cfg: TRPOConfig, actor: nn.Module, critic: nn.Module, seed: int):
+    def __init__(self, cfg: TRPOConfig, actor: Actor, critic: Critic, seed: int):
         self.cfg, self.actor, self.critic = cfg, actor, critic
         self.actor_params = list(actor.parameters())  # the trust region touches only these
         self.critic_params = FlatParameters(critic.parameters())  # one vector for Adam

@@ -34,11 +34,9 @@ Usage (one iteration)::
     direction = kfac.natural_gradient()                       # F_hat^-1 grad, per parameter
     step = trust_region_scale(quadratic, max_kl, eta_max)     # Delta^T F Delta: rlrun/algos/acktr.py
 
-Which forward the hooks see: only the module's own ``forward`` (``actor(obs)``, ``critic(obs)``)
-runs the layers as modules and so calls the hooks. The networks' fast paths (``MLP.fast_forward``:
-``act``, ``log_prob_entropy``, ``Critic.value``) call ``F.linear`` on the same parameters and are
-invisible here. So the Fisher loss must be built from the module forward, and anything that must
-not disturb the statistics may use the fast paths.
+Which forward the hooks see: the module forward only (``actor(obs)``, ``critic(obs)``), not the
+networks' fast path (:mod:`rlrun.core.contracts`). So the Fisher loss is built from the module
+forward, and anything that must not disturb the statistics uses the fast path.
 
 Design (visible state, house rule 4):
 

@@ -1,9 +1,4 @@
-"""The adaptive KL coefficient of PPO-Penalty (Alg 5.23 step 5; Schulman et al. 2017, sec. 4).
-
-ACKTR's continuous-control step size (Wu et al. 2017; Baselines ``acktr_cont``: / 1.5 when the KL is
-above 2 x the desired KL, x 1.5 below half of it) is the same rule applied to 1 / eta_max, so it
-uses this controller with ``kl_tolerance=2`` and ``kl_adapt_factor=1.5``.
-"""
+"""The adaptive KL coefficient of PPO-Penalty (Alg 5.23 step 5; Schulman et al. 2017, sec. 4)."""
 
 from __future__ import annotations
 
