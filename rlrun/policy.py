@@ -17,7 +17,7 @@ from rlrun.acting import ActionDecoder, ObservationEncoder, make_obs_normalizer
 from rlrun.networks import make_networks
 from rlrun.normalization import ObsNormalizer
 from rlrun.observations import batch_of_one, leaves, pick, within_float32
-from rlrun.runtime import resolve_device
+from rlrun.process_setup import resolve_device
 
 
 class Policy:

@@ -23,7 +23,7 @@ from rlrun.evaluation import EVAL_SEED_OFFSET, PeriodicEvaluator
 from rlrun.networks import make_networks
 from rlrun.normalization import ObsNormalizer, RewardNormalizer
 from rlrun.rollout import RolloutCollector
-from rlrun.runtime import rng_state, set_rng_state
+from rlrun.process_setup import rng_state, set_rng_state
 
 
 @dataclass

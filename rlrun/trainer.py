@@ -29,9 +29,9 @@ from rlrun.errors import Interrupted, NumericalError, OutputError, RlrunError
 from rlrun.episodes import Episode
 from rlrun.logger import ProgressReporter, TensorBoardLogger
 from rlrun.run_state import RunState
-from rlrun.runtime import configure_torch, resolve_device, seed_everything
+from rlrun.process_setup import configure_torch, resolve_device, seed_everything
 from rlrun.signals import StopRequest, stop_on_signals
-from rlrun.summary import run_summary, write_summary
+from rlrun.run_summary import run_summary, write_summary
 from rlrun.sweep_jobs import sweep_stopping
 
 log = logging.getLogger("rlrun")

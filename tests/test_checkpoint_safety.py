@@ -19,7 +19,7 @@ from rlrun.checkpoint import CheckpointError, EarlierFormat, as_data, from_data,
 from rlrun.env_state import env_state, restore_env_state
 from tests.conftest import REPO, RLRUN
 
-EVAL = [sys.executable, "-m", "rlrun.evaluate"]
+EVAL = [sys.executable, "-m", "rlrun.eval_command"]
 UPGRADE = [sys.executable, "-m", "rlrun.upgrade_checkpoint"]
 # A checkpoint of format 2 (a PPO-Clip CartPole run of 256 steps, networks [8]) as the data it holds,
 # in text: every later version must read and resume it.

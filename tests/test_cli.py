@@ -201,7 +201,7 @@ def test_a_long_log_line_on_a_terminal_stays_one_line():
 
     from rich.console import Console
 
-    from rlrun.log_handler import one_line_rich_handler
+    from rlrun.console_log import one_line_rich_handler
 
     out = io.StringIO()
     handler = one_line_rich_handler(Console(file=out, width=80, force_terminal=True, color_system=None))

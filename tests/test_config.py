@@ -90,7 +90,7 @@ def test_job_directory_suffixes_are_short_stable_and_cut_between_overrides():
 
 
 def test_a_never_solved_run_scores_the_steps_and_seconds_it_ran():
-    from rlrun.summary import objective_value
+    from rlrun.run_summary import objective_value
 
     summary = {"solved_step": None, "solved_wall_s": None, "steps_done": 4096, "wall_s": 12.5, "final_return": None}
     assert objective_value(summary, "solved_step") == 4096.0

@@ -10,11 +10,11 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from rlrun.evaluate import evaluate, main
+from rlrun.eval_command import evaluate, main
 from rlrun.policy import Policy
 from rlrun.normalization import ObsNormalizer
 
-EVAL = [sys.executable, "-m", "rlrun.evaluate"]
+EVAL = [sys.executable, "-m", "rlrun.eval_command"]
 
 
 @pytest.fixture(scope="module")

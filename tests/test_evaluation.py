@@ -73,7 +73,7 @@ def test_run_logs_evaluations_keeps_best_and_the_final_one_matches_rlrun_eval(ru
     best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
     assert best["steps"] == summary["eval_best_step"]
     # rlrun-eval replays the same seed: the final evaluation is reproduced from last.pt
-    proc = subprocess.run([sys.executable, "-m", "rlrun.evaluate", str(run_dir), "--episodes", "3"],
+    proc = subprocess.run([sys.executable, "-m", "rlrun.eval_command", str(run_dir), "--episodes", "3"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads((run_dir / "eval.json").read_text())["mean"] == pytest.approx(summary["eval_final_return"])

@@ -654,7 +654,7 @@ def test_numbers_that_cannot_work_are_refused_before_the_run(tmp_path, bad, name
 
 
 def test_summary_json_is_strict_json(tmp_path):
-    from rlrun.summary import write_summary
+    from rlrun.run_summary import write_summary
 
     write_summary(tmp_path, {"final_return": float("nan"), "threshold": float("-inf"), "steps_done": 3})
     assert json.loads((tmp_path / "summary.json").read_text(), parse_constant=lambda c: 1 / 0) == {
@@ -681,7 +681,7 @@ def test_files_a_run_writes_in_place_are_never_written_through_a_planted_link(tm
     code, err = finish(rlrun(tmp_path, f"resume={run_dir}", "total_steps=1024"))
     assert code == 2 and "rlrun.log is a symbolic link" in err, err
     (run_dir / "eval.json").symlink_to(target)
-    proc = subprocess.run([sys.executable, "-m", "rlrun.evaluate", str(run_dir), "--episodes", "1"],
+    proc = subprocess.run([sys.executable, "-m", "rlrun.eval_command", str(run_dir), "--episodes", "1"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "eval.json is a symbolic link" in proc.stderr
     (run_dir / "rlrun.log").unlink()

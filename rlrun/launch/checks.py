@@ -256,7 +256,7 @@ def check_memory(cfg: DictConfig, observation_space: Any) -> None:
 def check_device(device: str) -> None:
     """The device exists on this machine (importing torch, which the run needs next anyway)."""
     if device == "cuda":
-        from rlrun.runtime import resolve_device
+        from rlrun.process_setup import resolve_device
 
         resolve_device(device)
 

@@ -25,7 +25,7 @@ def run_task(cfg: DictConfig) -> float | None:
     from rlrun import slurm
     from rlrun.checkpoint import lock_run_dir
     from rlrun.sweep_jobs import sweep_stopping
-    from rlrun.summary import objective_value
+    from rlrun.run_summary import objective_value
     from rlrun.trainer import train
 
     if not gc.get_freeze_count():
@@ -79,7 +79,7 @@ def continue_earlier_attempt(cfg: DictConfig, run_dir: Path) -> float | None:
     otherwise None, after setting ``resume`` to continue from its checkpoint or clearing the files
     of an attempt that died before its first one."""
     from rlrun.sweep_jobs import clear_dead_attempt, earlier_attempt
-    from rlrun.summary import objective_value
+    from rlrun.run_summary import objective_value
 
     state, summary = earlier_attempt(run_dir)
     if state == "completed":

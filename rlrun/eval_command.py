@@ -35,7 +35,7 @@ from rlrun.envs import check_env_id, check_spaces
 from rlrun.errors import RlrunError
 from rlrun.evaluation import DEFAULT_MAX_STEPS, EVAL_SEED_OFFSET, episode_cap, evaluate
 from rlrun.policy import checkpoint_path, from_checkpoint
-from rlrun.runtime import resolve_device
+from rlrun.process_setup import resolve_device
 
 PROG = "rlrun-eval"
 
