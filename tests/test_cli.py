@@ -62,6 +62,14 @@ def test_env_without_yaml_runs_with_generic_defaults(run_rlrun):
     assert json.loads((only_run_dir(run_rlrun.cwd / "outputs") / "summary.json").read_text())["env"] == "FrozenLake-v1"
 
 
+def test_the_job_folders_leave_out_every_shared_override_as_hydra_names_them():
+    """Hydra names a job by each override's key_or_group: ``+sweep=all_algos`` is excluded as ``sweep``."""
+    from rlrun.launch.arguments import same_in_every_job
+
+    exclusion = same_in_every_job(["-m", "+sweep=all_algos", "env=CartPole-v1", "total_steps=64", "seed=0,1"])
+    assert "'sweep'" in exclusion and "'total_steps'" in exclusion and "'+sweep'" not in exclusion
+
+
 def test_two_run_multirun(run_rlrun):
     res = run_rlrun("-m", "seed=0,1", "total_steps=512", "algo.n_steps=32")
     assert res.returncode == 0, res.stderr

@@ -132,7 +132,8 @@ def test_a_config_that_needs_its_module_is_read_by_importing_it(tmp_path, monkey
     from rlrun.algos import registry
 
     source = ("from dataclasses import dataclass\n"
-              "from rlrun.algos.registry import AlgoConfig, Registration, knob\n"
+              "from rlrun.algos.registry import AlgoConfig, Registration\n"
+              "from rlrun.knobs import knob\n"
               "from rlrun.core.losses import normalize as DEFAULT_NAME\n"
               "@dataclass\nclass OddConfig(AlgoConfig):\n"
               "    name: str = knob('odd', 'the algorithm')\n"
@@ -145,11 +146,11 @@ def test_a_config_that_needs_its_module_is_read_by_importing_it(tmp_path, monkey
     (package / "odd.py").write_text(source)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(registry, "__package__", "oddpkg")
-    monkeypatch.setattr(registry, "_sources", lambda: {"odd": ast.parse(source)})
+    monkeypatch.setattr(registry, "algorithm_sources", lambda: {"odd": ast.parse(source)})
     registry.configs.cache_clear()
     try:
         with pytest.raises(NameError):
-            registry._config_alone("odd", ast.parse(source))
+            registry.config_from_source("odd", ast.parse(source))
         config = registry.configs()["odd"]
         assert config().label == "normalize" and "oddpkg.odd" in sys.modules
     finally:

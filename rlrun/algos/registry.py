@@ -78,7 +78,7 @@ def _registration(tree: ast.Module) -> ast.Call | None:
 
 
 @functools.cache
-def _sources() -> dict[str, ast.Module]:
+def algorithm_sources() -> dict[str, ast.Module]:
     """The parsed source of every algorithm module (one with a REGISTRATION), by name."""
     trees = {path.stem: ast.parse(path.read_text(), str(path)) for path in sorted(Path(__file__).parent.glob("*.py"))}
     return {name: tree for name, tree in trees.items() if _registration(tree) is not None}
@@ -119,15 +119,15 @@ def configs() -> dict[str, type]:
     from importing the module instead.
     """
     found = {}
-    for stem, tree in _sources().items():
+    for stem, tree in algorithm_sources().items():
         try:
-            found[stem] = _config_alone(stem, tree)
+            found[stem] = config_from_source(stem, tree)
         except Exception:  # a config that needs more of its module (a name imported from core/): import it
             found[stem] = importlib.import_module(f"{__package__}.{stem}").REGISTRATION.config
     return found
 
 
-def _config_alone(stem: str, tree: ast.Module) -> type:
+def config_from_source(stem: str, tree: ast.Module) -> type:
     name = f"{__package__}.{stem}"
     module = types.ModuleType(name)
     imported = name in sys.modules
@@ -163,7 +163,7 @@ def catalogue() -> dict[str, tuple[str, list[str]]]:
     importing the algorithm modules (``rlrun --help`` answers without torch)."""
     out = {}
     for name, config in configs().items():
-        call = _registration(_sources()[name])
+        call = _registration(algorithm_sources()[name])
         summary = next((ast.literal_eval(k.value) for k in call.keywords if k.arg == "summary"), "")
         own = [f for f in fields(config) if f.name in vars(config).get("__annotations__", {}) and f.name != "name"]
         knobs = [f"{f.name}={f.default_factory() if f.default is MISSING else f.default}".replace(" ", "") for f in own]

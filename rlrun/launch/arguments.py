@@ -194,8 +194,8 @@ def same_in_every_job(argv: list[str]) -> str | None:
         parsed = OverridesParser.create().parse_overrides(task)
     except Exception:
         return None  # the checks before have reported it
-    shared = [o.get_key_element() for o in parsed if not o.is_sweep_override()
-              and o.get_key_element().lstrip("+~") not in NON_EXPERIMENT_KEYS]
+    # Hydra names a job's override_dirname by each override's key_or_group (``+sweep`` as ``sweep``)
+    shared = [o.key_or_group for o in parsed if not o.is_sweep_override() and o.key_or_group not in NON_EXPERIMENT_KEYS]
     if not shared:
         return None
     keys = [*NON_EXPERIMENT_KEYS, *shared]
