@@ -152,9 +152,9 @@ class EnvConfig:
     normalize_reward: bool = knob(False, "scale rewards by the running std of the discounted return (VecNormalize)")
     clip_obs: float = knob(10.0, "normalised observations clipped to +-this (VecNormalize)", POSITIVE)
     clip_reward: float = knob(10.0, "normalised rewards clipped to +-this (VecNormalize)", POSITIVE)
-    reward_threshold: Optional[float] = knob(None, "the return that counts as solved; None: the env spec's",
+    reward_threshold: Optional[float] = knob(None, "the return that counts as solved; null: the env spec's",
                                              Check(math.isfinite, "a finite number"))
-    max_episode_steps: Optional[int] = knob(None, "the episode's time limit; None: the env spec's TimeLimit",
+    max_episode_steps: Optional[int] = knob(None, "the episode's time limit; null: the env spec's TimeLimit",
                                             AT_LEAST_ONE)
     kwargs: dict[str, Any] = knob({}, "passed to gymnasium.make")
     register: Optional[str] = knob(None, "module:function that registers the id (MinAtar: minatar.gym:register_envs), "
@@ -181,7 +181,7 @@ class Config:
     keep_checkpoints: bool = knob(False, "also keep checkpoints/step_<N>.pt at every checkpoint")
     resume: Optional[str] = knob(None, "a run directory to continue from its checkpoints/last.pt")
     deterministic: bool = knob(False, "torch.use_deterministic_algorithms (CPU runs are deterministic anyway)")
-    log_every: Optional[int] = knob(None, "iterations between TensorBoard writes of the update metrics; None: the "
+    log_every: Optional[int] = knob(None, "iterations between TensorBoard writes of the update metrics; null: the "
                                           "algorithm's", Check(lambda v: v >= 1,
                                                                "must be >= 1, or null for the algorithm's own interval"))
     progress: str = knob("auto", "auto, bar, lines or off", one_of(*PROGRESS_MODES))
