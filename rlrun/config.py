@@ -114,14 +114,14 @@ def sweep_dir_of(job_dir: Path) -> Path:
     return job_dir.parents[JOB_DIR_DEPTH - 1]
 
 
-# Command-line keys that do not tell one experiment from another: the axes runs are grouped by
-# (algo, env, seed) and output-only knobs. They are left out of a sweep job's directory name
-# (conf/config.yaml), of the HParams columns, and of rlrun-report's grouping.
 def override_key(override: str) -> str:
     """The key an override sets: ``++algo.clip_eps=0.1`` -> ``algo.clip_eps``."""
     return override.split("=", 1)[0].lstrip("+~")
 
 
+# Command-line keys that do not tell one experiment from another: the axes runs are grouped by
+# (algo, env, seed) and output-only knobs. They are left out of a sweep job's directory name
+# (conf/config.yaml), of the HParams columns, and of rlrun-report's grouping.
 NON_EXPERIMENT_KEYS = ("algo", "env", "seed", "resume", "progress", "checkpoint_every", "keep_checkpoints", "log_every")
 
 OmegaConf.register_new_resolver("rlrun_job_dir", job_dir_name, replace=True)

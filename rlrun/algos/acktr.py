@@ -175,7 +175,6 @@ class ACKTR:
         return {
             "loss/policy": policy_loss.item(),
             **self._step_metrics(eta, search, scaled_step),
-            **({"acktr/log_std_step_scale": eta.scale * search.step_fraction} if self.log_std is not None else {}),
             **critic_metrics,
         }
 

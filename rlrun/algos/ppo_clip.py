@@ -76,11 +76,12 @@ class PPOClip:
                                                                clip_eps)
                 self.params.clip_grad_norm_(cfg.max_grad_norm)
                 self.optimizer.step()
+                log_prob = log_prob.detach()
                 losses["loss/policy"].append(policy_loss.detach())
                 losses["loss/value"].append(v_loss.detach())
-                log_probs.append(log_prob.detach())
+                log_probs.append(log_prob)
                 old_log_probs.append(old_log_prob)
-                if cfg.target_kl is not None and approx_kl(log_prob.detach(), old_log_prob).item() > 1.5 * cfg.target_kl:
+                if cfg.target_kl is not None and approx_kl(log_prob, old_log_prob).item() > 1.5 * cfg.target_kl:
                     stop = True  # early stop, as SB3: approx KL past 1.5 x target
                     break
             epochs_done += 1

@@ -1,8 +1,8 @@
 """The MLPs' activations, applied in place to a layer's fresh output where autograd does not need it.
 
-On the CPU, torch's float32 tanh costs several times numpy's at every size these networks see
-(a 64-row minibatch and a 2,048-row rollout alike; ``benchmarks/update_cost.py`` measures both),
-so outside autograd it runs through numpy, on the tensor's own memory. The two agree to float32
+On the CPU, torch's float32 tanh costs several times numpy's at every size these networks see (a
+64-row minibatch and a 2,048-row rollout alike), so outside autograd it runs through numpy, on the
+tensor's own memory. The two agree to float32
 rounding (one unit in the last place).
 """
 

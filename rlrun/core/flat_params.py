@@ -9,10 +9,19 @@ them on one flat vector is the same maths with one kernel call each.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
+
+
+def flat_views(flat: Tensor, params: Sequence[Tensor]) -> list[Tensor]:
+    """``flat`` cut into one view per parameter, in their order, each of its parameter's shape."""
+    views, offset = [], 0
+    for p in params:
+        views.append(flat[offset:offset + p.numel()].view_as(p))
+        offset += p.numel()
+    return views
 
 
 class FlatParameters:
@@ -31,14 +40,9 @@ class FlatParameters:
         self.params = list(parameters)
         self.vector = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in self.params]))
         self.vector.grad = torch.zeros_like(self.vector)
-        self.grad_views = []
-        offset = 0
-        for p in self.params:
-            n = p.numel()
-            p.data = self.vector.data[offset:offset + n].view_as(p)
-            p.grad = self.vector.grad[offset:offset + n].view_as(p)
-            self.grad_views.append(p.grad)
-            offset += n
+        self.grad_views = flat_views(self.vector.grad, self.params)
+        for p, data, grad in zip(self.params, flat_views(self.vector.data, self.params), self.grad_views):
+            p.data, p.grad = data, grad
 
     def zero_grad(self) -> None:
         if any(p.grad is not view for p, view in zip(self.params, self.grad_views)):

@@ -19,6 +19,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from rlrun.core.flat_params import flat_views
 from rlrun.core.written_gradients import MLPPass
 
 
@@ -29,19 +30,13 @@ def fisher_vector_product(actor: nn.Module, obs: Tensor, damping: float) -> Call
     params = list(actor.parameters())
     linears = actor.net.linears
     gaussian = actor.distribution == "gaussian"
-    offsets, start = {}, 0
-    for param in params:
-        offsets[id(param)] = start
-        start += param.numel()
+    position = {id(param): i for i, param in enumerate(params)}
     written = [p for linear in linears for p in (linear.weight, linear.bias)] + ([actor.log_std] if gaussian else [])
-    if sorted(map(id, written)) != sorted(offsets):
+    if sorted(map(id, written)) != sorted(position):
         raise ValueError("fisher_vector_product: the actor has parameters besides its MLP's layers and log-std")
 
-    def view(flat: Tensor, param: Tensor) -> Tensor:
-        return flat[offsets[id(param)]:offsets[id(param)] + param.numel()].view(param.shape)
-
-    def layers(flat: Tensor) -> list[tuple[Tensor, Tensor]]:
-        return [(view(flat, linear.weight), view(flat, linear.bias)) for linear in linears]
+    def layers(views: list[Tensor]) -> list[tuple[Tensor, Tensor]]:  # each layer's (weight, bias) part
+        return [(views[position[id(linear.weight)]], views[position[id(linear.bias)]]) for linear in linears]
 
     with torch.no_grad():
         forward = MLPPass(actor.net, obs)  # the layers' inputs, kept for every product
@@ -54,13 +49,15 @@ def fisher_vector_product(actor: nn.Module, obs: Tensor, damping: float) -> Call
     @torch.no_grad()
     def product(v: Tensor) -> Tensor:
         out = torch.empty_like(v)  # every entry is written below
-        du = forward.directional(layers(v))  # J v: [n, outputs]
+        v_parts, out_parts = flat_views(v, params), flat_views(out, params)
+        du = forward.directional(layers(v_parts))  # J v: [n, outputs]
         if gaussian:
             w = du.mul_(weight)
-            view(out, actor.log_std).copy_(view(v, actor.log_std)).mul_(2.0)
+            log_std = position[id(actor.log_std)]
+            out_parts[log_std].copy_(v_parts[log_std]).mul_(2.0)
         else:  # (diag(p) - p p^T) du / n
             w = du.sub_((probs * du).sum(-1, keepdim=True)).mul_(probs).div_(n)
-        forward.backward(w, into=layers(out))  # J^T w
+        forward.backward(w, into=layers(out_parts))  # J^T w
         return out.add_(v, alpha=damping)
 
     return product

@@ -55,16 +55,18 @@ class MLPPass:
     def directional(self, directions: list[tuple[Tensor, Tensor]]) -> Tensor:
         """d out along a direction in the parameters (one (weight, bias) pair a layer), by
         forward-mode differentiation: dz_l = h_{l-1} dW_l^T + db_l + dh_{l-1} W_l^T, dh_l = act'(z_l) dz_l."""
-        dh, last = None, len(self.net.linears) - 1
+        dz = None
         for layer, (linear, (d_weight, d_bias)) in enumerate(zip(self.net.linears, directions)):
+            dh = None if dz is None else self._through_activation_(dz, self.inputs[layer])
             dz = torch.addmm(d_bias, self.inputs[layer], d_weight.t())
             if dh is not None:
                 dz.addmm_(dh, linear.weight.t())
-            if layer == last:
-                return dz
-            h = self.inputs[layer + 1]
-            dh = dz.addcmul_(dz * h, h, value=-1.0) if self.net.activation == "tanh" else dz.mul_(h > 0)
-        raise AssertionError("an MLP has at least one layer")
+        return dz
+
+    def _through_activation_(self, g: Tensor, h: Tensor) -> Tensor:
+        """``g`` times the activation's derivative at its output ``h``, in place: (1 - h^2) for tanh,
+        [h > 0] for relu (autograd's rules, which also read the output)."""
+        return g.addcmul_(g * h, h, value=-1.0) if self.net.activation == "tanh" else g.mul_(h > 0)
 
     def backward(self, grad_out: Tensor, into: list[tuple[Tensor, Tensor]] | None = None) -> None:
         """Write d loss / d parameters from ``grad_out`` = d loss / d out into their ``.grad``, or
@@ -76,11 +78,7 @@ class MLPPass:
             torch.mm(g.t(), h, out=weight_grad)
             torch.sum(g, 0, out=bias_grad)
             if layer > 0:
-                g = g.mm(linear.weight)
-                if self.net.activation == "tanh":  # g (1 - h^2)
-                    g.addcmul_(g * h, h, value=-1.0)
-                else:
-                    g.mul_(h > 0)
+                g = self._through_activation_(g.mm(linear.weight), h)
 
 
 class _Head:

@@ -33,13 +33,6 @@ def test_measured_kl_never_exceeds_max_kl(gaussian):
         assert metrics["acktr/step_accepted"] == 1.0 and metrics["policy/kl"] > 0.0
 
 
-def test_the_gaussian_log_std_steps_with_the_network():
-    """One step scale for the whole step (the paper): the log-std's, logged apart, is the same."""
-    algo, batch = make(gaussian=True)
-    metrics = update(algo, batch)
-    assert metrics["acktr/log_std_step_scale"] == metrics["acktr/step_scale"] > 0.0
-
-
 def test_zero_advantages_take_no_step():
     algo, batch = make(gaussian=True)
     batch.advantages.zero_()
