@@ -68,8 +68,9 @@ class ObservationEncoder:
 
 class NumpyActor:
     """The actor's ``act`` for a rollout on the CPU, in numpy: the same maths as
-    ``CategoricalActor.act`` (Gumbel-max) and ``GaussianActor.act`` (mean + std * noise) for an
-    actor whose network is a plain MLP. At a rollout's batch sizes (one observation an env) a
+    ``CategoricalActor.act`` (Gumbel-max), ``GaussianActor.act`` (mean + std * noise) and
+    ``GSDEActor.act`` (mean + z(s) Theta, Theta drawn by the actor) for an actor whose network is a
+    plain MLP. At a rollout's batch sizes (one observation an env) a
     torch forward spends several times its arithmetic on dispatch; these few matmuls do not.
 
     Made once per rollout: the parameters do not change while it runs, so their values are read
@@ -80,14 +81,15 @@ class NumpyActor:
         net = actor.net
         self.layers = [(linear.weight.detach().numpy().T, linear.bias.detach().numpy()) for linear in net.linears]
         self.activation = np.tanh if net.activation == "tanh" else (lambda h: np.maximum(h, 0.0))
-        self.std = np.exp(actor.log_std.detach().numpy()) if actor.distribution == "gaussian" else None
+        self.std = np.exp(actor.log_std.detach().numpy()) if actor.distribution in ("gaussian", "gsde") else None
+        self.sde_actor = actor if actor.distribution == "gsde" else None  # its exploration matrices change in a rollout
 
     @staticmethod
     def applies(actor: nn.Module, device: torch.device) -> bool:
         """A categorical or Gaussian head on an MLP without an encoder, on the CPU; other actors
         (CNNs, composite encoders, the multi-categorical and Bernoulli heads, CUDA) keep torch's."""
         net = getattr(actor, "net", None)
-        return (device.type == "cpu" and getattr(actor, "distribution", None) in ("categorical", "gaussian")
+        return (device.type == "cpu" and getattr(actor, "distribution", None) in ("categorical", "gaussian", "gsde")
                 and net is not None and not net.has_encoder)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
@@ -98,6 +100,9 @@ class NumpyActor:
         out = h @ weight + bias
         if self.std is None:  # a sample of softmax(out): argmax of out + Gumbel noise
             return np.argmax(out - np.log(np.random.exponential(size=out.shape)), axis=-1)
+        if self.sde_actor is not None:  # gSDE: z(s) Theta, each env's row with its own Theta = sigma * eps
+            theta = self.sde_actor.unit_noise.numpy() * self.std
+            return out + (h[:, None, :] @ theta)[:, 0]
         return out + self.std * np.random.standard_normal(out.shape).astype(np.float32)
 
 

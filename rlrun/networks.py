@@ -2,7 +2,8 @@
 
 Categorical for Discrete action spaces, one Categorical per dimension for MultiDiscrete, one
 Bernoulli per bit for MultiBinary; diagonal Gaussian with a state-independent log-std for Box
-spaces (actions are sampled unbounded; they are clipped only when sent to the env).
+spaces, or with gSDE's state-dependent exploration (``algo.use_sde``); Box actions are sampled
+unbounded and clipped only when sent to the env.
 Both heads return ``torch.distributions`` objects, whose closed-form KL the algorithms use.
 
 The actors and the critic fulfil :mod:`rlrun.core.contracts`, whose two forward paths are the
@@ -60,11 +61,29 @@ class MLP(nn.Sequential):
         hooks, so K-FAC never sees it. Differentiable (first and higher order); half the cost of
         forward() at rollout batch sizes. Used by the rollout and by the PPO-Clip and critic losses.
         ``encoded``: ``x`` is already the encoder's features (``core.shared_encoder``)."""
+        return self.fast_output(self.fast_hidden(x, encoded))
+
+    def fast_hidden(self, x: Tensor, encoded: bool = False) -> Tensor:
+        """The last hidden layer's activations (the input itself without hidden layers), by the fast path."""
         if self.has_encoder and not encoded:
             x = self[0](x)
         for linear in self.linears[:-1]:
             x = activation_(F.linear(x, linear.weight, linear.bias), self.activation)
-        return F.linear(x, self.linears[-1].weight, self.linears[-1].bias)
+        return x
+
+    def fast_output(self, hidden: Tensor) -> Tensor:
+        """The output layer on ``fast_hidden``'s activations, by the fast path."""
+        return F.linear(hidden, self.linears[-1].weight, self.linears[-1].bias)
+
+    def hidden(self, features: Tensor) -> Tensor:
+        """The last hidden layer's activations from the encoder's features, as modules (K-FAC sees them)."""
+        for module in itertools.islice(self, int(self.has_encoder), len(self) - 1):
+            features = module(features)
+        return features
+
+    def output(self, hidden: Tensor) -> Tensor:
+        """The output layer, as a module (K-FAC sees it): ``body(f) == output(hidden(f))``."""
+        return self[-1](hidden)
 
 
 def mlp(in_dim: int, hidden_sizes: Sequence[int], out_dim: int, activation: str, out_gain: float, ortho_init: bool,
@@ -280,6 +299,74 @@ class GaussianActor(nn.Module):
         return mean + self.log_std.exp() * noise
 
 
+class GSDEActor(nn.Module):
+    """Generalised state-dependent exploration (gSDE; Raffin et al. 2021, SB3's ``use_sde``) for Box
+    actions: a = mu(s) + z(s) Theta, with z(s) the actor's last hidden activations and Theta an
+    exploration matrix [hidden, actions] whose entries are N(0, sigma_ij^2), ``sigma = exp(log_std)``
+    a parameter of that shape. Theta is drawn per env and kept for several steps (``reset_noise``),
+    so that the exploration is smooth in time, yet depends on the state.
+
+    Given s, with Theta marginalised, a is Gaussian: N(mu(s), diag(z(s)^2 sigma^2 + EPS)). That
+    diagonal Gaussian is pi(.|s) for every loss, KL and entropy (closed form, as the state-independent
+    head's, with a std per state). z(s) enters the variance as a constant (no gradient flows from
+    the exploration into the features: SB3's default ``learn_features=False``).
+    """
+
+    distribution = "gsde"
+    EPS = 1e-6  # added to each variance, as SB3: z(s) = 0 (dead ReLUs) still gives a proper Gaussian
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: Sequence[int], activation: str, ortho_init: bool,
+                 log_std_init: float, encoder: nn.Module | None = None):
+        super().__init__()
+        self.net = mlp(obs_dim, hidden_sizes, action_dim, activation, out_gain=0.01, ortho_init=ortho_init, encoder=encoder)
+        latent = hidden_sizes[-1] if hidden_sizes else obs_dim
+        self.log_std = nn.Parameter(torch.full((latent, action_dim), float(log_std_init)))
+        # eps of Theta = sigma * eps, one [hidden, actions] matrix per env; drawn by reset_noise, not saved
+        self.register_buffer("unit_noise", torch.zeros(0, latent, action_dim), persistent=False)
+
+    def reset_noise(self, n: int, generator: torch.Generator | None = None) -> None:
+        """New exploration matrices for a batch of ``n`` (one per env, used row by row by ``act``)."""
+        with torch.inference_mode(False):  # a normal tensor, also when drawn inside a rollout
+            self.unit_noise = torch.randn((n, *self.log_std.shape), generator=generator).to(self.log_std.device)
+
+    def std(self, hidden: Tensor) -> Tensor:
+        """sqrt(z(s)^2 sigma^2 + EPS) [N, actions]; differentiable in ``log_std`` only."""
+        return torch.sqrt(hidden.detach().pow(2) @ torch.exp(2.0 * self.log_std) + self.EPS)
+
+    def forward(self, obs: Tensor) -> Distribution:
+        return self.head(self.net.encode(obs))
+
+    def head(self, features: Tensor) -> Distribution:
+        hidden = self.net.hidden(features)
+        return Independent(Normal(self.net.output(hidden), self.std(hidden)), 1)
+
+    def distribution_of(self, obs: Tensor, encoded: bool = False) -> Distribution:
+        hidden = self.net.fast_hidden(obs, encoded)
+        return Independent(Normal(self.net.fast_output(hidden), self.std(hidden)), 1)
+
+    def log_prob_entropy(self, obs: Tensor, actions: Tensor, encoded: bool = False) -> tuple[Tensor, Tensor]:
+        """log pi(a|s) and H(pi(.|s)) of the marginal Gaussian, in closed form (differentiable)."""
+        hidden = self.net.fast_hidden(obs, encoded)
+        mean, log_std = self.net.fast_output(hidden), torch.log(self.std(hidden))
+        z = (actions - mean) * torch.exp(-log_std)
+        log_prob = (-0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        entropy = (log_std + 0.5 * (1.0 + math.log(2 * math.pi))).sum(-1)
+        return log_prob, entropy
+
+    def act(self, obs: Tensor, deterministic: bool = False, generator: torch.Generator | None = None,
+            encoded: bool = False) -> Tensor:
+        """mu(s) + z(s) Theta with row i's own Theta (the env's), or the mean when ``deterministic``.
+        A batch of another size than the matrices drawn last draws new ones first."""
+        hidden = self.net.fast_hidden(obs, encoded)
+        mean = self.net.fast_output(hidden)
+        if deterministic:
+            return mean
+        if self.unit_noise.shape[0] != len(hidden):
+            self.reset_noise(len(hidden), generator)
+        theta = self.unit_noise * torch.exp(self.log_std.detach())
+        return mean + (hidden.detach().unsqueeze(1) @ theta).squeeze(1)
+
+
 class Critic(nn.Module):
     """V_phi(s), a separate MLP with a scalar output."""
 
@@ -397,6 +484,8 @@ def make_networks(algo_cfg, observation_space: spaces.Space, action_space: space
     each with its own encoder (a CNN for images): actor and critic stay separate networks, unless
     ``algo.share_encoder`` (PPO-Clip, A2C) gives both the same encoder."""
     a = algo_cfg
+    if getattr(a, "use_sde", False) and not isinstance(action_space, spaces.Box):
+        raise ValueError(f"algo.use_sde=true needs Box (continuous) actions, not {action_space}")
     actor_encoder = make_encoder(a, observation_space)  # checks algo.share_encoder against the space too
     critic_encoder = actor_encoder if getattr(a, "share_encoder", False) else make_encoder(a, observation_space)
     n_obs = obs_dim(observation_space) if actor_encoder is None else actor_encoder.features
@@ -407,6 +496,8 @@ def make_networks(algo_cfg, observation_space: spaces.Space, action_space: space
         actor = MultiCategoricalActor(n_obs, action_space.nvec.reshape(-1), **common)
     elif isinstance(action_space, spaces.MultiBinary):
         actor = BernoulliActor(n_obs, int(np.prod(action_space.shape)), **common)
+    elif getattr(a, "use_sde", False):
+        actor = GSDEActor(n_obs, action_space.shape[0], log_std_init=a.log_std_init, **common)
     else:
         actor = GaussianActor(n_obs, action_space.shape[0], log_std_init=a.log_std_init, **common)
     return actor, Critic(n_obs, a.hidden_sizes, a.activation, a.ortho_init, encoder=critic_encoder)

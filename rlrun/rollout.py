@@ -36,11 +36,14 @@ class RolloutCollector:
     def __init__(self, envs: VectorEnv, actor: nn.Module, critic: nn.Module, *, n_steps: int, gamma: float,
                  gae_lambda: float, seed: int, device: torch.device,
                  obs_normalizer: ObsNormalizer | None = None, reward_normalizer: RewardNormalizer | None = None,
-                 sign_rewards: bool = False, life_loss_terminal: bool = False):
+                 sign_rewards: bool = False, life_loss_terminal: bool = False, sde_sample_freq: int | None = None):
         self.envs, self.actor, self.critic = envs, actor, critic
         self.n_steps, self.gamma, self.gae_lambda, self.device = n_steps, gamma, gae_lambda, device
         self.reward_normalizer = reward_normalizer  # the observation normaliser lives in self.encode
         self.sign_rewards, self.life_loss_terminal = sign_rewards, life_loss_terminal
+        # gSDE (a GSDEActor): new exploration matrices at each rollout's start and every this many
+        # steps of it (-1: at the start only); None: an actor without them
+        self.sde_sample_freq = sde_sample_freq
         self.lives: np.ndarray | None = None  # each env's lives at the last step (life_loss_terminal)
         self.encode = ObservationEncoder(envs.single_observation_space, obs_normalizer, device)
         action_space = envs.single_action_space
@@ -79,6 +82,8 @@ class RolloutCollector:
         self.buf_next_values.zero_()
         numpy_actor = NumpyActor(self.actor) if NumpyActor.applies(self.actor, self.device) else None
         for t in range(self.n_steps):
+            if self.sde_sample_freq is not None and (t == 0 or (self.sde_sample_freq > 0 and t % self.sde_sample_freq == 0)):
+                self.actor.reset_noise(n)
             if numpy_actor is not None:
                 action = numpy_actor.act(self.obs)
             elif self.encoder is None:

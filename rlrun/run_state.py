@@ -56,7 +56,8 @@ class RunState:
         collector = RolloutCollector(envs, actor, critic, n_steps=cfg.algo.n_steps, gamma=cfg.algo.gamma,
                                      gae_lambda=cfg.algo.gae_lambda, seed=cfg.seed, device=device,
                                      obs_normalizer=obs_normalizer, reward_normalizer=reward_normalizer,
-                                     sign_rewards=cfg.env.sign_rewards, life_loss_terminal=cfg.env.life_loss_terminal)
+                                     sign_rewards=cfg.env.sign_rewards, life_loss_terminal=cfg.env.life_loss_terminal,
+                                     sde_sample_freq=cfg.algo.sde_sample_freq if actor.distribution == "gsde" else None)
         evaluator = (PeriodicEvaluator(make_env(cfg.env), cfg.eval_every, cfg.eval_episodes, cfg.seed + EVAL_SEED_OFFSET)
                      if cfg.eval_every > 0 else None)
         return cls(envs, actor, critic, algo, collector, EpisodeTracker(cfg.solved_window, reward_threshold(cfg.env)),

@@ -40,7 +40,9 @@ TWO_ITERATIONS = {  # n_steps x num_envs x 2; every registered algorithm not lis
                                     "algo.inv_every=1", "algo.critic_epochs=5", "algo.ent_coef=0"],
 }
 DEFAULT_TWO_ITERATIONS = ["algo.n_steps=64", "env.num_envs=8", "total_steps=1024"]
-CASES = sorted({*((env, algo) for algo in algorithms() for env in ENVS), *TWO_ITERATIONS})
+SDE = ["algo.use_sde=true", "algo.sde_sample_freq=4"]  # "<algo>_sde": gSDE, with the Pendulum row's sizes
+CASES = sorted({*((env, algo) for algo in algorithms() for env in ENVS), *TWO_ITERATIONS,
+                *(("Pendulum-v1", f"{algo}_sde") for algo in algorithms())})
 
 
 
@@ -79,9 +81,10 @@ def tags_of(algo: str) -> set[str]:
 
 @pytest.mark.parametrize("env, algo", CASES)
 def test_two_iterations_log_the_algorithm_tags(run_rlrun, env, algo):
-    case, algo = algo, algo.removesuffix("_cont")
-    res = run_rlrun(f"algo={algo}", f"env={env}", "progress=off", "hydra.run.dir=run",
-                    *TWO_ITERATIONS.get((env, case), DEFAULT_TWO_ITERATIONS))
+    case, algo = algo, algo.removesuffix("_cont").removesuffix("_sde")
+    sizes = TWO_ITERATIONS.get((env, case), TWO_ITERATIONS.get((env, algo), DEFAULT_TWO_ITERATIONS))
+    res = run_rlrun(f"algo={algo}", f"env={env}", "progress=off", "hydra.run.dir=run", *sizes,
+                    *(SDE if case.endswith("_sde") else []))
     assert res.returncode == 0, res.stderr
     run_dir = run_rlrun.cwd / "run"
     summary = json.loads((run_dir / "summary.json").read_text())

@@ -118,6 +118,10 @@ class ACKTR:
         self.actor_kfac = KFAC(self.joint if cfg.share_encoder else actor, **kfac_args)
         # A Gaussian head's state-independent log-std is outside the Linear layers; its exact Fisher
         # block is 2 I (for each action dim, E[(d log N / d log sigma)^2] = 2), so no K-FAC needed.
+        # gSDE's log-std matrix [hidden, actions] is stepped the same way, g / 2: its exact block
+        # is 2 E[w w^T] per action dim (w_i: latent unit i's share of that action's variance, the
+        # shares summing to 1), whose diagonal is at most 2; the trust region below measures the
+        # whole step, this block's part included, with the exact Fisher.
         self.log_std: nn.Parameter | None = getattr(actor, "log_std", None)
         self.params = [*self.actor_kfac.parameters(), *([self.log_std] if self.log_std is not None else [])]
         # The critic: K-FAC (the paper), or Adam on one flat vector as TRPO's critic

@@ -36,7 +36,12 @@ class AlgoConfig:
                                    Check(lambda v: all(size >= 1 for size in v),
                                          "every layer size must be >= 1 ([] is a linear policy)"))
     activation: str = knob("tanh", "hidden activation (PPO/TRPO papers: tanh)", one_of("tanh", "relu"))
-    log_std_init: float = knob(0.0, "Box actions: initial state-independent log std (SB3: 0)", FINITE)
+    log_std_init: float = knob(0.0, "Box actions: initial log std (of each action; with use_sde, of each "
+                               "exploration-matrix entry) (SB3: 0)", FINITE)
+    use_sde: bool = knob(False, "Box actions: generalised state-dependent exploration (gSDE, Raffin et al. 2021; "
+                         "SB3's use_sde) instead of a state-independent std")
+    sde_sample_freq: int = knob(-1, "with use_sde: env steps between new exploration matrices; -1: one per rollout "
+                                "(SB3's default)", Check(lambda v: v == -1 or v >= 1, "must be -1 or >= 1"))
     ortho_init: bool = knob(True, "orthogonal initialisation, gain sqrt(2) inside, 0.01 policy / 1 value output (Baselines)")
     encoder: str = knob("auto", "observations: auto (an MLP on flat ones; images: nature_cnn from 36 pixels a side, "
                         "small_cnn below), mlp, nature_cnn (Mnih et al. 2015), small_cnn (MinAtar's)",
