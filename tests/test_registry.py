@@ -96,7 +96,7 @@ def test_tuned_none_leaves_the_tuned_file_out():
     tuned = compose_cfg("algo=ppo_clip", "env=CartPole-v1")
     plain = compose_cfg("algo=ppo_clip", "env=CartPole-v1", "tuned=none")
     assert tuned.tuned_file and plain.tuned_file is None
-    assert tuned.algo.n_steps == 32 and plain.algo.n_steps == 2048  # conf/tuned/ppo_clip/CartPole-v1.yaml's 32
+    assert tuned.algo.n_steps == 32 and plain.algo.n_steps == 256  # conf/tuned/ppo_clip/CartPole-v1.yaml's 32
 
 
 def test_a_run_logs_the_tuned_file_and_what_it_set(run_rlrun):

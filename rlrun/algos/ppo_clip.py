@@ -22,8 +22,9 @@ SCHEDULES = one_of("constant", "linear")
 
 @dataclass
 class PPOClipConfig(AlgoConfig):
-    """Defaults: the PPO paper's MuJoCo table (Schulman et al. 2017): T=2048, Adam 3e-4, 10 epochs,
-    minibatch 64, gamma 0.99, GAE 0.95, clip 0.2. Per-env tuning: conf/tuned/ppo_clip/<env>.yaml."""
+    """Defaults: the PPO paper's MuJoCo table (Schulman et al. 2017): Adam 3e-4, 10 epochs, minibatch
+    64, gamma 0.99, GAE 0.95, clip 0.2, and its 2,048 samples an update (T=2048 with one env there;
+    8 envs x 256 here). Per-env tuning: conf/tuned/ppo_clip/<env>.yaml."""
 
     name: str = knob("ppo_clip", "the algorithm")
     learning_rate: float = knob(3e-4, "Adam step size (PPO paper)", POSITIVE)

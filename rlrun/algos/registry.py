@@ -28,7 +28,8 @@ class AlgoConfig:
     """What every algorithm shares: rollout length, advantage estimation, networks."""
 
     name: str = knob("???", "the algorithm, set by its registration")
-    n_steps: int = knob(2048, "rollout length T per env per iteration (PPO paper's MuJoCo T)", AT_LEAST_ONE)
+    n_steps: int = knob(256, "rollout length T per env per iteration; 256 x 8 envs: 2,048 samples an update, "
+                        "SB3's PPO and TRPO default (one env x 2,048), 48 updates in 100k steps", AT_LEAST_ONE)
     gamma: float = knob(0.99, "discount factor", Check(lambda v: 0 < v <= 1, "must be in (0, 1]"))
     gae_lambda: float = knob(0.95, "GAE lambda (Schulman et al. 2016); 1.0 gives Monte-Carlo returns", FRACTION_CLOSED)
     normalize_advantage: bool = knob(True, "standardise the advantages of each batch (PPO paper, Baselines)")
