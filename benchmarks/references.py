@@ -4,8 +4,7 @@
 MuJoCo v3): {zoo algo: {env: (mean return, training steps)}}. The normalised score is
 (R - R_random) / (R_zoo - R_random), with rlrun's ACKTR scored against the zoo's A2C and
 PPO-Penalty against its PPO (``ZOO_ALGO``). Entries marked gSDE in the zoo used generalised
-state-dependent exploration, which rlrun does not have (Pendulum-v1 for PPO and TRPO,
-MountainCarContinuous-v0 for all three).
+state-dependent exploration (``algo.use_sde``; Pendulum-v1 and MountainCarContinuous-v0).
 """
 
 from __future__ import annotations
@@ -31,7 +30,8 @@ ZOO_ALGO = {"ppo_clip": "ppo", "ppo_penalty": "ppo", "trpo": "trpo", "acktr": "a
 ZOO_GSDE = {("ppo", "Pendulum-v1"), ("trpo", "Pendulum-v1"), ("a2c", "Pendulum-v1"),
             ("ppo", "MountainCarContinuous-v0"), ("trpo", "MountainCarContinuous-v0"),
             ("a2c", "MountainCarContinuous-v0")}
-NORMALISED_TARGET = 0.8  # every (algorithm, shipped env) pair, mean over 3 seeds
+NORMALISED_TARGET = 0.8  # every (algorithm, shipped env) pair, on each seed's evaluation
+SEEDS_PASSING = 0.8  # the share of a pair's seeds that must reach it: 4 of 5
 
 # MuJoCo 1M rows are also judged against the papers' libraries: CleanRL ppo_continuous_action
 # (MuJoCo v4, 3 seeds) for PPO-Clip, OpenAI Baselines trpo_mpi (6 seeds) for TRPO and PPO-Penalty;
