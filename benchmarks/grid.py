@@ -115,7 +115,7 @@ def main() -> int:
     parser.add_argument("--algos", nargs="+", default=list(CHAPTER_ALGOS), choices=list(algorithms()))
     parser.add_argument("--suite", choices=SUITES, default="mujoco-1m")
     parser.add_argument("--envs", nargs="+", default=None, help="a subset of the suite's envs (default: all)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one per core)")
     parser.add_argument("--out", type=Path, default=None, help="run directories (default: outputs/<suite>)")
     parser.add_argument("--results", type=Path, default=None,

@@ -7,6 +7,7 @@ A page asks for one with a marker on a line of its own; nothing in these tables 
     <!-- rlrun:update-cost -->    update time per iteration beside its floor (speed/update_cost.json)
     <!-- rlrun:random-policy -->  a uniformly random policy's return per env (random_policy.json)
     <!-- rlrun:experiments -->    each folder of experiments/: what it tried, how, and its runs
+    <!-- rlrun:generic-defaults --> untuned runs beside SB3's defaults (benchmarks/generic_defaults.py)
     <!-- rlrun:knobs <algo> -->   the algorithm's config: key, default, allowed range, what it is
     <!-- rlrun:charts <algo> -->  its CUSTOM SCALARS charts and their tags
 
@@ -132,6 +133,12 @@ def experiments() -> str:
     return "\n".join(sections)
 
 
+def generic_defaults() -> str:
+    import generic_defaults as runs
+
+    return runs.updates_table() + "\n\n" + runs.table(RESULTS / "generic-defaults")
+
+
 def _shown(value) -> str:
     return "`null`" if value is None else f"`{json.dumps(value) if isinstance(value, (list, bool)) else value}`"
 
@@ -188,7 +195,7 @@ def readme_with_headline(readme: str) -> str:
 
 
 MAKERS = {"results": results, "speed": speed, "update-cost": update_cost, "random-policy": random_policy,
-          "experiments": experiments, "knobs": knobs, "charts": charts}
+          "experiments": experiments, "generic-defaults": generic_defaults, "knobs": knobs, "charts": charts}
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
