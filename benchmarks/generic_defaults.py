@@ -13,7 +13,7 @@ process with one torch thread. The figure compared is the final training return,
 the last 20 episodes, the same on both sides.
 
 Each run's JSON goes to ``benchmarks/results/generic-defaults/<lib>/<algo>/<env>/seed<N>.json``
-(a run whose file exists is skipped); the table, and each algorithm's number of updates in 100k
+(a run whose file exists is skipped, an unfinished one starts again); the table, and each algorithm's number of updates in 100k
 steps with the defaults of an env without a file, are printed at the end.
 """
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -58,6 +59,7 @@ def updates_in(steps: int) -> dict[str, int]:
 
 def run_rlrun(algo: str, env: str, seed: int, budget: int, out: Path) -> dict:
     run_dir = out / "rlrun" / algo / env_name(env) / f"seed{seed}"
+    shutil.rmtree(run_dir, ignore_errors=True)  # an unfinished run starts again (they are short)
     cmd = ["rlrun", f"algo={algo}", f"env={env}", "tuned=none", f"total_steps={budget}", f"seed={seed}",
            "progress=off", f"hydra.run.dir={run_dir}"]
     environ = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
