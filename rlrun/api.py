@@ -34,7 +34,7 @@ def train(overrides: Sequence[str] = (), trust_modules: bool = False) -> dict:
     from rlrun.checkpoint import release_run_dirs
     from rlrun.config import register_configs
     from rlrun.errors import ConfigError, one_line
-    from rlrun.launch.arguments import env_id_as_env, expand_resume, register_env_ids
+    from rlrun.launch.arguments import env_id_as_env, expand_resume, register_env_ids, tuned_zoo
 
     if isinstance(overrides, (str, bytes, dict)) or not all(isinstance(o, str) for o in overrides):
         raise ConfigError(f"rlrun.train takes a list of override strings, e.g. rlrun.train([\"algo=trpo\", "
@@ -51,7 +51,7 @@ def train(overrides: Sequence[str] = (), trust_modules: bool = False) -> dict:
         raise ConfigError(f"{sweeps[0]} is a sweep: rlrun.train runs one job; sweeps are the command line's (rlrun -m)")
     register_configs()
     resuming = any(a.startswith("resume=") for a in argv)
-    argv = expand_resume(env_id_as_env(argv), trust_modules)
+    argv = expand_resume(tuned_zoo(env_id_as_env(argv)), trust_modules)
     register_env_ids(argv)
     try:
         return _train_checked(argv, resuming, trust_modules)

@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from rlrun.config import CONF_DIR, Config, EnvConfig, register_configs
 from rlrun.errors import RlrunError
 from rlrun.launch.arguments import (INFO_FLAGS, TRUST_FLAG, check_flags, env_id_as_env, expand_resume, hydra_quote,
-                                    register_env_ids, same_in_every_job, use_ray_token)
+                                    register_env_ids, same_in_every_job, tuned_zoo, use_ray_token)
 from rlrun.launch.checks import preflight
 from rlrun.launch.task import run_task
 
@@ -73,7 +73,7 @@ def main() -> None:
     register_configs()
     try:
         check_flags(argv)
-        argv = expand_resume(env_id_as_env(argv), trust_modules)
+        argv = expand_resume(tuned_zoo(env_id_as_env(argv)), trust_modules)
         register_env_ids(argv)
         if {"--cfg", "-c"} & set(argv) and not {"--help", "-h", "--hydra-help"} & set(argv):
             preflight(argv, config_only=True)  # what it prints is a config that would run

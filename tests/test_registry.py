@@ -77,7 +77,9 @@ def test_the_range_check_beside_each_field_names_the_key(override, message):
     assert str(err.value).startswith(message)
 
 
-TUNED = sorted(p.relative_to(CONF_DIR / "tuned") for p in (CONF_DIR / "tuned").glob("*/**/*.yaml"))
+TUNED = sorted(p.relative_to(CONF_DIR / "tuned") for p in (CONF_DIR / "tuned").glob("*/**/*.yaml")
+               if p.relative_to(CONF_DIR / "tuned").parts[0] != "zoo")
+ZOO = sorted(p.relative_to(CONF_DIR / "tuned" / "zoo") for p in (CONF_DIR / "tuned" / "zoo").glob("*/**/*.yaml"))
 
 
 @pytest.mark.parametrize("path", TUNED, ids=[p.with_suffix("").as_posix() for p in TUNED])
@@ -90,6 +92,31 @@ def test_each_tuned_file_names_itself_and_is_applied(path):
     assert values and "tuned_file" not in values
     for key, value in values.items():
         assert OmegaConf.select(cfg, key) == value, key
+
+
+@pytest.mark.parametrize("path", ZOO, ids=[p.with_suffix("").as_posix() for p in ZOO])
+def test_tuned_zoo_applies_the_zoo_file_beside_the_shipped_one(path):
+    from rlrun.launch.arguments import tuned_zoo
+
+    algo, env = path.parts[0], path.with_suffix("").relative_to(path.parts[0]).as_posix()
+    assert algo in algorithms() and (CONF_DIR / "tuned" / algo / f"{env}.yaml").is_file()  # the file it stands beside
+    argv = tuned_zoo([f"algo={algo}", f"env={env}", "tuned=zoo"])
+    assert argv[-1] == f"tuned=zoo/{algo}/{env}"
+    cfg = compose_cfg(*argv)
+    assert cfg.tuned_file == f"conf/tuned/zoo/{algo}/{env}.yaml"
+    for key, value in tuned_values(cfg.tuned_file).items():
+        assert OmegaConf.select(cfg, key) == value, key
+    assert OmegaConf.to_container(cfg) != OmegaConf.to_container(compose_cfg(f"algo={algo}", f"env={env}"))
+
+
+def test_tuned_zoo_without_a_zoo_file_or_with_a_sweep_is_one_line():
+    from rlrun.launch.arguments import tuned_zoo
+
+    with pytest.raises(ConfigError, match=r"^tuned=zoo: no rl-zoo file for algo=trpo env=CartPole-v1 .*there are: "):
+        tuned_zoo(["algo=trpo", "env=CartPole-v1", "tuned=zoo"])
+    with pytest.raises(ConfigError, match=r"^tuned=zoo takes one algo, not algo=trpo,ppo_clip"):
+        tuned_zoo(["algo=trpo,ppo_clip", "env=Walker2d-v5", "tuned=zoo"])
+    assert tuned_zoo(["algo=trpo", "tuned=none"]) == ["algo=trpo", "tuned=none"]
 
 
 def test_tuned_none_leaves_the_tuned_file_out():

@@ -41,11 +41,38 @@ def check_flags(argv: list[str]) -> None:
     if len(modes) > 1:  # Hydra runs one mode at a time (and raises otherwise)
         raise ConfigError(f"{modes[0]} and {modes[1]} cannot be combined: Hydra does one of them at a time")
     tuned = [a.split("=", 1)[1] for a in argv if a.startswith("tuned=")]
-    if tuned and tuned[-1] not in ("none", "null") and not (CONF_DIR / "tuned" / f"{tuned[-1]}.yaml").is_file():
+    if tuned and tuned[-1] not in ("none", "null", ZOO) and not (CONF_DIR / "tuned" / f"{tuned[-1]}.yaml").is_file():
         choices = sorted(str(p.relative_to(CONF_DIR / "tuned").with_suffix("")) for p in (CONF_DIR / "tuned").rglob("*.yaml"))
         close = difflib.get_close_matches(tuned[-1], choices, n=3)
-        raise ConfigError(f"tuned={tuned[-1]} is not allowed: tuned=none, or a file conf/tuned/<algo>/<env>.yaml"
+        raise ConfigError(f"tuned={tuned[-1]} is not allowed: tuned=none, tuned=zoo, or a file conf/tuned/<algo>/<env>.yaml"
                           + (f" (did you mean {', '.join(close)}?)" if close else ""))
+
+
+ZOO = "zoo"  # tuned=zoo: conf/tuned/zoo/<algo>/<env>.yaml, rl-zoo's setting beside the shipped one
+
+
+def tuned_zoo(argv: list[str]) -> list[str]:
+    """``tuned=zoo`` -> ``tuned=zoo/<algo>/<env>``: rl-baselines3-zoo's file for the run's algorithm
+    and env, where it differs from the shipped one (the algo and env named, else the defaults of
+    conf/config.yaml). One algo and one env: a sweep over them names each file itself."""
+    if f"tuned={ZOO}" not in argv:
+        return argv
+    defaults = {key: value for entry in OmegaConf.load(CONF_DIR / "config.yaml").defaults if isinstance(entry, dict)
+                for key, value in entry.items()}
+    chosen = {}
+    for group in ("algo", "env"):
+        values = [a.split("=", 1)[1] for a in argv if re.match(rf"\+*{group}=", a)]
+        chosen[group] = values[-1] if values else defaults[group]
+        if re.search(r"[,()\[\]]", chosen[group]):
+            raise ConfigError(f"tuned=zoo takes one {group}, not {group}={chosen[group]}: in a sweep over them, name "
+                              f"each file (tuned=zoo/<algo>/<env>)")
+    name = f"{ZOO}/{chosen['algo']}/{chosen['env']}"
+    if not (CONF_DIR / "tuned" / f"{name}.yaml").is_file():
+        files = sorted(str(p.relative_to(CONF_DIR / "tuned" / ZOO).with_suffix(""))
+                       for p in (CONF_DIR / "tuned" / ZOO).rglob("*.yaml"))
+        raise ConfigError(f"tuned=zoo: no rl-zoo file for algo={chosen['algo']} env={chosen['env']} "
+                          f"(conf/tuned/{name}.yaml); there are: {', '.join(files)}")
+    return [f"tuned={name}" if a == f"tuned={ZOO}" else a for a in argv]
 
 
 def env_id_as_env(argv: list[str]) -> list[str]:
