@@ -70,8 +70,8 @@ class NumpyActor:
     """The actor's ``act`` for a rollout on the CPU, in numpy: the same maths as
     ``CategoricalActor.act`` (Gumbel-max), ``GaussianActor.act`` (mean + std * noise) and
     ``GSDEActor.act`` (mean + z(s) Theta, Theta drawn by the actor) for an actor whose network is a
-    plain MLP. At a rollout's batch sizes (one observation an env) a
-    torch forward spends several times its arithmetic on dispatch; these few matmuls do not.
+    plain MLP. At a rollout's batch sizes (one observation an env) a torch forward spends several
+    times its arithmetic on dispatch; these few matmuls do not.
 
     Made once per rollout: the parameters do not change while it runs, so their values are read
     then (as views of the tensors' memory, no copy). The noise comes from numpy's global
@@ -86,7 +86,7 @@ class NumpyActor:
 
     @staticmethod
     def applies(actor: nn.Module, device: torch.device) -> bool:
-        """A categorical or Gaussian head on an MLP without an encoder, on the CPU; other actors
+        """A categorical or Gaussian head (gSDE's too) on an MLP without an encoder, on the CPU; other actors
         (CNNs, composite encoders, the multi-categorical and Bernoulli heads, CUDA) keep torch's."""
         net = getattr(actor, "net", None)
         return (device.type == "cpu" and getattr(actor, "distribution", None) in ("categorical", "gaussian", "gsde")

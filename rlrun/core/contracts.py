@@ -19,8 +19,9 @@ from torch.distributions import Distribution
 
 class Actor(Protocol):
     """pi(.|s). ``distribution`` names the head: ``categorical``, ``gaussian`` (with a
-    state-independent ``log_std`` parameter), ``multi_categorical`` or ``bernoulli``; ``net`` is
-    its network (an encoder, if any, then Linear/activation layers)."""
+    state-independent ``log_std`` parameter), ``gsde`` (a ``log_std`` matrix [hidden, actions] and
+    ``reset_noise(n)``), ``multi_categorical`` or ``bernoulli``; ``net`` is its network (an
+    encoder, if any, then Linear/activation layers)."""
 
     distribution: str
     net: nn.Module
