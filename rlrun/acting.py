@@ -81,8 +81,8 @@ class NumpyActor:
         net = actor.net
         self.layers = [(linear.weight.detach().numpy().T, linear.bias.detach().numpy()) for linear in net.linears]
         self.activation = np.tanh if net.activation == "tanh" else (lambda h: np.maximum(h, 0.0))
-        self.std = np.exp(actor.log_std.detach().numpy()) if actor.distribution in ("gaussian", "gsde") else None
-        self.sde_actor = actor if actor.distribution == "gsde" else None  # its exploration matrices change in a rollout
+        self.std = np.exp(actor.log_std.detach().numpy()) if actor.distribution == "gaussian" else None
+        self.sde_actor = actor if actor.distribution == "gsde" else None  # redraws Theta during a rollout
 
     @staticmethod
     def applies(actor: nn.Module, device: torch.device) -> bool:
@@ -98,11 +98,10 @@ class NumpyActor:
             h = self.activation(h @ weight + bias)
         weight, bias = self.layers[-1]
         out = h @ weight + bias
+        if self.sde_actor is not None:  # gSDE: z(s) Theta, each env's row with its own Theta
+            return out + (h[:, None, :] @ self.sde_actor.exploration.numpy())[:, 0]
         if self.std is None:  # a sample of softmax(out): argmax of out + Gumbel noise
             return np.argmax(out - np.log(np.random.exponential(size=out.shape)), axis=-1)
-        if self.sde_actor is not None:  # gSDE: z(s) Theta, each env's row with its own Theta = sigma * eps
-            theta = self.sde_actor.unit_noise.numpy() * self.std
-            return out + (h[:, None, :] @ theta)[:, 0]
         return out + self.std * np.random.standard_normal(out.shape).astype(np.float32)
 
 

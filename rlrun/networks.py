@@ -256,6 +256,15 @@ class BernoulliActor(nn.Module):
         return (uniform < torch.sigmoid(logits)).to(logits.dtype)
 
 
+def gaussian_log_prob_entropy(mean: Tensor, log_std: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+    """log N(a; mean, diag(exp(log_std))^2) and its entropy [N], in closed form (differentiable):
+    ``log_std`` [actions] (one std for every state) or [N, actions] (a std per state)."""
+    z = (actions - mean) * torch.exp(-log_std)
+    log_prob = (-0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+    entropy = (log_std + 0.5 * (1.0 + math.log(2 * math.pi))).sum(-1).expand(mean.shape[:-1])
+    return log_prob, entropy
+
+
 class GaussianActor(nn.Module):
     """pi(.|s) = N(net(s), diag(exp(log_std))^2) with a state-independent ``log_std`` parameter."""
 
@@ -281,11 +290,7 @@ class GaussianActor(nn.Module):
 
     def log_prob_entropy(self, obs: Tensor, actions: Tensor, encoded: bool = False) -> tuple[Tensor, Tensor]:
         """log pi(a|s) and H(pi(.|s)) in closed form (differentiable), without a Distribution object."""
-        mean = self.net.fast_forward(obs, encoded)
-        z = (actions - mean) * torch.exp(-self.log_std)
-        log_prob = (-0.5 * z.pow(2) - self.log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-        entropy = (self.log_std + 0.5 * (1.0 + math.log(2 * math.pi))).sum().expand(mean.shape[0])
-        return log_prob, entropy
+        return gaussian_log_prob_entropy(self.net.fast_forward(obs, encoded), self.log_std, actions)
 
     def act(self, obs: Tensor, deterministic: bool = False, generator: torch.Generator | None = None,
             encoded: bool = False) -> Tensor:
@@ -303,8 +308,9 @@ class GSDEActor(nn.Module):
     """Generalised state-dependent exploration (gSDE; Raffin et al. 2021, SB3's ``use_sde``) for Box
     actions: a = mu(s) + z(s) Theta, with z(s) the actor's last hidden activations and Theta an
     exploration matrix [hidden, actions] whose entries are N(0, sigma_ij^2), ``sigma = exp(log_std)``
-    a parameter of that shape. Theta is drawn per env and kept for several steps (``reset_noise``),
-    so that the exploration is smooth in time, yet depends on the state.
+    a parameter of that shape. Theta is drawn per env and kept for several steps (``reset_noise``,
+    with sigma as it is then: the rollout draws while the parameters stay fixed), so that the
+    exploration is smooth in time, yet depends on the state.
 
     Given s, with Theta marginalised, a is Gaussian: N(mu(s), diag(z(s)^2 sigma^2 + EPS)). That
     diagonal Gaussian is pi(.|s) for every loss, KL and entropy (closed form, as the state-independent
@@ -321,13 +327,15 @@ class GSDEActor(nn.Module):
         self.net = mlp(obs_dim, hidden_sizes, action_dim, activation, out_gain=0.01, ortho_init=ortho_init, encoder=encoder)
         latent = hidden_sizes[-1] if hidden_sizes else obs_dim
         self.log_std = nn.Parameter(torch.full((latent, action_dim), float(log_std_init)))
-        # eps of Theta = sigma * eps, one [hidden, actions] matrix per env; drawn by reset_noise, not saved
-        self.register_buffer("unit_noise", torch.zeros(0, latent, action_dim), persistent=False)
+        # Theta, one [hidden, actions] matrix per env; drawn by reset_noise, not saved
+        self.register_buffer("exploration", torch.zeros(0, latent, action_dim), persistent=False)
 
     def reset_noise(self, n: int, generator: torch.Generator | None = None) -> None:
-        """New exploration matrices for a batch of ``n`` (one per env, used row by row by ``act``)."""
-        with torch.inference_mode(False):  # a normal tensor, also when drawn inside a rollout
-            self.unit_noise = torch.randn((n, *self.log_std.shape), generator=generator).to(self.log_std.device)
+        """New exploration matrices Theta = sigma * eps, eps ~ N(0, 1), for a batch of ``n`` (one per
+        env, used row by row by ``act``)."""
+        with torch.inference_mode(False), torch.no_grad():  # a normal tensor, also when drawn in a rollout
+            eps = torch.randn((n, *self.log_std.shape), generator=generator).to(self.log_std.device)
+            self.exploration = eps * torch.exp(self.log_std)
 
     def std(self, hidden: Tensor) -> Tensor:
         """sqrt(z(s)^2 sigma^2 + EPS) [N, actions]; differentiable in ``log_std`` only."""
@@ -338,20 +346,19 @@ class GSDEActor(nn.Module):
 
     def head(self, features: Tensor) -> Distribution:
         hidden = self.net.hidden(features)
-        return Independent(Normal(self.net.output(hidden), self.std(hidden)), 1)
+        return self.of_hidden(hidden, self.net.output(hidden))
 
     def distribution_of(self, obs: Tensor, encoded: bool = False) -> Distribution:
         hidden = self.net.fast_hidden(obs, encoded)
-        return Independent(Normal(self.net.fast_output(hidden), self.std(hidden)), 1)
+        return self.of_hidden(hidden, self.net.fast_output(hidden))
+
+    def of_hidden(self, hidden: Tensor, mean: Tensor) -> Distribution:
+        return Independent(Normal(mean, self.std(hidden)), 1)
 
     def log_prob_entropy(self, obs: Tensor, actions: Tensor, encoded: bool = False) -> tuple[Tensor, Tensor]:
         """log pi(a|s) and H(pi(.|s)) of the marginal Gaussian, in closed form (differentiable)."""
         hidden = self.net.fast_hidden(obs, encoded)
-        mean, log_std = self.net.fast_output(hidden), torch.log(self.std(hidden))
-        z = (actions - mean) * torch.exp(-log_std)
-        log_prob = (-0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-        entropy = (log_std + 0.5 * (1.0 + math.log(2 * math.pi))).sum(-1)
-        return log_prob, entropy
+        return gaussian_log_prob_entropy(self.net.fast_output(hidden), torch.log(self.std(hidden)), actions)
 
     def act(self, obs: Tensor, deterministic: bool = False, generator: torch.Generator | None = None,
             encoded: bool = False) -> Tensor:
@@ -361,10 +368,9 @@ class GSDEActor(nn.Module):
         mean = self.net.fast_output(hidden)
         if deterministic:
             return mean
-        if self.unit_noise.shape[0] != len(hidden):
+        if self.exploration.shape[0] != len(hidden):
             self.reset_noise(len(hidden), generator)
-        theta = self.unit_noise * torch.exp(self.log_std.detach())
-        return mean + (hidden.detach().unsqueeze(1) @ theta).squeeze(1)
+        return mean + (hidden.detach().unsqueeze(1) @ self.exploration).squeeze(1)
 
 
 class Critic(nn.Module):

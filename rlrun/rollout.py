@@ -82,7 +82,8 @@ class RolloutCollector:
         self.buf_next_values.zero_()
         numpy_actor = NumpyActor(self.actor) if NumpyActor.applies(self.actor, self.device) else None
         for t in range(self.n_steps):
-            if self.sde_sample_freq is not None and (t == 0 or (self.sde_sample_freq > 0 and t % self.sde_sample_freq == 0)):
+            freq = self.sde_sample_freq
+            if freq is not None and (t == 0 or freq > 0 and t % freq == 0):
                 self.actor.reset_noise(n)
             if numpy_actor is not None:
                 action = numpy_actor.act(self.obs)
