@@ -16,7 +16,7 @@ from dataclasses import MISSING, fields
 import hydra
 from omegaconf import OmegaConf
 
-from rlrun.config import CONF_DIR, Config, EnvConfig, register_configs
+from rlrun.config import CONF_DIR, Config, EnvConfig, default_choice, register_configs
 from rlrun.errors import RlrunError
 from rlrun.launch.arguments import (INFO_FLAGS, TRUST_FLAG, check_flags, env_id_as_env, expand_resume, hydra_quote,
                                     register_env_ids, same_in_every_job, tuned_zoo, use_ray_token)
@@ -31,7 +31,7 @@ def help_text() -> str:
 
 
     algos = catalogue()
-    default = OmegaConf.load(CONF_DIR / "config.yaml").defaults[2]["algo"]
+    default = default_choice("algo")
     OmegaConf.register_new_resolver("rlrun_algorithms", lambda: ", ".join(
         f"{name} (default)" if name == default else name for name in algos), replace=True)
     width = max(map(len, algos)) + 2

@@ -38,6 +38,12 @@ def _conf_dir() -> Path:
 CONF_DIR = _conf_dir()
 
 
+def default_choice(group: str) -> str:
+    """The option conf/config.yaml's defaults list picks for a config group (``algo``, ``env``)."""
+    entries = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "config.yaml").defaults)
+    return next(entry[group] for entry in entries if isinstance(entry, dict) and group in entry)
+
+
 def tuned_values(tuned_file: str) -> dict[str, Any]:
     """What a ``conf/tuned/`` file sets, as dotted keys (``algo.n_steps``), ``tuned_file`` itself aside."""
     node = OmegaConf.load(CONF_DIR / Path(tuned_file).relative_to("conf"))

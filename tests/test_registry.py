@@ -117,6 +117,8 @@ def test_tuned_zoo_without_a_zoo_file_or_with_a_sweep_is_one_line():
     with pytest.raises(ConfigError, match=r"^tuned=zoo takes one algo, not algo=trpo,ppo_clip"):
         tuned_zoo(["algo=trpo,ppo_clip", "env=Walker2d-v5", "tuned=zoo"])
     assert tuned_zoo(["algo=trpo", "tuned=none"]) == ["algo=trpo", "tuned=none"]
+    # without algo=, the default algorithm's file (conf/config.yaml: ppo_clip)
+    assert tuned_zoo(["env=HalfCheetah-v5", "tuned=zoo"])[-1] == "tuned=zoo/ppo_clip/HalfCheetah-v5"
 
 
 def test_tuned_none_leaves_the_tuned_file_out():

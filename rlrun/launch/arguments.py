@@ -15,7 +15,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from rlrun.config import CONF_DIR, JOB_DIR_DEPTH, NON_EXPERIMENT_KEYS, EnvConfig, override_key
+from rlrun.config import CONF_DIR, JOB_DIR_DEPTH, NON_EXPERIMENT_KEYS, EnvConfig, default_choice, override_key
 from rlrun.errors import ConfigError, one_line
 from rlrun.launch.run_folders import check_no_links
 
@@ -57,12 +57,10 @@ def tuned_zoo(argv: list[str]) -> list[str]:
     conf/config.yaml). One algo and one env: a sweep over them names each file itself."""
     if f"tuned={ZOO}" not in argv:
         return argv
-    defaults = {key: value for entry in OmegaConf.load(CONF_DIR / "config.yaml").defaults if isinstance(entry, dict)
-                for key, value in entry.items()}
     chosen = {}
     for group in ("algo", "env"):
         values = [a.split("=", 1)[1] for a in argv if re.match(rf"\+*{group}=", a)]
-        chosen[group] = values[-1] if values else defaults[group]
+        chosen[group] = values[-1] if values else default_choice(group)
         if re.search(r"[,()\[\]]", chosen[group]):
             raise ConfigError(f"tuned=zoo takes one {group}, not {group}={chosen[group]}: in a sweep over them, name "
                               f"each file (tuned=zoo/<algo>/<env>)")
