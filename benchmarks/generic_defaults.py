@@ -5,7 +5,7 @@
     python benchmarks/generic_defaults.py --table                      # print the kept results only
 
 rlrun: every registered algorithm with ``tuned=none``, as ``rlrun algo=<algo> env=<env> tuned=none``
-gives a user (the algorithm's defaults and the env's file in conf/env/, if it has one). SB3:
+gives a user (the algorithm's defaults, 8 envs, no normalisation). SB3:
 PPO, A2C and sb3-contrib's TRPO with their defaults and one env (``make_vec_env``'s default);
 the MLP policy, or the multi-input one for Dict observations; ``DictReach-v0``'s MultiDiscrete
 ``start``, which SB3 ignores, is added by a wrapper (``reach_env.StartShift``). Each run is a fresh
@@ -13,8 +13,9 @@ process with one torch thread. The figure compared is the final training return,
 the last 20 episodes, the same on both sides.
 
 Each run's JSON goes to ``benchmarks/results/generic-defaults/<lib>/<algo>/<env>/seed<N>.json``
-(a run whose file exists is skipped, an unfinished one starts again); the table, and each algorithm's number of updates in 100k
-steps with the defaults of an env without a file, are printed at the end.
+(a run whose file exists is skipped, an unfinished one starts again); the table, and each
+algorithm's number of updates in 100k steps with the defaults of an env without a file, are
+printed at the end.
 """
 
 from __future__ import annotations
