@@ -5,6 +5,10 @@ dominated by per-tensor overhead, not arithmetic: Adam's, gradient clipping's an
 Python loops over a dozen parameter tensors cost about as much as the backward pass. Adam is
 elementwise and the global gradient norm is the norm of the concatenated gradient, so running
 them on one flat vector is the same maths with one kernel call each.
+
+Several seeds of one configuration (a batched sweep) stack their vectors as the rows of one
+[S, P] matrix: each seed's parameters are views into its row, each layer's parameters of all
+seeds a [S, ...] view across the rows, and an elementwise optimiser steps every seed at once.
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ from torch import Tensor, nn
 
 
 def flat_views(flat: Tensor, params: Sequence[Tensor]) -> list[Tensor]:
-    """``flat`` cut into one view per parameter, in their order, each of its parameter's shape."""
-    views, offset = [], 0
+    """``flat`` ([..., P]) cut into one view per parameter, in their order, each of its parameter's
+    shape after ``flat``'s leading dimensions (a seed's row of a stacked matrix, or all rows at once)."""
+    views, offset, lead = [], 0, flat.shape[:-1]
     for p in params:
-        views.append(flat[offset:offset + p.numel()].view_as(p))
+        views.append(flat[..., offset:offset + p.numel()].view(*lead, *p.shape))
         offset += p.numel()
     return views
 
@@ -37,12 +42,41 @@ class FlatParameters:
     """
 
     def __init__(self, parameters: Iterable[nn.Parameter]):
-        self.params = list(parameters)
-        self.vector = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in self.params]))
+        self._gather([list(parameters)], stacked=False)
+
+    @classmethod
+    def stacked(cls, per_seed: Sequence[Iterable[nn.Parameter]]) -> FlatParameters:
+        """One row of ``self.vector`` ([S, P]) per seed: ``per_seed[s]``, the same shapes in the same
+        order for every seed, moved into row s (gradients likewise); see :meth:`across_seeds`."""
+        flat = cls.__new__(cls)
+        flat._gather([list(params) for params in per_seed], stacked=True)
+        return flat
+
+    def _gather(self, rows: list[list[nn.Parameter]], stacked: bool) -> None:
+        if len({tuple(p.shape for p in params) for params in rows}) != 1:
+            raise ValueError("FlatParameters.stacked: the seeds' parameters differ in shape or order")
+        self.rows = rows
+        self.params = [p for params in rows for p in params]
+        vectors = [torch.cat([p.detach().reshape(-1) for p in params]) for params in rows]
+        self.vector = nn.Parameter(torch.stack(vectors) if stacked else vectors[0])
         self.vector.grad = torch.zeros_like(self.vector)
-        self.grad_views = flat_views(self.vector.grad, self.params)
-        for p, data, grad in zip(self.params, flat_views(self.vector.data, self.params), self.grad_views):
-            p.data, p.grad = data, grad
+        data_rows, grad_rows = (self.vector.data, self.vector.grad) if stacked else ([self.vector.data], [self.vector.grad])
+        self.grad_views = []
+        for params, data, grad in zip(rows, data_rows, grad_rows):
+            for p, data_view, grad_view in zip(params, flat_views(data, params), flat_views(grad, params)):
+                p.data, p.grad = data_view, grad_view
+                self.grad_views.append(grad_view)
+
+    def across_seeds(self, p: nn.Parameter) -> tuple[Tensor, Tensor]:
+        """(value, gradient) views of parameter ``p`` of the first seed across all seeds, [S, *shape]
+        each (of an unstacked vector: ``p`` itself and its gradient)."""
+        if self.vector.dim() == 1:
+            return p.detach(), p.grad
+        index = next(i for i, q in enumerate(self.rows[0]) if q is p)
+        offset = sum(q.numel() for q in self.rows[0][:index])
+        span = slice(offset, offset + p.numel())
+        return (self.vector.detach()[:, span].view(len(self.rows), *p.shape),
+                self.vector.grad[:, span].view(len(self.rows), *p.shape))
 
     def zero_grad(self) -> None:
         if any(p.grad is not view for p, view in zip(self.params, self.grad_views)):
@@ -52,12 +86,12 @@ class FlatParameters:
         self.vector.grad.zero_()
 
     def clip_grad_norm_(self, max_norm: float) -> Tensor:
-        """Scale the gradient to norm at most ``max_norm`` (as ``nn.utils.clip_grad_norm_``);
-        returns the norm before clipping."""
+        """Scale the gradient to norm at most ``max_norm`` (as ``nn.utils.clip_grad_norm_``), each
+        seed's row on its own; returns the norm before clipping (one per row when stacked)."""
         grad = self.vector.grad
-        norm = torch.linalg.vector_norm(grad)
+        norm = torch.linalg.vector_norm(grad, dim=-1, keepdim=True)
         grad.mul_(torch.clamp(max_norm / (norm + 1e-6), max=1.0))
-        return norm
+        return norm.squeeze(-1)
 
     def grads_are_views(self) -> bool:
         """True while every parameter's gradient is still a view into ``self.vector.grad`` (for tests)."""

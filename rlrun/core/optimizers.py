@@ -5,6 +5,10 @@ momentum or amsgrad, which no algorithm here uses), step for step, in a few in-p
 operations. At these sizes ``torch.optim``'s per-step wrappers cost more than the arithmetic, and
 its first constructor imports ``torch._dynamo``, a large part of a short run's start-up
 (benchmarks/results/speed/). ``lr`` is an attribute: schedules set it before a step.
+
+Adam also steps the seeds of a stacked [S, P] vector (``FlatParameters.stacked``), each row as the
+same Adam of that seed alone would, with a step count per row: ``step(rows)`` moves only the rows
+(seeds) asked, so a seed that stopped its epochs early keeps its parameters and moments.
 """
 
 from __future__ import annotations
@@ -34,11 +38,16 @@ class Adam:
         self.params, self.lr, self.betas, self.eps = params, lr, betas, eps
         self.exp_avg = torch.zeros_like(params, memory_format=torch.preserve_format)
         self.exp_avg_sq = torch.zeros_like(params, memory_format=torch.preserve_format)
-        self.steps = 0
+        # steps taken: one count, or one per row of a stacked [S, P] vector
+        self.steps: int | Tensor = 0 if params.dim() == 1 else torch.zeros(params.shape[0], dtype=torch.long)
 
     @torch.no_grad()
-    def step(self) -> None:
-        """One step along ``params.grad``."""
+    def step(self, rows: Tensor | None = None) -> None:
+        """One step along ``params.grad``; of a stacked vector, of the rows where the bool [S]
+        ``rows`` is true (default: all)."""
+        if self.params.dim() != 1:
+            self._step_rows(torch.ones_like(self.steps, dtype=torch.bool) if rows is None else rows)
+            return
         beta1, beta2 = self.betas
         grad = self.params.grad
         self.steps += 1
@@ -49,12 +58,34 @@ class Adam:
         denom = self.exp_avg_sq.sqrt().div_(bias_correction2_sqrt).add_(self.eps)
         self.params.addcdiv_(self.exp_avg, denom, value=-self.lr / bias_correction1)
 
+    def _step_rows(self, rows: Tensor) -> None:
+        """The same arithmetic on each row in ``rows``, with that row's step count."""
+        beta1, beta2 = self.betas
+        grad = self.params.grad
+        self.steps += rows
+        steps = self.steps.to(torch.float64)[:, None]  # the bias corrections in double, as above
+        exp_avg = self.exp_avg.lerp(grad, 1.0 - beta1)
+        exp_avg_sq = self.exp_avg_sq.mul(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+        bias_correction1 = 1.0 - beta1 ** steps
+        bias_correction2_sqrt = (1.0 - beta2 ** steps).sqrt()
+        denom = exp_avg_sq.sqrt().div_(bias_correction2_sqrt.to(grad.dtype)).add_(self.eps)
+        update = exp_avg.mul((-self.lr / bias_correction1).to(grad.dtype)).div_(denom)  # addcdiv_ order
+        keep = ~rows[:, None]
+        self.params.add_(update.masked_fill_(keep, 0.0))
+        self.exp_avg.copy_(torch.where(keep, self.exp_avg, exp_avg))
+        self.exp_avg_sq.copy_(torch.where(keep, self.exp_avg_sq, exp_avg_sq))
+
     def state_dict(self) -> dict:
-        return {"steps": self.steps, "exp_avg": self.exp_avg.clone(), "exp_avg_sq": self.exp_avg_sq.clone()}
+        steps = self.steps.clone() if isinstance(self.steps, Tensor) else self.steps
+        return {"steps": steps, "exp_avg": self.exp_avg.clone(), "exp_avg_sq": self.exp_avg_sq.clone()}
 
     def load_state_dict(self, state: dict) -> None:
         state = _tensor_state(state)  # empty: torch.optim's state before its first step
-        self.steps = int(state.get("steps", state.get("step", 0)))
+        steps = state.get("steps", state.get("step", 0))
+        if isinstance(self.steps, Tensor):
+            self.steps.copy_(torch.as_tensor(steps))
+        else:
+            self.steps = int(steps)
         self.exp_avg.copy_(state.get("exp_avg", torch.zeros(())))
         self.exp_avg_sq.copy_(state.get("exp_avg_sq", torch.zeros(())))
 

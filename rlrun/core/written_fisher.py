@@ -39,7 +39,7 @@ def fisher_vector_product(actor: nn.Module, obs: Tensor, damping: float) -> Call
         return [(views[position[id(linear.weight)]], views[position[id(linear.bias)]]) for linear in linears]
 
     with torch.no_grad():
-        forward = MLPPass(actor.net, obs)  # the layers' inputs, kept for every product
+        forward = MLPPass.of(actor.net, obs)  # the layers' inputs, kept for every product
         n = len(obs)
         if gaussian:
             weight = torch.exp(-2.0 * actor.log_std) / n  # M / n = diag(1 / sigma^2) / n

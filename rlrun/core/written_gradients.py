@@ -16,6 +16,11 @@ per-node cost, not arithmetic; here a step is the arithmetic and a few ops more.
 max and clamp follow autograd's rules. Each gradient is tested against autograd of the same
 loss on random inputs (tests/core/test_written_gradients.py, 1e-6 relative). The gradients are
 written into the parameters' ``.grad`` (each parameter's exactly once: overwritten, not added to).
+
+The seeds of a batched sweep (``FlatParameters.stacked``) go through the same passes at once: each
+layer's weights of all seeds are one [S, out, in] view, inputs are [S, B, ...], matrix products
+become batched ones (``baddbmm``, ``bmm``), and means over the samples become means over the last
+sample axis, one per seed.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from rlrun.core.activations import activation_
+from rlrun.core.flat_params import FlatParameters
 
 ACTIVATIONS = ("tanh", "relu")
 HEADS = ("categorical", "gaussian")  # the actors' ``distribution`` written out here
@@ -41,56 +47,98 @@ def applies(actor: nn.Module | None, critic: nn.Module | None) -> bool:
                     for net in nets))
 
 
-class MLPPass:
-    """One forward pass through an MLP that keeps each layer's input for the backward pass."""
+class Layer(NamedTuple):
+    """A Linear layer as the passes see it: its weight and bias and where their gradients go,
+    [out, in] and [out] for one network, [S, out, in] and [S, out] for S stacked seeds."""
 
-    def __init__(self, net: nn.Module, x: Tensor):
-        self.net, self.inputs, h = net, [x], x
-        for linear in net.linears[:-1]:
-            h = activation_(torch.addmm(linear.bias, h, linear.weight.t()), net.activation)
+    weight: Tensor
+    bias: Tensor
+    weight_grad: Tensor
+    bias_grad: Tensor
+
+
+def layers_of(net: nn.Module, stacked: FlatParameters | None = None) -> list[Layer]:
+    """``net``'s Linear layers (``MLP.linears``); with ``stacked``, every seed's, ``net`` being one
+    seed's module (the shapes are all that is read from it)."""
+    def views(p: Tensor) -> tuple[Tensor, Tensor]:
+        return (p.detach(), p.grad) if stacked is None else stacked.across_seeds(p)
+
+    layers = []
+    for linear in net.linears:
+        (weight, weight_grad), (bias, bias_grad) = views(linear.weight), views(linear.bias)
+        layers.append(Layer(weight, bias, weight_grad, bias_grad))
+    return layers
+
+
+def _affine(h: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """h W^T + b, of one network ([B, in]) or batched over seeds ([S, B, in])."""
+    if weight.dim() == 2:
+        return torch.addmm(bias, h, weight.t())
+    return torch.baddbmm(bias.unsqueeze(-2), h, weight.transpose(-1, -2))
+
+
+def _matmul(a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
+    """a b, of one network's matrices or batched over seeds; into ``out`` when given."""
+    return torch.mm(a, b, out=out) if a.dim() == 2 else torch.bmm(a, b, out=out)
+
+
+class MLPPass:
+    """One forward pass through an MLP (``layers_of``) that keeps each layer's input for the backward pass."""
+
+    def __init__(self, layers: list[Layer], activation: str, x: Tensor):
+        self.layers, self.activation, self.inputs, h = layers, activation, [x], x
+        for layer in layers[:-1]:
+            h = activation_(_affine(h, layer.weight, layer.bias), activation)
             self.inputs.append(h)
-        last = net.linears[-1]
-        self.out = torch.addmm(last.bias, h, last.weight.t())
+        self.out = _affine(h, layers[-1].weight, layers[-1].bias)
+
+    @classmethod
+    def of(cls, net: nn.Module, x: Tensor, stacked: FlatParameters | None = None) -> MLPPass:
+        return cls(layers_of(net, stacked), net.activation, x)
 
     def directional(self, directions: list[tuple[Tensor, Tensor]]) -> Tensor:
         """d out along a direction in the parameters (one (weight, bias) pair a layer), by
         forward-mode differentiation: dz_l = h_{l-1} dW_l^T + db_l + dh_{l-1} W_l^T, dh_l = act'(z_l) dz_l."""
         dz = None
-        for layer, (linear, (d_weight, d_bias)) in enumerate(zip(self.net.linears, directions)):
-            dh = None if dz is None else self._through_activation_(dz, self.inputs[layer])
-            dz = torch.addmm(d_bias, self.inputs[layer], d_weight.t())
-            if dh is not None:
-                dz.addmm_(dh, linear.weight.t())
+        for index, (layer, (d_weight, d_bias)) in enumerate(zip(self.layers, directions)):
+            dh = None if dz is None else self._through_activation_(dz, self.inputs[index])
+            dz = _affine(self.inputs[index], d_weight, d_bias)
+            if dh is not None:  # dz += dh W^T
+                dz.addmm_(dh, layer.weight.t()) if dz.dim() == 2 else dz.baddbmm_(dh, layer.weight.transpose(-1, -2))
         return dz
 
     def _through_activation_(self, g: Tensor, h: Tensor) -> Tensor:
         """``g`` times the activation's derivative at its output ``h``, in place: (1 - h^2) for tanh,
         [h > 0] for relu (autograd's rules, which also read the output)."""
-        return g.addcmul_(g * h, h, value=-1.0) if self.net.activation == "tanh" else g.mul_(h > 0)
+        return g.addcmul_(g * h, h, value=-1.0) if self.activation == "tanh" else g.mul_(h > 0)
 
     def backward(self, grad_out: Tensor, into: list[tuple[Tensor, Tensor]] | None = None) -> None:
-        """Write d loss / d parameters from ``grad_out`` = d loss / d out into their ``.grad``, or
-        into ``into``: one (weight, bias) pair of tensors a layer, in the layers' order."""
-        g, linears = grad_out, self.net.linears
-        for layer in range(len(linears) - 1, -1, -1):
-            linear, h = linears[layer], self.inputs[layer]
-            weight_grad, bias_grad = (linear.weight.grad, linear.bias.grad) if into is None else into[layer]
-            torch.mm(g.t(), h, out=weight_grad)
-            torch.sum(g, 0, out=bias_grad)
-            if layer > 0:
-                g = self._through_activation_(g.mm(linear.weight), h)
+        """Write d loss / d parameters from ``grad_out`` = d loss / d out into the layers'
+        gradients, or into ``into``: one (weight, bias) pair of tensors a layer, in the layers' order."""
+        g = grad_out
+        for index in range(len(self.layers) - 1, -1, -1):
+            layer, h = self.layers[index], self.inputs[index]
+            weight_grad, bias_grad = (layer.weight_grad, layer.bias_grad) if into is None else into[index]
+            _matmul(g.transpose(-1, -2), h, out=weight_grad)
+            torch.sum(g, -2, out=bias_grad)
+            if index > 0:
+                g = self._through_activation_(_matmul(g, layer.weight), h)
 
 
 class _Head:
-    """log pi(a|s) and H(pi(.|s)) from the actor's MLP output, and their backward pass."""
+    """log pi(a|s) and H(pi(.|s)) from the actor's MLP output, and their backward pass; over
+    samples [B] or, for stacked seeds, [S, B] (a Gaussian's log-std then [S, A], one per seed)."""
 
-    def __init__(self, actor: nn.Module, out: Tensor, actions: Tensor):
-        self.actor, self.gaussian = actor, actor.distribution == "gaussian"
+    def __init__(self, actor: nn.Module, out: Tensor, actions: Tensor, stacked: FlatParameters | None):
+        self.gaussian = actor.distribution == "gaussian"
         if self.gaussian:
-            self.inv_std = torch.exp(-actor.log_std)
+            log_std, self.log_std_grad = ((actor.log_std.detach(), actor.log_std.grad) if stacked is None
+                                          else stacked.across_seeds(actor.log_std))
+            log_std = log_std.unsqueeze(-2)  # [1, A], or [S, 1, A]: broadcast over the samples
+            self.inv_std = torch.exp(-log_std)
             self.z = (actions - out) * self.inv_std
-            self.log_prob = (-0.5 * self.z.pow(2) - actor.log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-            self.entropy = (actor.log_std + 0.5 * (1.0 + math.log(2 * math.pi))).sum().expand(out.shape[0])
+            self.log_prob = (-0.5 * self.z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+            self.entropy = (log_std + 0.5 * (1.0 + math.log(2 * math.pi))).sum(-1).expand(out.shape[:-1])
         else:
             self.log_probs = torch.log_softmax(out, dim=-1)
             self.probs = self.log_probs.exp()
@@ -100,14 +148,15 @@ class _Head:
 
     def grad_out(self, g_log_prob: Tensor, g_entropy: float) -> Tensor:
         """d loss / d out for d loss / d log pi = ``g_log_prob`` (per sample) and d loss / d H =
-        ``g_entropy`` (each sample's); a Gaussian's log-std gradient is written to its ``.grad``."""
+        ``g_entropy`` (each sample's); a Gaussian's log-std gradient is written to its gradient."""
         if self.gaussian:
-            self.actor.log_std.grad.copy_((g_log_prob[:, None] * (self.z * self.z - 1.0)).sum(0) + g_entropy * len(self.z))
-            return (self.z * self.inv_std).mul_(g_log_prob[:, None])
+            samples = self.z.shape[-2]
+            self.log_std_grad.copy_((g_log_prob[..., None] * (self.z * self.z - 1.0)).sum(-2) + g_entropy * samples)
+            return (self.z * self.inv_std).mul_(g_log_prob[..., None])
         one_hot = torch.zeros_like(self.probs).scatter_(-1, self.actions, 1.0)  # (no scatter_add: deterministic on CUDA)
-        grad = (one_hot - self.probs).mul_(g_log_prob[:, None])
+        grad = (one_hot - self.probs).mul_(g_log_prob[..., None])
         if g_entropy:
-            grad -= g_entropy * self.probs * (self.log_probs + self.entropy[:, None])
+            grad -= g_entropy * self.probs * (self.log_probs + self.entropy[..., None])
         return grad
 
 
@@ -124,7 +173,7 @@ def _value_loss_and_grad(values: Tensor, returns: Tensor, old_values: Tensor | N
     error = values - returns
     loss = error * error
     if clip_eps is None or old_values is None:
-        return loss.mean(), error * (2.0 / len(values))
+        return loss.mean(-1), error * (2.0 / values.shape[-1])
     delta = values - old_values
     clipped_error = old_values + torch.clamp(delta, -clip_eps, clip_eps) - returns
     clipped_loss = clipped_error * clipped_error
@@ -132,41 +181,44 @@ def _value_loss_and_grad(values: Tensor, returns: Tensor, old_values: Tensor | N
     clipped_grad = torch.where(inside, clipped_error, 0.0)
     grad = torch.where(loss > clipped_loss, error, torch.where(loss < clipped_loss, clipped_grad,
                                                                0.5 * (error + clipped_grad)))  # a tie: half each (autograd)
-    return torch.maximum(loss, clipped_loss).mean(), grad * (2.0 / len(values))
+    return torch.maximum(loss, clipped_loss).mean(-1), grad * (2.0 / values.shape[-1])
 
 
 @torch.no_grad()
 def policy_value_gradient(actor: nn.Module, critic: nn.Module, obs: Tensor, actions: Tensor, advantages: Tensor,
                           returns: Tensor, *, vf_coef: float, ent_coef: float, old_log_prob: Tensor | None = None,
                           clip_eps: float | None = None, old_values: Tensor | None = None,
-                          clip_value_eps: float | None = None) -> LossTerms:
+                          clip_value_eps: float | None = None, stacked: FlatParameters | None = None) -> LossTerms:
     """The gradient of ``policy_loss + vf_coef * value_loss - ent_coef * entropy`` into ``.grad``.
 
     The policy loss is PPO-Clip's clipped surrogate when ``old_log_prob`` and ``clip_eps`` are
     given (core.losses.clipped_surrogate), else A2C's ``-mean(log pi * A)``; the value loss is
-    core.losses.value_loss (clipped around ``old_values`` with ``clip_value_eps``)."""
-    n = len(obs)
-    actor_pass = MLPPass(actor.net, obs)
-    head = _Head(actor, actor_pass.out, actions)
+    core.losses.value_loss (clipped around ``old_values`` with ``clip_value_eps``).
+    ``stacked``: the seeds' parameters, ``actor`` and ``critic`` the first seed's modules, every
+    input [S, B, ...], every returned term one per seed; the gradients go into ``stacked``'s rows."""
+    n = obs.shape[-2]
+    actor_pass = MLPPass.of(actor.net, obs, stacked)
+    head = _Head(actor, actor_pass.out, actions, stacked)
     if old_log_prob is None:
-        policy_loss = -(head.log_prob * advantages).mean()
+        policy_loss = -(head.log_prob * advantages).mean(-1)
         g_log_prob = advantages * (-1.0 / n)
     else:
         ratio = torch.exp(head.log_prob - old_log_prob)
         unclipped, clipped = ratio * advantages, torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantages
-        policy_loss = -torch.min(unclipped, clipped).mean()
+        policy_loss = -torch.min(unclipped, clipped).mean(-1)
         g_log_prob = torch.where(unclipped <= clipped, unclipped, 0.0).mul_(-1.0 / n)  # d r / d log pi = r
     actor_pass.backward(head.grad_out(g_log_prob, -ent_coef / n))
-    critic_pass = MLPPass(critic.net, obs)
+    critic_pass = MLPPass.of(critic.net, obs, stacked)
     value_loss, g_value = _value_loss_and_grad(critic_pass.out.squeeze(-1), returns, old_values, clip_value_eps)
     critic_pass.backward((g_value * vf_coef).unsqueeze(-1))
-    return LossTerms(policy_loss, value_loss, head.entropy.mean(), head.log_prob)
+    return LossTerms(policy_loss, value_loss, head.entropy.mean(-1), head.log_prob)
 
 
 @torch.no_grad()
-def value_gradient(critic: nn.Module, obs: Tensor, returns: Tensor) -> Tensor:
-    """The gradient of mean (V(s) - G)^2 into the critic's ``.grad``; returns the loss."""
-    critic_pass = MLPPass(critic.net, obs)
+def value_gradient(critic: nn.Module, obs: Tensor, returns: Tensor, stacked: FlatParameters | None = None) -> Tensor:
+    """The gradient of mean (V(s) - G)^2 into the critic's ``.grad``; returns the loss (with
+    ``stacked``, as in :func:`policy_value_gradient`: one per seed)."""
+    critic_pass = MLPPass.of(critic.net, obs, stacked)
     loss, grad = _value_loss_and_grad(critic_pass.out.squeeze(-1), returns, None, None)
     critic_pass.backward(grad.unsqueeze(-1))
     return loss

@@ -81,3 +81,51 @@ def test_check_finite_names_the_first_non_finite_parameter_and_passes_a_large_fi
         critic[0].weight[1, 2] = float("nan")
     with pytest.raises(NumericalError, match=r"non-finite parameter Sequential\.0\.weight after iteration 3"):
         check_finite({"loss/policy": 1.0}, [actor, critic], 3, "ppo_clip")
+
+
+def test_stacked_seeds_are_rows_and_their_layers_views_across_rows():
+    seeds = []
+    for s in range(3):
+        torch.manual_seed(s)
+        seeds.append((nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 2)), nn.Linear(3, 1)))
+    alone = [copy.deepcopy(pair) for pair in seeds]
+    flat = FlatParameters.stacked([[*a.parameters(), *b.parameters()] for a, b in seeds])
+    assert flat.vector.shape == (3, 8 * 3 + 8 + 2 * 8 + 2 + 3 + 1)
+    for (a, b), (ref_a, ref_b) in zip(seeds, alone):  # the values did not change, and each is a view
+        assert all(torch.equal(p, q) for p, q in zip([*a.parameters(), *b.parameters()],
+                                                     [*ref_a.parameters(), *ref_b.parameters()]))
+    weight, weight_grad = flat.across_seeds(seeds[0][0][0].weight)
+    assert weight.shape == weight_grad.shape == (3, 8, 3)
+    with torch.no_grad():
+        weight[1].fill_(7.0)  # the stacked view writes into seed 1's module, and only there
+    assert (seeds[1][0][0].weight == 7.0).all() and not (seeds[0][0][0].weight == 7.0).any()
+
+    x = torch.randn(16, 3)
+    flat.zero_grad()
+    for a, b in seeds:  # each seed's backward lands in its own row
+        loss_of(a, b, x).backward()
+    assert flat.grads_are_views()
+    for s, (a, b) in enumerate(seeds):
+        ref_a, ref_b = alone[s]
+        if s == 1:
+            ref_a[0].weight.data.fill_(7.0)
+        loss_of(ref_a, ref_b, x).backward()
+        expected = torch.cat([p.grad.reshape(-1) for p in [*ref_a.parameters(), *ref_b.parameters()]])
+        torch.testing.assert_close(flat.vector.grad[s], expected)
+
+
+def test_stacked_clipping_equals_each_seed_clipped_alone():
+    grads = torch.randn(4, 50) * torch.tensor([[0.01], [1.0], [10.0], [0.3]])
+    stacked = FlatParameters.stacked([[nn.Parameter(torch.zeros(50))] for _ in range(4)])
+    stacked.vector.grad.copy_(grads)
+    norms = stacked.clip_grad_norm_(0.5)
+    for s in range(4):
+        one = FlatParameters([nn.Parameter(torch.zeros(50))])
+        one.vector.grad.copy_(grads[s])
+        assert torch.equal(one.clip_grad_norm_(0.5), norms[s])
+        assert torch.equal(one.vector.grad, stacked.vector.grad[s])
+
+
+def test_stacked_seeds_must_have_the_same_parameters():
+    with pytest.raises(ValueError, match="differ in shape or order"):
+        FlatParameters.stacked([[nn.Parameter(torch.zeros(3))], [nn.Parameter(torch.zeros(4))]])

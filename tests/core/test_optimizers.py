@@ -82,3 +82,32 @@ def test_a_torch_optim_state_from_an_earlier_checkpoint_is_continued(ours, torch
     reference.step()
     mine.step()
     torch.testing.assert_close(q, p, rtol=1e-6, atol=1e-7)
+
+
+def test_adam_on_stacked_rows_steps_each_row_as_adam_alone_and_only_the_rows_asked():
+    """A [S, P] vector: each row follows the unstacked Adam of that row alone, with its own step
+    count; a row left out of ``step(rows)`` keeps its parameters and moments, and its bias
+    correction continues from its own count when it steps again."""
+    torch.manual_seed(0)
+    rows = [torch.nn.Parameter(torch.randn(30)) for _ in range(3)]
+    stacked = torch.nn.Parameter(torch.stack([r.detach() for r in rows]))
+    for p in (*rows, stacked):
+        p.grad = torch.zeros_like(p)
+    singles = [Adam(r, lr=1e-2, eps=1e-5) for r in rows]
+    together = Adam(stacked, lr=1e-2, eps=1e-5)
+    masks = [[True, True, True], [True, False, True], [False, False, True], [True, True, True]] * 3
+    for i, mask in enumerate(masks):
+        grads = torch.randn(3, 30, generator=torch.Generator().manual_seed(i))
+        stacked.grad.copy_(grads)
+        together.lr = singles[0].lr = singles[1].lr = singles[2].lr = 1e-2 / (1 + i)
+        together.step(torch.tensor(mask))
+        for row, (single, stepped) in enumerate(zip(singles, mask)):
+            if stepped:
+                rows[row].grad.copy_(grads[row])
+                single.step()
+            torch.testing.assert_close(stacked[row], rows[row], rtol=0, atol=0)
+            torch.testing.assert_close(together.exp_avg_sq[row], single.exp_avg_sq, rtol=0, atol=0)
+    assert together.steps.tolist() == [single.steps for single in singles] == [9, 6, 12]
+    restored = Adam(torch.nn.Parameter(stacked.detach().clone()), lr=1e-2)
+    restored.load_state_dict(together.state_dict())
+    assert torch.equal(restored.steps, together.steps) and torch.equal(restored.exp_avg, together.exp_avg)

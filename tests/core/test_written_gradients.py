@@ -97,3 +97,44 @@ def test_the_first_order_algorithms_take_the_written_out_path_for_mlps(name):
                                  (lambda: BernoulliActor(D, 2, [8], "tanh", True), False)):
         algo = registration.algorithm(registration.config(), make_actor(), Critic(D, [8], "tanh", True), 0)
         assert algo.written_out is expected
+
+
+@pytest.mark.parametrize("head", ["categorical", "gaussian"])
+@pytest.mark.parametrize("ppo, clip_value_eps, ent_coef", [(True, 0.2, 0.01), (False, None, 0.01)])
+def test_stacked_seeds_get_each_seed_s_own_gradient_and_terms(head, ppo, clip_value_eps, ent_coef):
+    """Three seeds' networks stacked (FlatParameters.stacked) and their minibatches [S, B, ...]:
+    one batched pass gives every seed the gradient and the loss terms of its own unstacked pass."""
+    from rlrun.core.flat_params import FlatParameters, unique_parameters
+
+    seeds = []
+    for s in range(3):
+        actor, critic, actions = nets(head, "tanh")
+        with torch.no_grad():
+            for p in [*actor.parameters(), *critic.parameters()]:
+                p.add_(0.2 * s * torch.randn_like(p))  # different networks
+        seeds.append((actor, critic, actions + 0 if head == "gaussian" else actions.roll(s)))
+    data = [[torch.randn(B, D).double(), torch.randn(B).double(), torch.randn(B).double(), torch.randn(B).double() * 0.3]
+            for _ in seeds]
+    kwargs = dict(vf_coef=0.5, ent_coef=ent_coef, clip_eps=0.2 if ppo else None, clip_value_eps=clip_value_eps)
+    alone = []
+    for (actor, critic, actions), (obs, advantages, returns, old_values) in zip(seeds, data):
+        with torch.no_grad():
+            old_log_prob = actor.log_prob_entropy(obs, actions)[0] + 0.3 if ppo else None
+        flat = FlatParameters(unique_parameters(actor, critic))
+        terms = written_gradients.policy_value_gradient(actor, critic, obs, actions, advantages, returns,
+                                                        old_log_prob=old_log_prob, old_values=old_values, **kwargs)
+        alone.append((flat.vector.grad.clone(), terms, old_log_prob))
+    stacked = FlatParameters.stacked([unique_parameters(actor, critic) for actor, critic, _ in seeds])
+    stack = lambda i: torch.stack([d[i] for d in data])  # noqa: E731
+    terms = written_gradients.policy_value_gradient(
+        seeds[0][0], seeds[0][1], stack(0), torch.stack([a for _, _, a in seeds]), stack(1), stack(2),
+        old_log_prob=torch.stack([a[2] for a in alone]) if ppo else None, old_values=stack(3), stacked=stacked,
+        **kwargs)
+    assert terms.policy_loss.shape == terms.value_loss.shape == terms.entropy.shape == (3,)
+    for s, (grad, one, _) in enumerate(alone):
+        torch.testing.assert_close(stacked.vector.grad[s], grad, rtol=1e-12, atol=1e-12)
+        for mine, reference in zip(terms, one):
+            torch.testing.assert_close(mine[s], reference, rtol=1e-12, atol=1e-12)
+    loss = written_gradients.value_gradient(seeds[0][1], stack(0), stack(2), stacked=stacked)
+    for s, (actor, critic, _) in enumerate(seeds):
+        torch.testing.assert_close(loss[s], written_gradients.value_gradient(critic, data[s][0], data[s][2]))
