@@ -12,7 +12,9 @@ from rlrun.core import written_gradients
 from rlrun.core.batch import Batch
 from rlrun.core.contracts import Actor, Critic
 from rlrun.core.flat_params import FlatParameters, unique_parameters
-from rlrun.core.losses import approx_kl, clipped_surrogate, normalize, scheduled, shuffled_minibatches, value_loss
+from rlrun.core.losses import (approx_kl, clipped_surrogate, normalize, scheduled, seed_minibatches, shuffled_minibatches,
+                               value_loss)
+from rlrun.core.seed_metrics import per_seed
 from rlrun.core.optimizers import Adam
 from rlrun.core.shared_encoder import shared_features
 from rlrun.knobs import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, knob, one_of
@@ -46,16 +48,32 @@ class PPOClipConfig(AlgoConfig):
 
 
 class PPOClip:
-    """Actor and critic trained jointly on L^CLIP - vf_coef * L^V + ent_coef * H for M epochs."""
+    """Actor and critic trained jointly on L^CLIP - vf_coef * L^V + ent_coef * H for M epochs.
+
+    One run's networks, or (:meth:`for_seeds`) several seeds' of one configuration stepped together:
+    the batch then has a leading seed axis [S, T * N, ...], each seed shuffles with its own
+    generator and stops its epochs on its own KL, and every metric is one value per seed."""
 
     def __init__(self, cfg: PPOClipConfig, actor: Actor, critic: Critic, seed: int):
-        self.cfg, self.actor, self.critic = cfg, actor, critic
-        self.params = FlatParameters(unique_parameters(actor, critic))  # one vector for Adam
-        self.optimizer = Adam(self.params.vector, lr=cfg.learning_rate, eps=cfg.adam_eps)
-        self.generator = torch.Generator().manual_seed(seed)  # minibatch shuffling
-        self.written_out = written_gradients.applies(actor, critic)  # MLPs: the gradient without a graph
+        self._build(cfg, [actor], [critic], [seed])
 
-    def update(self, batch: Batch, progress: float) -> dict[str, float]:
+    @classmethod
+    def for_seeds(cls, cfg: PPOClipConfig, actors: list[Actor], critics: list[Critic], seeds: list[int]) -> PPOClip:
+        algo = cls.__new__(cls)
+        algo._build(cfg, actors, critics, seeds)
+        return algo
+
+    def _build(self, cfg: PPOClipConfig, actors: list[Actor], critics: list[Critic], seeds: list[int]) -> None:
+        self.cfg, self.actors, self.critics = cfg, actors, critics
+        self.actor, self.critic = actors[0], critics[0]
+        self.stacked = len(seeds) > 1
+        per_seed = [unique_parameters(actor, critic) for actor, critic in zip(actors, critics)]
+        self.params = FlatParameters.stacked(per_seed) if self.stacked else FlatParameters(per_seed[0])  # one vector for Adam
+        self.optimizer = Adam(self.params.vector, lr=cfg.learning_rate, eps=cfg.adam_eps)
+        self.generators = [torch.Generator().manual_seed(seed) for seed in seeds]  # minibatch shuffling
+        self.written_out = written_gradients.applies(self.actor, self.critic)  # MLPs: the gradient without a graph
+
+    def update(self, batch: Batch, progress: float) -> dict[str, float | list[float]]:
         cfg = self.cfg
         lr = scheduled(cfg.learning_rate, cfg.lr_schedule, progress)
         clip_eps = scheduled(cfg.clip_eps, cfg.clip_schedule, progress)
@@ -68,67 +86,97 @@ class PPOClip:
         log_probs: list[torch.Tensor] = []
         old_log_probs: list[torch.Tensor] = []
         data = [batch.obs, batch.actions, batch.log_probs, advantages, batch.returns, batch.values]
-        epochs_done, stop = 0, False
+        stepping = torch.ones(len(self.generators), dtype=torch.bool)  # the seeds whose epochs go on
+        steps_taken: list[torch.Tensor] = []  # the mask of each minibatch: a stopped seed's later ones do not count
+        epochs_done = torch.zeros(len(self.generators))
         for _ in range(cfg.n_epochs):  # M epochs of minibatch Adam on the clipped surrogate (5.40-5.41)
-            for obs, actions, old_log_prob, adv, returns, old_values in shuffled_minibatches(data, cfg.batch_size,
-                                                                                               self.generator):
+            epochs_done += stepping.float()
+            minibatches = (seed_minibatches(data, cfg.batch_size, self.generators, stepping) if self.stacked
+                           else shuffled_minibatches(data, cfg.batch_size, self.generators[0]))
+            for obs, actions, old_log_prob, adv, returns, old_values in minibatches:
                 self.params.zero_grad()
                 policy_loss, v_loss, log_prob = self._gradient(obs, actions, old_log_prob, adv, returns, old_values,
                                                                clip_eps)
                 self.params.clip_grad_norm_(cfg.max_grad_norm)
-                self.optimizer.step()
+                self.optimizer.step(stepping if self.stacked else None)
                 log_prob = log_prob.detach()
+                steps_taken.append(stepping.clone())
                 losses["loss/policy"].append(policy_loss.detach())
                 losses["loss/value"].append(v_loss.detach())
                 log_probs.append(log_prob)
                 old_log_probs.append(old_log_prob)
-                if cfg.target_kl is not None and approx_kl(log_prob, old_log_prob).item() > 1.5 * cfg.target_kl:
-                    stop = True  # early stop, as SB3: approx KL past 1.5 x target
-                    break
-            epochs_done += 1
-            if stop:
+                if cfg.target_kl is not None:  # early stop, as SB3: approx KL past 1.5 x target
+                    stepping &= ~(approx_kl(log_prob, old_log_prob) > 1.5 * cfg.target_kl)
+                    if not stepping.any():
+                        break
+            if not stepping.any():
                 break
 
-        metrics = {key: torch.stack(values).mean().item() for key, values in losses.items()}
-        log_prob, old_log_prob = torch.cat(log_probs), torch.cat(old_log_probs)  # every sample of every epoch
-        metrics["ppo_clip/approx_kl"] = approx_kl(log_prob, old_log_prob).item()
-        clipped = ((log_prob - old_log_prob).exp() - 1.0).abs() > clip_eps
-        metrics["ppo_clip/clip_fraction"] = clipped.float().mean().item()
+        taken = torch.stack(steps_taken).float()  # [minibatches, S]: each seed's own minibatches count
+        metrics = {key: per_seed((torch.stack(values).reshape(taken.shape) * taken).sum(0) / taken.sum(0))
+                   for key, values in losses.items()}
+        # every sample of every epoch the seed took
+        log_prob, old_log_prob = self._taken(log_probs, steps_taken), self._taken(old_log_probs, steps_taken)
+        metrics["ppo_clip/approx_kl"] = per_seed([approx_kl(new, old) for new, old in zip(log_prob, old_log_prob)])
+        metrics["ppo_clip/clip_fraction"] = per_seed([(((new - old).exp() - 1.0).abs() > clip_eps).float().mean()
+                                                      for new, old in zip(log_prob, old_log_prob)])
         metrics.update({
             "train/learning_rate": lr,
             "ppo_clip/clip_eps": clip_eps,
-            "train/epochs": float(epochs_done),
+            "train/epochs": per_seed(epochs_done),
         })
         return metrics
+
+    def _taken(self, values: list[torch.Tensor], steps_taken: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Each seed's samples from the minibatches it stepped on, concatenated ([S, M * B] -> S tensors)."""
+        if not self.stacked:
+            return [torch.cat(values)]
+        return [torch.cat([value[s] for value, taken in zip(values, steps_taken) if taken[s]])
+                for s in range(len(self.generators))]
 
     def _gradient(self, obs: torch.Tensor, actions: torch.Tensor, old_log_prob: torch.Tensor, advantages: torch.Tensor,
                   returns: torch.Tensor, old_values: torch.Tensor,
                   clip_eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The gradient of -L^CLIP + vf_coef * L^V - ent_coef * H into the parameters' .grad;
         returns (-L^CLIP, L^V, log pi(a|s)). MLP networks: written out (core.written_gradients,
-        tested against autograd); others (CNNs, other heads): autograd."""
+        tested against autograd), every seed in one pass; others (CNNs, other heads): autograd,
+        seed by seed."""
         cfg = self.cfg
         if self.written_out:
             terms = written_gradients.policy_value_gradient(
                 self.actor, self.critic, obs, actions, advantages, returns, vf_coef=cfg.vf_coef, ent_coef=cfg.ent_coef,
-                old_log_prob=old_log_prob, clip_eps=clip_eps, old_values=old_values, clip_value_eps=cfg.clip_value_eps)
+                old_log_prob=old_log_prob, clip_eps=clip_eps, old_values=old_values, clip_value_eps=cfg.clip_value_eps,
+                stacked=self.params if self.stacked else None)
             return terms.policy_loss, terms.value_loss, terms.log_prob
-        inputs, encoded = shared_features(self.actor, self.critic, obs)  # a shared CNN runs once
-        log_prob, entropy = self.actor.log_prob_entropy(inputs, actions, encoded)
+        if self.stacked:
+            per_seed_terms = [self._autograd_gradient(actor, critic, *(x[s] for x in (
+                obs, actions, old_log_prob, advantages, returns, old_values)), clip_eps)
+                for s, (actor, critic) in enumerate(zip(self.actors, self.critics))]
+            return tuple(torch.stack(terms) for terms in zip(*per_seed_terms))
+        return self._autograd_gradient(self.actor, self.critic, obs, actions, old_log_prob, advantages, returns,
+                                       old_values, clip_eps)
+
+    def _autograd_gradient(self, actor: Actor, critic: Critic, obs: torch.Tensor, actions: torch.Tensor,
+                           old_log_prob: torch.Tensor, advantages: torch.Tensor, returns: torch.Tensor,
+                           old_values: torch.Tensor, clip_eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        cfg = self.cfg
+        inputs, encoded = shared_features(actor, critic, obs)  # a shared CNN runs once
+        log_prob, entropy = actor.log_prob_entropy(inputs, actions, encoded)
         policy_loss = -clipped_surrogate(log_prob, old_log_prob, advantages, clip_eps)
-        v_loss = value_loss(self.critic.value(inputs, encoded), returns, old_values, cfg.clip_value_eps)
+        v_loss = value_loss(critic.value(inputs, encoded), returns, old_values, cfg.clip_value_eps)
         loss = policy_loss + cfg.vf_coef * v_loss
         if cfg.ent_coef:  # (a zero bonus adds nothing to the gradient, only its backward's cost)
             loss = loss - cfg.ent_coef * entropy.mean()
         loss.backward()
         return policy_loss, v_loss, log_prob
 
-    def state_dict(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state()}
+    def state_dict(self, seed: int = 0) -> dict:
+        """The state of one run (of stacked seeds, of the ``seed``-th), as an unstacked run saves it."""
+        return {"optimizer": self.optimizer.state_dict(seed), "generator": self.generators[seed].get_state()}
 
-    def load_state_dict(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
+    def load_state_dict(self, state: dict, seed: int = 0) -> None:
+        self.optimizer.load_state_dict(state["optimizer"], seed)
+        self.generators[seed].set_state(state["generator"])
 
 
 REGISTRATION = Registration(

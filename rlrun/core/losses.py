@@ -9,8 +9,9 @@ from torch import Tensor
 
 
 def normalize(x: Tensor, eps: float = 1e-8) -> Tensor:
-    """Zero mean, unit std (advantage normalisation)."""
-    return (x - x.mean()) / (x.std() + eps)
+    """Zero mean, unit std (advantage normalisation) along the last axis: a batch, or each seed's
+    row of a stacked [S, N] batch."""
+    return (x - x.mean(-1, keepdim=True)) / (x.std(-1, keepdim=True) + eps)
 
 
 def ratio_surrogate(log_prob: Tensor, old_log_prob: Tensor, advantages: Tensor) -> Tensor:
@@ -37,7 +38,7 @@ def value_loss(values: Tensor, returns: Tensor, old_values: Tensor | None = None
 def approx_kl(log_prob: Tensor, old_log_prob: Tensor) -> Tensor:
     """The low-variance estimator E[(r - 1) - log r] of KL(pi_old || pi) with r = pi / pi_old."""
     log_ratio = log_prob - old_log_prob
-    return (torch.exp(log_ratio) - 1.0 - log_ratio).mean()
+    return (torch.exp(log_ratio) - 1.0 - log_ratio).mean(-1)  # one per seed of a stacked [S, N] batch
 
 
 def explained_variance(values: Tensor, returns: Tensor) -> float:
@@ -77,3 +78,21 @@ def shuffled_minibatches(tensors: Sequence[Tensor], batch_size: int, generator: 
     shuffled = [tensor[order] for tensor in tensors]
     for start in range(0, size, batch_size):
         yield [tensor[start:start + batch_size] for tensor in shuffled]
+
+
+def seed_minibatches(tensors: Sequence[Tensor], batch_size: int, generators: Sequence[torch.Generator],
+                     drawing: Tensor) -> Iterator[list[Tensor]]:
+    """:func:`shuffled_minibatches` of S seeds at once: ``tensors`` [S, size, ...], seed s's rows
+    shuffled by ``generators[s]`` exactly as its own run would; each minibatch [S, batch_size, ...].
+    Only the seeds where ``drawing`` ([S] bool) is true draw from their generator (a seed that
+    stopped its epochs early would not have started this one); the others keep their order."""
+    size = tensors[0].shape[1]
+    if batch_size >= size:
+        yield list(tensors)
+        return
+    order = torch.stack([torch.randperm(size, generator=generator) if draws else torch.arange(size)
+                         for generator, draws in zip(generators, drawing.tolist())])
+    shuffled = [tensor.gather(1, order.view(*order.shape, *[1] * (tensor.dim() - 2)).expand_as(tensor))
+                for tensor in tensors]
+    for start in range(0, size, batch_size):
+        yield [tensor[:, start:start + batch_size] for tensor in shuffled]

@@ -75,19 +75,24 @@ class Adam:
         self.exp_avg.copy_(torch.where(keep, self.exp_avg, exp_avg))
         self.exp_avg_sq.copy_(torch.where(keep, self.exp_avg_sq, exp_avg_sq))
 
-    def state_dict(self) -> dict:
-        steps = self.steps.clone() if isinstance(self.steps, Tensor) else self.steps
-        return {"steps": steps, "exp_avg": self.exp_avg.clone(), "exp_avg_sq": self.exp_avg_sq.clone()}
+    def state_dict(self, row: int | None = None) -> dict:
+        """The state; of a stacked vector, ``row``'s alone, as an unstacked Adam of that seed saves it
+        (``row`` is not read for an unstacked one)."""
+        if isinstance(self.steps, int):
+            return {"steps": self.steps, "exp_avg": self.exp_avg.clone(), "exp_avg_sq": self.exp_avg_sq.clone()}
+        return {"steps": int(self.steps[row]), "exp_avg": self.exp_avg[row].clone(),
+                "exp_avg_sq": self.exp_avg_sq[row].clone()}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict, row: int | None = None) -> None:
+        """An unstacked state (``state_dict()``'s; of a stacked vector, ``state_dict(row)``'s into ``row``)."""
         state = _tensor_state(state)  # empty: torch.optim's state before its first step
-        steps = state.get("steps", state.get("step", 0))
-        if isinstance(self.steps, Tensor):
-            self.steps.copy_(torch.as_tensor(steps))
+        steps = int(state.get("steps", state.get("step", 0)))
+        if isinstance(self.steps, int):
+            self.steps, exp_avg, exp_avg_sq = steps, self.exp_avg, self.exp_avg_sq
         else:
-            self.steps = int(steps)
-        self.exp_avg.copy_(state.get("exp_avg", torch.zeros(())))
-        self.exp_avg_sq.copy_(state.get("exp_avg_sq", torch.zeros(())))
+            self.steps[row], exp_avg, exp_avg_sq = steps, self.exp_avg[row], self.exp_avg_sq[row]
+        exp_avg.copy_(state.get("exp_avg", torch.zeros(())))
+        exp_avg_sq.copy_(state.get("exp_avg_sq", torch.zeros(())))
 
 
 class RMSprop:

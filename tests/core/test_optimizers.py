@@ -109,5 +109,8 @@ def test_adam_on_stacked_rows_steps_each_row_as_adam_alone_and_only_the_rows_ask
             torch.testing.assert_close(together.exp_avg_sq[row], single.exp_avg_sq, rtol=0, atol=0)
     assert together.steps.tolist() == [single.steps for single in singles] == [9, 6, 12]
     restored = Adam(torch.nn.Parameter(stacked.detach().clone()), lr=1e-2)
-    restored.load_state_dict(together.state_dict())
+    for row, single in enumerate(singles):  # each row saves and restores as that seed's own Adam
+        saved = together.state_dict(row)
+        assert saved["steps"] == single.steps and torch.equal(saved["exp_avg"], single.exp_avg)
+        restored.load_state_dict(saved, row)
     assert torch.equal(restored.steps, together.steps) and torch.equal(restored.exp_avg, together.exp_avg)

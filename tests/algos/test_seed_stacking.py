@@ -1,0 +1,98 @@
+"""Several seeds of one configuration stepped together (``<Algorithm>.for_seeds``, a batched sweep's
+group) against each seed run alone: after a few updates on the same batches, every seed has the
+parameters, the optimiser state and the metrics of its own run. Through the written-out gradients
+the seeds' matrix products are batched ones, whose sums round differently from the plain products
+of a run alone: the parameters then agree to float32 rounding (1.8e-7 at most after 3 updates of 4
+epochs of 4 minibatches; 1e-6 asked), and bit for bit where each seed runs its own autograd pass."""
+
+import pytest
+import torch
+from gymnasium import spaces
+from torch.nn.utils import parameters_to_vector
+
+from rlrun.algos.ppo_clip import PPOClip, PPOClipConfig
+from rlrun.core.batch import Batch
+from rlrun.networks import make_networks
+from tests.algos.common import batch_for, networks
+
+SEEDS = (0, 1, 2)
+
+
+def stack(batches: list[Batch]) -> Batch:
+    return Batch(**{key: torch.stack([getattr(b, key) for b in batches])
+                    for key in ("obs", "actions", "log_probs", "values", "advantages", "returns")})
+
+
+def vector(*modules) -> torch.Tensor:
+    return parameters_to_vector([p for m in modules for p in m.parameters()]).detach().clone()
+
+
+def check(make_alone, make_stacked, make_networks_of, batches_of, updates: int = 3, **tolerance):
+    """Each seed alone and all seeds stacked, ``updates`` updates each on the same batches."""
+    alone = []
+    for seed in SEEDS:
+        actor, critic = make_networks_of(seed)
+        algo, metrics = make_alone(actor, critic, seed), []
+        for k in range(updates):
+            metrics.append(algo.update(batches_of(seed, k, actor), progress=k / 10))
+        alone.append((vector(actor, critic), algo.state_dict(), metrics))
+    nets = [make_networks_of(seed) for seed in SEEDS]
+    algo = make_stacked([a for a, _ in nets], [c for _, c in nets], list(SEEDS))
+    metrics = []
+    for k in range(updates):
+        metrics.append(algo.update(stack([batches_of(seed, k, actor) for seed, (actor, _) in zip(SEEDS, nets)]),
+                                   progress=k / 10))
+    for s, (params, state, seed_metrics) in enumerate(alone):
+        torch.testing.assert_close(vector(*nets[s]), params, **tolerance)
+        stacked_state = algo.state_dict(s)
+        assert stacked_state["optimizer"]["steps"] == state["optimizer"]["steps"]
+        torch.testing.assert_close(stacked_state["optimizer"]["exp_avg_sq"], state["optimizer"]["exp_avg_sq"], **tolerance)
+        assert torch.equal(stacked_state["generator"], state["generator"])
+        for k in range(updates):
+            for key, value in seed_metrics[k].items():
+                ours = metrics[k][key]
+                ours = ours[s] if isinstance(ours, list) else ours
+                assert ours == pytest.approx(value, rel=1e-4, abs=1e-6), (key, k, s)
+    return alone
+
+
+@pytest.mark.parametrize("gaussian", [False, True])
+@pytest.mark.parametrize("target_kl", [None, 0.01])
+def test_ppo_clip_seeds_stacked_equal_each_seed_alone(gaussian, target_kl):
+    cfg = PPOClipConfig(n_epochs=4, batch_size=64, target_kl=target_kl, ent_coef=0.01, clip_value_eps=0.2,
+                        learning_rate=1e-2)
+    batches = {}
+
+    def batch_of(seed, k, actor):  # the same batch for a seed alone and stacked, from its first networks
+        if (seed, k) not in batches:
+            batches[seed, k] = batch_for(networks(gaussian, seed)[0], n=256, seed=100 * seed + k)
+        return batches[seed, k]
+
+    alone = check(lambda a, c, s: PPOClip(cfg, a, c, s), lambda a, c, s: PPOClip.for_seeds(cfg, a, c, s),
+                  lambda seed: networks(gaussian, seed), batch_of, rtol=1e-5, atol=1e-6)  # batched vs plain matmuls
+    epochs = [[m["train/epochs"] for m in metrics] for _, _, metrics in alone]
+    if target_kl is not None:  # the seeds stopped early, and not all after the same number of epochs
+        assert any(e < cfg.n_epochs for seed_epochs in epochs for e in seed_epochs)
+        assert len({tuple(seed_epochs) for seed_epochs in epochs}) > 1
+
+
+def test_ppo_clip_seeds_stacked_by_autograd_where_no_gradient_is_written_out():
+    """A MultiDiscrete actor has no written-out gradient: each seed's autograd pass, one optimiser step."""
+    space, obs_space = spaces.MultiDiscrete([3, 2]), spaces.Box(-1, 1, (4,))
+    cfg = PPOClipConfig(n_epochs=2, batch_size=128)
+
+    def nets(seed):
+        torch.manual_seed(seed)
+        return make_networks(cfg, obs_space, space)
+
+    def batch_of(seed, k, actor):
+        generator = torch.Generator().manual_seed(10 * seed + k)
+        obs = torch.randn(256, 4, generator=generator)
+        with torch.no_grad():
+            actions = nets(seed)[0](obs).sample()
+            log_probs = nets(seed)[0](obs).log_prob(actions)
+        adv = torch.randn(256, generator=generator)
+        return Batch(obs=obs, actions=actions, log_probs=log_probs, values=torch.zeros(256), advantages=adv, returns=adv)
+
+    check(lambda a, c, s: PPOClip(cfg, a, c, s), lambda a, c, s: PPOClip.for_seeds(cfg, a, c, s), nets, batch_of,
+          updates=2, rtol=0, atol=0)  # the same operations seed by seed: bit for bit
