@@ -15,9 +15,9 @@ from rlrun.algos.registry import AlgoConfig, Registration
 from rlrun.core import written_gradients
 from rlrun.core.batch import Batch
 from rlrun.core.contracts import Actor, Critic
-from rlrun.core.flat_params import FlatParameters, unique_parameters
 from rlrun.core.losses import normalize, scheduled, value_loss
 from rlrun.core.optimizers import Adam, RMSprop
+from rlrun.core.seeds import flat_parameters, per_seed, seed_by_seed
 from rlrun.core.shared_encoder import shared_features
 from rlrun.knobs import AT_LEAST_ONE, FRACTION_CLOSED, NON_NEGATIVE, POSITIVE, Check, knob, one_of
 
@@ -45,18 +45,30 @@ class A2CConfig(AlgoConfig):
 
 
 class A2C:
-    """One first-order step per rollout on the actor-critic loss, actor and critic together."""
+    """One first-order step per rollout on the actor-critic loss, actor and critic together; of one
+    run, or (:meth:`for_seeds`) of S seeds' networks at once, the batch [S, T * N, ...] and every
+    metric one per seed."""
 
     def __init__(self, cfg: A2CConfig, actor: Actor, critic: Critic, seed: int):
-        self.cfg, self.actor, self.critic = cfg, actor, critic
-        self.params = FlatParameters(unique_parameters(actor, critic))  # one vector for the optimiser
+        self._build(cfg, [actor], [critic])
+
+    @classmethod
+    def for_seeds(cls, cfg: A2CConfig, actors: list[Actor], critics: list[Critic], seeds: list[int]) -> A2C:
+        algo = cls.__new__(cls)
+        algo._build(cfg, actors, critics)
+        return algo
+
+    def _build(self, cfg: A2CConfig, actors: list[Actor], critics: list[Critic]) -> None:
+        self.cfg, self.actors, self.critics = cfg, actors, critics
+        self.actor, self.critic, self.stacked = actors[0], critics[0], len(actors) > 1
+        self.params = flat_parameters(actors, critics)  # one vector for the optimiser (a row a seed)
         if cfg.optimizer == "rmsprop":
             self.optimizer = RMSprop(self.params.vector, lr=cfg.learning_rate, alpha=cfg.rms_alpha, eps=cfg.rms_eps)
         else:
             self.optimizer = Adam(self.params.vector, lr=cfg.learning_rate, eps=cfg.rms_eps)
-        self.written_out = written_gradients.applies(actor, critic)  # MLPs: the gradient without a graph
+        self.written_out = written_gradients.applies(self.actor, self.critic)  # MLPs: the gradient without a graph
 
-    def update(self, batch: Batch, progress: float) -> dict[str, float]:
+    def update(self, batch: Batch, progress: float) -> dict[str, float | list[float]]:
         cfg = self.cfg
         lr = scheduled(cfg.learning_rate, cfg.lr_schedule, progress)
         self.optimizer.lr = lr
@@ -66,30 +78,40 @@ class A2C:
         policy_loss, v_loss = self._gradient(batch, advantages)
         grad_norm = self.params.clip_grad_norm_(cfg.max_grad_norm)
         self.optimizer.step()
-        return {"loss/policy": policy_loss.item(), "loss/value": v_loss.item(), "train/learning_rate": lr,
-                "a2c/grad_norm": grad_norm.item()}
+        return {"loss/policy": per_seed(policy_loss), "loss/value": per_seed(v_loss), "train/learning_rate": lr,
+                "a2c/grad_norm": per_seed(grad_norm)}
 
     def _gradient(self, batch: Batch, advantages: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The gradient of -mean(log pi(a|s) A) + vf_coef * L^V - ent_coef * H into the parameters'
         .grad; returns the two losses. MLP networks: written out (core.written_gradients, tested
-        against autograd); others (CNNs, other heads): autograd."""
+        against autograd), every seed in one pass; others (CNNs, other heads): autograd, seed by seed."""
         cfg = self.cfg
         if self.written_out:
             terms = written_gradients.policy_value_gradient(self.actor, self.critic, batch.obs, batch.actions, advantages,
-                                                            batch.returns, vf_coef=cfg.vf_coef, ent_coef=cfg.ent_coef)
+                                                            batch.returns, vf_coef=cfg.vf_coef, ent_coef=cfg.ent_coef,
+                                                            stacked=self.params if self.stacked else None)
             return terms.policy_loss, terms.value_loss
-        inputs, encoded = shared_features(self.actor, self.critic, batch.obs)  # a shared CNN runs once
-        log_prob, entropy = self.actor.log_prob_entropy(inputs, batch.actions, encoded)
+        inputs = (batch.obs, batch.actions, advantages, batch.returns)
+        if self.stacked:
+            return seed_by_seed(self._autograd_gradient, self.actors, self.critics, *inputs)
+        return self._autograd_gradient(self.actor, self.critic, *inputs)
+
+    def _autograd_gradient(self, actor: Actor, critic: Critic, obs: torch.Tensor, actions: torch.Tensor,
+                           advantages: torch.Tensor, returns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.cfg
+        inputs, encoded = shared_features(actor, critic, obs)  # a shared CNN runs once
+        log_prob, entropy = actor.log_prob_entropy(inputs, actions, encoded)
         policy_loss = -(log_prob * advantages).mean()  # the policy gradient of A2C (and of ACKTR's step)
-        v_loss = value_loss(self.critic.value(inputs, encoded), batch.returns)
+        v_loss = value_loss(critic.value(inputs, encoded), returns)
         (policy_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy.mean()).backward()
         return policy_loss, v_loss
 
-    def state_dict(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict()}
+    def state_dict(self, seed: int = 0) -> dict:
+        """The state of one run (of stacked seeds, of the ``seed``-th), as an unstacked run saves it."""
+        return {"optimizer": self.optimizer.state_dict(seed)}
 
-    def load_state_dict(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
+    def load_state_dict(self, state: dict, seed: int = 0) -> None:
+        self.optimizer.load_state_dict(state["optimizer"], seed)
 
 
 REGISTRATION = Registration(

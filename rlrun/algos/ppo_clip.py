@@ -11,10 +11,9 @@ from rlrun.algos.registry import AlgoConfig, Registration
 from rlrun.core import written_gradients
 from rlrun.core.batch import Batch
 from rlrun.core.contracts import Actor, Critic
-from rlrun.core.flat_params import FlatParameters, unique_parameters
 from rlrun.core.losses import (approx_kl, clipped_surrogate, normalize, scheduled, seed_minibatches, shuffled_minibatches,
                                value_loss)
-from rlrun.core.seed_metrics import per_seed
+from rlrun.core.seeds import flat_parameters, per_seed, seed_by_seed
 from rlrun.core.optimizers import Adam
 from rlrun.core.shared_encoder import shared_features
 from rlrun.knobs import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, knob, one_of
@@ -67,8 +66,7 @@ class PPOClip:
         self.cfg, self.actors, self.critics = cfg, actors, critics
         self.actor, self.critic = actors[0], critics[0]
         self.stacked = len(seeds) > 1
-        per_seed = [unique_parameters(actor, critic) for actor, critic in zip(actors, critics)]
-        self.params = FlatParameters.stacked(per_seed) if self.stacked else FlatParameters(per_seed[0])  # one vector for Adam
+        self.params = flat_parameters(actors, critics)  # one vector for Adam (a row a seed)
         self.optimizer = Adam(self.params.vector, lr=cfg.learning_rate, eps=cfg.adam_eps)
         self.generators = [torch.Generator().manual_seed(seed) for seed in seeds]  # minibatch shuffling
         self.written_out = written_gradients.applies(self.actor, self.critic)  # MLPs: the gradient without a graph
@@ -148,13 +146,11 @@ class PPOClip:
                 old_log_prob=old_log_prob, clip_eps=clip_eps, old_values=old_values, clip_value_eps=cfg.clip_value_eps,
                 stacked=self.params if self.stacked else None)
             return terms.policy_loss, terms.value_loss, terms.log_prob
+        inputs = (obs, actions, old_log_prob, advantages, returns, old_values)
+        autograd = lambda actor, critic, *tensors: self._autograd_gradient(actor, critic, *tensors, clip_eps)  # noqa: E731
         if self.stacked:
-            per_seed_terms = [self._autograd_gradient(actor, critic, *(x[s] for x in (
-                obs, actions, old_log_prob, advantages, returns, old_values)), clip_eps)
-                for s, (actor, critic) in enumerate(zip(self.actors, self.critics))]
-            return tuple(torch.stack(terms) for terms in zip(*per_seed_terms))
-        return self._autograd_gradient(self.actor, self.critic, obs, actions, old_log_prob, advantages, returns,
-                                       old_values, clip_eps)
+            return seed_by_seed(autograd, self.actors, self.critics, *inputs)
+        return autograd(self.actor, self.critic, *inputs)
 
     def _autograd_gradient(self, actor: Actor, critic: Critic, obs: torch.Tensor, actions: torch.Tensor,
                            old_log_prob: torch.Tensor, advantages: torch.Tensor, returns: torch.Tensor,

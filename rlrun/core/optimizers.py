@@ -113,10 +113,14 @@ class RMSprop:
         self.square_avg.mul_(self.alpha).addcmul_(grad, grad, value=1.0 - self.alpha)
         self.params.addcdiv_(grad, self.square_avg.sqrt().add_(self.eps), value=-self.lr)
 
-    def state_dict(self) -> dict:
-        return {"steps": self.steps, "square_avg": self.square_avg.clone()}
+    def state_dict(self, row: int | None = None) -> dict:
+        """The state; of a stacked [S, P] vector (every row steps at every step), ``row``'s alone,
+        as an unstacked RMSprop of that seed saves it (``row`` is not read for an unstacked one)."""
+        square_avg = self.square_avg if self.params.dim() == 1 else self.square_avg[row]
+        return {"steps": self.steps, "square_avg": square_avg.clone()}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict, row: int | None = None) -> None:
         state = _tensor_state(state)
         self.steps = int(state.get("steps", state.get("step", 0)))
-        self.square_avg.copy_(state.get("square_avg", torch.zeros(())))
+        square_avg = self.square_avg if self.params.dim() == 1 else self.square_avg[row]
+        square_avg.copy_(state.get("square_avg", torch.zeros(())))

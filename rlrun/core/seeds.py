@@ -1,0 +1,33 @@
+"""Several seeds of one configuration stepped together (a batched sweep's group): the helpers an
+algorithm uses to hold one run's networks or S seeds' alike."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from rlrun.core.flat_params import FlatParameters, unique_parameters
+
+
+def flat_parameters(actors: Sequence[nn.Module], critics: Sequence[nn.Module]) -> FlatParameters:
+    """The actor's and the critic's parameters as one vector, or with several seeds as the rows of
+    one matrix (``FlatParameters.stacked``)."""
+    per_seed = [unique_parameters(actor, critic) for actor, critic in zip(actors, critics)]
+    return FlatParameters(per_seed[0]) if len(per_seed) == 1 else FlatParameters.stacked(per_seed)
+
+
+def seed_by_seed(gradient: Callable[..., tuple[Tensor, ...]], actors: Sequence[nn.Module],
+                 critics: Sequence[nn.Module], *tensors: Tensor) -> tuple[Tensor, ...]:
+    """``gradient(actor, critic, *inputs)`` of each seed on its rows of ``tensors`` ([S, ...] each),
+    its gradient landing in the seed's own parameters; what it returns, stacked over the seeds."""
+    results = [gradient(actor, critic, *(x[s] for x in tensors)) for s, (actor, critic) in enumerate(zip(actors, critics))]
+    return tuple(torch.stack(values) for values in zip(*results))
+
+
+def per_seed(values: Tensor | Sequence[Tensor]) -> float | list[float]:
+    """A metric of one run as a float, or of S stacked seeds as S floats in seed order."""
+    values = torch.stack(list(values)) if not isinstance(values, Tensor) else values
+    flat = values.detach().reshape(-1).tolist()
+    return flat[0] if len(flat) == 1 else flat
