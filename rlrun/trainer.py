@@ -110,7 +110,7 @@ def worker_errors_to_log() -> Iterator[None]:
 def _train(cfg: DictConfig, run_dir: Path, multirun: bool, overridden: Sequence[str], stop: StopRequest) -> dict:
     try:  # set-up: a crash here is recorded like one in the loop (summary.json, rlrun.log)
         configure_torch(cfg.torch_threads, cfg.deterministic)
-        checkpoint = _resume_checkpoint(cfg, run_dir)
+        checkpoint = resume_checkpoint(cfg, run_dir)
         seed_everything(cfg.seed)
         run = RunState.build(cfg, resolve_device(cfg.device))
         if checkpoint is not None:
@@ -123,9 +123,9 @@ def _train(cfg: DictConfig, run_dir: Path, multirun: bool, overridden: Sequence[
         checkpoints = Checkpoints(run_dir, cfg, run, tb, wall)
         reporter = ProgressReporter(cfg.total_steps, "lines" if multirun and cfg.progress in ("auto", "bar")
                                     else cfg.progress, f"{cfg.algo.name} {cfg.env.id}")  # no bars in sweep workers
-        _log_start(cfg, run_dir)
+        log_start(cfg, run_dir)
     except Exception as exc:
-        _record_setup_crash(cfg, run_dir, exc)
+        record_setup_crash(cfg, run_dir, exc)
         raise
     log_every = cfg.log_every or algorithms()[cfg.algo.name].log_every
     samples = cfg.algo.n_steps * cfg.env.num_envs  # env steps an iteration
@@ -149,16 +149,16 @@ def _train(cfg: DictConfig, run_dir: Path, multirun: bool, overridden: Sequence[
             run.steps += samples
             run.iteration += 1
             run.tracker.add(episodes, wall())
-            _log_iteration(run, tb, reporter, metrics if logged else None, episodes, update_s, wall())
+            log_iteration(run, tb, reporter, metrics if logged else None, episodes, update_s, wall())
             if run.evaluator is not None and run.evaluator.due(run.steps):
-                _evaluate(run, tb, checkpoints, stop)
+                evaluate(run, tb, checkpoints, stop)
             checkpoints.save_if_due()
             if multirun and not stop and sweep_stopping(run_dir):  # the driver was stopped: any launcher
                 stop.ask(signal.SIGINT, "the sweep was stopped")
-        if run.evaluator is not None and run.steps >= cfg.total_steps and not _evaluated_at(run, run.steps):
-            _evaluate(run, tb, checkpoints, stop)  # the final policy is always evaluated
+        if run.evaluator is not None and run.steps >= cfg.total_steps and not evaluated_at(run, run.steps):
+            evaluate(run, tb, checkpoints, stop)  # the final policy is always evaluated
         # Complete once every step and the final evaluation are done, even if a stop came during them.
-        finished = run.steps >= cfg.total_steps and (run.evaluator is None or _evaluated_at(run, run.steps))
+        finished = run.steps >= cfg.total_steps and (run.evaluator is None or evaluated_at(run, run.steps))
         status = "completed" if finished else "interrupted"
     except (NumericalError, OutputError) as err:  # the state is consistent: it stopped between steps
         status, error, failure = "failed", str(err), err
@@ -179,12 +179,12 @@ def _train(cfg: DictConfig, run_dir: Path, multirun: bool, overridden: Sequence[
             write_summary(run_dir, summary)
         except OutputError as err:  # a full disk: the outcome still reaches the console below
             log.error("%s", err)
-        _close(cfg, run, tb, overridden)
+        close_run(cfg, run, tb, overridden)
     _report_end(cfg, run_dir, multirun, summary, failure, stop)
     return summary
 
 
-def _record_setup_crash(cfg: DictConfig, run_dir: Path, exc: Exception) -> None:
+def record_setup_crash(cfg: DictConfig, run_dir: Path, exc: Exception) -> None:
     """summary.json (status ``crashed``, the error) and the traceback in rlrun.log, for a run that
     failed before its first step. A resumed run keeps its earlier summary's figures."""
     failed = isinstance(exc, RlrunError)  # a cause the message names; anything else is a crash
@@ -200,7 +200,7 @@ def _record_setup_crash(cfg: DictConfig, run_dir: Path, exc: Exception) -> None:
     quietly(lambda: write_summary(run_dir, summary), "writing summary.json")
 
 
-def _resume_checkpoint(cfg: DictConfig, run_dir: Path) -> dict | None:
+def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> dict | None:
     if not cfg.resume:
         return None
     checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.pt")
@@ -208,7 +208,7 @@ def _resume_checkpoint(cfg: DictConfig, run_dir: Path) -> dict | None:
     return checkpoint
 
 
-def _log_start(cfg: DictConfig, run_dir: Path) -> None:
+def log_start(cfg: DictConfig, run_dir: Path) -> None:
     log.info("%s on %s, seed %d, %d steps -> %s", cfg.algo.name, cfg.env.id, cfg.seed, cfg.total_steps, run_dir)
     if cfg.tuned_file:
         values = " ".join(f"{key}={value}" if now == value else f"{key}={value} (overridden: {now})"
@@ -216,7 +216,7 @@ def _log_start(cfg: DictConfig, run_dir: Path) -> None:
         log.info("tuned values from %s (tuned=none: without them): %s", cfg.tuned_file, values)
 
 
-def _log_iteration(run: RunState, tb: TensorBoardLogger, reporter: ProgressReporter, metrics: dict[str, float] | None,
+def log_iteration(run: RunState, tb: TensorBoardLogger, reporter: ProgressReporter, metrics: dict[str, float] | None,
                    episodes: list[Episode], update_s: float, wall_s: float) -> None:
     """The episodes that ended, the update's metrics on a logged iteration (None otherwise), progress."""
     fps = run.steps / wall_s
@@ -230,11 +230,11 @@ def _log_iteration(run: RunState, tb: TensorBoardLogger, reporter: ProgressRepor
     reporter.update(run.steps, fps, run.tracker.mean_return())
 
 
-def _evaluated_at(run: RunState, steps: int) -> bool:
+def evaluated_at(run: RunState, steps: int) -> bool:
     return run.evaluator.last is not None and run.evaluator.last.step == steps
 
 
-def _evaluate(run: RunState, tb: TensorBoardLogger, checkpoints: Checkpoints, stop: StopRequest) -> None:
+def evaluate(run: RunState, tb: TensorBoardLogger, checkpoints: Checkpoints, stop: StopRequest) -> None:
     result = run.evaluator.run(run.actor, run.obs_normalizer, run.steps, stop=lambda: bool(stop))
     if result is None:
         log.warning("evaluation at step %d stopped by the signal; it runs again when the run is resumed", run.steps)
@@ -246,7 +246,7 @@ def _evaluate(run: RunState, tb: TensorBoardLogger, checkpoints: Checkpoints, st
         checkpoints.save("best.pt")
 
 
-def _close(cfg: DictConfig, run: RunState, tb: TensorBoardLogger, overridden: Sequence[str]) -> None:
+def close_run(cfg: DictConfig, run: RunState, tb: TensorBoardLogger, overridden: Sequence[str]) -> None:
     quietly(lambda: tb.hparams(cfg, overridden), "writing the HParams entry")
     quietly(tb.close, "closing the event file")
     quietly(run.envs.close, "closing the training envs")

@@ -50,18 +50,18 @@ class A2C:
     metric one per seed."""
 
     def __init__(self, cfg: A2CConfig, actor: Actor, critic: Critic, seed: int):
-        self._build(cfg, [actor], [critic])
+        self._build(cfg, [actor], [critic], stacked=False)
 
     @classmethod
     def for_seeds(cls, cfg: A2CConfig, actors: list[Actor], critics: list[Critic], seeds: list[int]) -> A2C:
         algo = cls.__new__(cls)
-        algo._build(cfg, actors, critics)
+        algo._build(cfg, actors, critics, stacked=True)
         return algo
 
-    def _build(self, cfg: A2CConfig, actors: list[Actor], critics: list[Critic]) -> None:
+    def _build(self, cfg: A2CConfig, actors: list[Actor], critics: list[Critic], stacked: bool) -> None:
         self.cfg, self.actors, self.critics = cfg, actors, critics
-        self.actor, self.critic, self.stacked = actors[0], critics[0], len(actors) > 1
-        self.params = flat_parameters(actors, critics)  # one vector for the optimiser (a row a seed)
+        self.actor, self.critic, self.stacked = actors[0], critics[0], stacked  # stacked: the batch [S, T * N, ...]
+        self.params = flat_parameters(actors, critics, stacked)  # one vector for the optimiser (a row a seed)
         if cfg.optimizer == "rmsprop":
             self.optimizer = RMSprop(self.params.vector, lr=cfg.learning_rate, alpha=cfg.rms_alpha, eps=cfg.rms_eps)
         else:

@@ -54,19 +54,20 @@ class PPOClip:
     generator and stops its epochs on its own KL, and every metric is one value per seed."""
 
     def __init__(self, cfg: PPOClipConfig, actor: Actor, critic: Critic, seed: int):
-        self._build(cfg, [actor], [critic], [seed])
+        self._build(cfg, [actor], [critic], [seed], stacked=False)
 
     @classmethod
     def for_seeds(cls, cfg: PPOClipConfig, actors: list[Actor], critics: list[Critic], seeds: list[int]) -> PPOClip:
         algo = cls.__new__(cls)
-        algo._build(cfg, actors, critics, seeds)
+        algo._build(cfg, actors, critics, seeds, stacked=True)
         return algo
 
-    def _build(self, cfg: PPOClipConfig, actors: list[Actor], critics: list[Critic], seeds: list[int]) -> None:
+    def _build(self, cfg: PPOClipConfig, actors: list[Actor], critics: list[Critic], seeds: list[int],
+               stacked: bool) -> None:
         self.cfg, self.actors, self.critics = cfg, actors, critics
         self.actor, self.critic = actors[0], critics[0]
-        self.stacked = len(seeds) > 1
-        self.params = flat_parameters(actors, critics)  # one vector for Adam (a row a seed)
+        self.stacked = stacked  # the batch [S, T * N, ...], the metrics one per seed
+        self.params = flat_parameters(actors, critics, stacked)  # one vector for Adam (a row a seed)
         self.optimizer = Adam(self.params.vector, lr=cfg.learning_rate, eps=cfg.adam_eps)
         self.generators = [torch.Generator().manual_seed(seed) for seed in seeds]  # minibatch shuffling
         self.written_out = written_gradients.applies(self.actor, self.critic)  # MLPs: the gradient without a graph

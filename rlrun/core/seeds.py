@@ -11,11 +11,11 @@ from torch import Tensor, nn
 from rlrun.core.flat_params import FlatParameters, unique_parameters
 
 
-def flat_parameters(actors: Sequence[nn.Module], critics: Sequence[nn.Module]) -> FlatParameters:
-    """The actor's and the critic's parameters as one vector, or with several seeds as the rows of
-    one matrix (``FlatParameters.stacked``)."""
+def flat_parameters(actors: Sequence[nn.Module], critics: Sequence[nn.Module], stacked: bool) -> FlatParameters:
+    """The actor's and the critic's parameters as one vector, or ``stacked``: each seed's as a row
+    of one matrix (``FlatParameters.stacked``; a group of one seed too)."""
     per_seed = [unique_parameters(actor, critic) for actor, critic in zip(actors, critics)]
-    return FlatParameters(per_seed[0]) if len(per_seed) == 1 else FlatParameters.stacked(per_seed)
+    return FlatParameters.stacked(per_seed) if stacked else FlatParameters(per_seed[0])
 
 
 def seed_by_seed(gradient: Callable[..., tuple[Tensor, ...]], actors: Sequence[nn.Module],
