@@ -25,17 +25,18 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from rlrun.algos.registry import algorithms
-from rlrun.checkpoint import lock_run_dir
+from rlrun.checkpoint import lock_run_dir, resume_command
+from rlrun.config import sweep_dir_of
 from rlrun.core.batch import Batch
 from rlrun.core.diagnostics import check_finite, policy_snapshot, update_diagnostics
-from rlrun.errors import NumericalError, OutputError
+from rlrun.errors import Interrupted, NumericalError, OutputError
 from rlrun.logger import ProgressReporter, TensorBoardLogger
 from rlrun.process_setup import configure_torch, resolve_device, rng_state, seed_everything, set_rng_state
 from rlrun.run_state import RunState
 from rlrun.run_summary import run_summary, write_summary
 from rlrun.signals import StopRequest, stop_on_signals
 from rlrun.sweep_jobs import sweep_stopping
-from rlrun.trainer import (Checkpoints, close_run, evaluate, evaluated_at, log_iteration, log_start, log_to_files,
+from rlrun.trainer import (Checkpoints, close_run, evaluate, evaluated_at, log_done, log_iteration, log_start, log_to_files,
                            record_setup_crash, resume_checkpoint, worker_errors_to_log)
 
 log = logging.getLogger("rlrun")
@@ -127,26 +128,52 @@ def train_group(cfgs: Sequence[DictConfig], run_dirs: Sequence[Path], overridden
             stack.enter_context(lock_run_dir(run_dir))
         stop = stack.enter_context(stop_on_signals())
         stack.enter_context(worker_errors_to_log())
-        return _train_group(list(cfgs), list(run_dirs), overridden, stop)
+        formatter = stack.enter_context(_without_job_log_file())
+        seeds, summaries = _train_group(list(cfgs), list(run_dirs), overridden, stop, formatter)
+    failed = [seed for seed in seeds if seed.status in ("failed", "crashed")]
+    for seed in failed:
+        kept = "the last good checkpoint is kept, resume with: " + resume_command(seed.run_dir) if (
+            seed.run_dir / "checkpoints" / "last.pt").is_file() else "it came before the first checkpoint"
+        log.error("seed %d %s: %s; %s", seed.cfg.seed, seed.status, seed.error, kept)
+    if any(seed.status == "interrupted" for seed in seeds):
+        log.warning("stopped at step %d; every seed saved; resume with: %s (one seed: %s)",
+                    max(seed.run.steps for seed in seeds), resume_command(sweep_dir_of(seeds[0].run_dir), sweep=True),
+                    resume_command(seeds[0].run_dir))
+        stop.hand_over()
+        raise Interrupted(stop.exit_code)
+    return summaries
 
 
-def _file_log(run_dir: Path) -> logging.Handler:
-    """The seed's rlrun.log, formatted as a run's own (the job logging's file handler)."""
+@contextlib.contextmanager
+def _without_job_log_file() -> Iterator[logging.Formatter]:
+    """Hydra's job logging writes to one job's rlrun.log; a group's seeds each write their own
+    (added around each seed's work). Yields the format of those files."""
+    root = logging.getLogger()
+    files = [h for h in root.handlers if isinstance(h, logging.FileHandler)]
+    for handler in files:
+        root.removeHandler(handler)
+    try:
+        yield files[0].formatter if files else logging.Formatter("[%(asctime)s] %(levelname)s %(message)s")
+    finally:
+        for handler in files:
+            root.addHandler(handler)
+
+
+def _file_log(run_dir: Path, formatter: logging.Formatter) -> logging.Handler:
     handler = logging.FileHandler(run_dir / "rlrun.log")
-    template = next((h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)), None)
-    handler.setFormatter(template.formatter if template is not None else
-                         logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    handler.setFormatter(formatter)
     return handler
 
 
-def _set_up(cfgs: list[DictConfig], run_dirs: list[Path]) -> tuple[list[SeedRun], StackedAlgorithm]:
+def _set_up(cfgs: list[DictConfig], run_dirs: list[Path],
+            formatter: logging.Formatter) -> tuple[list[SeedRun], StackedAlgorithm]:
     first = cfgs[0]
     configure_torch(first.torch_threads, first.deterministic)
     device = resolve_device(first.device)
     seeds: list[SeedRun] = []
     checkpoints = []
     for cfg, run_dir in zip(cfgs, run_dirs):
-        log_file = _file_log(run_dir)
+        log_file = _file_log(run_dir, formatter)
         logging.getLogger().addHandler(log_file)
         try:  # as a run alone: seeded, then built (the networks draw from the global generators)
             checkpoint = resume_checkpoint(cfg, run_dir)
@@ -175,8 +202,9 @@ def _set_up(cfgs: list[DictConfig], run_dirs: list[Path]) -> tuple[list[SeedRun]
     return seeds, group
 
 
-def _train_group(cfgs: list[DictConfig], run_dirs: list[Path], overridden: Sequence[str], stop: StopRequest) -> list[dict]:
-    seeds, group = _set_up(cfgs, run_dirs)
+def _train_group(cfgs: list[DictConfig], run_dirs: list[Path], overridden: Sequence[str], stop: StopRequest,
+                 formatter: logging.Formatter) -> tuple[list[SeedRun], list[dict]]:
+    seeds, group = _set_up(cfgs, run_dirs, formatter)
     cfg = cfgs[0]
     start = time.monotonic()
     for seed in seeds:  # each seed's wall clock continues its own earlier sessions'
@@ -236,7 +264,7 @@ def _train_group(cfgs: list[DictConfig], run_dirs: list[Path], overridden: Seque
     finally:
         reporter.close()
         summaries = [_finish(seed, overridden) for seed in seeds]
-    return summaries
+    return seeds, summaries
 
 
 @contextlib.contextmanager
@@ -291,6 +319,8 @@ def _finish(seed: SeedRun, overridden: Sequence[str]) -> dict:
         except OutputError as err:
             log.error("%s", err)
         close_run(seed.cfg, seed.run, seed.tb, overridden)
+        if seed.status == "completed":
+            log_done(seed.cfg, summary)
     seed.log_file.close()
     return summary
 

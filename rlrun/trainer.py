@@ -267,6 +267,11 @@ def _report_end(cfg: DictConfig, run_dir: Path, multirun: bool, summary: dict, f
         log.warning("stopped at step %d; checkpoint saved; %s", summary["steps_done"], resume_hint)
         stop.hand_over()
         raise Interrupted(stop.exit_code)
+    log_done(cfg, summary)
+
+
+def log_done(cfg: DictConfig, summary: dict) -> None:
+    """The line a completed run ends with."""
     final = "-" if summary["final_return"] is None else f"{summary['final_return']:.1f}"
     solved = "not solved" if summary["solved_step"] is None else f"solved at step {summary['solved_step']}"
     log.info("done: %d env steps (total_steps %d, whole iterations of %d) in %.1f s, %.0f steps/s; "

@@ -91,3 +91,51 @@ def continue_earlier_attempt(cfg: DictConfig, run_dir: Path) -> float | None:
     elif state == "dead":
         clear_dead_attempt(run_dir)
     return None
+
+
+def run_group_task(cfgs: list[DictConfig], run_dirs: list[Path], overridden: list[list[str]]) -> tuple[list[float], int | None]:
+    """The jobs of one group of seeds (``hydra/launcher=batched``), trained together; each job's
+    objective (NaN for one that failed), and the exit status of a stop (None: not stopped). As
+    :func:`run_task` for a sweep job: a job that completed before is not run again, one with a
+    checkpoint continues from it; seeds that continue from different steps are trained as
+    separate groups (a group's seeds step together)."""
+    from rlrun import slurm
+    from rlrun.checkpoint import load_checkpoint, lock_run_dir
+    from rlrun.run_summary import objective_value
+    from rlrun.seed_group import train_group
+    from rlrun.sweep_jobs import sweep_stopping
+
+    if not gc.get_freeze_count():
+        gc.freeze()  # as run_task
+    values: list[float] = [float("nan")] * len(cfgs)
+    starting: dict[int, list[int]] = {}  # the step a job starts from -> the jobs
+    for i, (cfg, run_dir) in enumerate(zip(cfgs, run_dirs)):
+        try:
+            validate(cfg)
+            if sweep_stopping(run_dir):
+                log.warning("%s not started: the sweep was stopped", run_dir)
+                continue
+            with lock_run_dir(run_dir):
+                previous = continue_earlier_attempt(cfg, run_dir)
+            if previous is not None:
+                values[i] = previous
+                continue
+            step = load_checkpoint(run_dir / "checkpoints" / "last.pt")["steps"] if cfg.resume else 0
+            starting.setdefault(step, []).append(i)
+        except RlrunError as err:
+            log.error("job %s failed: %s", run_dir, err)
+    if starting:
+        slurm.name_job(f"rlrun_{cfgs[0].algo.name}_{cfgs[0].env.id}_seeds")
+    for members in starting.values():
+        try:
+            summaries = train_group([cfgs[i] for i in members], [run_dirs[i] for i in members], overridden[members[0]])
+        except Interrupted as stop:
+            if slurm.in_job() or any(sweep_stopping(run_dirs[i]) for i in members):
+                continue
+            return values, stop.exit_code
+        except Exception as err:  # noqa: BLE001 - the group crashed: its jobs' summaries say so, the sweep goes on
+            log.error("group of seeds crashed: %s: %s", type(err).__name__, err)
+            continue
+        for i, summary in zip(members, summaries):
+            values[i] = objective_value(summary, cfgs[i].objective) if summary["status"] == "completed" else float("nan")
+    return values, None

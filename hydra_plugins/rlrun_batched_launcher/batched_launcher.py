@@ -1,0 +1,43 @@
+"""``hydra/launcher=batched``: rlrun's launcher that runs the seeds of a sweep together (the
+grouping and running live in :mod:`rlrun.launch.batched`; this module is what Hydra's plugin scan
+imports, so it stays light: no torch; and without ``from __future__ import annotations``, which
+the scan's bare module execution cannot resolve in a dataclass)."""
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.utils import JobReturn
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig
+
+
+@dataclass
+class BatchedLauncherConf:
+    _target_: str = "hydra_plugins.rlrun_batched_launcher.batched_launcher.BatchedLauncher"
+    # processes at a time, one group of seeds each; null: one per core of this machine
+    processes: Optional[int] = None
+
+
+ConfigStore.instance().store(group="hydra/launcher", name="batched", node=BatchedLauncherConf, provider="rlrun")
+
+
+class BatchedLauncher(Launcher):
+    """Jobs that differ only in ``seed`` run as one group in one process, their updates stacked."""
+
+    def __init__(self, processes: Optional[int] = None) -> None:
+        self.processes = processes
+        self.config: Optional[DictConfig] = None
+        self.task_function: Optional[TaskFunction] = None
+        self.hydra_context: Optional[HydraContext] = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from rlrun.launch.batched import launch
+
+        assert self.config is not None and self.hydra_context is not None and self.task_function is not None
+        return launch(self.hydra_context, self.config, self.task_function, job_overrides, initial_job_idx,
+                      self.processes)

@@ -1,0 +1,190 @@
+"""``hydra/launcher=batched``: a sweep's jobs that differ only in ``seed`` run as one group in one
+process (:func:`rlrun.seed_group.train_group`), their updates stacked.
+
+The groups are split so that every core has one: 16 seeds of one configuration on 2 cores are two
+groups of 8, run side by side; jobs that differ in anything else are groups of their own, run
+``processes`` at a time. Each job keeps its directory, ``.hydra/`` files, summary and exit
+status, as with any launcher, so ``rlrun-report``, the failed-jobs report and ``rlrun -m
+resume=<sweep dir>`` see the usual sweep. An algorithm that cannot step several seeds together
+runs its seeds one by one (the launcher says so). Groups run in processes forked from this one;
+a signal to this process is passed on to them, and each saves every seed before it exits.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+from multiprocessing.connection import wait
+from pathlib import Path
+from typing import Sequence
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, JobStatus, _save_config, configure_log, filter_overrides, run_job, setup_globals
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from rlrun.config import override_key
+
+log = logging.getLogger(__name__)
+
+Job = tuple[int, list[str]]  # (job index, its overrides)
+
+
+def seed_groups(job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[list[Job]]:
+    """The jobs grouped by their overrides other than ``seed``, in the order they first appear."""
+    groups: dict[tuple[str, ...], list[Job]] = {}
+    for offset, overrides in enumerate(job_overrides):
+        key = tuple(o for o in overrides if override_key(o) != "seed")
+        groups.setdefault(key, []).append((initial_job_idx + offset, list(overrides)))
+    return list(groups.values())
+
+
+def split(groups: list[list[Job]], processes: int) -> list[list[Job]]:
+    """With fewer groups than processes, each group cut into about ``processes / len(groups)``
+    parts of consecutive seeds (sizes differing by at most one, never an empty one)."""
+    parts = max(1, processes // len(groups))
+    chunks = []
+    for group in groups:
+        n = min(parts, len(group))
+        size, extra = divmod(len(group), n)
+        start = 0
+        for k in range(n):
+            end = start + size + (k < extra)
+            chunks.append(group[start:end])
+            start = end
+    return chunks
+
+
+def launch(hydra_context: HydraContext, config: DictConfig, task_function: TaskFunction,
+           job_overrides: Sequence[Sequence[str]], initial_job_idx: int, processes: int | None) -> list[JobReturn]:
+    setup_globals()
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+    processes = processes or os.cpu_count() or 1
+    chunks = split(seed_groups(job_overrides, initial_job_idx), processes)
+    log.info("Launching %d jobs as %d groups of seeds, %d at a time", len(job_overrides), len(chunks),
+             min(processes, len(chunks)))
+    for chunk in chunks:
+        seeds = ",".join(next((o.split("=", 1)[1] for o in overrides if override_key(o) == "seed"), "-")
+                         for _, overrides in chunk)
+        rest = " ".join(o for o in filter_overrides(chunk[0][1]) if override_key(o) != "seed")
+        log.info("\t#%s : %s seed=%s", ",".join(str(idx) for idx, _ in chunk), rest, seeds)
+    if len(chunks) == 1 or processes == 1:
+        outcomes = [run_chunk(hydra_context, config, task_function, chunk) for chunk in chunks]
+    else:
+        outcomes = _in_processes(hydra_context, config, task_function, chunks, processes)
+    returns = sorted((ret for rets, _ in outcomes for ret in rets), key=lambda ret: ret.hydra_cfg.hydra.job.num)
+    exit_codes = [code for _, code in outcomes if code is not None]
+    if exit_codes:  # stopped by a signal: every group saved its seeds
+        sys.exit(max(exit_codes))
+    return returns
+
+
+def _in_processes(hydra_context: HydraContext, config: DictConfig, task_function: TaskFunction,
+                  chunks: list[list[Job]], processes: int) -> list[tuple[list[JobReturn], int | None]]:
+    """Each chunk in a forked process, at most ``processes`` at a time; signals passed on to them."""
+    context = multiprocessing.get_context("fork")
+    pending, running, outcomes = list(range(len(chunks))), {}, {}
+
+    def pass_on(signum: int, frame: object) -> None:  # each group saves its seeds and ends
+        for process, _ in running.values():
+            if process.pid is not None:
+                os.kill(process.pid, signum)
+
+    previous = {sig: signal.signal(sig, pass_on) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while pending or running:
+            while pending and len(running) < processes:
+                index = pending.pop(0)
+                receiver, sender = context.Pipe(duplex=False)
+                process = context.Process(target=_chunk_process, args=(sender, hydra_context, config, task_function,
+                                                                       chunks[index]))
+                process.start()
+                sender.close()
+                running[receiver] = (process, index)
+            for receiver in wait(list(running)):
+                process, index = running.pop(receiver)
+                try:
+                    outcomes[index] = receiver.recv()
+                except EOFError:  # the process died without an answer (killed): its jobs failed
+                    outcomes[index] = ([_failed(hydra_context, config, job, "the group's process died")
+                                        for job in chunks[index]], None)
+                process.join()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return [outcomes[index] for index in range(len(chunks))]
+
+
+def _chunk_process(sender, hydra_context: HydraContext, config: DictConfig, task_function: TaskFunction,
+                   chunk: list[Job]) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
+    sender.send(run_chunk(hydra_context, config, task_function, chunk))
+    sender.close()
+
+
+def _sweep_config(hydra_context: HydraContext, config: DictConfig, job: Job) -> DictConfig:
+    idx, overrides = job
+    sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
+    with open_dict(sweep_config):
+        sweep_config.hydra.job.id = idx
+        sweep_config.hydra.job.num = idx
+    return sweep_config
+
+
+def _failed(hydra_context: HydraContext, config: DictConfig, job: Job, why: str) -> JobReturn:
+    ret = _prepare(_sweep_config(hydra_context, config, job), save=False)
+    ret.status, ret.return_value = JobStatus.FAILED, RuntimeError(why)
+    return ret
+
+
+def _prepare(sweep_config: DictConfig, save: bool = True) -> JobReturn:
+    """What Hydra's ``run_job`` does before calling the task: the job's output directory, its
+    ``.hydra/`` files and its JobReturn (without a value yet)."""
+    HydraConfig.instance().set_config(sweep_config)
+    output_dir = os.path.join(str(sweep_config.hydra.sweep.dir), str(sweep_config.hydra.sweep.subdir))
+    with read_write(sweep_config.hydra.runtime), open_dict(sweep_config.hydra.runtime):
+        sweep_config.hydra.runtime.output_dir = os.path.abspath(output_dir)
+    HydraConfig.instance().set_config(sweep_config)
+    task_cfg = copy.deepcopy(sweep_config)
+    with read_write(task_cfg), open_dict(task_cfg):
+        del task_cfg["hydra"]
+    ret = JobReturn(overrides=list(OmegaConf.to_container(sweep_config.hydra.overrides.task)), cfg=task_cfg,
+                    hydra_cfg=copy.deepcopy(HydraConfig.instance().cfg), working_dir=os.getcwd())
+    if save:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        hydra_output = Path(sweep_config.hydra.runtime.output_dir) / str(sweep_config.hydra.output_subdir)
+        _save_config(task_cfg, "config.yaml", hydra_output)
+        _save_config(ret.hydra_cfg, "hydra.yaml", hydra_output)
+        _save_config(sweep_config.hydra.overrides.task, "overrides.yaml", hydra_output)
+    return ret
+
+
+def run_chunk(hydra_context: HydraContext, config: DictConfig, task_function: TaskFunction,
+              chunk: list[Job]) -> tuple[list[JobReturn], int | None]:
+    """The jobs of one group, together; (their JobReturns, the exit status of a stop or None)."""
+    from rlrun.launch.task import run_group_task
+    from rlrun.seed_group import can_stack
+
+    sweep_configs = [_sweep_config(hydra_context, config, job) for job in chunk]
+    algo = sweep_configs[0].algo.name
+    if not can_stack(algo):
+        log.info("%s cannot step several seeds together: its %d seeds run one by one", algo, len(chunk))
+        returns = [run_job(hydra_context=hydra_context, task_function=task_function, config=sweep_config,
+                           job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+                   for sweep_config in sweep_configs]
+        return returns, None
+    returns = [_prepare(sweep_config) for sweep_config in sweep_configs]
+    configure_log(sweep_configs[0].hydra.job_logging, sweep_configs[0].hydra.verbose)  # the console; files: per seed
+    values, exit_code = run_group_task([ret.cfg for ret in returns],
+                                       [Path(ret.hydra_cfg.hydra.runtime.output_dir) for ret in returns],
+                                       [[override_key(o) for o in ret.overrides] for ret in returns])
+    for ret, value in zip(returns, values):
+        ret.return_value, ret.status = value, JobStatus.COMPLETED
+    return returns, exit_code
+

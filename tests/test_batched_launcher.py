@@ -1,0 +1,93 @@
+"""``hydra/launcher=batched``: a sweep's seeds grouped into one process each and updated together,
+every seed still a run of its own (directory, summary, checkpoint, resume), the same run as alone."""
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import torch
+
+from rlrun.checkpoint import load_checkpoint
+from rlrun.launch.batched import seed_groups, split
+from tests.conftest import spawn_rlrun, wait_until
+
+SHORT = ("algo=ppo_clip", "env=CartPole-v1", "total_steps=2048", "progress=off")
+
+
+def summaries(root: Path) -> dict[int, dict]:
+    return {s["seed"]: s for s in (json.loads(p.read_text()) for p in root.rglob("summary.json"))}
+
+
+def test_jobs_differing_only_in_seed_form_a_group_split_over_the_cores():
+    jobs = [["algo=ppo_clip", f"seed={s}"] for s in range(5)] + [["algo=trpo", f"seed={s}"] for s in range(2)]
+    groups = seed_groups(jobs, initial_job_idx=10)
+    assert [[idx for idx, _ in g] for g in groups] == [[10, 11, 12, 13, 14], [15, 16]]
+    assert [[idx for idx, _ in c] for c in split(groups[:1], processes=2)] == [[10, 11, 12], [13, 14]]
+    assert [[idx for idx, _ in c] for c in split(groups, processes=2)] == [[10, 11, 12, 13, 14], [15, 16]]
+    assert [len(c) for c in split(groups[1:], processes=8)] == [1, 1]  # never an empty group
+
+
+def test_each_seed_of_a_group_is_the_run_it_would_be_alone(run_rlrun):
+    res = run_rlrun("-m", *SHORT, "seed=0,1,2", "hydra/launcher=batched", "hydra.launcher.processes=1",
+                    "hydra.sweep.dir=sweep")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "Launching 3 jobs as 1 groups of seeds" in res.stdout
+    sweep = run_rlrun.cwd / "sweep"
+    for seed in (0, 1):
+        alone = run_rlrun(*SHORT, f"seed={seed}", f"hydra.run.dir=alone{seed}")
+        assert alone.returncode == 0, alone.stderr[-3000:]
+        grouped_dir = sweep / "ppo_clip" / "CartPole-v1" / f"seed{seed}"
+        assert (grouped_dir / ".hydra" / "overrides.yaml").is_file() and list(grouped_dir.glob("events.out.tfevents.*"))
+        assert f"seed {seed}, 2048 steps" in (grouped_dir / "rlrun.log").read_text()
+        mine, theirs = summaries(grouped_dir)[seed], summaries(run_rlrun.cwd / f"alone{seed}")[seed]
+        assert mine["status"] == "completed" and mine["steps_done"] == theirs["steps_done"]
+        assert mine["final_return"] == theirs["final_return"]  # the same episodes
+        ours = load_checkpoint(grouped_dir / "checkpoints" / "last.pt")
+        ref = load_checkpoint(run_rlrun.cwd / f"alone{seed}" / "checkpoints" / "last.pt")
+        for key, value in ref["actor"].items():  # batched matrix products: float32 rounding apart
+            torch.testing.assert_close(ours["actor"][key], value, rtol=1e-4, atol=1e-5)
+        assert ours["algo"]["optimizer"]["steps"] == ref["algo"]["optimizer"]["steps"]
+        assert torch.equal(ours["algo"]["generator"], ref["algo"]["generator"])
+    # one seed resumed alone, from its own directory, as any run
+    more = run_rlrun(f"resume={sweep / 'ppo_clip' / 'CartPole-v1' / 'seed2'}", "total_steps=2560")
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert summaries(sweep / "ppo_clip" / "CartPole-v1" / "seed2")[2]["steps_done"] == 2560
+
+
+def test_an_algorithm_that_cannot_stack_runs_its_seeds_one_by_one(run_rlrun):
+    res = run_rlrun("-m", "algo=trpo", "env=CartPole-v1", "total_steps=1024", "progress=off", "seed=0,1",
+                    "hydra/launcher=batched", "hydra.launcher.processes=1", "hydra.sweep.dir=sweep")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "trpo cannot step several seeds together: its 2 seeds run one by one" in res.stdout
+    assert {s: v["status"] for s, v in summaries(run_rlrun.cwd / "sweep").items()} == {0: "completed", 1: "completed"}
+
+
+def test_a_seed_that_fails_stops_alone_and_the_sweep_names_it(run_rlrun):
+    repo = str(Path(__file__).resolve().parent.parent)
+    res = run_rlrun("-m", "algo=ppo_clip", "env=tests.faulty_envs:NanReward-v0", "seed=0,1,2", "total_steps=2048",
+                    "algo.n_steps=32", "env.num_envs=2", "progress=off", "hydra/launcher=batched",
+                    "hydra.launcher.processes=1", "hydra.sweep.dir=sweep", env={"PYTHONPATH": repo})
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert "1 of 3 jobs" in res.stderr and "non-finite reward" in res.stderr
+    statuses = sorted(s["status"] for s in summaries(run_rlrun.cwd / "sweep").values())
+    assert statuses == ["completed", "completed", "failed"]
+
+
+def test_ctrl_c_saves_every_seed_and_the_sweep_resumes(tmp_path):
+    args = ("-m", "algo=ppo_clip", "env=CartPole-v1", "seed=0,1,2,3", "total_steps=400000", "checkpoint_every=4096",
+            "progress=off", "hydra/launcher=batched", "hydra.launcher.processes=2", "hydra.sweep.dir=sweep")
+    proc = spawn_rlrun(tmp_path, *args)
+    assert wait_until(lambda: len(list(tmp_path.glob("sweep/**/checkpoints/last.pt"))) == 4, timeout=120)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out[-2000:], err[-2000:])
+    saved = summaries(tmp_path / "sweep")
+    assert sorted(saved) == [0, 1, 2, 3] and {s["status"] for s in saved.values()} == {"interrupted"}
+    assert "resume with: rlrun -m resume=" in out
+    resumed = spawn_rlrun(tmp_path, "-m", "resume=sweep", "total_steps=20480")
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err[-3000:]
+    done = summaries(tmp_path / "sweep")
+    assert {s["status"] for s in done.values()} == {"completed"} and {s["steps_done"] for s in done.values()} == {20480}
