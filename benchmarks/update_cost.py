@@ -55,7 +55,7 @@ class Floor:
     @torch.no_grad()
     def step(self, x: torch.Tensor, upstream: list[torch.Tensor]) -> None:
         for net, grad_out in zip(self.nets, upstream):
-            MLPPass(net, x).backward(grad_out)
+            MLPPass.of(net, x).backward(grad_out)
         self.optimizer.step()
 
 

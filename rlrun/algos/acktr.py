@@ -279,7 +279,7 @@ class ACKTR:
             loss = fit_value_function(self.critic, self.critic_params, self.critic_optimizer, batch.obs,
                                       batch.returns, epochs=cfg.critic_epochs,
                                       batch_size=cfg.critic_batch_size or len(batch.obs), generator=self.generator)
-            return {"loss/value": loss}
+            return {"loss/value": loss.item()}
         for _ in range(cfg.critic_epochs):
             values = self.critic(batch.obs)
             loss = value_loss(values, batch.returns)

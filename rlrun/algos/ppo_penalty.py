@@ -17,6 +17,7 @@ from rlrun.core.flat_params import FlatParameters
 from rlrun.core.kl_controller import AdaptiveKLController
 from rlrun.core.losses import approx_kl, minibatches, normalize, ratio_surrogate, scheduled
 from rlrun.core.optimizers import Adam
+from rlrun.core.seeds import per_seed
 from rlrun.core.tally import Tally
 from rlrun.knobs import ABOVE_ONE, AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, knob, one_of
 
@@ -44,80 +45,114 @@ class PPOPenaltyConfig(AlgoConfig):
 
 
 class PPOPenalty:
-    def __init__(self, cfg: PPOPenaltyConfig, actor: Actor, critic: Critic, seed: int):
-        self.cfg, self.actor, self.critic = cfg, actor, critic
-        self.actor_params = FlatParameters(actor.parameters())
-        self.actor_optimizer = Adam(self.actor_params.vector, lr=cfg.learning_rate, eps=cfg.adam_eps)
-        self.critic_params = FlatParameters(critic.parameters())  # one vector for Adam
-        self.critic_optimizer = Adam(self.critic_params.vector, lr=cfg.critic_lr, eps=cfg.adam_eps)
-        self.kl_controller = AdaptiveKLController(kl_coef=cfg.kl_coef_init, kl_target=cfg.kl_target,
-                                                  kl_tolerance=cfg.kl_tolerance, kl_adapt_factor=cfg.kl_adapt_factor)
-        self.generator = torch.Generator().manual_seed(seed)  # minibatch shuffling
-        self.tally = Tally("ppo_penalty", ("lambda_decreases", "lambda_increases"))  # step 5's branches, totals
+    """Alg 5.23 for one run, or (:meth:`for_seeds`) for S seeds of one configuration at once: the
+    batch [S, T * N, ...], each seed with its own lambda, shuffling and metrics, the seeds' actor
+    gradients each its own autograd pass, one Adam step for all, their critics fitted together."""
 
-    def update(self, batch: Batch, progress: float) -> dict[str, float]:
-        cfg, obs, actions = self.cfg, batch.obs, batch.actions
+    def __init__(self, cfg: PPOPenaltyConfig, actor: Actor, critic: Critic, seed: int):
+        self._build(cfg, [actor], [critic], [seed], stacked=False)
+
+    @classmethod
+    def for_seeds(cls, cfg: PPOPenaltyConfig, actors: list[Actor], critics: list[Critic], seeds: list[int]) -> PPOPenalty:
+        algo = cls.__new__(cls)
+        algo._build(cfg, actors, critics, seeds, stacked=True)
+        return algo
+
+    def _build(self, cfg: PPOPenaltyConfig, actors: list[Actor], critics: list[Critic], seeds: list[int],
+               stacked: bool) -> None:
+        self.cfg, self.actors, self.critics, self.stacked = cfg, actors, critics, stacked
+        self.actor, self.critic = actors[0], critics[0]
+        flat = FlatParameters.stacked if stacked else lambda rows: FlatParameters(rows[0])
+        self.actor_params = flat([list(actor.parameters()) for actor in actors])
+        self.actor_optimizer = Adam(self.actor_params.vector, lr=cfg.learning_rate, eps=cfg.adam_eps)
+        self.critic_params = flat([list(critic.parameters()) for critic in critics])  # one vector for Adam
+        self.critic_optimizer = Adam(self.critic_params.vector, lr=cfg.critic_lr, eps=cfg.adam_eps)
+        self.kl_controllers = [AdaptiveKLController(kl_coef=cfg.kl_coef_init, kl_target=cfg.kl_target,
+                                                    kl_tolerance=cfg.kl_tolerance, kl_adapt_factor=cfg.kl_adapt_factor)
+                               for _ in seeds]
+        self.generators = [torch.Generator().manual_seed(seed) for seed in seeds]  # minibatch shuffling
+        self.tallies = [Tally("ppo_penalty", ("lambda_decreases", "lambda_increases")) for _ in seeds]  # step 5's branches
+
+    def update(self, batch: Batch, progress: float) -> dict[str, float | list[float]]:
+        cfg = self.cfg
         lr = scheduled(cfg.learning_rate, cfg.lr_schedule, progress)
         self.actor_optimizer.lr = lr
         advantages = normalize(batch.advantages) if cfg.normalize_advantage else batch.advantages
-        kl_coef = self.kl_controller.kl_coef  # lambda, fixed during this iteration's epochs
+        seeds = range(len(self.actors))
+        row = (lambda x, s: x[s]) if self.stacked else (lambda x, s: x)  # noqa: E731 - seed s's part of the batch
+        obs, actions, old_log_probs = ([row(x, s) for s in seeds] for x in (batch.obs, batch.actions, batch.log_probs))
+        advantages = [row(advantages, s) for s in seeds]
+        kl_coefs = [controller.kl_coef for controller in self.kl_controllers]  # lambda, fixed during this iteration's epochs
 
         # Alg 5.23 step 2: pi_old <- pi_theta (its distributions on the batch, fixed for the epochs)
         with torch.no_grad():
-            pi_old = self.actor(obs)
+            pi_old = [actor(o) for actor, o in zip(self.actors, obs)]
 
         # Step 3: M epochs of gradient ascent on J = surrogate - lambda * mean KL(pi_old || pi) (eq. 5.37)
-        policy_terms: dict[str, list[torch.Tensor]] = {"loss/policy": [], "loss/kl_penalty": [], "ppo_penalty/approx_kl": []}
+        policy_terms: dict[str, list[list[torch.Tensor]]] = {"loss/policy": [], "loss/kl_penalty": [],
+                                                             "ppo_penalty/approx_kl": []}
         for _ in range(cfg.policy_epochs):
-            for idx in minibatches(len(batch), cfg.batch_size, self.generator):
-                pi = self.actor(obs[idx])
-                log_prob = pi.log_prob(actions[idx])
-                surrogate = ratio_surrogate(log_prob, batch.log_probs[idx], advantages[idx])
-                kl = kl_divergence(index_distribution(pi_old, idx), pi).mean()
-                objective = surrogate - kl_coef * kl + cfg.ent_coef * pi.entropy().mean()
+            orders = [minibatches(len(o), cfg.batch_size, generator) for o, generator in zip(obs, self.generators)]
+            for indices in zip(*orders):  # one minibatch of every seed
                 self.actor_params.zero_grad()
-                (-objective).backward()
+                terms = [self._policy_gradient(s, idx, obs, actions, old_log_probs, advantages, pi_old, kl_coefs)
+                         for s, idx in zip(seeds, indices)]
                 self.actor_params.clip_grad_norm_(cfg.max_grad_norm)
                 self.actor_optimizer.step()
-                policy_terms["loss/policy"].append(-surrogate.detach())
-                policy_terms["loss/kl_penalty"].append(kl_coef * kl.detach())
-                policy_terms["ppo_penalty/approx_kl"].append(approx_kl(log_prob.detach(), batch.log_probs[idx]))
+                for key, values in zip(policy_terms, zip(*terms)):
+                    policy_terms[key].append(torch.stack(values))
 
         # Step 4: B epochs of gradient descent on mean (G_hat - V(s))^2
-        critic_loss = fit_value_function(self.critic, self.critic_params, self.critic_optimizer, obs, batch.returns,
-                                         epochs=cfg.critic_epochs, batch_size=cfg.batch_size,
-                                         generator=self.generator, max_grad_norm=cfg.max_grad_norm)
+        critic_loss = fit_value_function(self.critics if self.stacked else self.critic, self.critic_params,
+                                         self.critic_optimizer, batch.obs, batch.returns, epochs=cfg.critic_epochs,
+                                         batch_size=cfg.batch_size,
+                                         generator=self.generators if self.stacked else self.generators[0],
+                                         max_grad_norm=cfg.max_grad_norm)
 
         # Step 5: d = exact mean KL(pi_old || pi) on the whole batch; adapt lambda once
         with torch.no_grad():
-            pi_new = self.actor(obs)
-            d = kl_divergence(pi_old, pi_new).mean().item()
-        adapt = self.kl_controller.update(d)
+            d = [kl_divergence(old, actor(o)).mean().item() for old, actor, o in zip(pi_old, self.actors, obs)]
+        adapt = [controller.update(kl) for controller, kl in zip(self.kl_controllers, d)]
+        totals = [tally.add(lambda_decreases=a < 0, lambda_increases=a > 0) for tally, a in zip(self.tallies, adapt)]
 
-        metrics = {key: torch.stack(values).mean().item() for key, values in policy_terms.items()}
+        metrics = {key: per_seed(torch.stack(values).mean(0)) for key, values in policy_terms.items()}
         metrics.update({
-            "loss/value": critic_loss,
+            "loss/value": per_seed(critic_loss),
             "train/learning_rate": lr,
-            "ppo_penalty/kl_coef": self.kl_controller.kl_coef,
-            "ppo_penalty/kl_coef_before": kl_coef,
+            "ppo_penalty/kl_coef": per_seed(torch.tensor([c.kl_coef for c in self.kl_controllers], dtype=torch.float64)),
+            "ppo_penalty/kl_coef_before": per_seed(torch.tensor(kl_coefs, dtype=torch.float64)),
             "ppo_penalty/kl_target": cfg.kl_target,
-            "ppo_penalty/adapt": float(adapt),
-            **self.tally.add(lambda_decreases=adapt < 0, lambda_increases=adapt > 0),
+            "ppo_penalty/adapt": per_seed(torch.tensor(adapt, dtype=torch.float64)),
+            **{key: per_seed(torch.tensor([t[key] for t in totals], dtype=torch.float64)) for key in totals[0]},
         })
         return metrics
 
-    def state_dict(self) -> dict:
-        return {"actor_optimizer": self.actor_optimizer.state_dict(),
-                "critic_optimizer": self.critic_optimizer.state_dict(),
-                "kl_controller": self.kl_controller.state_dict(), "generator": self.generator.get_state(),
-                "tally": self.tally.state_dict()}
+    def _policy_gradient(self, s: int, idx, obs, actions, old_log_probs, advantages, pi_old,
+                         kl_coefs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Seed s's gradient of -(surrogate - lambda KL + ent_coef H) on its minibatch ``idx``, into
+        its own parameters; its (-surrogate, lambda KL, approx KL)."""
+        actor, cfg = self.actors[s], self.cfg
+        pi = actor(obs[s][idx])
+        log_prob = pi.log_prob(actions[s][idx])
+        surrogate = ratio_surrogate(log_prob, old_log_probs[s][idx], advantages[s][idx])
+        kl = kl_divergence(index_distribution(pi_old[s], idx), pi).mean()
+        objective = surrogate - kl_coefs[s] * kl + cfg.ent_coef * pi.entropy().mean()
+        (-objective).backward()
+        return -surrogate.detach(), kl_coefs[s] * kl.detach(), approx_kl(log_prob.detach(), old_log_probs[s][idx])
 
-    def load_state_dict(self, state: dict) -> None:
-        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
-        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
-        self.kl_controller.load_state_dict(state["kl_controller"])
-        self.generator.set_state(state["generator"])
-        self.tally.load_state_dict(state.get("tally"))
+    def state_dict(self, seed: int = 0) -> dict:
+        """The state of one run (of stacked seeds, of the ``seed``-th), as an unstacked run saves it."""
+        return {"actor_optimizer": self.actor_optimizer.state_dict(seed),
+                "critic_optimizer": self.critic_optimizer.state_dict(seed),
+                "kl_controller": self.kl_controllers[seed].state_dict(), "generator": self.generators[seed].get_state(),
+                "tally": self.tallies[seed].state_dict()}
+
+    def load_state_dict(self, state: dict, seed: int = 0) -> None:
+        self.actor_optimizer.load_state_dict(state["actor_optimizer"], seed)
+        self.critic_optimizer.load_state_dict(state["critic_optimizer"], seed)
+        self.kl_controllers[seed].load_state_dict(state["kl_controller"])
+        self.generators[seed].set_state(state["generator"])
+        self.tallies[seed].load_state_dict(state.get("tally"))
 
 
 REGISTRATION = Registration(

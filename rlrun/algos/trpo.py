@@ -93,7 +93,7 @@ class TRPO:
         return {
             # -L(theta_new): the surrogate after the accepted step (at theta_old it is mean(A) ~ 0)
             "loss/policy": -(surrogate.item() + (search.improvement if search is not None else 0.0)),
-            "loss/value": critic_loss,
+            "loss/value": critic_loss.item(),
             "trpo/max_kl": cfg.max_kl,
             "trpo/cg_iters": float(cg.iterations),
             "trpo/cg_residual": cg.residual,

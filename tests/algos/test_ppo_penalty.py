@@ -48,7 +48,7 @@ def test_lambda_follows_the_adaptive_kl_rule(measured_kl, factor, branch):
         expected = LAMBDA
     assert metrics["ppo_penalty/adapt"] == branch
     assert metrics["ppo_penalty/kl_coef"] == pytest.approx(expected, rel=1e-12)
-    assert algo.kl_controller.kl_coef == metrics["ppo_penalty/kl_coef"]
+    assert algo.kl_controllers[0].kl_coef == metrics["ppo_penalty/kl_coef"]
 
 
 def test_next_update_uses_the_adapted_lambda():
@@ -66,7 +66,7 @@ def test_penalty_is_lambda_old_times_the_minibatch_kl():
         # one minibatch, two epochs: the first step starts at pi = pi_old (zero KL and KL gradient),
         # so both runs take the same step and the second epoch's KL term is the same
         algo = PPOPenalty(PPOPenaltyConfig(policy_epochs=2, batch_size=256, critic_epochs=1), actor, critic, seed=0)
-        algo.kl_controller.kl_coef = kl_coef
+        algo.kl_controllers[0].kl_coef = kl_coef
         metrics = update(algo, batch_for(actor))
         assert metrics["ppo_penalty/kl_coef_before"] == kl_coef
         per_lambda.append(metrics["loss/kl_penalty"] / kl_coef)

@@ -27,6 +27,20 @@ def vector(*modules) -> torch.Tensor:
     return parameters_to_vector([p for m in modules for p in m.parameters()]).detach().clone()
 
 
+def same_state(mine, reference, tolerance: dict) -> None:
+    """Equal nested state dicts: tensors to ``tolerance`` (a generator's state exactly), the rest equal."""
+    if isinstance(reference, dict):
+        assert mine.keys() == reference.keys()
+        for key in reference:
+            same_state(mine[key], reference[key], tolerance)
+    elif isinstance(reference, torch.Tensor) and reference.dtype == torch.uint8:
+        assert torch.equal(mine, reference)
+    elif isinstance(reference, torch.Tensor):
+        torch.testing.assert_close(mine, reference, **tolerance)
+    else:
+        assert mine == reference
+
+
 def check(make_alone, make_stacked, make_networks_of, batches_of, updates: int = 3, **tolerance):
     """Each seed alone and all seeds stacked, ``updates`` updates each on the same batches."""
     alone = []
@@ -44,12 +58,7 @@ def check(make_alone, make_stacked, make_networks_of, batches_of, updates: int =
                                    progress=k / 10))
     for s, (params, state, seed_metrics) in enumerate(alone):
         torch.testing.assert_close(vector(*nets[s]), params, **tolerance)
-        stacked_state = algo.state_dict(s)  # as the seed's own run would save it
-        assert stacked_state.keys() == state.keys() and stacked_state["optimizer"].keys() == state["optimizer"].keys()
-        for key, value in state["optimizer"].items():
-            torch.testing.assert_close(stacked_state["optimizer"][key], value, **tolerance)
-        if "generator" in state:
-            assert torch.equal(stacked_state["generator"], state["generator"])
+        same_state(algo.state_dict(s), state, tolerance)  # as the seed's own run would save it
         for k in range(updates):
             for key, value in seed_metrics[k].items():
                 ours = metrics[k][key]
@@ -115,3 +124,22 @@ def test_a2c_seeds_stacked_equal_each_seed_alone(gaussian, optimizer):
 
     check(lambda a, c, s: A2C(cfg, a, c, s), lambda a, c, s: A2C.for_seeds(cfg, a, c, s),
           lambda seed: networks(gaussian, seed), batch_of, updates=5, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("gaussian", [False, True])
+def test_ppo_penalty_seeds_stacked_equal_each_seed_alone(gaussian):
+    """Each seed's own lambda (adapted from its own KL), shuffling, actor pass; the critics fitted together."""
+    from rlrun.algos.ppo_penalty import PPOPenalty, PPOPenaltyConfig
+
+    cfg = PPOPenaltyConfig(policy_epochs=3, critic_epochs=2, batch_size=64, learning_rate=3e-3, kl_target=0.003)
+    batches = {}
+
+    def batch_of(seed, k, actor):
+        if (seed, k) not in batches:
+            batches[seed, k] = batch_for(networks(gaussian, seed)[0], n=256, seed=100 * seed + k)
+        return batches[seed, k]
+
+    alone = check(lambda a, c, s: PPOPenalty(cfg, a, c, s), lambda a, c, s: PPOPenalty.for_seeds(cfg, a, c, s),
+                  lambda seed: networks(gaussian, seed), batch_of, updates=3, rtol=1e-5, atol=1e-6)
+    lambdas = {tuple(m["ppo_penalty/kl_coef"] for m in metrics) for _, _, metrics in alone}
+    assert len(lambdas) > 1  # the seeds' lambdas went their own ways

@@ -1,0 +1,105 @@
+"""Many seeds of one configuration: ``hydra/launcher=batched`` against the basic launcher and joblib.
+
+    python benchmarks/batched_seeds.py                                   # 16 seeds, PPO-Clip CartPole-v1, 50k steps each
+    python benchmarks/batched_seeds.py --algo trpo --env Pendulum-v1 --steps 50000
+    python benchmarks/batched_seeds.py --algo ppo_clip --env Hopper-v5 --steps 100000
+
+Each launcher runs the same sweep, ``rlrun -m algo=<algo> env=<env> seed=0,...,N-1
+total_steps=<steps>`` (the pair's tuned file applies), as a real subprocess in a fresh directory,
+timed around the whole command: the basic launcher (one job after another in one process),
+joblib on every core (``hydra.launcher.n_jobs``) and the batched launcher (one group of seeds a
+core). Printed: each wall time, the batched one over the faster of the other two, every seed's
+status, and the seeds that reached the env's reward threshold under each. The time the env's own
+``step`` takes for the same number of steps with random actions is measured alone, as the part
+no batching of the networks can remove. Written to ``benchmarks/results/speed/batched_<algo>_<env>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LAUNCHERS = {
+    "basic": [],
+    "joblib": ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={os.cpu_count() or 1}"],
+    "batched": ["hydra/launcher=batched", f"hydra.launcher.processes={os.cpu_count() or 1}"],
+}
+
+
+def sweep(launcher: str, algo: str, env: str, seeds: int, steps: int) -> dict:
+    """One launcher's run of the sweep: its wall time and every seed's summary."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = ["rlrun", "-m", f"algo={algo}", f"env={env}", f"seed={','.join(map(str, range(seeds)))}",
+               f"total_steps={steps}", "progress=off", f"hydra.sweep.dir={tmp}/sweep", *LAUNCHERS[launcher]]
+        start = time.perf_counter()
+        res = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        if res.returncode != 0:
+            raise SystemExit(f"{launcher}: {' '.join(cmd)} exited {res.returncode}:\n{res.stderr[-2000:]}")
+        runs = [json.loads(p.read_text()) for p in Path(tmp, "sweep").rglob("summary.json")]
+    return {"command": " ".join(cmd[:-1] if launcher == "basic" else cmd).replace(f"{tmp}/", ""),
+            "wall_s": round(wall, 2), "seeds": len(runs),
+            "completed": sum(r["status"] == "completed" for r in runs),
+            "solved": sum(r["solved_step"] is not None for r in runs),
+            "final_return_mean": round(sum(r["final_return"] or 0.0 for r in runs) / max(len(runs), 1), 1),
+            "update_s_per_iter_mean": round(sum(r["update_s_per_iter"] for r in runs) / max(len(runs), 1), 5)}
+
+
+def env_step_seconds(env: str, steps: int) -> float:
+    """``steps`` calls of the env's ``step`` with random actions (resets included), alone."""
+    import gymnasium as gym
+
+    environment = gym.make(env)
+    environment.reset(seed=0)
+    environment.action_space.seed(0)
+    start = time.perf_counter()
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = environment.step(environment.action_space.sample())
+        if terminated or truncated:
+            environment.reset()
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--algo", default="ppo_clip")
+    parser.add_argument("--env", default="CartPole-v1")
+    parser.add_argument("--seeds", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=50_000, help="env steps a seed")
+    parser.add_argument("--launchers", nargs="+", default=list(LAUNCHERS), choices=list(LAUNCHERS))
+    parser.add_argument("--out", type=Path, default=None, help="default: benchmarks/results/speed/batched_<algo>_<env>.json")
+    args = parser.parse_args()
+    results = {}
+    for launcher in args.launchers:
+        results[launcher] = sweep(launcher, args.algo, args.env, args.seeds, args.steps)
+        r = results[launcher]
+        print(f"{launcher:>8}: {r['wall_s']:7.1f} s  {r['completed']}/{r['seeds']} completed  {r['solved']} solved  "
+              f"final return {r['final_return_mean']}", flush=True)
+    cores = os.cpu_count() or 1
+    env_s = env_step_seconds(args.env, args.seeds * args.steps) / cores  # spread over the cores, as the seeds are
+    summary = {"what": f"{args.seeds} seeds of {args.algo} on {args.env}, {args.steps} env steps each, "
+                       f"{cores} cores, one torch thread a process",
+               "date": datetime.date.today().isoformat(), "launchers": results,
+               "env_step_s_per_core": round(env_s, 2)}
+    others = [results[k]["wall_s"] for k in ("basic", "joblib") if k in results]
+    if "batched" in results and others:
+        summary["batched_over_fastest_other"] = round(results["batched"]["wall_s"] / min(others), 3)
+        summary["env_step_share_of_batched"] = round(env_s / results["batched"]["wall_s"], 3)
+        print(f"batched / fastest other: {summary['batched_over_fastest_other']:.3f}  "
+              f"(env.step alone: {env_s:.1f} s a core, {summary['env_step_share_of_batched']:.0%} of the batched wall time)")
+    out = args.out or ROOT / "benchmarks" / "results" / "speed" / f"batched_{args.algo}_{args.env}.json"
+    out.write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"written: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
