@@ -18,6 +18,7 @@ from rlrun.core.losses import normalize, ratio_surrogate
 from rlrun.core.natural_gradient import (backtracking_line_search, conjugate_gradient, flat_grad,
                                          make_fisher_vector_product, trust_region_scale)
 from rlrun.core.optimizers import Adam
+from rlrun.core.seeds import merge_seeds, per_seed
 from rlrun.core.tally import Tally
 from rlrun.knobs import AT_LEAST_ONE, FRACTION_OPEN, POSITIVE, Check, knob
 
@@ -42,33 +43,64 @@ class TRPOConfig(AlgoConfig):
 
 
 class TRPO:
-    def __init__(self, cfg: TRPOConfig, actor: Actor, critic: Critic, seed: int):
-        self.cfg, self.actor, self.critic = cfg, actor, critic
-        self.actor_params = list(actor.parameters())  # the trust region touches only these
-        self.critic_params = FlatParameters(critic.parameters())  # one vector for Adam
-        self.critic_optimizer = Adam(self.critic_params.vector, lr=cfg.critic_lr, eps=cfg.adam_eps)
-        self.generator = torch.Generator().manual_seed(seed)  # critic minibatch shuffling
-        self.tally = Tally("trpo", ("steps_rejected",))  # step 5 kept theta_k, totals
-        self.written_fisher = written_gradients.applies(actor, None)  # MLP policies: F v without a graph
+    """Alg 5.22 for one run, or (:meth:`for_seeds`) for S seeds of one configuration at once: the
+    batch [S, T * N, ...], each seed its own natural-gradient step and line search (steps 3-5, seed
+    by seed), the seeds' critics fitted together (step 6), every metric one per seed."""
 
-    def update(self, batch: Batch, progress: float) -> dict[str, float]:
-        cfg, obs, actions = self.cfg, batch.obs, batch.actions
+    def __init__(self, cfg: TRPOConfig, actor: Actor, critic: Critic, seed: int):
+        self._build(cfg, [actor], [critic], [seed], stacked=False)
+
+    @classmethod
+    def for_seeds(cls, cfg: TRPOConfig, actors: list[Actor], critics: list[Critic], seeds: list[int]) -> TRPO:
+        algo = cls.__new__(cls)
+        algo._build(cfg, actors, critics, seeds, stacked=True)
+        return algo
+
+    def _build(self, cfg: TRPOConfig, actors: list[Actor], critics: list[Critic], seeds: list[int], stacked: bool) -> None:
+        self.cfg, self.actors, self.critics, self.stacked = cfg, actors, critics, stacked
+        self.actor, self.critic = actors[0], critics[0]
+        critic_params = [list(critic.parameters()) for critic in critics]
+        self.critic_params = FlatParameters.stacked(critic_params) if stacked else FlatParameters(critic_params[0])
+        self.critic_optimizer = Adam(self.critic_params.vector, lr=cfg.critic_lr, eps=cfg.adam_eps)
+        self.generators = [torch.Generator().manual_seed(seed) for seed in seeds]  # critic minibatch shuffling
+        self.tallies = [Tally("trpo", ("steps_rejected",)) for _ in seeds]  # step 5 kept theta_k, totals
+        self.written_fisher = written_gradients.applies(self.actor, None)  # MLP policies: F v without a graph
+
+    def update(self, batch: Batch, progress: float) -> dict[str, float | list[float]]:
+        cfg = self.cfg
         # Alg 5.22 step 2: advantages A_hat from V_phi_k (computed by the rollout)
         advantages = normalize(batch.advantages) if cfg.normalize_advantage else batch.advantages
+        row = (lambda x, s: x[s]) if self.stacked else (lambda x, s: x)  # noqa: E731 - seed s's part of the batch
+        # Steps 3-5, each seed in its own trust region
+        steps = [self._policy_step(s, row(batch.obs, s), row(batch.actions, s), row(batch.log_probs, s),
+                                   row(advantages, s)) for s in range(len(self.actors))]
+
+        # Step 6: fit V by gradient descent on mean (V(s) - G_hat)^2 (eq. 5.34), critic parameters only
+        critic_loss = fit_value_function(self.critics if self.stacked else self.critic, self.critic_params,
+                                         self.critic_optimizer, batch.obs, batch.returns, epochs=cfg.critic_epochs,
+                                         batch_size=cfg.batch_size,
+                                         generator=self.generators if self.stacked else self.generators[0])
+        return {**merge_seeds(steps), "loss/value": per_seed(critic_loss)}
+
+    def _policy_step(self, s: int, obs: torch.Tensor, actions: torch.Tensor, old_log_probs: torch.Tensor,
+                     advantages: torch.Tensor) -> dict[str, float]:
+        """Steps 3-5 for seed s: the natural gradient, its trust-region scale, the line search."""
+        cfg, actor = self.cfg, self.actors[s]
+        actor_params = list(actor.parameters())  # the trust region touches only these
         with torch.no_grad():
-            pi_old = self.actor(obs)
+            pi_old = actor(obs)
 
         # Step 3: g = grad of the surrogate mean_t[ pi(a|s)/pi_old(a|s) * A_t ] at theta_k (eq. 5.31)
-        pi = self.actor(obs)
-        surrogate = ratio_surrogate(pi.log_prob(actions), batch.log_probs, advantages)
-        g = flat_grad(surrogate, self.actor_params, retain_graph=not self.written_fisher)
+        pi = actor(obs)
+        surrogate = ratio_surrogate(pi.log_prob(actions), old_log_probs, advantages)
+        g = flat_grad(surrogate, actor_params, retain_graph=not self.written_fisher)
 
         # Step 4: x ~= H^-1 g by conjugate gradient, H = Hessian of the sample-mean KL (eq. 5.32):
         # MLP policies by the Fisher product written out (core.written_fisher), others by autograd
         if self.written_fisher:
-            fvp = written_fisher.fisher_vector_product(self.actor, obs, cfg.cg_damping)
+            fvp = written_fisher.fisher_vector_product(actor, obs, cfg.cg_damping)
         else:
-            fvp = make_fisher_vector_product(kl_divergence(pi_old, pi).mean(), self.actor_params, cfg.cg_damping)
+            fvp = make_fisher_vector_product(kl_divergence(pi_old, pi).mean(), actor_params, cfg.cg_damping)
         cg = conjugate_gradient(fvp, g, cfg.cg_iters, cfg.cg_tol)
 
         # Step 5: theta = theta_k + alpha^j sqrt(2 delta / x^T H x) x, smallest passing j (eq. 5.33)
@@ -76,24 +108,19 @@ class TRPO:
 
         def evaluate() -> tuple[float, float]:
             with torch.no_grad():
-                pi_new = self.actor(obs)
-                surr = ratio_surrogate(pi_new.log_prob(actions), batch.log_probs, advantages)
+                pi_new = actor(obs)
+                surr = ratio_surrogate(pi_new.log_prob(actions), old_log_probs, advantages)
                 return surr.item(), kl_divergence(pi_old, pi_new).mean().item()
 
         if step.valid:
-            search = backtracking_line_search(self.actor_params, step.scale * cg.x, evaluate, cfg.max_kl,
+            search = backtracking_line_search(actor_params, step.scale * cg.x, evaluate, cfg.max_kl,
                                               cfg.backtrack_coef, cfg.backtrack_iters)
         else:
             search = None  # x^T H x not positive: no step this iteration, reported below
 
-        # Step 6: fit V by gradient descent on mean (V(s) - G_hat)^2 (eq. 5.34), critic parameters only
-        critic_loss = fit_value_function(self.critic, self.critic_params, self.critic_optimizer, obs, batch.returns,
-                                         epochs=cfg.critic_epochs, batch_size=cfg.batch_size, generator=self.generator)
-
         return {
             # -L(theta_new): the surrogate after the accepted step (at theta_old it is mean(A) ~ 0)
             "loss/policy": -(surrogate.item() + (search.improvement if search is not None else 0.0)),
-            "loss/value": critic_loss.item(),
             "trpo/max_kl": cfg.max_kl,
             "trpo/cg_iters": float(cg.iterations),
             "trpo/cg_residual": cg.residual,
@@ -103,17 +130,18 @@ class TRPO:
             "trpo/backtracks": float(search.backtracks if search is not None else cfg.backtrack_iters + 1),
             "trpo/surrogate_improvement": search.improvement if search is not None else 0.0,
             "trpo/step_norm": step.scale * cg.x.norm().item() * (search.step_fraction if search is not None else 0.0),
-            **self.tally.add(steps_rejected=search is None or not search.accepted),
+            **self.tallies[s].add(steps_rejected=search is None or not search.accepted),
         }
 
-    def state_dict(self) -> dict:
-        return {"critic_optimizer": self.critic_optimizer.state_dict(), "generator": self.generator.get_state(),
-                "tally": self.tally.state_dict()}
+    def state_dict(self, seed: int = 0) -> dict:
+        """The state of one run (of stacked seeds, of the ``seed``-th), as an unstacked run saves it."""
+        return {"critic_optimizer": self.critic_optimizer.state_dict(seed), "generator": self.generators[seed].get_state(),
+                "tally": self.tallies[seed].state_dict()}
 
-    def load_state_dict(self, state: dict) -> None:
-        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
-        self.generator.set_state(state["generator"])
-        self.tally.load_state_dict(state.get("tally"))
+    def load_state_dict(self, state: dict, seed: int = 0) -> None:
+        self.critic_optimizer.load_state_dict(state["critic_optimizer"], seed)
+        self.generators[seed].set_state(state["generator"])
+        self.tallies[seed].load_state_dict(state.get("tally"))
 
 
 REGISTRATION = Registration(

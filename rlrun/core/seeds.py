@@ -31,3 +31,10 @@ def per_seed(values: Tensor | Sequence[Tensor]) -> float | list[float]:
     values = torch.stack(list(values)) if not isinstance(values, Tensor) else values
     flat = values.detach().reshape(-1).tolist()
     return flat[0] if len(flat) == 1 else flat
+
+
+def merge_seeds(metrics: Sequence[dict[str, float]]) -> dict[str, float | list[float]]:
+    """The metrics each seed's step returned: one run's as they are, S seeds' as one list a key."""
+    if len(metrics) == 1:
+        return dict(metrics[0])
+    return {key: [m[key] for m in metrics] for key in metrics[0]}

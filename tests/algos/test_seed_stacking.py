@@ -143,3 +143,20 @@ def test_ppo_penalty_seeds_stacked_equal_each_seed_alone(gaussian):
                   lambda seed: networks(gaussian, seed), batch_of, updates=3, rtol=1e-5, atol=1e-6)
     lambdas = {tuple(m["ppo_penalty/kl_coef"] for m in metrics) for _, _, metrics in alone}
     assert len(lambdas) > 1  # the seeds' lambdas went their own ways
+
+
+@pytest.mark.parametrize("gaussian", [False, True])
+def test_trpo_seeds_stacked_equal_each_seed_alone(gaussian):
+    """Each seed's own conjugate gradient, trust region and line search; the critics fitted together."""
+    from rlrun.algos.trpo import TRPO, TRPOConfig
+
+    cfg = TRPOConfig(critic_epochs=2, batch_size=64, max_kl=0.05)
+    batches = {}
+
+    def batch_of(seed, k, actor):
+        if (seed, k) not in batches:
+            batches[seed, k] = batch_for(networks(gaussian, seed)[0], n=256, seed=100 * seed + k)
+        return batches[seed, k]
+
+    check(lambda a, c, s: TRPO(cfg, a, c, s), lambda a, c, s: TRPO.for_seeds(cfg, a, c, s),
+          lambda seed: networks(gaussian, seed), batch_of, updates=3, rtol=1e-5, atol=1e-6)
