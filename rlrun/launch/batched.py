@@ -87,6 +87,8 @@ def launch(hydra_context: HydraContext, config: DictConfig, task_function: TaskF
 def _in_processes(hydra_context: HydraContext, config: DictConfig, task_function: TaskFunction,
                   chunks: list[list[Job]], processes: int) -> list[tuple[list[JobReturn], int | None]]:
     """Each chunk in a forked process, at most ``processes`` at a time; signals passed on to them."""
+    import rlrun.seed_group  # noqa: F401 - torch, gymnasium and the algorithms imported once, here: every fork has them
+
     context = multiprocessing.get_context("fork")
     pending, running, outcomes = list(range(len(chunks))), {}, {}
 
