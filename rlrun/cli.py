@@ -20,6 +20,7 @@ from rlrun.config import CONF_DIR, Config, EnvConfig, default_choice, register_c
 from rlrun.errors import RlrunError
 from rlrun.launch.arguments import (INFO_FLAGS, TRUST_FLAG, check_flags, env_id_as_env, expand_resume, hydra_quote,
                                     register_env_ids, same_in_every_job, tuned_zoo, use_ray_token)
+from rlrun.launch.batched import register as register_batched_launcher
 from rlrun.launch.checks import preflight
 from rlrun.launch.task import run_task
 
@@ -71,6 +72,7 @@ def main() -> None:
     argv = [a for a in argv if a != TRUST_FLAG]
     resuming = any(a.startswith("resume=") for a in argv)
     register_configs()
+    register_batched_launcher()
     try:
         check_flags(argv)
         argv = expand_resume(tuned_zoo(env_id_as_env(argv)), trust_modules)

@@ -190,3 +190,15 @@ def run_chunk(hydra_context: HydraContext, config: DictConfig, task_function: Ta
         ret.return_value, ret.status = value, JobStatus.COMPLETED
     return returns, exit_code
 
+
+
+def register() -> None:
+    """Make ``hydra/launcher=batched`` known to Hydra whatever the install: Hydra finds plugins by
+    listing the ``hydra_plugins`` namespace, which cannot list the modules of an editable install
+    (setuptools serves them through an import hook). Importing the plugin module stores its config;
+    its class is then added to Hydra's plugin registry if the scan did not find it."""
+    from hydra.core.plugins import Plugins
+    from hydra_plugins.rlrun_batched_launcher.batched_launcher import BatchedLauncher
+
+    name = f"{BatchedLauncher.__module__}.{BatchedLauncher.__qualname__}"
+    Plugins.instance().class_name_to_class.setdefault(name, BatchedLauncher)
