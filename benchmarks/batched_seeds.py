@@ -9,7 +9,10 @@ total_steps=<steps>`` (the pair's tuned file applies), as a real subprocess in a
 timed around the whole command: the basic launcher (one job after another in one process),
 joblib on every core (``hydra.launcher.n_jobs``) and the batched launcher (one group of seeds a
 core). Printed: each wall time, the batched one over the faster of the other two, every seed's
-status, and the seeds that reached the env's reward threshold under each. The time the env's own
+status, the seeds that reached the env's reward threshold under each, and a permutation test of
+the batched seeds' final returns against the same seeds' run one by one (each batched seed starts
+as its run alone, equal to float32 rounding, but over a run the rounding grows into other
+episodes, as another BLAS would: the returns are the same only as samples). The time the env's own
 ``step`` takes for the same number of steps with random actions is measured alone, as the part
 no batching of the networks can remove. Written to ``benchmarks/results/speed/batched_<algo>_<env>.json``.
 """
@@ -50,7 +53,21 @@ def sweep(launcher: str, algo: str, env: str, seeds: int, steps: int) -> dict:
             "completed": sum(r["status"] == "completed" for r in runs),
             "solved": sum(r["solved_step"] is not None for r in runs),
             "final_return_mean": round(sum(r["final_return"] or 0.0 for r in runs) / max(len(runs), 1), 1),
+            "final_returns": [r["final_return"] for r in sorted(runs, key=lambda r: r["seed"])],
             "update_s_per_iter_mean": round(sum(r["update_s_per_iter"] for r in runs) / max(len(runs), 1), 5)}
+
+
+def permutation_p_value(a: list[float], b: list[float], draws: int = 20_000) -> float:
+    """Two-sided p-value of the difference of the means of ``a`` and ``b`` under random relabelling:
+    whether one launcher's seeds return differently from the other's beyond seed noise."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    values, n = np.asarray(a + b, dtype=float), len(a)
+    observed = abs(values[:n].mean() - values[n:].mean())
+    shuffled = np.array([rng.permutation(values) for _ in range(draws)])
+    differences = np.abs(shuffled[:, :n].mean(1) - shuffled[:, n:].mean(1))
+    return float((differences >= observed - 1e-12).mean())
 
 
 def env_step_seconds(env: str, steps: int) -> float:
@@ -93,8 +110,14 @@ def main() -> int:
     if "batched" in results and others:
         summary["batched_over_fastest_other"] = round(results["batched"]["wall_s"] / min(others), 3)
         summary["env_step_share_of_batched"] = round(env_s / results["batched"]["wall_s"], 3)
+        # Each seed starts as its run alone, equal to float32 rounding; over a run the rounding of
+        # batched products grows into other episodes, so the returns are compared as samples
+        reference = results["basic" if "basic" in results else "joblib"]["final_returns"]
+        summary["same_returns_p_value"] = round(permutation_p_value(results["batched"]["final_returns"], reference), 3)
         print(f"batched / fastest other: {summary['batched_over_fastest_other']:.3f}  "
               f"(env.step alone: {env_s:.1f} s a core, {summary['env_step_share_of_batched']:.0%} of the batched wall time)")
+        print(f"final returns, batched vs one by one: permutation test p = {summary['same_returns_p_value']:.3f} "
+              f"(a small p: they differ beyond seed noise)")
     out = args.out or ROOT / "benchmarks" / "results" / "speed" / f"batched_{args.algo}_{args.env}.json"
     out.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"written: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
