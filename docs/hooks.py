@@ -57,14 +57,16 @@ def results(folder: str, algo: str | None = None) -> str:
     path = RESULTS / folder
     if not path.is_dir():
         raise ValueError(f"rlrun:results names {path}, which does not exist")
-    suite = path.name
+    # a suite's folder, or one of its variants named <suite>-zoo (the same grid with tuned=zoo)
+    zoo = path.name.endswith("-zoo")
+    suite = path.name.removesuffix("-zoo")
     if suite in SUITES and all((p.parent / "eval.json").is_file() for p in path.glob("**/seed*/summary.json")):
         runs = {key: rows for key, rows in table.load(path).items() if algo is None or key[0] == algo}
         if not runs:
             return f"*No {algo} runs in `benchmarks/results/{folder}/` yet.*"
         records = [r for rs in runs.values() for r in rs]
         nonfinite = sum(r["nonfinite"] or 0 for r in records)
-        return (table.table(runs, _random_returns(), SUITES[suite]) +
+        return (table.table(runs, _random_returns(), SUITES[suite], published=not zoo) +
                 f"\n\n{len(records)} runs, from `benchmarks/results/{folder}/`; NaN/inf values in their logged "
                 f"scalars: {nonfinite}.")
     lines = ["| algo | env | steps | seeds | final return (per seed) | mean [95% CI] | median solved step |",
