@@ -29,6 +29,7 @@ from rlrun.checkpoint import lock_run_dir, resume_command
 from rlrun.config import sweep_dir_of
 from rlrun.core.batch import Batch
 from rlrun.core.diagnostics import check_finite, policy_snapshot, update_diagnostics
+from rlrun.core.seeds import SeedBySeed
 from rlrun.errors import Interrupted, NumericalError, OutputError
 from rlrun.logger import ProgressReporter, TensorBoardLogger
 from rlrun.process_setup import configure_torch, resolve_device, rng_state, seed_everything, set_rng_state
@@ -40,11 +41,6 @@ from rlrun.trainer import (Checkpoints, close_run, evaluate, evaluated_at, log_d
                            record_setup_crash, resume_checkpoint, worker_errors_to_log)
 
 log = logging.getLogger("rlrun")
-
-
-def can_stack(algo_name: str) -> bool:
-    """Whether the algorithm steps several seeds together (it has ``for_seeds``)."""
-    return hasattr(algorithms()[algo_name].algorithm, "for_seeds")
 
 
 @dataclass
@@ -99,11 +95,16 @@ class StackedAlgorithm:
         self.algorithm = algorithms()[cfg.algo.name].algorithm
         self.members: list[int] = list(range(len(seeds)))
         self.algo = self._build(seeds)
+        if isinstance(self.algo, SeedBySeed):
+            log.info("%s: its maths is not stacked; the group's seeds update one after another", cfg.algo.name)
 
     def _build(self, seeds: Sequence[SeedRun]):
-        return self.algorithm.for_seeds(self.algo_cfg, [seeds[i].run.actor for i in self.members],
-                                        [seeds[i].run.critic for i in self.members],
-                                        [seeds[i].cfg.seed for i in self.members])
+        """``<Algorithm>.for_seeds``; an algorithm without it: each seed's own, one after another."""
+        actors, critics = [seeds[i].run.actor for i in self.members], [seeds[i].run.critic for i in self.members]
+        numbers = [seeds[i].cfg.seed for i in self.members]
+        if hasattr(self.algorithm, "for_seeds"):
+            return self.algorithm.for_seeds(self.algo_cfg, actors, critics, numbers)
+        return SeedBySeed([self.algorithm(self.algo_cfg, a, c, n) for a, c, n in zip(actors, critics, numbers)])
 
     def row(self, index: int) -> int:
         return self.members.index(index)

@@ -55,11 +55,11 @@ def test_each_seed_of_a_group_is_the_run_it_would_be_alone(run_rlrun):
     assert summaries(sweep / "ppo_clip" / "CartPole-v1" / "seed2")[2]["steps_done"] == 2560
 
 
-def test_an_algorithm_that_cannot_stack_runs_its_seeds_one_by_one(run_rlrun):
+def test_an_algorithm_whose_maths_is_not_stacked_updates_its_seeds_one_after_another(run_rlrun):
     res = run_rlrun("-m", "algo=acktr", "env=CartPole-v1", "total_steps=1024", "progress=off", "seed=0,1",
                     "hydra/launcher=batched", "hydra.launcher.processes=1", "hydra.sweep.dir=sweep")
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "acktr cannot step several seeds together: its 2 seeds run one by one" in res.stdout
+    assert "acktr: its maths is not stacked; the group's seeds update one after another" in res.stdout
     assert {s: v["status"] for s, v in summaries(run_rlrun.cwd / "sweep").items()} == {0: "completed", 1: "completed"}
 
 

@@ -151,3 +151,35 @@ def test_the_fast_distribution_is_the_module_forwards(make, actions):
         slow, fast = actor(obs), actor.distribution_of(obs)
         assert torch.equal(slow.log_prob(a), fast.log_prob(a))
         assert torch.equal(slow.entropy(), fast.entropy())
+
+
+def test_sampling_with_a_generator_draws_each_head_s_distribution_and_not_the_global_stream():
+    """core.distributions.sample: the same draws from the same generator, whatever torch's global
+    generator does, with each head's distribution (mean and frequencies over 20,000 draws)."""
+    from torch.distributions import Bernoulli, Categorical, Independent, Normal
+
+    from rlrun.core.distributions import sample
+
+    n = 20_000
+    heads = {
+        "categorical": Categorical(probs=torch.tensor([0.1, 0.6, 0.3]).expand(n, 3)),
+        "multi_categorical": Independent(Categorical(probs=torch.tensor([[0.2, 0.8], [0.5, 0.5]]).expand(n, 2, 2)), 1),
+        "gaussian": Independent(Normal(torch.tensor([1.0, -2.0]).expand(n, 2), torch.tensor([0.5, 2.0]).expand(n, 2)), 1),
+        "bernoulli": Independent(Bernoulli(probs=torch.tensor([0.25, 0.9]).expand(n, 2)), 1),
+    }
+    for name, dist in heads.items():
+        first = sample(dist, torch.Generator().manual_seed(7))
+        torch.manual_seed(1)  # the global generator moves; the draws do not
+        torch.rand(5)
+        assert torch.equal(sample(dist, torch.Generator().manual_seed(7)), first), name
+        assert first.shape == dist.sample().shape, name
+        if name == "categorical":
+            frequencies = torch.bincount(first, minlength=3).float() / n
+            torch.testing.assert_close(frequencies, torch.tensor([0.1, 0.6, 0.3]), atol=0.015, rtol=0)
+        elif name == "multi_categorical":
+            torch.testing.assert_close(first.float().mean(0), torch.tensor([0.8, 0.5]), atol=0.015, rtol=0)
+        elif name == "gaussian":
+            torch.testing.assert_close(first.mean(0), torch.tensor([1.0, -2.0]), atol=0.05, rtol=0)
+            torch.testing.assert_close(first.std(0), torch.tensor([0.5, 2.0]), atol=0.05, rtol=0)
+        else:
+            torch.testing.assert_close(first.mean(0), torch.tensor([0.25, 0.9]), atol=0.015, rtol=0)

@@ -24,12 +24,14 @@ from rlrun.algos.registry import AlgoConfig, Registration
 from rlrun.core.batch import Batch
 from rlrun.core.contracts import Actor, Critic
 from rlrun.core.critic import fit_value_function
+from rlrun.core.distributions import sample, standard_normal_like
 from rlrun.core.flat_params import FlatParameters
 from rlrun.core.kfac import KFAC
 from rlrun.core.losses import normalize, value_loss
 from rlrun.core.natural_gradient import (LineSearchResult, StepScale, backtracking_line_search,
                                          make_fisher_vector_product, trust_region_scale)
 from rlrun.core.optimizers import Adam
+from rlrun.core.seeds import SeedBySeed
 from rlrun.core.tally import Tally
 from rlrun.errors import ConfigError
 from rlrun.knobs import AT_LEAST_ONE, FRACTION_CLOSED, FRACTION_OPEN, NON_NEGATIVE, POSITIVE, Check, knob, one_of
@@ -133,7 +135,14 @@ class ACKTR:
             self.critic_kfac, self.critic_params = None, FlatParameters(critic.parameters())
             self.critic_optimizer = Adam(self.critic_params.vector, lr=cfg.critic_lr)
         self.generator = torch.Generator().manual_seed(seed)  # the Adam critic's minibatch shuffling
+        # the Fisher's sampled actions and targets (the run's own source, not torch's global one)
+        self.fisher_generator = torch.Generator(next(actor.parameters()).device).manual_seed(seed)
         self.tally = Tally("acktr", ("steps_clipped", "steps_rejected"))  # eta_max binding; the KL check failing
+
+    @classmethod
+    def for_seeds(cls, cfg: ACKTRConfig, actors: list[Actor], critics: list[Critic], seeds: list[int]) -> SeedBySeed:
+        """S seeds of one configuration: each its own K-FAC and trust region, updated one after another."""
+        return SeedBySeed([cls(cfg, actor, critic, seed) for actor, critic, seed in zip(actors, critics, seeds)])
 
     def update(self, batch: Batch, progress: float) -> dict[str, float]:
         if self.joint is not None:
@@ -147,7 +156,7 @@ class ACKTR:
 
         # Fisher statistics of the actor with actions SAMPLED from pi (the true Fisher, eqs. 5.45-5.48)
         with self.actor_kfac.capture_statistics():
-            fisher_loss = -pi.log_prob(pi.sample()).mean()
+            fisher_loss = -pi.log_prob(sample(pi, self.fisher_generator)).mean()
             self.actor.zero_grad(set_to_none=True)
             fisher_loss.backward(retain_graph=True)
 
@@ -197,8 +206,8 @@ class ACKTR:
 
         # Fisher statistics of the joint distribution, with a ~ pi and y ~ N(V(s), 1) SAMPLED
         with self.actor_kfac.capture_statistics():
-            y = (values + torch.randn_like(values)).detach()
-            fisher_loss = -(pi.log_prob(pi.sample()) - 0.5 * (values - y).pow(2)).mean()
+            y = (values + standard_normal_like(values, self.fisher_generator)).detach()
+            fisher_loss = -(pi.log_prob(sample(pi, self.fisher_generator)) - 0.5 * (values - y).pow(2)).mean()
             self.joint.zero_grad(set_to_none=True)
             fisher_loss.backward(retain_graph=True)
 
@@ -284,7 +293,7 @@ class ACKTR:
             values = self.critic(batch.obs)
             loss = value_loss(values, batch.returns)
             with self.critic_kfac.capture_statistics():
-                sampled = (values + torch.randn_like(values)).detach()  # y ~ N(V(s), 1)
+                sampled = (values + standard_normal_like(values, self.fisher_generator)).detach()  # y ~ N(V(s), 1)
                 self.critic.zero_grad(set_to_none=True)
                 (0.5 * (values - sampled).pow(2).mean()).backward(retain_graph=True)
             self.critic.zero_grad(set_to_none=True)
@@ -300,7 +309,8 @@ class ACKTR:
         return {"actor_kfac": self.actor_kfac.state_dict(),
                 "critic_kfac": self.critic_kfac.state_dict() if self.critic_kfac else None,
                 "critic_optimizer": self.critic_optimizer.state_dict() if self.critic_optimizer else None,
-                "generator": self.generator.get_state(), "tally": self.tally.state_dict()}
+                "generator": self.generator.get_state(), "fisher_generator": self.fisher_generator.get_state(),
+                "tally": self.tally.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.actor_kfac.load_state_dict(state["actor_kfac"])
@@ -310,6 +320,8 @@ class ACKTR:
             self.critic_optimizer.load_state_dict(state["critic_optimizer"])  # (share_encoder: neither)
         if state.get("generator") is not None:  # absent in checkpoints from before the Adam critic's minibatches
             self.generator.set_state(state["generator"])
+        if state.get("fisher_generator") is not None:  # absent before the Fisher had its own: it restarts from the seed
+            self.fisher_generator.set_state(state["fisher_generator"])
         self.tally.load_state_dict(state.get("tally"))
 
 

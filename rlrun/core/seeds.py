@@ -8,6 +8,7 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from rlrun.core.batch import Batch
 from rlrun.core.flat_params import FlatParameters, unique_parameters
 
 
@@ -38,3 +39,24 @@ def merge_seeds(metrics: Sequence[dict[str, float]]) -> dict[str, float | list[f
     if len(metrics) == 1:
         return dict(metrics[0])
     return {key: [m[key] for m in metrics] for key in metrics[0]}
+
+
+class SeedBySeed:
+    """Several seeds' algorithms (each built as for its run alone) behind one ``update`` of the
+    stacked batch [S, T * N, ...]: each seed updates on its own rows, one after another. For an
+    algorithm whose maths is not stacked (its own per-seed state throughout, e.g. K-FAC's hooks):
+    the seeds still share one process and one training loop."""
+
+    def __init__(self, algorithms: Sequence):
+        self.algorithms = list(algorithms)
+
+    def update(self, batch: Batch, progress: float) -> dict[str, float | list[float]]:
+        rows = [Batch(obs=batch.obs[s], actions=batch.actions[s], log_probs=batch.log_probs[s], values=batch.values[s],
+                      advantages=batch.advantages[s], returns=batch.returns[s]) for s in range(len(self.algorithms))]
+        return merge_seeds([algo.update(row, progress) for algo, row in zip(self.algorithms, rows)])
+
+    def state_dict(self, seed: int = 0) -> dict:
+        return self.algorithms[seed].state_dict()
+
+    def load_state_dict(self, state: dict, seed: int = 0) -> None:
+        self.algorithms[seed].load_state_dict(state)

@@ -5,8 +5,7 @@ The groups are split so that every core has one: 16 seeds of one configuration o
 groups of 8, run side by side; jobs that differ in anything else are groups of their own, run
 ``processes`` at a time. Each job keeps its directory, ``.hydra/`` files, summary and exit
 status, as with any launcher, so ``rlrun-report``, the failed-jobs report and ``rlrun -m
-resume=<sweep dir>`` see the usual sweep. An algorithm that cannot step several seeds together
-runs its seeds one by one (the launcher says so). Groups run in processes forked from this one;
+resume=<sweep dir>`` see the usual sweep. Groups run in processes forked from this one;
 a signal to this process is passed on to them, and each saves every seed before it exits.
 """
 
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.utils import JobReturn, JobStatus, _save_config, configure_log, filter_overrides, run_job, setup_globals
+from hydra.core.utils import JobReturn, JobStatus, _save_config, configure_log, filter_overrides, setup_globals
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
@@ -171,16 +170,8 @@ def run_chunk(hydra_context: HydraContext, config: DictConfig, task_function: Ta
               chunk: list[Job]) -> tuple[list[JobReturn], int | None]:
     """The jobs of one group, together; (their JobReturns, the exit status of a stop or None)."""
     from rlrun.launch.task import run_group_task
-    from rlrun.seed_group import can_stack
 
     sweep_configs = [_sweep_config(hydra_context, config, job) for job in chunk]
-    algo = sweep_configs[0].algo.name
-    if not can_stack(algo):
-        log.info("%s cannot step several seeds together: its %d seeds run one by one", algo, len(chunk))
-        returns = [run_job(hydra_context=hydra_context, task_function=task_function, config=sweep_config,
-                           job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
-                   for sweep_config in sweep_configs]
-        return returns, None
     returns = [_prepare(sweep_config) for sweep_config in sweep_configs]
     configure_log(sweep_configs[0].hydra.job_logging, sweep_configs[0].hydra.verbose)  # the console; files: per seed
     values, exit_code = run_group_task([ret.cfg for ret in returns],
