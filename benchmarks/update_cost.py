@@ -15,6 +15,13 @@ outputs) and rlrun's flat-vector Adam. Steps per iteration, from `rlrun algo=X .
     a2c          one whole-batch step of actor + critic
     ppo_penalty  policy_epochs x ceil(batch / batch_size) actor steps + critic_epochs x ceil(...) critic steps
     trpo, acktr  the critic's steps only: its actor step is not first-order (footnote *)
+
+With ``--seeds S``: the cost a seed of S seeds stepped together (``<Algorithm>.for_seeds``, as the
+batched launcher runs them) against the same update of one network alone, measured in this
+process on the same random batches (the best of a few updates of each; S seeds' time / S), beside
+the floor, and written to ``benchmarks/results/speed/update_cost_stacked.json``:
+
+    python benchmarks/update_cost.py --seeds 8
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rlrun.algos.registry import algorithms  # noqa: E402
+from rlrun.core.batch import Batch  # noqa: E402
 from rlrun.core.flat_params import FlatParameters, unique_parameters  # noqa: E402
 from rlrun.core.optimizers import Adam  # noqa: E402
 from rlrun.core.written_gradients import MLPPass  # noqa: E402
@@ -119,15 +127,83 @@ def floor_seconds(algo: str, env: str, num_envs: int, n_steps: int) -> float | N
     return sum(steps * step_seconds(nets[which], a["activation"], batch_size) for which, batch_size, steps in plan)
 
 
+def random_batch(actor: torch.nn.Module, obs_dim: int, size: int, generator: torch.Generator) -> Batch:
+    """``size`` standard-normal observations, actions sampled from ``actor``, random advantages."""
+    obs = torch.randn(size, obs_dim, generator=generator)
+    with torch.no_grad():
+        pi = actor(obs)
+        actions = pi.sample()
+        log_probs = pi.log_prob(actions)
+    advantages = torch.randn(size, generator=generator)
+    return Batch(obs=obs, actions=actions, log_probs=log_probs, values=torch.zeros(size), advantages=advantages,
+                 returns=advantages + 0.1 * torch.randn(size, generator=generator))
+
+
+def update_seconds(algo, batch: Batch, repeats: int = 5) -> float:
+    """The best of ``repeats`` updates, after one to warm up."""
+    algo.update(batch, progress=0.0)
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        algo.update(batch, progress=0.0)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def stacked_costs(env: str, num_envs: int, n_steps: int, seeds: int) -> list[dict]:
+    """Per algorithm: the update of one network and of each of ``seeds`` stacked ones, seconds an iteration."""
+    import gymnasium as gym
+    from omegaconf import OmegaConf
+
+    from rlrun.config import register_configs
+    from rlrun.networks import make_networks
+    from rlrun.seed_group import stacked_batch
+
+    register_configs()
+    spaces = gym.make(env)
+    rows = []
+    for name, registration in algorithms().items():
+        composed = composed_config(name, env, 0, [f"env.num_envs={num_envs}", f"algo.n_steps={n_steps}"])
+        cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(registration.config), composed["algo"]))
+        nets, batches = [], []
+        for seed in range(seeds):
+            torch.manual_seed(seed)
+            actor, critic = make_networks(cfg, spaces.observation_space, spaces.action_space)
+            nets.append((actor, critic))
+            batches.append(random_batch(actor, math.prod(spaces.observation_space.shape), num_envs * n_steps,
+                                        torch.Generator().manual_seed(seed)))
+        alone = update_seconds(registration.algorithm(cfg, *nets[0], 0), batches[0])
+        stacked = registration.algorithm.for_seeds(cfg, [a for a, _ in nets], [c for _, c in nets], list(range(seeds)))
+        per_seed = update_seconds(stacked, stacked_batch(batches)) / seeds
+        floor = floor_seconds(name, env, num_envs, n_steps)
+        rows.append({"algo": name, "alone_s": round(alone, 5), "stacked_per_seed_s": round(per_seed, 5),
+                     "stacked_over_alone": round(per_seed / alone, 3), "floor_s": None if floor is None else round(floor, 5)})
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default="CartPole-v1")
     p.add_argument("--num-envs", type=int, default=8)
     p.add_argument("--n-steps", type=int, default=256)
     p.add_argument("--iterations", type=int, default=10)
+    p.add_argument("--seeds", type=int, default=None, help="the cost a seed of this many stacked, against alone")
     args = p.parse_args()
     torch.set_num_threads(1)
     batch = args.num_envs * args.n_steps
+    if args.seeds:
+        rows = stacked_costs(args.env, args.num_envs, args.n_steps, args.seeds)
+        print(f"{args.env}, batch {batch} a seed, {args.seeds} seeds stacked, 1 thread; seconds an iteration")
+        print(f"{'algo':12} {'alone':>9} {'a seed stacked':>15} {'ratio':>7} {'floor':>9}")
+        for r in rows:
+            floor = "-" if r["floor_s"] is None else f"{r['floor_s']:.4f}"
+            print(f"{r['algo']:12} {r['alone_s']:>9.4f} {r['stacked_per_seed_s']:>15.4f} {r['stacked_over_alone']:>7.2f} {floor:>9}")
+        out = Path(__file__).resolve().parent / "results" / "speed" / "update_cost_stacked.json"
+        out.write_text(json.dumps({"what": f"update seconds an iteration on {args.env} ({batch} samples a seed), one "
+                                           f"network alone and a seed of {args.seeds} stacked (for_seeds), one torch "
+                                           "thread; floor as update_cost.json's", "rows": rows}, indent=2) + "\n")
+        print(f"written: {out}")
+        return
     print(f"{args.env}, batch {batch} ({args.num_envs} envs x {args.n_steps} steps), {args.iterations} iterations, 1 thread")
     print(f"{'algo':12} {'update s/iter':>14} {'floor s/iter':>13} {'ratio':>7} {'env steps/s':>12}")
     with tempfile.TemporaryDirectory() as tmp:

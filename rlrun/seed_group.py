@@ -232,7 +232,7 @@ def _train_group(cfgs: list[DictConfig], run_dirs: list[Path], overridden: Seque
             batches = [seeds[i].pending[0] for i in members]
             pi_old = [policy_snapshot(seeds[i].run.actor, b) if logged else None for i, b in zip(members, batches)]
             update_start = time.monotonic()
-            metrics = group.algo.update(_stacked(batches), progress=steps / cfg.total_steps)  # the box, every seed
+            metrics = group.algo.update(stacked_batch(batches), progress=steps / cfg.total_steps)  # the box, every seed
             update_s = time.monotonic() - update_start
             for row, i in enumerate(members):
                 seed = seeds[i]
@@ -326,7 +326,7 @@ def _finish(seed: SeedRun, overridden: Sequence[str]) -> dict:
     return summary
 
 
-def _stacked(batches: list[Batch]) -> Batch:
+def stacked_batch(batches: list[Batch]) -> Batch:
     """The seeds' batches with a leading seed axis [S, T * N, ...]."""
     return Batch(**{key: torch.stack([getattr(b, key) for b in batches])
                     for key in ("obs", "actions", "log_probs", "values", "advantages", "returns")})
