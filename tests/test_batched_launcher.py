@@ -91,3 +91,18 @@ def test_ctrl_c_saves_every_seed_and_the_sweep_resumes(tmp_path):
     assert resumed.returncode == 0, err[-3000:]
     done = summaries(tmp_path / "sweep")
     assert {s["status"] for s in done.values()} == {"completed"} and {s["steps_done"] for s in done.values()} == {20480}
+
+
+def test_each_group_of_seeds_is_one_ray_task(run_rlrun):
+    """hydra/launcher=batched_ray_local: the groups go to Ray's workers as one task each."""
+    import pytest
+
+    from tests.test_sweeps import has
+
+    if not has("hydra_plugins.hydra_ray_launcher"):
+        pytest.skip("pip install 'rlrun[sweep]'")
+    res = run_rlrun("-m", *SHORT, "seed=0,1,2,3", "hydra/launcher=batched_ray_local", "hydra.launcher.processes=2",
+                    "hydra.sweep.dir=sweep", env={"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "Ray Launcher is launching 2 jobs" in res.stdout + res.stderr
+    assert {s: v["status"] for s, v in summaries(run_rlrun.cwd / "sweep").items()} == {s: "completed" for s in range(4)}

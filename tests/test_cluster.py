@@ -127,5 +127,36 @@ def test_an_interrupted_sweep_resumes_through_the_slurm_launcher(slurm, tmp_path
         assert_completed_once(job, 20000)
 
 
+def test_each_group_of_seeds_is_one_slurm_job(slurm, tmp_path):
+    """hydra/launcher=batched_slurm: three seeds, one group, one SLURM job, three runs."""
+    sweep = tmp_path / "sweep"
+    proc = spawn_rlrun(tmp_path, "-m", "seed=0,1,2", "total_steps=2048", "progress=off",
+                       "hydra/launcher=batched_slurm", "hydra.launcher.via.partition=debug",
+                       "hydra.launcher.processes=1", f"hydra.sweep.dir={sweep}", prefix=tuple(local_slurm.in_namespace([])))
+    out, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err[-3000:]
+    assert len([d for d in (sweep / ".submitit").iterdir() if d.is_dir()]) == 1  # one job
+    for seed in (0, 1, 2):
+        summary = json.loads(next(sweep.glob(f"*/*/seed{seed}/summary.json")).read_text())
+        assert summary["status"] == "completed" and summary["steps_done"] == 2048
+
+
+def test_a_time_limit_saves_a_group_and_the_requeued_job_regroups_its_seeds(slurm, tmp_path):
+    """As test_a_time_limit_with_requeue_finishes_every_job, for one SLURM job holding two seeds."""
+    sweep = tmp_path / "sweep"
+    proc = spawn_rlrun(tmp_path, "-m", "seed=0,1", *PACED, "total_steps=62000", "checkpoint_every=4096", "progress=off",
+                       "hydra/launcher=batched_slurm", "hydra.launcher.via.partition=debug", "hydra.launcher.processes=1",
+                       "hydra.launcher.via.timeout_min=1", "hydra.launcher.via.signal_delay_s=25",
+                       "hydra.launcher.via.max_num_timeout=5", f"hydra.sweep.dir={sweep}",
+                       prefix=tuple(local_slurm.in_namespace([])))
+    out, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err[-3000:]
+    jobs = sorted(d.parent for d in sweep.glob("*/*/*/.hydra"))
+    assert len(jobs) == 2
+    for job in jobs:
+        assert_completed_once(job, 62000)
+        assert "resuming" in (job / "rlrun.log").read_text()
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))

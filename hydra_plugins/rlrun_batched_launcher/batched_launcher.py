@@ -4,7 +4,7 @@ imports, so it stays light: no torch; and without ``from __future__ import annot
 the scan's bare module execution cannot resolve in a dataclass)."""
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn
@@ -16,8 +16,12 @@ from omegaconf import DictConfig
 @dataclass
 class BatchedLauncherConf:
     _target_: str = "hydra_plugins.rlrun_batched_launcher.batched_launcher.BatchedLauncher"
+    _recursive_: bool = False  # ``via`` stays a config: rlrun instantiates that launcher itself
     # processes at a time, one group of seeds each; null: one per core of this machine
     processes: Optional[int] = None
+    # another launcher's config (hydra/launcher=batched_ray_local, batched_ray_cluster, batched_slurm):
+    # one of its jobs a group of seeds, in place of the local processes
+    via: Optional[Any] = None
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="batched", node=BatchedLauncherConf, provider="rlrun")
@@ -26,8 +30,8 @@ ConfigStore.instance().store(group="hydra/launcher", name="batched", node=Batche
 class BatchedLauncher(Launcher):
     """Jobs that differ only in ``seed`` run as one group in one process, their updates stacked."""
 
-    def __init__(self, processes: Optional[int] = None) -> None:
-        self.processes = processes
+    def __init__(self, processes: Optional[int] = None, via: Optional[Any] = None) -> None:
+        self.processes, self.via = processes, via
         self.config: Optional[DictConfig] = None
         self.task_function: Optional[TaskFunction] = None
         self.hydra_context: Optional[HydraContext] = None
@@ -40,4 +44,4 @@ class BatchedLauncher(Launcher):
 
         assert self.config is not None and self.hydra_context is not None and self.task_function is not None
         return launch(self.hydra_context, self.config, self.task_function, job_overrides, initial_job_idx,
-                      self.processes)
+                      self.processes, self.via)

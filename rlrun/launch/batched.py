@@ -59,7 +59,8 @@ def split(groups: list[list[Job]], processes: int) -> list[list[Job]]:
 
 
 def launch(hydra_context: HydraContext, config: DictConfig, task_function: TaskFunction,
-           job_overrides: Sequence[Sequence[str]], initial_job_idx: int, processes: int | None) -> list[JobReturn]:
+           job_overrides: Sequence[Sequence[str]], initial_job_idx: int, processes: int | None,
+           via: DictConfig | None = None) -> list[JobReturn]:
     setup_globals()
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
@@ -72,7 +73,9 @@ def launch(hydra_context: HydraContext, config: DictConfig, task_function: TaskF
                          for _, overrides in chunk)
         rest = " ".join(o for o in filter_overrides(chunk[0][1]) if override_key(o) != "seed")
         log.info("\t#%s : %s seed=%s", ",".join(str(idx) for idx, _ in chunk), rest, seeds)
-    if len(chunks) == 1 or processes == 1:
+    if via is not None:
+        outcomes = _through(via, hydra_context, config, chunks)
+    elif len(chunks) == 1 or processes == 1:
         outcomes = [run_chunk(hydra_context, config, task_function, chunk) for chunk in chunks]
     else:
         outcomes = _in_processes(hydra_context, config, task_function, chunks, processes)
@@ -119,6 +122,56 @@ def _in_processes(hydra_context: HydraContext, config: DictConfig, task_function
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return [outcomes[index] for index in range(len(chunks))]
+
+
+class GroupTask:
+    """The task another launcher runs (``via``): its k-th job is the k-th group of seeds, whose jobs'
+    configs were composed here; it trains them together where that launcher runs it (a Ray task, a
+    SLURM job) and returns every job's objective and the exit status of a stop."""
+
+    def __init__(self, groups: list[list[DictConfig]]):
+        self.groups = groups
+
+    def __call__(self, cfg: DictConfig) -> dict:
+        from rlrun.launch.task import run_group_task
+
+        job = HydraConfig.instance().cfg  # the group's first job, as that launcher set it up
+        sweep_configs = self.groups[int(job.hydra.job.num)]
+        returns = [_prepare(sweep_config) for sweep_config in sweep_configs]
+        HydraConfig.instance().set_config(job)
+        values, exit_code = run_group_task([ret.cfg for ret in returns],
+                                           [Path(ret.hydra_cfg.hydra.runtime.output_dir) for ret in returns],
+                                           [[override_key(o) for o in ret.overrides] for ret in returns])
+        return {"values": values, "exit_code": exit_code}
+
+
+def _through(via: DictConfig, hydra_context: HydraContext, config: DictConfig,
+             chunks: list[list[Job]]) -> list[tuple[list[JobReturn], int | None]]:
+    """Each group as one job of the launcher ``via`` configures (the group's first job's overrides)."""
+    from hydra.core.plugins import Plugins
+
+    groups = [[_sweep_config(hydra_context, config, job) for job in chunk] for chunk in chunks]
+    inner_config = copy.deepcopy(config)
+    with read_write(inner_config.hydra), open_dict(inner_config.hydra):
+        inner_config.hydra.launcher = via
+    inner = Plugins.instance().instantiate_launcher(hydra_context=hydra_context, task_function=GroupTask(groups),
+                                                    config=inner_config)
+    group_returns = inner.launch([chunk[0][1] for chunk in chunks], initial_job_idx=0)
+    outcomes = []
+    for chunk, sweep_configs, group in zip(chunks, groups, group_returns):
+        returns = [_prepare(sweep_config, save=False) for sweep_config in sweep_configs]
+        if group.status == JobStatus.COMPLETED:
+            for ret, value in zip(returns, group.return_value["values"]):
+                ret.status, ret.return_value = JobStatus.COMPLETED, value
+            outcomes.append((returns, group.return_value["exit_code"]))
+        else:  # the group's job itself failed (its worker died): each of its jobs did
+            try:
+                group.return_value  # noqa: B018 - raises the job's error
+            except Exception as err:  # noqa: BLE001
+                for ret in returns:
+                    ret.status, ret.return_value = JobStatus.FAILED, err
+            outcomes.append((returns, None))
+    return outcomes
 
 
 def _chunk_process(sender, hydra_context: HydraContext, config: DictConfig, task_function: TaskFunction,
