@@ -105,14 +105,14 @@ class PPOClip:
                 log_probs.append(log_prob)
                 old_log_probs.append(old_log_prob)
                 if cfg.target_kl is not None:  # early stop, as SB3: approx KL past 1.5 x target
-                    stepping &= ~(approx_kl(log_prob, old_log_prob) > 1.5 * cfg.target_kl)
+                    stepping &= ~(approx_kl(log_prob, old_log_prob) > 1.5 * cfg.target_kl).cpu()
                     if not stepping.any():
                         break
             if not stepping.any():
                 break
 
         taken = torch.stack(steps_taken).float()  # [minibatches, S]: each seed's own minibatches count
-        metrics = {key: per_seed((torch.stack(values).reshape(taken.shape) * taken).sum(0) / taken.sum(0))
+        metrics = {key: per_seed((torch.stack(values).cpu().reshape(taken.shape) * taken).sum(0) / taken.sum(0))
                    for key, values in losses.items()}
         # every sample of every epoch the seed took
         log_prob, old_log_prob = self._taken(log_probs, steps_taken), self._taken(old_log_probs, steps_taken)

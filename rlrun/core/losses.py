@@ -91,7 +91,7 @@ def seed_minibatches(tensors: Sequence[Tensor], batch_size: int, generators: Seq
         yield list(tensors)
         return
     order = torch.stack([torch.randperm(size, generator=generator) if draws else torch.arange(size)
-                         for generator, draws in zip(generators, drawing.tolist())])
+                         for generator, draws in zip(generators, drawing.tolist())]).to(tensors[0].device)
     shuffled = [tensor.gather(1, order.view(*order.shape, *[1] * (tensor.dim() - 2)).expand_as(tensor))
                 for tensor in tensors]
     for start in range(0, size, batch_size):

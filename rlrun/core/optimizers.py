@@ -39,14 +39,15 @@ class Adam:
         self.exp_avg = torch.zeros_like(params, memory_format=torch.preserve_format)
         self.exp_avg_sq = torch.zeros_like(params, memory_format=torch.preserve_format)
         # steps taken: one count, or one per row of a stacked [S, P] vector
-        self.steps: int | Tensor = 0 if params.dim() == 1 else torch.zeros(params.shape[0], dtype=torch.long)
+        self.steps: int | Tensor = 0 if params.dim() == 1 else torch.zeros(params.shape[0], dtype=torch.long,
+                                                                             device=params.device)
 
     @torch.no_grad()
     def step(self, rows: Tensor | None = None) -> None:
         """One step along ``params.grad``; of a stacked vector, of the rows where the bool [S]
         ``rows`` is true (default: all)."""
         if self.params.dim() != 1:
-            self._step_rows(torch.ones_like(self.steps, dtype=torch.bool) if rows is None else rows)
+            self._step_rows(torch.ones_like(self.steps, dtype=torch.bool) if rows is None else rows.to(self.params.device))
             return
         beta1, beta2 = self.betas
         grad = self.params.grad
