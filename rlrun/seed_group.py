@@ -215,7 +215,6 @@ def _train_group(cfgs: list[DictConfig], run_dirs: list[Path], overridden: Seque
                                 f"{cfg.algo.name} {cfg.env.id} seeds {', '.join(str(c.seed) for c in cfgs)}")
     quiet = ProgressReporter(cfg.total_steps, "off", "")
     log_every = cfg.log_every or algorithms()[cfg.algo.name].log_every
-    samples = cfg.algo.n_steps * cfg.env.num_envs
     running = lambda: [i for i, s in enumerate(seeds) if s.status == "running"]  # noqa: E731
     try:
         while running() and seeds[running()[0]].run.steps < cfg.total_steps and not stop:
@@ -223,36 +222,14 @@ def _train_group(cfgs: list[DictConfig], run_dirs: list[Path], overridden: Seque
                 seed = seeds[i]
                 with seed.own_generators(), _stops_alone(seed, "collecting a rollout"):
                     seed.pending = seed.run.collector.collect(seed.run.steps)
-            members = running()
-            if not members:
-                break
-            group.keep(seeds, members)
-            steps = seeds[members[0]].run.steps
-            logged = (seeds[members[0]].run.iteration + 1) % log_every == 0 or steps + samples >= cfg.total_steps
-            batches = [seeds[i].pending[0] for i in members]
-            pi_old = [policy_snapshot(seeds[i].run.actor, b) if logged else None for i, b in zip(members, batches)]
-            update_start = time.monotonic()
-            metrics = group.algo.update(stacked_batch(batches), progress=steps / cfg.total_steps)  # the box, every seed
-            update_s = time.monotonic() - update_start
-            for row, i in enumerate(members):
-                seed = seeds[i]
-                with seed.own_generators(), _stops_alone(seed, "its update"):
-                    _after_update(seed, _row(metrics, row), pi_old[row], batches[row], logged, update_s / len(members),
-                                  samples, stop, quiet)
-            if any(sweep_stopping(seeds[i].run_dir) for i in members) and not stop:  # the sweep's driver stopped
-                stop.ask(signal.SIGINT, "the sweep was stopped")
-            reporter.update(steps + samples, (steps + samples) / seeds[members[0]].wall(),
-                            float(sum(seeds[i].run.tracker.mean_return() for i in members) / len(members)))
+            if running():
+                _update(seeds, running(), group, cfg, log_every, stop, quiet)
+                steps = seeds[running()[0]].run.steps if running() else cfg.total_steps
+                returns = [seeds[i].run.tracker.mean_return() for i in running()]
+                reporter.update(steps, steps / seeds[0].wall(), sum(returns) / len(returns) if returns else float("nan"))
         for seed in seeds:
-            if seed.status != "running":
-                continue
-            with seed.own_generators(), _stops_alone(seed, "its final evaluation"):
-                run = seed.run
-                if run.evaluator is not None and run.steps >= cfg.total_steps and not evaluated_at(run, run.steps):
-                    evaluate(run, seed.tb, seed.checkpoints, stop)
-            finished = seed.run.steps >= cfg.total_steps and (
-                seed.run.evaluator is None or evaluated_at(seed.run, seed.run.steps))
-            seed.status = "completed" if finished else "interrupted" if seed.status == "running" else seed.status
+            if seed.status == "running":
+                _final_evaluation(seed, stop)
     except BaseException as exc:
         for seed in seeds:
             if seed.status == "running":
@@ -266,6 +243,39 @@ def _train_group(cfgs: list[DictConfig], run_dirs: list[Path], overridden: Seque
         reporter.close()
         summaries = [_finish(seed, overridden) for seed in seeds]
     return seeds, summaries
+
+
+def _update(seeds: list[SeedRun], members: list[int], group: StackedAlgorithm, cfg: DictConfig, log_every: int,
+            stop: StopRequest, quiet: ProgressReporter) -> None:
+    """Alg steps 3 onwards: the group's update of the running seeds' rollouts, then each seed's
+    diagnostics, logs, evaluation and checkpoint as its run alone would have them."""
+    group.keep(seeds, members)
+    steps, samples = seeds[members[0]].run.steps, cfg.algo.n_steps * cfg.env.num_envs
+    logged = (seeds[members[0]].run.iteration + 1) % log_every == 0 or steps + samples >= cfg.total_steps
+    batches = [seeds[i].pending[0] for i in members]
+    pi_old = [policy_snapshot(seeds[i].run.actor, b) if logged else None for i, b in zip(members, batches)]
+    update_start = time.monotonic()
+    metrics = group.algo.update(stacked_batch(batches), progress=steps / cfg.total_steps)  # the box, every seed
+    update_s = time.monotonic() - update_start
+    for row, i in enumerate(members):
+        seed = seeds[i]
+        with seed.own_generators(), _stops_alone(seed, "its update"):
+            _after_update(seed, _row(metrics, row), pi_old[row], batches[row], logged, update_s / len(members),
+                          samples, stop, quiet)
+    if any(sweep_stopping(seeds[i].run_dir) for i in members) and not stop:  # the sweep's driver stopped
+        stop.ask(signal.SIGINT, "the sweep was stopped")
+
+
+def _final_evaluation(seed: SeedRun, stop: StopRequest) -> None:
+    """The final policy always evaluated; completed once every step and that evaluation are done,
+    interrupted otherwise (a stop)."""
+    run = seed.run
+    with seed.own_generators(), _stops_alone(seed, "its final evaluation"):
+        if run.evaluator is not None and run.steps >= seed.cfg.total_steps and not evaluated_at(run, run.steps):
+            evaluate(run, seed.tb, seed.checkpoints, stop)
+    if seed.status == "running":
+        finished = run.steps >= seed.cfg.total_steps and (run.evaluator is None or evaluated_at(run, run.steps))
+        seed.status = "completed" if finished else "interrupted"
 
 
 @contextlib.contextmanager

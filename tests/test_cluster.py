@@ -55,6 +55,17 @@ def assert_completed_once(job: Path, total_steps: int) -> None:
     assert steps == sorted(set(steps)) and steps[-1] == summary["steps_done"]
 
 
+def assert_both_came_back_and_completed(proc: subprocess.Popen, sweep: Path) -> None:
+    """The sweep of two jobs ended well, each job completed once after it hit the limit and came back."""
+    out, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err[-3000:]
+    jobs = sorted(d.parent for d in sweep.glob("*/*/*/.hydra"))
+    assert len(jobs) == 2
+    for job in jobs:
+        assert_completed_once(job, 62000)
+        assert "resuming" in (job / "rlrun.log").read_text()
+
+
 def test_a_time_limit_with_requeue_finishes_every_job(slurm, tmp_path):
     """submitit's SIGUSR2, 25 s before a 1-minute limit: each job saves, submitit requeues it, and
     the requeued job continues from its checkpoint in the same directory. SLURM checks its time
@@ -65,13 +76,7 @@ def test_a_time_limit_with_requeue_finishes_every_job(slurm, tmp_path):
     proc = sweep_in_slurm(tmp_path, "seed=0,1", *PACED, "total_steps=62000", "checkpoint_every=4096",
                           "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=25",
                           "hydra.launcher.max_num_timeout=5", f"hydra.sweep.dir={sweep}")
-    out, err = proc.communicate(timeout=900)
-    assert proc.returncode == 0, err[-3000:]
-    jobs = sorted(d.parent for d in sweep.glob("*/*/*/.hydra"))
-    assert len(jobs) == 2
-    for job in jobs:
-        assert_completed_once(job, 62000)
-        assert "resuming" in (job / "rlrun.log").read_text()  # it did hit the limit and came back
+    assert_both_came_back_and_completed(proc, sweep)
 
 
 def test_a_preempted_job_is_requeued_and_continues_from_its_checkpoint(slurm, tmp_path):
@@ -149,13 +154,7 @@ def test_a_time_limit_saves_a_group_and_the_requeued_job_regroups_its_seeds(slur
                        "hydra.launcher.via.timeout_min=1", "hydra.launcher.via.signal_delay_s=25",
                        "hydra.launcher.via.max_num_timeout=5", f"hydra.sweep.dir={sweep}",
                        prefix=tuple(local_slurm.in_namespace([])))
-    out, err = proc.communicate(timeout=900)
-    assert proc.returncode == 0, err[-3000:]
-    jobs = sorted(d.parent for d in sweep.glob("*/*/*/.hydra"))
-    assert len(jobs) == 2
-    for job in jobs:
-        assert_completed_once(job, 62000)
-        assert "resuming" in (job / "rlrun.log").read_text()
+    assert_both_came_back_and_completed(proc, sweep)
 
 
 if __name__ == "__main__":

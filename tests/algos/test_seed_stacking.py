@@ -45,6 +45,19 @@ def same_state(mine, reference, tolerance: dict) -> None:
         assert mine == reference
 
 
+def fixed_batches(gaussian: bool, n: int):
+    """batch_of(seed, k, actor): the k-th batch of a seed, the same for its run alone and stacked
+    (sampled once, from the seed's first networks)."""
+    batches = {}
+
+    def batch_of(seed, k, actor):
+        if (seed, k) not in batches:
+            batches[seed, k] = batch_for(networks(gaussian, seed)[0], n=n, seed=100 * seed + k)
+        return batches[seed, k]
+
+    return batch_of
+
+
 def check(make_alone, make_stacked, make_networks_of, batches_of, updates: int = 3, **tolerance):
     """Each seed alone and all seeds stacked, ``updates`` updates each on the same batches."""
     alone = []
@@ -76,12 +89,7 @@ def check(make_alone, make_stacked, make_networks_of, batches_of, updates: int =
 def test_ppo_clip_seeds_stacked_equal_each_seed_alone(gaussian, target_kl):
     cfg = PPOClipConfig(n_epochs=4, batch_size=64, target_kl=target_kl, ent_coef=0.01, clip_value_eps=0.2,
                         learning_rate=1e-2)
-    batches = {}
-
-    def batch_of(seed, k, actor):  # the same batch for a seed alone and stacked, from its first networks
-        if (seed, k) not in batches:
-            batches[seed, k] = batch_for(networks(gaussian, seed)[0], n=256, seed=100 * seed + k)
-        return batches[seed, k]
+    batch_of = fixed_batches(gaussian, n=256)
 
     alone = check(lambda a, c, s: PPOClip(cfg, a, c, s), lambda a, c, s: PPOClip.for_seeds(cfg, a, c, s),
                   lambda seed: networks(gaussian, seed), batch_of, rtol=1e-5, atol=1e-6)  # batched vs plain matmuls
@@ -119,12 +127,7 @@ def test_a2c_seeds_stacked_equal_each_seed_alone(gaussian, optimizer):
     from rlrun.algos.a2c import A2C, A2CConfig
 
     cfg = A2CConfig(optimizer=optimizer, ent_coef=0.01, learning_rate=1e-2, lr_schedule="linear")
-    batches = {}
-
-    def batch_of(seed, k, actor):
-        if (seed, k) not in batches:
-            batches[seed, k] = batch_for(networks(gaussian, seed)[0], n=40, seed=100 * seed + k)
-        return batches[seed, k]
+    batch_of = fixed_batches(gaussian, n=40)
 
     check(lambda a, c, s: A2C(cfg, a, c, s), lambda a, c, s: A2C.for_seeds(cfg, a, c, s),
           lambda seed: networks(gaussian, seed), batch_of, updates=5, rtol=1e-5, atol=1e-6)
@@ -136,12 +139,7 @@ def test_ppo_penalty_seeds_stacked_equal_each_seed_alone(gaussian):
     from rlrun.algos.ppo_penalty import PPOPenalty, PPOPenaltyConfig
 
     cfg = PPOPenaltyConfig(policy_epochs=3, critic_epochs=2, batch_size=64, learning_rate=3e-3, kl_target=0.003)
-    batches = {}
-
-    def batch_of(seed, k, actor):
-        if (seed, k) not in batches:
-            batches[seed, k] = batch_for(networks(gaussian, seed)[0], n=256, seed=100 * seed + k)
-        return batches[seed, k]
+    batch_of = fixed_batches(gaussian, n=256)
 
     alone = check(lambda a, c, s: PPOPenalty(cfg, a, c, s), lambda a, c, s: PPOPenalty.for_seeds(cfg, a, c, s),
                   lambda seed: networks(gaussian, seed), batch_of, updates=3, rtol=1e-5, atol=1e-6)
@@ -155,12 +153,7 @@ def test_trpo_seeds_stacked_equal_each_seed_alone(gaussian):
     from rlrun.algos.trpo import TRPO, TRPOConfig
 
     cfg = TRPOConfig(critic_epochs=2, batch_size=64, max_kl=0.05)
-    batches = {}
-
-    def batch_of(seed, k, actor):
-        if (seed, k) not in batches:
-            batches[seed, k] = batch_for(networks(gaussian, seed)[0], n=256, seed=100 * seed + k)
-        return batches[seed, k]
+    batch_of = fixed_batches(gaussian, n=256)
 
     check(lambda a, c, s: TRPO(cfg, a, c, s), lambda a, c, s: TRPO.for_seeds(cfg, a, c, s),
           lambda seed: networks(gaussian, seed), batch_of, updates=3, rtol=1e-5, atol=1e-6)
@@ -174,12 +167,7 @@ def test_acktr_seeds_one_after_another_equal_each_seed_alone(gaussian, critic_op
     from rlrun.algos.acktr import ACKTR, ACKTRConfig
 
     cfg = ACKTRConfig(critic_optimizer=critic_optimizer)
-    batches = {}
-
-    def batch_of(seed, k, actor):
-        if (seed, k) not in batches:
-            batches[seed, k] = batch_for(networks(gaussian, seed)[0], n=64, seed=100 * seed + k)
-        return batches[seed, k]
+    batch_of = fixed_batches(gaussian, n=64)
 
     torch.manual_seed(123)  # whatever the global generator holds, it is not read
     check(lambda a, c, s: ACKTR(cfg, a, c, s), lambda a, c, s: ACKTR.for_seeds(cfg, a, c, s),
