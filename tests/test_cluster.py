@@ -55,14 +55,14 @@ def assert_completed_once(job: Path, total_steps: int) -> None:
     assert steps == sorted(set(steps)) and steps[-1] == summary["steps_done"]
 
 
-def assert_both_came_back_and_completed(proc: subprocess.Popen, sweep: Path) -> None:
+def assert_both_came_back_and_completed(proc: subprocess.Popen, sweep: Path, total_steps: int = 62000) -> None:
     """The sweep of two jobs ended well, each job completed once after it hit the limit and came back."""
     out, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, err[-3000:]
     jobs = sorted(d.parent for d in sweep.glob("*/*/*/.hydra"))
     assert len(jobs) == 2
     for job in jobs:
-        assert_completed_once(job, 62000)
+        assert_completed_once(job, total_steps)
         assert "resuming" in (job / "rlrun.log").read_text()
 
 
@@ -147,14 +147,15 @@ def test_each_group_of_seeds_is_one_slurm_job(slurm, tmp_path):
 
 
 def test_a_time_limit_saves_a_group_and_the_requeued_job_regroups_its_seeds(slurm, tmp_path):
-    """As test_a_time_limit_with_requeue_finishes_every_job, for one SLURM job holding two seeds."""
+    """As test_a_time_limit_with_requeue_finishes_every_job, for one SLURM job holding two seeds (half
+    the steps each: the job steps both seeds' envs, 1 ms a step)."""
     sweep = tmp_path / "sweep"
-    proc = spawn_rlrun(tmp_path, "-m", "seed=0,1", *PACED, "total_steps=62000", "checkpoint_every=4096", "progress=off",
+    proc = spawn_rlrun(tmp_path, "-m", "seed=0,1", *PACED, "total_steps=31000", "checkpoint_every=4096", "progress=off",
                        "hydra/launcher=batched_slurm", "hydra.launcher.via.partition=debug", "hydra.launcher.processes=1",
                        "hydra.launcher.via.timeout_min=1", "hydra.launcher.via.signal_delay_s=25",
                        "hydra.launcher.via.max_num_timeout=5", f"hydra.sweep.dir={sweep}",
                        prefix=tuple(local_slurm.in_namespace([])))
-    assert_both_came_back_and_completed(proc, sweep)
+    assert_both_came_back_and_completed(proc, sweep, total_steps=31000)
 
 
 if __name__ == "__main__":
