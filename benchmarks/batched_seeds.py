@@ -104,7 +104,10 @@ def main() -> int:
     env_s = env_step_seconds(args.env, args.seeds * args.steps) / cores  # spread over the cores, as the seeds are
     summary = {"what": f"{args.seeds} seeds of {args.algo} on {args.env}, {args.steps} env steps each, "
                        f"{cores} cores, one torch thread a process",
-               "date": datetime.date.today().isoformat(), "launchers": results,
+               "date": datetime.date.today().isoformat(),
+               "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                        text=True).stdout.strip(),
+               "launchers": results,
                "env_step_s_per_core": round(env_s, 2)}
     others = [results[k]["wall_s"] for k in ("basic", "joblib") if k in results]
     if "batched" in results and others:

@@ -27,6 +27,7 @@ the floor, and written to ``benchmarks/results/speed/update_cost_stacked.json``:
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import math
 import subprocess
@@ -201,7 +202,9 @@ def main() -> None:
         out = Path(__file__).resolve().parent / "results" / "speed" / "update_cost_stacked.json"
         out.write_text(json.dumps({"what": f"update seconds an iteration on {args.env} ({batch} samples a seed), one "
                                            f"network alone and a seed of {args.seeds} stacked (for_seeds), one torch "
-                                           "thread; floor as update_cost.json's", "rows": rows}, indent=2) + "\n")
+                                           "thread; floor as update_cost.json's", "date": datetime.date.today().isoformat(),
+                                   "command": " ".join(["python", "benchmarks/update_cost.py", *sys.argv[1:]]),
+                                   "rows": rows}, indent=2) + "\n")
         print(f"written: {out}")
         return
     print(f"{args.env}, batch {batch} ({args.num_envs} envs x {args.n_steps} steps), {args.iterations} iterations, 1 thread")

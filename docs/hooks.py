@@ -5,6 +5,8 @@ A page asks for one with a marker on a line of its own; nothing in these tables 
     <!-- rlrun:results <folder under benchmarks/results> [algo] -->  runs of benchmarks/grid.py
     <!-- rlrun:speed -->          the judged ratios against SB3 (speed/vs_sb3_suite.json)
     <!-- rlrun:update-cost -->    update time per iteration beside its floor (speed/update_cost.json)
+    <!-- rlrun:batched-seeds -->  a sweep's seeds: batched launcher vs basic and joblib (speed/batched_*.json,
+                                  speed/update_cost_stacked.json)
     <!-- rlrun:random-policy -->  a uniformly random policy's return per env (random_policy.json)
     <!-- rlrun:experiments -->    each folder of experiments/: what it tried, how, and its runs
     <!-- rlrun:generic-defaults --> untuned runs beside SB3's defaults (benchmarks/generic_defaults.py)
@@ -109,6 +111,35 @@ def update_cost() -> str:
     return "\n".join(lines) + f"\n\n{data['what']}; {data['machine']}, {data['date']} (`{data['command']}`)."
 
 
+def batched_seeds() -> str:
+    """benchmarks/batched_seeds.py's sweeps and update_cost.py --seeds' per-seed update cost."""
+    files = sorted((RESULTS / "speed").glob("batched_*.json"))
+    if not files:
+        return "*Not measured yet: `python benchmarks/batched_seeds.py`.*"
+    lines = ["| sweep | basic | joblib | batched | batched / faster other | solved (basic, joblib, batched) "
+             "| returns alike (p) | env.step share |", "|---|---|---|---|---|---|---|---|"]
+    for path in files:
+        data = json.loads(path.read_text())
+        runs = data["launchers"]
+        wall = {name: f"{runs[name]['wall_s']:.0f} s" if name in runs else "-" for name in ("basic", "joblib", "batched")}
+        solved = ", ".join(str(runs[name]["solved"]) if name in runs else "-" for name in ("basic", "joblib", "batched"))
+        lines.append(f"| {data['what']} | {wall['basic']} | {wall['joblib']} | {wall['batched']} | "
+                     f"{data.get('batched_over_fastest_other', float('nan')):.2f} | {solved} | "
+                     f"{data.get('same_returns_p_value', float('nan')):.2f} | "
+                     f"{data.get('env_step_share_of_batched', float('nan')):.0%} |")
+    text = "\n".join(lines) + "\n\n(`benchmarks/results/speed/batched_*.json`, each with its commands and date.)"
+    stacked = RESULTS / "speed" / "update_cost_stacked.json"
+    if stacked.is_file():
+        data = json.loads(stacked.read_text())
+        rows = ["| algorithm | alone | a seed of the stack | ratio | floor |", "|---|---|---|---|---|"]
+        for r in data["rows"]:
+            floor = "-" if r["floor_s"] is None else f"{r['floor_s'] * 1e3:.1f} ms"
+            rows.append(f"| {r['algo']} | {r['alone_s'] * 1e3:.1f} ms | {r['stacked_per_seed_s'] * 1e3:.1f} ms | "
+                        f"{r['stacked_over_alone']:.2f} | {floor} |")
+        text += "\n\n" + "\n".join(rows) + f"\n\n{data['what']}, {data.get('date', '')} (`{data.get('command', '')}`)."
+    return text
+
+
 def random_policy() -> str:
     lines = ["| env | mean return | episodes |", "|---|---|---|"]
     for env, r in json.loads((RESULTS / "random_policy.json").read_text()).items():
@@ -196,7 +227,8 @@ def readme_with_headline(readme: str) -> str:
     return README_BLOCK.sub(lambda m: m.group(1) + headline() + "\n" + m.group(2), readme)
 
 
-MAKERS = {"results": results, "speed": speed, "update-cost": update_cost, "random-policy": random_policy,
+MAKERS = {"results": results, "speed": speed, "update-cost": update_cost, "batched-seeds": batched_seeds,
+          "random-policy": random_policy,
           "experiments": experiments, "generic-defaults": generic_defaults, "knobs": knobs, "charts": charts}
 
 
