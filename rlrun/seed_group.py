@@ -28,7 +28,7 @@ from rlrun.algos.registry import algorithms
 from rlrun.checkpoint import lock_run_dir, resume_command
 from rlrun.config import sweep_dir_of
 from rlrun.core.batch import Batch
-from rlrun.core.diagnostics import check_finite, policy_snapshot, update_diagnostics
+from rlrun.core.diagnostics import policy_snapshot
 from rlrun.core.seeds import SeedBySeed
 from rlrun.errors import Interrupted, NumericalError, OutputError
 from rlrun.logger import ProgressReporter, TensorBoardLogger
@@ -37,8 +37,8 @@ from rlrun.run_state import RunState
 from rlrun.run_summary import run_summary, write_summary
 from rlrun.signals import StopRequest, stop_on_signals
 from rlrun.sweep_jobs import sweep_stopping
-from rlrun.trainer import (Checkpoints, close_run, evaluate, evaluated_at, log_done, log_iteration, log_start, log_to_files,
-                           record_setup_crash, resume_checkpoint, worker_errors_to_log)
+from rlrun.trainer import (Checkpoints, after_update, close_run, final_evaluation, log_done, log_start, log_to_files,
+                           logged_iteration, record_setup_crash, resume_checkpoint, worker_errors_to_log)
 
 log = logging.getLogger("rlrun")
 
@@ -250,8 +250,8 @@ def _update(seeds: list[SeedRun], members: list[int], group: StackedAlgorithm, c
     """Alg steps 3 onwards: the group's update of the running seeds' rollouts, then each seed's
     diagnostics, logs, evaluation and checkpoint as its run alone would have them."""
     group.keep(seeds, members)
-    steps, samples = seeds[members[0]].run.steps, cfg.algo.n_steps * cfg.env.num_envs
-    logged = (seeds[members[0]].run.iteration + 1) % log_every == 0 or steps + samples >= cfg.total_steps
+    steps = seeds[members[0]].run.steps
+    logged = logged_iteration(cfg, seeds[members[0]].run, log_every)
     batches = [seeds[i].pending[0] for i in members]
     pi_old = [policy_snapshot(seeds[i].run.actor, b) if logged else None for i, b in zip(members, batches)]
     update_start = time.monotonic()
@@ -260,22 +260,19 @@ def _update(seeds: list[SeedRun], members: list[int], group: StackedAlgorithm, c
     for row, i in enumerate(members):
         seed = seeds[i]
         with seed.own_generators(), _stops_alone(seed, "its update"):
-            _after_update(seed, _row(metrics, row), pi_old[row], batches[row], logged, update_s / len(members),
-                          samples, stop, quiet)
+            seed.update_time += update_s / len(members)  # each seed's share of the group's update
+            episodes, seed.pending = seed.pending[1], None
+            after_update(seed.cfg, seed.run, seed.tb, quiet, seed.checkpoints, stop, seed.wall, _row(metrics, row),
+                         logged, pi_old[row], batches[row], episodes, update_s / len(members))
     if any(sweep_stopping(seeds[i].run_dir) for i in members) and not stop:  # the sweep's driver stopped
         stop.ask(signal.SIGINT, "the sweep was stopped")
 
 
 def _final_evaluation(seed: SeedRun, stop: StopRequest) -> None:
-    """The final policy always evaluated; completed once every step and that evaluation are done,
-    interrupted otherwise (a stop)."""
-    run = seed.run
+    """The trainer's final evaluation and status, for one seed (a failure in it stops that seed alone)."""
     with seed.own_generators(), _stops_alone(seed, "its final evaluation"):
-        if run.evaluator is not None and run.steps >= seed.cfg.total_steps and not evaluated_at(run, run.steps):
-            evaluate(run, seed.tb, seed.checkpoints, stop)
-    if seed.status == "running":
-        finished = run.steps >= seed.cfg.total_steps and (run.evaluator is None or evaluated_at(run, run.steps))
-        seed.status = "completed" if finished else "interrupted"
+        status = final_evaluation(seed.cfg, seed.run, seed.tb, seed.checkpoints, stop)
+        seed.status = status
 
 
 @contextlib.contextmanager
@@ -293,26 +290,6 @@ def _stops_alone(seed: SeedRun, during: str) -> Iterator[None]:
                      f"{traceback.format_exc()}")
         log.error("seed %d crashed (%s): %s (traceback in %s)", seed.cfg.seed, during, seed.error,
                   seed.run_dir / "rlrun.log")
-
-
-def _after_update(seed: SeedRun, metrics: dict[str, float], pi_old, batch: Batch, logged: bool, update_s: float,
-                  samples: int, stop: StopRequest, quiet: ProgressReporter) -> None:
-    """What the trainer does for a run after its update: diagnostics, the finite check, the
-    counters, the logs, the evaluation and the checkpoint."""
-    run, cfg = seed.run, seed.cfg
-    if logged:
-        metrics.update(update_diagnostics(run.actor, pi_old, batch, cfg.algo.name))
-    check_finite(metrics, [run.actor, run.critic], run.iteration, cfg.algo.name)
-    seed.update_time += update_s
-    episodes = seed.pending[1]
-    seed.pending = None
-    run.steps += samples
-    run.iteration += 1
-    run.tracker.add(episodes, seed.wall())
-    log_iteration(run, seed.tb, quiet, metrics if logged else None, episodes, update_s, seed.wall())
-    if run.evaluator is not None and run.evaluator.due(run.steps):
-        evaluate(run, seed.tb, seed.checkpoints, stop)
-    seed.checkpoints.save_if_due()
 
 
 def _finish(seed: SeedRun, overridden: Sequence[str]) -> dict:

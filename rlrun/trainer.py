@@ -128,7 +128,6 @@ def _train(cfg: DictConfig, run_dir: Path, multirun: bool, overridden: Sequence[
         record_setup_crash(cfg, run_dir, exc)
         raise
     log_every = cfg.log_every or algorithms()[cfg.algo.name].log_every
-    samples = cfg.algo.n_steps * cfg.env.num_envs  # env steps an iteration
     status, error, failure = "running", None, None
     try:
         while run.steps < cfg.total_steps and not stop:
@@ -136,30 +135,17 @@ def _train(cfg: DictConfig, run_dir: Path, multirun: bool, overridden: Sequence[
                 batch, episodes = run.collector.collect(run.steps)
             except NumericalError as err:
                 raise NumericalError(f"{cfg.algo.name}: {err} (iteration {run.iteration})") from None
-            # The diagnostics' passes only on iterations that are written: every log_every-th, and the last.
-            logged = (run.iteration + 1) % log_every == 0 or run.steps + samples >= cfg.total_steps
+            logged = logged_iteration(cfg, run, log_every)
             pi_old = policy_snapshot(run.actor, batch) if logged else None
             update_start = time.monotonic()
             metrics = run.algo.update(batch, progress=run.steps / cfg.total_steps)  # the algorithm's box
             update_s = time.monotonic() - update_start
             update_time += update_s
-            if logged:
-                metrics.update(update_diagnostics(run.actor, pi_old, batch, cfg.algo.name))
-            check_finite(metrics, [run.actor, run.critic], run.iteration, cfg.algo.name)
-            run.steps += samples
-            run.iteration += 1
-            run.tracker.add(episodes, wall())
-            log_iteration(run, tb, reporter, metrics if logged else None, episodes, update_s, wall())
-            if run.evaluator is not None and run.evaluator.due(run.steps):
-                evaluate(run, tb, checkpoints, stop)
-            checkpoints.save_if_due()
+            after_update(cfg, run, tb, reporter, checkpoints, stop, wall, metrics, logged, pi_old, batch, episodes,
+                         update_s)
             if multirun and not stop and sweep_stopping(run_dir):  # the driver was stopped: any launcher
                 stop.ask(signal.SIGINT, "the sweep was stopped")
-        if run.evaluator is not None and run.steps >= cfg.total_steps and not evaluated_at(run, run.steps):
-            evaluate(run, tb, checkpoints, stop)  # the final policy is always evaluated
-        # Complete once every step and the final evaluation are done, even if a stop came during them.
-        finished = run.steps >= cfg.total_steps and (run.evaluator is None or evaluated_at(run, run.steps))
-        status = "completed" if finished else "interrupted"
+        status = final_evaluation(cfg, run, tb, checkpoints, stop)
     except (NumericalError, OutputError) as err:  # the state is consistent: it stopped between steps
         status, error, failure = "failed", str(err), err
     except BaseException as exc:
@@ -182,6 +168,40 @@ def _train(cfg: DictConfig, run_dir: Path, multirun: bool, overridden: Sequence[
         close_run(cfg, run, tb, overridden)
     _report_end(cfg, run_dir, multirun, summary, failure, stop)
     return summary
+
+
+def logged_iteration(cfg: DictConfig, run: RunState, log_every: int) -> bool:
+    """Whether this iteration's update metrics are written (and the diagnostics' passes run): every
+    log_every-th, and the last."""
+    samples = cfg.algo.n_steps * cfg.env.num_envs  # env steps an iteration
+    return (run.iteration + 1) % log_every == 0 or run.steps + samples >= cfg.total_steps
+
+
+def after_update(cfg: DictConfig, run: RunState, tb: TensorBoardLogger, reporter: ProgressReporter,
+                 checkpoints: Checkpoints, stop: StopRequest, wall: Callable[[], float], metrics: dict[str, float],
+                 logged: bool, pi_old, batch, episodes: list[Episode], update_s: float) -> None:
+    """A run's iteration after its update: the diagnostics (on a ``logged`` iteration, from ``pi_old``),
+    the finite check, the counters, the logs, a due evaluation and checkpoint."""
+    if logged:
+        metrics.update(update_diagnostics(run.actor, pi_old, batch, cfg.algo.name))
+    check_finite(metrics, [run.actor, run.critic], run.iteration, cfg.algo.name)
+    run.steps += cfg.algo.n_steps * cfg.env.num_envs
+    run.iteration += 1
+    run.tracker.add(episodes, wall())
+    log_iteration(run, tb, reporter, metrics if logged else None, episodes, update_s, wall())
+    if run.evaluator is not None and run.evaluator.due(run.steps):
+        evaluate(run, tb, checkpoints, stop)
+    checkpoints.save_if_due()
+
+
+def final_evaluation(cfg: DictConfig, run: RunState, tb: TensorBoardLogger, checkpoints: Checkpoints,
+                     stop: StopRequest) -> str:
+    """The final policy always evaluated; the run's status: completed once every step and the final
+    evaluation are done (even if a stop came during them), interrupted otherwise."""
+    if run.evaluator is not None and run.steps >= cfg.total_steps and not evaluated_at(run, run.steps):
+        evaluate(run, tb, checkpoints, stop)
+    finished = run.steps >= cfg.total_steps and (run.evaluator is None or evaluated_at(run, run.steps))
+    return "completed" if finished else "interrupted"
 
 
 def record_setup_crash(cfg: DictConfig, run_dir: Path, exc: Exception) -> None:

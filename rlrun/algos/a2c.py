@@ -17,7 +17,7 @@ from rlrun.core.batch import Batch
 from rlrun.core.contracts import Actor, Critic
 from rlrun.core.losses import normalize, scheduled, value_loss
 from rlrun.core.optimizers import Adam, RMSprop
-from rlrun.core.seeds import flat_parameters, per_seed, seed_by_seed
+from rlrun.core.seeds import actor_critic_parameters, flat_parameters, per_seed, seed_by_seed
 from rlrun.core.shared_encoder import shared_features
 from rlrun.knobs import AT_LEAST_ONE, FRACTION_CLOSED, NON_NEGATIVE, POSITIVE, Check, knob, one_of
 
@@ -61,7 +61,7 @@ class A2C:
     def _build(self, cfg: A2CConfig, actors: list[Actor], critics: list[Critic], stacked: bool) -> None:
         self.cfg, self.actors, self.critics = cfg, actors, critics
         self.actor, self.critic, self.stacked = actors[0], critics[0], stacked  # stacked: the batch [S, T * N, ...]
-        self.params = flat_parameters(actors, critics, stacked)  # one vector for the optimiser (a row a seed)
+        self.params = flat_parameters(actor_critic_parameters(actors, critics), stacked)  # one vector for the optimiser (a row a seed)
         if cfg.optimizer == "rmsprop":
             self.optimizer = RMSprop(self.params.vector, lr=cfg.learning_rate, alpha=cfg.rms_alpha, eps=cfg.rms_eps)
         else:

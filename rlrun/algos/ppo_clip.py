@@ -13,7 +13,7 @@ from rlrun.core.batch import Batch
 from rlrun.core.contracts import Actor, Critic
 from rlrun.core.losses import (approx_kl, clipped_surrogate, normalize, scheduled, seed_minibatches, shuffled_minibatches,
                                value_loss)
-from rlrun.core.seeds import flat_parameters, per_seed, seed_by_seed
+from rlrun.core.seeds import actor_critic_parameters, flat_parameters, per_seed, seed_by_seed
 from rlrun.core.optimizers import Adam
 from rlrun.core.shared_encoder import shared_features
 from rlrun.knobs import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, knob, one_of
@@ -67,7 +67,7 @@ class PPOClip:
         self.cfg, self.actors, self.critics = cfg, actors, critics
         self.actor, self.critic = actors[0], critics[0]
         self.stacked = stacked  # the batch [S, T * N, ...], the metrics one per seed
-        self.params = flat_parameters(actors, critics, stacked)  # one vector for Adam (a row a seed)
+        self.params = flat_parameters(actor_critic_parameters(actors, critics), stacked)  # one vector for Adam (a row a seed)
         self.optimizer = Adam(self.params.vector, lr=cfg.learning_rate, eps=cfg.adam_eps)
         self.generators = [torch.Generator().manual_seed(seed) for seed in seeds]  # minibatch shuffling
         self.written_out = written_gradients.applies(self.actor, self.critic)  # MLPs: the gradient without a graph

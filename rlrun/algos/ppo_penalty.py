@@ -13,11 +13,10 @@ from rlrun.core.batch import Batch
 from rlrun.core.contracts import Actor, Critic
 from rlrun.core.critic import fit_value_function
 from rlrun.core.distributions import index_distribution
-from rlrun.core.flat_params import FlatParameters
 from rlrun.core.kl_controller import AdaptiveKLController
 from rlrun.core.losses import approx_kl, minibatches, normalize, ratio_surrogate, scheduled
 from rlrun.core.optimizers import Adam
-from rlrun.core.seeds import per_seed
+from rlrun.core.seeds import flat_parameters, per_seed, seed_rows
 from rlrun.core.tally import Tally
 from rlrun.knobs import ABOVE_ONE, AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, knob, one_of
 
@@ -62,10 +61,9 @@ class PPOPenalty:
                stacked: bool) -> None:
         self.cfg, self.actors, self.critics, self.stacked = cfg, actors, critics, stacked
         self.actor, self.critic = actors[0], critics[0]
-        flat = FlatParameters.stacked if stacked else lambda rows: FlatParameters(rows[0])
-        self.actor_params = flat([list(actor.parameters()) for actor in actors])
+        self.actor_params = flat_parameters([list(actor.parameters()) for actor in actors], stacked)
         self.actor_optimizer = Adam(self.actor_params.vector, lr=cfg.learning_rate, eps=cfg.adam_eps)
-        self.critic_params = flat([list(critic.parameters()) for critic in critics])  # one vector for Adam
+        self.critic_params = flat_parameters([list(critic.parameters()) for critic in critics], stacked)  # one vector for Adam
         self.critic_optimizer = Adam(self.critic_params.vector, lr=cfg.critic_lr, eps=cfg.adam_eps)
         self.kl_controllers = [AdaptiveKLController(kl_coef=cfg.kl_coef_init, kl_target=cfg.kl_target,
                                                     kl_tolerance=cfg.kl_tolerance, kl_adapt_factor=cfg.kl_adapt_factor)
@@ -79,9 +77,8 @@ class PPOPenalty:
         self.actor_optimizer.lr = lr
         advantages = normalize(batch.advantages) if cfg.normalize_advantage else batch.advantages
         seeds = range(len(self.actors))
-        row = (lambda x, s: x[s]) if self.stacked else (lambda x, s: x)  # noqa: E731 - seed s's part of the batch
-        obs, actions, old_log_probs = ([row(x, s) for s in seeds] for x in (batch.obs, batch.actions, batch.log_probs))
-        advantages = [row(advantages, s) for s in seeds]
+        obs, actions, old_log_probs, advantages = (seed_rows(x, len(seeds), self.stacked) for x in (
+            batch.obs, batch.actions, batch.log_probs, advantages))
         kl_coefs = [controller.kl_coef for controller in self.kl_controllers]  # lambda, fixed during this iteration's epochs
 
         # Alg 5.23 step 2: pi_old <- pi_theta (its distributions on the batch, fixed for the epochs)

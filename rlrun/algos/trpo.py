@@ -13,12 +13,11 @@ from rlrun.core import written_fisher, written_gradients
 from rlrun.core.batch import Batch
 from rlrun.core.contracts import Actor, Critic
 from rlrun.core.critic import fit_value_function
-from rlrun.core.flat_params import FlatParameters
 from rlrun.core.losses import normalize, ratio_surrogate
 from rlrun.core.natural_gradient import (backtracking_line_search, conjugate_gradient, flat_grad,
                                          make_fisher_vector_product, trust_region_scale)
 from rlrun.core.optimizers import Adam
-from rlrun.core.seeds import merge_seeds, per_seed
+from rlrun.core.seeds import flat_parameters, merge_seeds, per_seed, seed_rows
 from rlrun.core.tally import Tally
 from rlrun.knobs import AT_LEAST_ONE, FRACTION_OPEN, POSITIVE, Check, knob
 
@@ -59,8 +58,7 @@ class TRPO:
     def _build(self, cfg: TRPOConfig, actors: list[Actor], critics: list[Critic], seeds: list[int], stacked: bool) -> None:
         self.cfg, self.actors, self.critics, self.stacked = cfg, actors, critics, stacked
         self.actor, self.critic = actors[0], critics[0]
-        critic_params = [list(critic.parameters()) for critic in critics]
-        self.critic_params = FlatParameters.stacked(critic_params) if stacked else FlatParameters(critic_params[0])
+        self.critic_params = flat_parameters([list(critic.parameters()) for critic in critics], stacked)  # one vector for Adam
         self.critic_optimizer = Adam(self.critic_params.vector, lr=cfg.critic_lr, eps=cfg.adam_eps)
         self.generators = [torch.Generator().manual_seed(seed) for seed in seeds]  # critic minibatch shuffling
         self.tallies = [Tally("trpo", ("steps_rejected",)) for _ in seeds]  # step 5 kept theta_k, totals
@@ -70,10 +68,10 @@ class TRPO:
         cfg = self.cfg
         # Alg 5.22 step 2: advantages A_hat from V_phi_k (computed by the rollout)
         advantages = normalize(batch.advantages) if cfg.normalize_advantage else batch.advantages
-        row = (lambda x, s: x[s]) if self.stacked else (lambda x, s: x)  # noqa: E731 - seed s's part of the batch
         # Steps 3-5, each seed in its own trust region
-        steps = [self._policy_step(s, row(batch.obs, s), row(batch.actions, s), row(batch.log_probs, s),
-                                   row(advantages, s)) for s in range(len(self.actors))]
+        seeds = len(self.actors)
+        steps = [self._policy_step(s, *inputs) for s, inputs in enumerate(zip(*(
+            seed_rows(x, seeds, self.stacked) for x in (batch.obs, batch.actions, batch.log_probs, advantages))))]
 
         # Step 6: fit V by gradient descent on mean (V(s) - G_hat)^2 (eq. 5.34), critic parameters only
         critic_loss = fit_value_function(self.critics if self.stacked else self.critic, self.critic_params,

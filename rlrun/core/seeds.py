@@ -12,11 +12,20 @@ from rlrun.core.batch import Batch
 from rlrun.core.flat_params import FlatParameters, unique_parameters
 
 
-def flat_parameters(actors: Sequence[nn.Module], critics: Sequence[nn.Module], stacked: bool) -> FlatParameters:
-    """The actor's and the critic's parameters as one vector, or ``stacked``: each seed's as a row
-    of one matrix (``FlatParameters.stacked``; a group of one seed too)."""
-    per_seed = [unique_parameters(actor, critic) for actor, critic in zip(actors, critics)]
+def flat_parameters(per_seed: Sequence[Sequence[nn.Parameter]], stacked: bool) -> FlatParameters:
+    """One run's parameters as one vector, or ``stacked``: each seed's (``per_seed[s]``) as a row of
+    one matrix (``FlatParameters.stacked``; a group of one seed too)."""
     return FlatParameters.stacked(per_seed) if stacked else FlatParameters(per_seed[0])
+
+
+def actor_critic_parameters(actors: Sequence[nn.Module], critics: Sequence[nn.Module]) -> list[list[nn.Parameter]]:
+    """Each seed's actor and critic parameters together, a shared encoder's once."""
+    return [unique_parameters(actor, critic) for actor, critic in zip(actors, critics)]
+
+
+def seed_rows(x: Tensor, seeds: int, stacked: bool) -> list[Tensor]:
+    """Each seed's part of a batch tensor: its rows of a stacked [S, ...] one, or one run's whole."""
+    return [x[s] for s in range(seeds)] if stacked else [x]
 
 
 def seed_by_seed(gradient: Callable[..., tuple[Tensor, ...]], actors: Sequence[nn.Module],
@@ -51,8 +60,10 @@ class SeedBySeed:
         self.algorithms = list(algorithms)
 
     def update(self, batch: Batch, progress: float) -> dict[str, float | list[float]]:
-        rows = [Batch(obs=batch.obs[s], actions=batch.actions[s], log_probs=batch.log_probs[s], values=batch.values[s],
-                      advantages=batch.advantages[s], returns=batch.returns[s]) for s in range(len(self.algorithms))]
+        seeds = len(self.algorithms)
+        keys = ("obs", "actions", "log_probs", "values", "advantages", "returns")
+        rows = [Batch(**dict(zip(keys, parts))) for parts in zip(*(seed_rows(getattr(batch, key), seeds, True)
+                                                                    for key in keys))]
         return merge_seeds([algo.update(row, progress) for algo, row in zip(self.algorithms, rows)])
 
     def state_dict(self, seed: int = 0) -> dict:
