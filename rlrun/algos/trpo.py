@@ -13,13 +13,13 @@ from rlrun.core import written_fisher, written_gradients
 from rlrun.core.batch import Batch
 from rlrun.core.contracts import Actor, Critic
 from rlrun.core.critic import fit_value_function
-from rlrun.core.losses import normalize, ratio_surrogate
+from rlrun.core.losses import normalize, ratio_surrogate, scheduled
 from rlrun.core.natural_gradient import (backtracking_line_search, conjugate_gradient, flat_grad,
                                          make_fisher_vector_product, trust_region_scale)
 from rlrun.core.optimizers import Adam
 from rlrun.core.seeds import flat_parameters, merge_seeds, per_seed, seed_rows
 from rlrun.core.tally import Tally
-from rlrun.knobs import AT_LEAST_ONE, FRACTION_OPEN, POSITIVE, Check, knob
+from rlrun.knobs import AT_LEAST_ONE, FRACTION_OPEN, POSITIVE, Check, knob, one_of
 
 
 @dataclass
@@ -29,6 +29,8 @@ class TRPOConfig(AlgoConfig):
 
     name: str = knob("trpo", "the algorithm")
     max_kl: float = knob(0.01, "delta, the bound on the mean KL of a step (TRPO paper, sb3-contrib)", POSITIVE)
+    max_kl_schedule: str = knob("constant", "constant, or delta linear to 0 at total_steps (as PPO's clip_schedule)",
+                                one_of("constant", "linear"))
     cg_iters: int = knob(10, "conjugate-gradient iterations for H^-1 g (TRPO paper's 10)", AT_LEAST_ONE)
     cg_damping: float = knob(0.1, "damping added to the KL Hessian in CG (Baselines, sb3-contrib)", POSITIVE)
     cg_tol: float = knob(1e-10, "CG stops once the residual's squared norm is below this (Baselines)", POSITIVE)
@@ -70,7 +72,8 @@ class TRPO:
         advantages = normalize(batch.advantages) if cfg.normalize_advantage else batch.advantages
         # Steps 3-5, each seed in its own trust region
         seeds = len(self.actors)
-        steps = [self._policy_step(s, *inputs) for s, inputs in enumerate(zip(*(
+        max_kl = scheduled(cfg.max_kl, cfg.max_kl_schedule, progress)
+        steps = [self._policy_step(s, max_kl, *inputs) for s, inputs in enumerate(zip(*(
             seed_rows(x, seeds, self.stacked) for x in (batch.obs, batch.actions, batch.log_probs, advantages))))]
 
         # Step 6: fit V by gradient descent on mean (V(s) - G_hat)^2 (eq. 5.34), critic parameters only
@@ -80,9 +83,10 @@ class TRPO:
                                          generator=self.generators if self.stacked else self.generators[0])
         return {**merge_seeds(steps), "loss/value": per_seed(critic_loss)}
 
-    def _policy_step(self, s: int, obs: torch.Tensor, actions: torch.Tensor, old_log_probs: torch.Tensor,
-                     advantages: torch.Tensor) -> dict[str, float]:
-        """Steps 3-5 for seed s: the natural gradient, its trust-region scale, the line search."""
+    def _policy_step(self, s: int, max_kl: float, obs: torch.Tensor, actions: torch.Tensor,
+                     old_log_probs: torch.Tensor, advantages: torch.Tensor) -> dict[str, float]:
+        """Steps 3-5 for seed s: the natural gradient, its trust-region scale, the line search under
+        the KL bound ``max_kl`` (delta at this point of the schedule)."""
         cfg, actor = self.cfg, self.actors[s]
         actor_params = list(actor.parameters())  # the trust region touches only these
         with torch.no_grad():
@@ -102,7 +106,7 @@ class TRPO:
         cg = conjugate_gradient(fvp, g, cfg.cg_iters, cfg.cg_tol)
 
         # Step 5: theta = theta_k + alpha^j sqrt(2 delta / x^T H x) x, smallest passing j (eq. 5.33)
-        step = trust_region_scale(float(cg.x @ fvp(cg.x)), cfg.max_kl)
+        step = trust_region_scale(float(cg.x @ fvp(cg.x)), max_kl)
 
         def evaluate() -> tuple[float, float]:
             with torch.no_grad():
@@ -111,7 +115,7 @@ class TRPO:
                 return surr.item(), kl_divergence(pi_old, pi_new).mean().item()
 
         if step.valid:
-            search = backtracking_line_search(actor_params, step.scale * cg.x, evaluate, cfg.max_kl,
+            search = backtracking_line_search(actor_params, step.scale * cg.x, evaluate, max_kl,
                                               cfg.backtrack_coef, cfg.backtrack_iters)
         else:
             search = None  # x^T H x not positive: no step this iteration, reported below
@@ -119,7 +123,7 @@ class TRPO:
         return {
             # -L(theta_new): the surrogate after the accepted step (at theta_old it is mean(A) ~ 0)
             "loss/policy": -(surrogate.item() + (search.improvement if search is not None else 0.0)),
-            "trpo/max_kl": cfg.max_kl,
+            "trpo/max_kl": max_kl,
             "trpo/cg_iters": float(cg.iterations),
             "trpo/cg_residual": cg.residual,
             "trpo/xHx": step.xHx,

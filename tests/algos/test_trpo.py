@@ -50,6 +50,21 @@ def test_accepted_step_stays_within_max_kl_and_improves_the_surrogate(gaussian, 
 
 
 @pytest.mark.parametrize("gaussian", [False, True])
+def test_linear_schedule_shrinks_the_bound_the_step_fills(gaussian):
+    """max_kl_schedule=linear: at progress 0.75 delta is max_kl / 4; the step fills that bound as
+    the constant schedule's step fills max_kl (the quadratic model's scale goes as sqrt(delta))."""
+    steps = {}
+    for schedule in ("constant", "linear"):
+        algo, batch = make(gaussian, max_kl_schedule=schedule)
+        steps[schedule] = update(algo, batch, progress=0.75)
+    linear, constant = steps["linear"], steps["constant"]
+    assert linear["trpo/max_kl"] == pytest.approx(0.0025) and constant["trpo/max_kl"] == 0.01
+    assert 0.0 < linear["policy/kl"] <= 0.0025 < constant["policy/kl"] <= 0.01
+    assert linear["trpo/backtracks"] == constant["trpo/backtracks"] == 0.0  # both full steps: the scales compare
+    assert linear["trpo/step_norm"] == pytest.approx(constant["trpo/step_norm"] / 2, rel=1e-5)
+
+
+@pytest.mark.parametrize("gaussian", [False, True])
 def test_rejected_step_restores_theta_old_bitwise(gaussian):
     """Step 5: when no candidate passes, the actor's parameters are exactly theta_old."""
     algo, batch = make(gaussian, backtrack_iters=0, **OVERSHOOT)  # one candidate, the overshooting full step
