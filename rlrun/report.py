@@ -26,6 +26,7 @@ import argparse
 import json
 import re
 import sys
+import textwrap
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -297,6 +298,7 @@ def pyplot():
 
 
 IQM_MIN_SEEDS = 5
+LEGEND_WIDTH = 45  # characters of a legend label's line
 
 
 def group_rng(key: GroupKey) -> np.random.Generator:
@@ -318,7 +320,8 @@ def plot_env(env: str, groups: dict[GroupKey, list[Run]], labels: dict[GroupKey,
             continue
         grid = common_grid(curves, points)
         ys = interpolate(curves, grid)
-        (line,) = ax.plot(grid, ys.mean(axis=0), label=f"{labels[key]} (n={len(curves)})")
+        label = textwrap.fill(f"{labels[key]} (n={len(curves)})", LEGEND_WIDTH, subsequent_indent="  ")
+        (line,) = ax.plot(grid, ys.mean(axis=0), label=label)
         if len(curves) > 1:
             low, high = bootstrap_band(ys, group_rng(key))
             ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
@@ -330,10 +333,10 @@ def plot_env(env: str, groups: dict[GroupKey, list[Run]], labels: dict[GroupKey,
     ax.set_ylabel(metric)
     ax.set_title(f"{env}: {metric} (mean over seeds, bootstrap {CONFIDENCE:.0%} CI)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
+    # below the axes, where a sweep's long labels (its overrides) cover no curve and are not cut off
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=2, frameon=False)
     path = out / f"{sanitize(env)}_{sanitize(metric)}.png"
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
 

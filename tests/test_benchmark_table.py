@@ -52,3 +52,20 @@ def test_a_pair_missing_the_target_on_two_of_five_seeds_misses(tmp_path):
     for seed, ev in enumerate([100.0, 100.0, 100.0, 50.0, 50.0]):  # 0.90 x 3, 0.75 x 2
         write_run(results, "trpo", "LunarLander-v3", seed, final=50.0, evaluation=ev)
     assert "3 of 5 >= 0.8, missed" in table(results)
+
+
+def test_figures_draw_every_committed_seed(tmp_path):
+    """benchmarks/figures.py draws each algorithm's seeds from curve.json alone (no event files)."""
+    results = tmp_path / "mujoco-1m"
+    for algo, seeds in (("trpo", 5), ("acktr", 3)):
+        for seed in range(seeds):
+            write_run(results, algo, "Hopper-v5", seed, final=1000.0, evaluation=1500.0)
+            points = [[step, step / 1000.0 + seed] for step in range(1000, 11000, 1000)]
+            (results / algo / "Hopper-v5" / f"seed{seed}" / "curve.json").write_text(
+                json.dumps({"rollout/ep_return": points, "eval/mean_return": points[::2]}))
+    out = tmp_path / "figures"
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "figures.py"), "--results", str(results),
+                          "--out", str(out)], capture_output=True, text=True, check=True)
+    assert sorted(p.name for p in out.glob("*.png")) == ["Hopper-v5_eval_mean_return.png",
+                                                         "Hopper-v5_rollout_ep_return.png"]
+    assert res.stdout.count("(acktr 3, trpo 5 seeds)") == 2
