@@ -106,3 +106,31 @@ def test_each_group_of_seeds_is_one_ray_task(run_rlrun):
     assert res.returncode == 0, res.stderr[-3000:]
     assert "Ray Launcher is launching 2 jobs" in res.stdout + res.stderr
     assert {s: v["status"] for s, v in summaries(run_rlrun.cwd / "sweep").items()} == {s: "completed" for s in range(4)}
+
+
+def test_a_groups_configs_composed_once_equal_hydras_composition_of_each():
+    """The group's first job is composed by Hydra, the other seeds copied from it: each copy equals
+    Hydra's own composition of that job (its seed, task overrides, override_dirname, job number)."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import HydraContext, RunMode
+    from omegaconf import OmegaConf
+
+    from rlrun.config import CONF_DIR, register_configs
+    from rlrun.launch.batched import _sweep_config, _sweep_configs, register
+
+    register_configs()
+    register()  # hydra/launcher=batched, as the CLI does
+    jobs = [(7 + k, ["algo=trpo", "env=Pendulum-v1", f"seed={s}", "algo.max_kl=0.02"]) for k, s in enumerate((3, 11, 5))]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        master = loader.load_configuration("config", ["hydra/launcher=batched", "hydra.sweep.dir=sweep"],
+                                           run_mode=RunMode.MULTIRUN)
+        context = HydraContext(config_loader=loader, callbacks=None)
+        copied = _sweep_configs(context, master, jobs)
+        composed = [_sweep_config(context, master, job) for job in jobs]
+    assert [c.seed for c in copied] == [3, 11, 5] and [c.hydra.job.num for c in copied] == [7, 8, 9]
+    for mine, hydras in zip(copied, composed):
+        assert OmegaConf.to_container(mine, resolve=False) == OmegaConf.to_container(hydras, resolve=False)
+        assert mine.hydra.sweep.subdir == hydras.hydra.sweep.subdir  # the job's directory, resolved
+    assert copied[1].hydra.sweep.subdir == "trpo/Pendulum-v1/seed11_algo.max_kl=0.02"

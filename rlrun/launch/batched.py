@@ -21,7 +21,9 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Sequence
 
+from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus, _save_config, configure_log, filter_overrides, setup_globals
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
@@ -150,7 +152,7 @@ def _through(via: DictConfig, hydra_context: HydraContext, config: DictConfig,
     """Each group as one job of the launcher ``via`` configures (the group's first job's overrides)."""
     from hydra.core.plugins import Plugins
 
-    groups = [[_sweep_config(hydra_context, config, job) for job in chunk] for chunk in chunks]
+    groups = [_sweep_configs(hydra_context, config, chunk) for chunk in chunks]
     inner_config = copy.deepcopy(config)
     with read_write(inner_config.hydra), open_dict(inner_config.hydra):
         inner_config.hydra.launcher = via
@@ -191,6 +193,30 @@ def _sweep_config(hydra_context: HydraContext, config: DictConfig, job: Job) -> 
     return sweep_config
 
 
+def _sweep_configs(hydra_context: HydraContext, config: DictConfig, chunk: list[Job]) -> list[DictConfig]:
+    """The job configs of a group: the first job's composed by Hydra (a few tenths of a second
+    each), the others, which differ from it only in ``seed``, copied from it with their own seed,
+    overrides, override_dirname and job number, as Hydra's composition would set them."""
+    first = _sweep_config(hydra_context, config, chunk[0])
+    parser = OverridesParser.create()
+    dirname = first.hydra.job.config.override_dirname
+    configs = [first]
+    for idx, overrides in chunk[1:]:
+        parsed = parser.parse_overrides(list(overrides))
+        sweep_config = copy.deepcopy(first)
+        OmegaConf.copy_cache(from_config=config, to_config=sweep_config)  # as load_sweep_config does
+        ConfigLoaderImpl._apply_overrides_to_config([o for o in parsed if o.key_or_group == "seed"], sweep_config)
+        with open_dict(sweep_config):
+            sweep_config.hydra.overrides.task = [o.input_line for o in parsed if not o.is_hydra_override()]
+            sweep_config.hydra.job.override_dirname = get_overrides_dirname(
+                overrides=[o for o in parsed if not o.is_hydra_override()], kv_sep=dirname.kv_sep,
+                item_sep=dirname.item_sep, exclude_keys=dirname.exclude_keys)
+            sweep_config.hydra.job.id = idx
+            sweep_config.hydra.job.num = idx
+        configs.append(sweep_config)
+    return configs
+
+
 def _failed(hydra_context: HydraContext, config: DictConfig, job: Job, why: str) -> JobReturn:
     ret = _prepare(_sweep_config(hydra_context, config, job), save=False)
     ret.status, ret.return_value = JobStatus.FAILED, RuntimeError(why)
@@ -224,7 +250,7 @@ def run_chunk(hydra_context: HydraContext, config: DictConfig, task_function: Ta
     """The jobs of one group, together; (their JobReturns, the exit status of a stop or None)."""
     from rlrun.launch.task import run_group_task
 
-    sweep_configs = [_sweep_config(hydra_context, config, job) for job in chunk]
+    sweep_configs = _sweep_configs(hydra_context, config, chunk)
     returns = [_prepare(sweep_config) for sweep_config in sweep_configs]
     configure_log(sweep_configs[0].hydra.job_logging, sweep_configs[0].hydra.verbose)  # the console; files: per seed
     values, exit_code = run_group_task([ret.cfg for ret in returns],
