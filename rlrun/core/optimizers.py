@@ -47,7 +47,7 @@ class Adam:
         """One step along ``params.grad``; of a stacked vector, of the rows where the bool [S]
         ``rows`` is true (default: all)."""
         if self.params.dim() != 1:
-            self._step_rows(torch.ones_like(self.steps, dtype=torch.bool) if rows is None else rows.to(self.params.device))
+            self._step_rows(None if rows is None or bool(rows.all()) else rows.to(self.params.device))
             return
         beta1, beta2 = self.betas
         grad = self.params.grad
@@ -59,18 +59,25 @@ class Adam:
         denom = self.exp_avg_sq.sqrt().div_(bias_correction2_sqrt).add_(self.eps)
         self.params.addcdiv_(self.exp_avg, denom, value=-self.lr / bias_correction1)
 
-    def _step_rows(self, rows: Tensor) -> None:
-        """The same arithmetic on each row in ``rows``, with that row's step count."""
+    def _step_rows(self, rows: Tensor | None) -> None:
+        """The same arithmetic on each row in ``rows`` (None: all), with that row's step count."""
         beta1, beta2 = self.betas
         grad = self.params.grad
-        self.steps += rows
+        self.steps += 1 if rows is None else rows
         steps = self.steps.to(torch.float64)[:, None]  # the bias corrections in double, as above
-        exp_avg = self.exp_avg.lerp(grad, 1.0 - beta1)
-        exp_avg_sq = self.exp_avg_sq.mul(beta2).addcmul_(grad, grad, value=1.0 - beta2)
         bias_correction1 = 1.0 - beta1 ** steps
         bias_correction2_sqrt = (1.0 - beta2 ** steps).sqrt()
+        if rows is None:  # every row: in place, as the unstacked step
+            exp_avg = self.exp_avg.lerp_(grad, 1.0 - beta1)
+            exp_avg_sq = self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+        else:
+            exp_avg = self.exp_avg.lerp(grad, 1.0 - beta1)
+            exp_avg_sq = self.exp_avg_sq.mul(beta2).addcmul_(grad, grad, value=1.0 - beta2)
         denom = exp_avg_sq.sqrt().div_(bias_correction2_sqrt.to(grad.dtype)).add_(self.eps)
         update = exp_avg.mul((-self.lr / bias_correction1).to(grad.dtype)).div_(denom)  # addcdiv_ order
+        if rows is None:
+            self.params.add_(update)
+            return
         keep = ~rows[:, None]
         self.params.add_(update.masked_fill_(keep, 0.0))
         self.exp_avg.copy_(torch.where(keep, self.exp_avg, exp_avg))
