@@ -90,7 +90,9 @@ def table(runs: dict[tuple[str, str], list[dict]], random: dict[str, float], env
                 continue
             finals = [r["final_return"] for r in records]
             evals = [r["eval"] for r in records]
-            if not published:
+            if zoo_reference(algo, env) is None and not (algo in PUBLISHED and env in PUBLISHED[algo][1]):
+                ref = "shown only: no zoo figure"
+            elif not published:
                 ref = f"zoo-normalised >= {NORMALISED_TARGET}"
             elif algo == "acktr":
                 trpo = runs.get(("trpo", env), [])
