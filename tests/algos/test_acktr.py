@@ -183,3 +183,19 @@ def test_trust_region_kl_policy_bounds_the_policy_kl_alone_and_logs_the_value_dr
     joint_bound = update(first_joint, batch)  # the same direction, the value's drift counted too
     assert joint_bound["policy/kl"] < policy_bound["policy/kl"] <= policy_bound["acktr/max_kl"]
     assert policy_bound["acktr/joint_kl"] > joint_bound["acktr/joint_kl"]
+
+
+def test_the_gaussian_fisher_factor_comes_from_sampled_actions_held_fixed():
+    """The actor's Fisher is E[grad log pi(a'|s) grad^T] at actions a' drawn from pi and then held
+    fixed: for the mean layer the output-gradient factor is the mean of g g^T with g = (a' - mu) /
+    sigma^2. A sample a' = mu + sigma * eps that carries mu's gradient makes g zero (d/dmu of
+    log N(mu + sigma eps; mu, sigma) is 0), and K-FAC degenerates to damped gradient descent."""
+    algo, batch = make(gaussian=True)
+    with torch.no_grad():
+        pi = algo.actor(batch.obs)
+        mu, sigma = pi.mean, pi.stddev
+    eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(0), dtype=mu.dtype)  # the Fisher's first draw
+    update(algo, batch)
+    g = eps / sigma  # (a' - mu) / sigma^2 with a' = mu + sigma eps
+    expected = (g.T @ g / len(g)).to(torch.float64)
+    torch.testing.assert_close(algo.actor_kfac.layers[-1].S, expected, rtol=1e-5, atol=1e-8)
