@@ -199,3 +199,11 @@ def test_the_gaussian_fisher_factor_comes_from_sampled_actions_held_fixed():
     g = eps / sigma  # (a' - mu) / sigma^2 with a' = mu + sigma eps
     expected = (g.T @ g / len(g)).to(torch.float64)
     torch.testing.assert_close(algo.actor_kfac.layers[-1].S, expected, rtol=1e-5, atol=1e-8)
+
+
+def test_linear_schedule_bounds_the_step_by_the_shrunk_max_kl():
+    """max_kl_schedule=linear: at progress 0.75 the step's measured KL stays within max_kl / 4."""
+    algo, batch = make(gaussian=True, max_kl_schedule="linear")
+    metrics = update(algo, batch, progress=0.75)
+    assert metrics["acktr/max_kl"] == pytest.approx(0.0025)
+    assert metrics["acktr/step_accepted"] == 1.0 and 0.0 < metrics["policy/kl"] <= 0.0025
