@@ -27,7 +27,7 @@ from rlrun.core.critic import fit_value_function
 from rlrun.core.distributions import sample, standard_normal_like
 from rlrun.core.flat_params import FlatParameters
 from rlrun.core.kfac import KFAC
-from rlrun.core.losses import normalize, value_loss
+from rlrun.core.losses import normalize, scheduled, value_loss
 from rlrun.core.natural_gradient import (LineSearchResult, StepScale, backtracking_line_search,
                                          make_fisher_vector_product, trust_region_scale)
 from rlrun.core.optimizers import Adam
@@ -53,6 +53,8 @@ class ACKTRConfig(AlgoConfig):
     eta_max: float = knob(0.25, "the largest step scale eta (Baselines acktr's lr 0.25)", POSITIVE)
     max_kl: float = knob(0.001, "delta, the trust region (Baselines' kfac_clip 0.001); the measured KL after a step never exceeds it",
                          POSITIVE)
+    max_kl_schedule: str = knob("constant", "constant, or delta linear to 0 at total_steps (as PPO's clip_schedule)",
+                                one_of("constant", "linear"))
     backtrack_coef: float = knob(0.9, "a step whose measured KL exceeds max_kl is shrunk by this factor ...", FRACTION_OPEN)
     backtrack_iters: int = knob(10, "... up to this many times, else rejected (theta_old kept)",
                                 Check(lambda v: v >= 0, "must be >= 0"))
@@ -145,8 +147,9 @@ class ACKTR:
         return SeedBySeed([cls(cfg, actor, critic, seed) for actor, critic, seed in zip(actors, critics, seeds)])
 
     def update(self, batch: Batch, progress: float) -> dict[str, float]:
+        max_kl = scheduled(self.cfg.max_kl, self.cfg.max_kl_schedule, progress)  # delta at this point of training
         if self.joint is not None:
-            return self._update_joint(batch)
+            return self._update_joint(batch, max_kl)
         cfg, obs = self.cfg, batch.obs
         advantages = normalize(batch.advantages) if cfg.normalize_advantage else batch.advantages
         features = self.actor.net.encode(obs)  # a CNN runs once for pi and pi_old
@@ -175,23 +178,23 @@ class ACKTR:
         # while the measured KL exceeds delta it is shrunk (backtrack_coef^j), else rejected
         step = parameters_to_vector(direction)
         fvp = make_fisher_vector_product(kl_divergence(pi_old, self.actor(obs)).mean(), self.params, damping=0.0)
-        eta = trust_region_scale(float(step @ fvp(step)), cfg.max_kl, cfg.eta_max)
+        eta = trust_region_scale(float(step @ fvp(step)), max_kl, cfg.eta_max)
         scaled_step = eta.scale * step
 
         def kl_after() -> tuple[float, float]:
             with torch.no_grad():
                 return 0.0, kl_divergence(pi_old, self.actor(obs)).mean().item()
 
-        search = backtracking_line_search(self.params, -scaled_step, kl_after, cfg.max_kl,
+        search = backtracking_line_search(self.params, -scaled_step, kl_after, max_kl,
                                           cfg.backtrack_coef, cfg.backtrack_iters, require_improvement=False)
         critic_metrics = self._update_critic(batch)
         return {
             "loss/policy": policy_loss.item(),
-            **self._step_metrics(eta, search, scaled_step),
+            **self._step_metrics(eta, search, scaled_step, max_kl),
             **critic_metrics,
         }
 
-    def _update_joint(self, batch: Batch) -> dict[str, float]:
+    def _update_joint(self, batch: Batch, max_kl: float) -> dict[str, float]:
         """One K-FAC step of actor and critic together, as the paper's Atari runs (Baselines acktr):
         the Fisher is that of the joint distribution p(a, y | s) = pi(a|s) N(y; V(s), 1) (sec. 3.2),
         the objective A2C's policy loss + vf_coef x value loss, and the trust region bounds the
@@ -232,7 +235,7 @@ class ACKTR:
         # the measured KL checked as in update()
         step = parameters_to_vector(direction)
         quadratic = float(step @ make_fisher_vector_product(bounded(*kls()), self.params, damping=0.0)(step))
-        eta = trust_region_scale(quadratic, cfg.max_kl, cfg.eta_max)
+        eta = trust_region_scale(quadratic, max_kl, cfg.eta_max)
         measured = [0.0, 0.0]  # the policy and value KLs of the last candidate the search evaluated
 
         def kl_after() -> tuple[float, float]:
@@ -242,13 +245,13 @@ class ACKTR:
             return 0.0, bounded(policy_kl, value_kl).item()
 
         scaled_step = eta.scale * step
-        search = backtracking_line_search(self.params, -scaled_step, kl_after, cfg.max_kl,
+        search = backtracking_line_search(self.params, -scaled_step, kl_after, max_kl,
                                           cfg.backtrack_coef, cfg.backtrack_iters, require_improvement=False)
         policy_kl, value_kl = measured if search.accepted else (0.0, 0.0)  # rejected: theta_old kept
         return {
             "loss/policy": policy_loss.item(),
             "loss/value": critic_loss.item(),
-            **self._step_metrics(eta, search, scaled_step),
+            **self._step_metrics(eta, search, scaled_step, max_kl),
             "acktr/joint_kl": policy_kl + value_kl,
             "acktr/value_kl": value_kl,
         }
@@ -257,11 +260,12 @@ class ACKTR:
         """A2C's policy-gradient objective, -mean log pi(a|s) A_t - ent_coef * H (to be minimised)."""
         return -(pi.log_prob(batch.actions) * advantages).mean() - self.cfg.ent_coef * pi.entropy().mean()
 
-    def _step_metrics(self, eta: StepScale, search: LineSearchResult, scaled_step: torch.Tensor) -> dict[str, float]:
+    def _step_metrics(self, eta: StepScale, search: LineSearchResult, scaled_step: torch.Tensor,
+                      max_kl: float) -> dict[str, float]:
         """The trust-region step as taken: its scale after the KL check, the check, and K-FAC's state."""
         eig = self.actor_kfac.factor_eigenvalue_range(0)
         return {
-            "acktr/max_kl": self.cfg.max_kl,
+            "acktr/max_kl": max_kl,
             "acktr/eta_max": self.cfg.eta_max,
             "acktr/step_scale": eta.scale * search.step_fraction,
             "acktr/step_clipped": float(eta.clipped),
