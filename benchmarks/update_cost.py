@@ -158,7 +158,7 @@ def stacked_costs(env: str, num_envs: int, n_steps: int, seeds: int) -> list[dic
 
     from rlrun.config import register_configs
     from rlrun.networks import make_networks
-    from rlrun.seed_group import stacked_batch
+    from rlrun.core.seeds import stacked_batch
 
     register_configs()
     spaces = gym.make(env)

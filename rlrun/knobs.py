@@ -36,6 +36,9 @@ def one_of(*options: str) -> Check:
     return Check(lambda v: v in options, f"one of {', '.join(options)}")
 
 
+SCHEDULES = one_of("constant", "linear")  # a knob's value over training: fixed, or linear to 0 at total_steps
+
+
 def knob(default: Any, doc: str, check: Check | None = None) -> Any:
     """A config field: its default, what it is and where the value comes from, and its range.
     ``None`` (for Optional fields) always passes the check."""

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from rlrun.algos.registry import algorithms
@@ -29,7 +28,7 @@ from rlrun.checkpoint import lock_run_dir, resume_command
 from rlrun.config import sweep_dir_of
 from rlrun.core.batch import Batch
 from rlrun.core.diagnostics import policy_snapshot
-from rlrun.core.seeds import SeedBySeed
+from rlrun.core.seeds import SeedBySeed, stacked_batch
 from rlrun.errors import Interrupted, NumericalError, OutputError
 from rlrun.logger import ProgressReporter, TensorBoardLogger
 from rlrun.process_setup import configure_torch, resolve_device, rng_state, seed_everything, set_rng_state
@@ -271,8 +270,7 @@ def _update(seeds: list[SeedRun], members: list[int], group: StackedAlgorithm, c
 def _final_evaluation(seed: SeedRun, stop: StopRequest) -> None:
     """The trainer's final evaluation and status, for one seed (a failure in it stops that seed alone)."""
     with seed.own_generators(), _stops_alone(seed, "its final evaluation"):
-        status = final_evaluation(seed.cfg, seed.run, seed.tb, seed.checkpoints, stop)
-        seed.status = status
+        seed.status = final_evaluation(seed.cfg, seed.run, seed.tb, seed.checkpoints, stop)
 
 
 @contextlib.contextmanager
@@ -311,12 +309,6 @@ def _finish(seed: SeedRun, overridden: Sequence[str]) -> dict:
             log_done(seed.cfg, summary)
     seed.log_file.close()
     return summary
-
-
-def stacked_batch(batches: list[Batch]) -> Batch:
-    """The seeds' batches with a leading seed axis [S, T * N, ...]."""
-    return Batch(**{key: torch.stack([getattr(b, key) for b in batches])
-                    for key in ("obs", "actions", "log_probs", "values", "advantages", "returns")})
 
 
 def _row(metrics: dict[str, float | list[float]], row: int) -> dict[str, float]:

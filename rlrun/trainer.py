@@ -170,11 +170,15 @@ def _train(cfg: DictConfig, run_dir: Path, multirun: bool, overridden: Sequence[
     return summary
 
 
+def iteration_steps(cfg: DictConfig) -> int:
+    """The env steps of one iteration: T steps in each of the N envs."""
+    return cfg.algo.n_steps * cfg.env.num_envs
+
+
 def logged_iteration(cfg: DictConfig, run: RunState, log_every: int) -> bool:
     """Whether this iteration's update metrics are written (and the diagnostics' passes run): every
     log_every-th, and the last."""
-    samples = cfg.algo.n_steps * cfg.env.num_envs  # env steps an iteration
-    return (run.iteration + 1) % log_every == 0 or run.steps + samples >= cfg.total_steps
+    return (run.iteration + 1) % log_every == 0 or run.steps + iteration_steps(cfg) >= cfg.total_steps
 
 
 def after_update(cfg: DictConfig, run: RunState, tb: TensorBoardLogger, reporter: ProgressReporter,
@@ -185,7 +189,7 @@ def after_update(cfg: DictConfig, run: RunState, tb: TensorBoardLogger, reporter
     if logged:
         metrics.update(update_diagnostics(run.actor, pi_old, batch, cfg.algo.name))
     check_finite(metrics, [run.actor, run.critic], run.iteration, cfg.algo.name)
-    run.steps += cfg.algo.n_steps * cfg.env.num_envs
+    run.steps += iteration_steps(cfg)
     run.iteration += 1
     run.tracker.add(episodes, wall())
     log_iteration(run, tb, reporter, metrics if logged else None, episodes, update_s, wall())
@@ -295,5 +299,5 @@ def log_done(cfg: DictConfig, summary: dict) -> None:
     final = "-" if summary["final_return"] is None else f"{summary['final_return']:.1f}"
     solved = "not solved" if summary["solved_step"] is None else f"solved at step {summary['solved_step']}"
     log.info("done: %d env steps (total_steps %d, whole iterations of %d) in %.1f s, %.0f steps/s; "
-             "final return %s, %s", summary["steps_done"], cfg.total_steps, cfg.algo.n_steps * cfg.env.num_envs,
+             "final return %s, %s", summary["steps_done"], cfg.total_steps, iteration_steps(cfg),
              summary["wall_s"], summary["fps"], final, solved)

@@ -19,7 +19,7 @@ from rlrun.core.losses import normalize, scheduled, value_loss
 from rlrun.core.optimizers import Adam, RMSprop
 from rlrun.core.seeds import actor_critic_parameters, flat_parameters, per_seed, seed_by_seed
 from rlrun.core.shared_encoder import shared_features
-from rlrun.knobs import AT_LEAST_ONE, FRACTION_CLOSED, NON_NEGATIVE, POSITIVE, Check, knob, one_of
+from rlrun.knobs import AT_LEAST_ONE, FRACTION_CLOSED, NON_NEGATIVE, POSITIVE, SCHEDULES, Check, knob, one_of
 
 
 @dataclass
@@ -32,7 +32,7 @@ class A2CConfig(AlgoConfig):
     gae_lambda: float = knob(1.0, "GAE lambda; 1.0: the n-step returns of Baselines / SB3", FRACTION_CLOSED)
     normalize_advantage: bool = knob(False, "standardise the advantages (Baselines / SB3: no)")
     learning_rate: float = knob(7e-4, "the optimiser's step size (Baselines / SB3)", POSITIVE)
-    lr_schedule: str = knob("constant", "constant, or linear to 0 at total_steps (SB3's lin_)", one_of("constant", "linear"))
+    lr_schedule: str = knob("constant", "constant, or linear to 0 at total_steps (SB3's lin_)", SCHEDULES)
     optimizer: str = knob("rmsprop", "rmsprop (Baselines / SB3) or adam", one_of("rmsprop", "adam"))
     rms_alpha: float = knob(0.99, "RMSprop's squared-gradient average (Baselines / SB3)",
                             Check(lambda v: 0 <= v < 1, "must be in [0, 1)"))

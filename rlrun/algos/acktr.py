@@ -34,7 +34,8 @@ from rlrun.core.optimizers import Adam
 from rlrun.core.seeds import SeedBySeed
 from rlrun.core.tally import Tally
 from rlrun.errors import ConfigError
-from rlrun.knobs import AT_LEAST_ONE, FRACTION_CLOSED, FRACTION_OPEN, NON_NEGATIVE, POSITIVE, Check, knob, one_of
+from rlrun.knobs import (AT_LEAST_ONE, FRACTION_CLOSED, FRACTION_OPEN, NON_NEGATIVE, POSITIVE, SCHEDULES, Check, knob,
+                         one_of)
 
 
 @dataclass
@@ -54,7 +55,7 @@ class ACKTRConfig(AlgoConfig):
     max_kl: float = knob(0.001, "delta, the trust region (Baselines' kfac_clip 0.001); the measured KL after a step never exceeds it",
                          POSITIVE)
     max_kl_schedule: str = knob("constant", "constant, or delta linear to 0 at total_steps (as PPO's clip_schedule)",
-                                one_of("constant", "linear"))
+                                SCHEDULES)
     backtrack_coef: float = knob(0.9, "a step whose measured KL exceeds max_kl is shrunk by this factor ...", FRACTION_OPEN)
     backtrack_iters: int = knob(10, "... up to this many times, else rejected (theta_old kept)",
                                 Check(lambda v: v >= 0, "must be >= 0"))

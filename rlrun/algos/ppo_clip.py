@@ -16,9 +16,8 @@ from rlrun.core.losses import (approx_kl, clipped_surrogate, normalize, schedule
 from rlrun.core.seeds import actor_critic_parameters, flat_parameters, per_seed, seed_by_seed
 from rlrun.core.optimizers import Adam
 from rlrun.core.shared_encoder import shared_features
-from rlrun.knobs import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, knob, one_of
+from rlrun.knobs import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, SCHEDULES, knob
 
-SCHEDULES = one_of("constant", "linear")
 
 
 @dataclass

@@ -18,7 +18,7 @@ from rlrun.core.losses import approx_kl, minibatches, normalize, ratio_surrogate
 from rlrun.core.optimizers import Adam
 from rlrun.core.seeds import flat_parameters, per_seed, seed_rows
 from rlrun.core.tally import Tally
-from rlrun.knobs import ABOVE_ONE, AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, knob, one_of
+from rlrun.knobs import ABOVE_ONE, AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, SCHEDULES, knob
 
 
 @dataclass
@@ -29,7 +29,7 @@ class PPOPenaltyConfig(AlgoConfig):
     name: str = knob("ppo_penalty", "the algorithm")
     learning_rate: float = knob(3e-4, "the actor's Adam step size (PPO paper)", POSITIVE)
     lr_schedule: str = knob("constant", "constant, or linear to 0 at total_steps (SB3's lin_)",
-                            one_of("constant", "linear"))
+                            SCHEDULES)
     policy_epochs: int = knob(10, "M, actor epochs over each batch (PPO paper)", AT_LEAST_ONE)
     critic_epochs: int = knob(10, "B, critic epochs over each batch (PPO paper)", AT_LEAST_ONE)
     batch_size: int = knob(64, "minibatch size of both (PPO paper)", AT_LEAST_ONE)

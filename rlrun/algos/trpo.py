@@ -19,7 +19,7 @@ from rlrun.core.natural_gradient import (backtracking_line_search, conjugate_gra
 from rlrun.core.optimizers import Adam
 from rlrun.core.seeds import flat_parameters, merge_seeds, per_seed, seed_rows
 from rlrun.core.tally import Tally
-from rlrun.knobs import AT_LEAST_ONE, FRACTION_OPEN, POSITIVE, Check, knob, one_of
+from rlrun.knobs import AT_LEAST_ONE, FRACTION_OPEN, POSITIVE, SCHEDULES, Check, knob
 
 
 @dataclass
@@ -30,7 +30,7 @@ class TRPOConfig(AlgoConfig):
     name: str = knob("trpo", "the algorithm")
     max_kl: float = knob(0.01, "delta, the bound on the mean KL of a step (TRPO paper, sb3-contrib)", POSITIVE)
     max_kl_schedule: str = knob("constant", "constant, or delta linear to 0 at total_steps (as PPO's clip_schedule)",
-                                one_of("constant", "linear"))
+                                SCHEDULES)
     cg_iters: int = knob(10, "conjugate-gradient iterations for H^-1 g (TRPO paper's 10)", AT_LEAST_ONE)
     cg_damping: float = knob(0.1, "damping added to the KL Hessian in CG (Baselines, sb3-contrib)", POSITIVE)
     cg_tol: float = knob(1e-10, "CG stops once the residual's squared norm is below this (Baselines)", POSITIVE)

@@ -22,5 +22,7 @@ class Batch:
     # shared with the critic, kept at each step (saves the trainer a pass of the CNN).
     pi_old: Distribution | None = None
 
+    TENSORS = ("obs", "actions", "log_probs", "values", "advantages", "returns")  # one row a sample
+
     def __len__(self) -> int:
         return self.obs.shape[0]

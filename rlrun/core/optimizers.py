@@ -67,12 +67,11 @@ class Adam:
         steps = self.steps.to(torch.float64)[:, None]  # the bias corrections in double, as above
         bias_correction1 = 1.0 - beta1 ** steps
         bias_correction2_sqrt = (1.0 - beta2 ** steps).sqrt()
-        if rows is None:  # every row: in place, as the unstacked step
-            exp_avg = self.exp_avg.lerp_(grad, 1.0 - beta1)
-            exp_avg_sq = self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
-        else:
-            exp_avg = self.exp_avg.lerp(grad, 1.0 - beta1)
-            exp_avg_sq = self.exp_avg_sq.mul(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+        # every row stepping: the moments in place, as the unstacked step; else on copies, merged below
+        exp_avg, exp_avg_sq = (self.exp_avg, self.exp_avg_sq) if rows is None else (self.exp_avg.clone(),
+                                                                                  self.exp_avg_sq.clone())
+        exp_avg.lerp_(grad, 1.0 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
         denom = exp_avg_sq.sqrt().div_(bias_correction2_sqrt.to(grad.dtype)).add_(self.eps)
         update = exp_avg.mul((-self.lr / bias_correction1).to(grad.dtype)).div_(denom)  # addcdiv_ order
         if rows is None:

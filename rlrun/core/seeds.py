@@ -28,6 +28,16 @@ def seed_rows(x: Tensor, seeds: int, stacked: bool) -> list[Tensor]:
     return [x[s] for s in range(seeds)] if stacked else [x]
 
 
+def stacked_batch(batches: Sequence[Batch]) -> Batch:
+    """The seeds' batches with a leading seed axis [S, T * N, ...]."""
+    return Batch(**{key: torch.stack([getattr(b, key) for b in batches]) for key in Batch.TENSORS})
+
+
+def seed_batches(batch: Batch, seeds: int) -> list[Batch]:
+    """Each seed's own batch from a stacked one (``stacked_batch``'s inverse)."""
+    return [Batch(**{key: getattr(batch, key)[s] for key in Batch.TENSORS}) for s in range(seeds)]
+
+
 def seed_by_seed(gradient: Callable[..., tuple[Tensor, ...]], actors: Sequence[nn.Module],
                  critics: Sequence[nn.Module], *tensors: Tensor) -> tuple[Tensor, ...]:
     """``gradient(actor, critic, *inputs)`` of each seed on its rows of ``tensors`` ([S, ...] each),
@@ -60,10 +70,7 @@ class SeedBySeed:
         self.algorithms = list(algorithms)
 
     def update(self, batch: Batch, progress: float) -> dict[str, float | list[float]]:
-        seeds = len(self.algorithms)
-        keys = ("obs", "actions", "log_probs", "values", "advantages", "returns")
-        rows = [Batch(**dict(zip(keys, parts))) for parts in zip(*(seed_rows(getattr(batch, key), seeds, True)
-                                                                    for key in keys))]
+        rows = seed_batches(batch, len(self.algorithms))
         return merge_seeds([algo.update(row, progress) for algo, row in zip(self.algorithms, rows)])
 
     def state_dict(self, seed: int = 0) -> dict:

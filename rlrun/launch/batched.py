@@ -186,7 +186,11 @@ def _chunk_process(sender, hydra_context: HydraContext, config: DictConfig, task
 
 def _sweep_config(hydra_context: HydraContext, config: DictConfig, job: Job) -> DictConfig:
     idx, overrides = job
-    sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
+    return _numbered(hydra_context.config_loader.load_sweep_config(config, list(overrides)), idx)
+
+
+def _numbered(sweep_config: DictConfig, idx: int) -> DictConfig:
+    """The job's id and number in the sweep, as Hydra's launchers set them."""
     with open_dict(sweep_config):
         sweep_config.hydra.job.id = idx
         sweep_config.hydra.job.num = idx
@@ -202,18 +206,15 @@ def _sweep_configs(hydra_context: HydraContext, config: DictConfig, chunk: list[
     dirname = first.hydra.job.config.override_dirname
     configs = [first]
     for idx, overrides in chunk[1:]:
-        parsed = parser.parse_overrides(list(overrides))
+        task = [o for o in parser.parse_overrides(list(overrides)) if not o.is_hydra_override()]
         sweep_config = copy.deepcopy(first)
         OmegaConf.copy_cache(from_config=config, to_config=sweep_config)  # as load_sweep_config does
-        ConfigLoaderImpl._apply_overrides_to_config([o for o in parsed if o.key_or_group == "seed"], sweep_config)
+        ConfigLoaderImpl._apply_overrides_to_config([o for o in task if o.key_or_group == "seed"], sweep_config)
         with open_dict(sweep_config):
-            sweep_config.hydra.overrides.task = [o.input_line for o in parsed if not o.is_hydra_override()]
+            sweep_config.hydra.overrides.task = [o.input_line for o in task]
             sweep_config.hydra.job.override_dirname = get_overrides_dirname(
-                overrides=[o for o in parsed if not o.is_hydra_override()], kv_sep=dirname.kv_sep,
-                item_sep=dirname.item_sep, exclude_keys=dirname.exclude_keys)
-            sweep_config.hydra.job.id = idx
-            sweep_config.hydra.job.num = idx
-        configs.append(sweep_config)
+                overrides=task, kv_sep=dirname.kv_sep, item_sep=dirname.item_sep, exclude_keys=dirname.exclude_keys)
+        configs.append(_numbered(sweep_config, idx))
     return configs
 
 
