@@ -6,8 +6,9 @@ purpose re-records them and says which runs changed and why:
     python -m tests.test_golden --compare   # the largest relative difference per tag
     python -m tests.test_golden --record
 
-Recorded with torch 2.13.0 (CPU) on the project's 2-core machine; float results may differ on
-other torch versions or CPUs, so the test skips, naming both, when the torch version differs.
+Recorded with torch 2.13.0 (CPU) on the project's 2-core machine. Float results differ between
+torch versions and between the CPU kernels torch picks (AVX2 or AVX512 matrix products round
+differently), so each recording names both, and the test skips, naming them, on another.
 """
 
 import hashlib
@@ -50,7 +51,8 @@ def run_case(algo: str, env: str, run_dir: Path) -> dict:
             digest.update(key.encode())
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     scalars = {tag: series for tag, series in sorted(read_scalars(run_dir).items()) if not tag.startswith("time/")}
-    return {"torch": torch.__version__, "params_sha256": digest.hexdigest(), "scalars": scalars}
+    return {"torch": torch.__version__, "cpu": torch.backends.cpu.get_cpu_capability(),
+            "params_sha256": digest.hexdigest(), "scalars": scalars}
 
 
 @pytest.mark.parametrize("algo, env", CASES, ids=[f"{a}-{e}" for a, e in CASES])
@@ -58,8 +60,9 @@ def test_short_runs_are_bit_identical_to_the_recorded_ones(tmp_path, algo, env):
     recorded = GOLDEN / f"{algo}_{env}.json"
     assert recorded.is_file(), f"no recorded run of {algo} on {env}: python -m tests.test_golden --record"
     golden = json.loads(recorded.read_text())
-    if golden["torch"] != torch.__version__:
-        pytest.skip(f"recorded with torch {golden['torch']}, this is {torch.__version__}")
+    here = (torch.__version__, torch.backends.cpu.get_cpu_capability())
+    if (golden["torch"], golden["cpu"]) != here:
+        pytest.skip(f"recorded with torch {golden['torch']} on {golden['cpu']} kernels, this is {here[0]} on {here[1]}")
     now = run_case(algo, env, tmp_path / "run")
     assert sorted(now["scalars"]) == sorted(golden["scalars"])
     for tag, series in golden["scalars"].items():

@@ -89,10 +89,12 @@ def test_conjugate_gradient_matches_dense_solve(n):
     for _ in range(3):
         A = random_spd(n, generator)
         b = torch.randn(n, generator=generator, dtype=DTYPE)
-        result = conjugate_gradient(lambda v: A @ v, b, max_iters=n, tol=1e-20)
+        # n steps solve it in exact arithmetic; in float64 the search directions lose their
+        # A-orthogonality and the last digits need a few more (how many depends on the BLAS's rounding)
+        result = conjugate_gradient(lambda v: A @ v, b, max_iters=2 * n, tol=1e-20)
         expected = torch.linalg.solve(A, b)
-        assert (result.x - expected).norm() / expected.norm() < 1e-6
-        assert 1 <= result.iterations <= n
+        assert (result.x - expected).norm() / expected.norm() < 1e-9
+        assert 1 <= result.iterations <= 2 * n
         assert result.residual == pytest.approx((b - A @ result.x).norm().item(), abs=1e-9)
         assert result.residual < 1e-5 * b.norm()
 
