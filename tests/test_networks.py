@@ -143,14 +143,16 @@ def test_a_shared_encoder_runs_once_for_both_heads_with_the_same_outputs():
     (lambda: GaussianActor(5, 2, [16, 16], "tanh", True, -0.5), lambda n: torch.randn(n, 2)),
 ])
 def test_the_fast_distribution_is_the_module_forwards(make, actions):
-    """actor.distribution_of(obs) (the diagnostics' path) gives exactly what actor(obs) gives."""
+    """actor.distribution_of(obs) (the diagnostics' path) gives what actor(obs) gives, to float32
+    rounding: outside autograd its tanh runs through numpy (core.activations), whose float32 tanh
+    differs from torch's in the last place on some CPUs (AVX512) and equals it on others."""
     torch.manual_seed(0)
     actor, obs = make(), torch.randn(32, 5)
     a = actions(32)
     with torch.no_grad():
         slow, fast = actor(obs), actor.distribution_of(obs)
-        assert torch.equal(slow.log_prob(a), fast.log_prob(a))
-        assert torch.equal(slow.entropy(), fast.entropy())
+        torch.testing.assert_close(fast.log_prob(a), slow.log_prob(a), rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(fast.entropy(), slow.entropy(), rtol=1e-6, atol=1e-6)
 
 
 def test_sampling_with_a_generator_draws_each_head_s_distribution_and_not_the_global_stream():

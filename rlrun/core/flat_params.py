@@ -61,6 +61,10 @@ class FlatParameters:
         self.vector = nn.Parameter(torch.stack(vectors) if stacked else vectors[0])
         self.vector.grad = torch.zeros_like(self.vector)
         data_rows, grad_rows = (self.vector.data, self.vector.grad) if stacked else ([self.vector.data], [self.vector.grad])
+        # stacked: each first-seed parameter's (value, gradient) views across the seeds, made once
+        # here (the written-out passes ask for them at every minibatch step)
+        across = zip(flat_views(self.vector.detach(), rows[0]), flat_views(self.vector.grad, rows[0]))
+        self._across = dict(zip(rows[0], across)) if stacked else {}
         self.grad_views = []
         for params, data, grad in zip(rows, data_rows, grad_rows):
             for p, data_view, grad_view in zip(params, flat_views(data, params), flat_views(grad, params)):
@@ -72,11 +76,7 @@ class FlatParameters:
         each (of an unstacked vector: ``p`` itself and its gradient)."""
         if self.vector.dim() == 1:
             return p.detach(), p.grad
-        index = next(i for i, q in enumerate(self.rows[0]) if q is p)
-        offset = sum(q.numel() for q in self.rows[0][:index])
-        span = slice(offset, offset + p.numel())
-        return (self.vector.detach()[:, span].view(len(self.rows), *p.shape),
-                self.vector.grad[:, span].view(len(self.rows), *p.shape))
+        return self._across[p]
 
     def zero_grad(self) -> None:
         if any(p.grad is not view for p, view in zip(self.params, self.grad_views)):

@@ -101,16 +101,18 @@ class MLPPass:
         forward-mode differentiation: dz_l = h_{l-1} dW_l^T + db_l + dh_{l-1} W_l^T, dh_l = act'(z_l) dz_l."""
         dz = None
         for index, (layer, (d_weight, d_bias)) in enumerate(zip(self.layers, directions)):
-            dh = None if dz is None else self._through_activation_(dz, self.inputs[index])
+            dh = None if dz is None else self._through_activation(dz, self.inputs[index])
             dz = _affine(self.inputs[index], d_weight, d_bias)
             if dh is not None:  # dz += dh W^T
                 dz.addmm_(dh, layer.weight.t()) if dz.dim() == 2 else dz.baddbmm_(dh, layer.weight.transpose(-1, -2))
         return dz
 
-    def _through_activation_(self, g: Tensor, h: Tensor) -> Tensor:
-        """``g`` times the activation's derivative at its output ``h``, in place: (1 - h^2) for tanh,
-        [h > 0] for relu (autograd's rules, which also read the output)."""
-        return g.addcmul_(g * h, h, value=-1.0) if self.activation == "tanh" else g.mul_(h > 0)
+    def _through_activation(self, g: Tensor, h: Tensor) -> Tensor:
+        """``g`` times the activation's derivative at its output ``h``: g (1 - h^2) for tanh, g [h > 0]
+        for relu, by the ops autograd's own backward of tanh and relu calls (one fused pass each)."""
+        if self.activation == "tanh":
+            return torch.ops.aten.tanh_backward(g, h)
+        return torch.ops.aten.threshold_backward(g, h, 0.0)
 
     def backward(self, grad_out: Tensor, into: list[tuple[Tensor, Tensor]] | None = None) -> None:
         """Write d loss / d parameters from ``grad_out`` = d loss / d out into the layers'
@@ -122,7 +124,7 @@ class MLPPass:
             _matmul(g.transpose(-1, -2), h, out=weight_grad)
             torch.sum(g, -2, out=bias_grad)
             if index > 0:
-                g = self._through_activation_(_matmul(g, layer.weight), h)
+                g = self._through_activation(_matmul(g, layer.weight), h)
 
 
 class _Head:
