@@ -46,7 +46,8 @@ from rlrun.core.flat_params import FlatParameters, unique_parameters  # noqa: E4
 from rlrun.core.optimizers import Adam  # noqa: E402
 from rlrun.core.written_gradients import MLPPass  # noqa: E402
 from rlrun.networks import mlp  # noqa: E402
-from vs_sb3 import composed_config  # noqa: E402  (this folder is on sys.path when run as a script)
+from batched_seeds import machine  # noqa: E402  (this folder is on sys.path when run as a script)
+from vs_sb3 import composed_config  # noqa: E402
 
 SECOND_ORDER = ("trpo", "acktr")  # their floor is the critic's alone
 
@@ -203,6 +204,7 @@ def main() -> None:
         out.write_text(json.dumps({"what": f"update seconds an iteration on {args.env} ({batch} samples a seed), one "
                                            f"network alone and a seed of {args.seeds} stacked (for_seeds), one torch "
                                            "thread; floor as update_cost.json's", "date": datetime.date.today().isoformat(),
+                                   "machine": machine(),
                                    "command": " ".join(["python", "benchmarks/update_cost.py", *sys.argv[1:]]),
                                    "rows": rows}, indent=2) + "\n")
         print(f"written: {out}")

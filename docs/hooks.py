@@ -127,7 +127,9 @@ def batched_seeds() -> str:
                      f"{data.get('batched_over_fastest_other', float('nan')):.2f} | {solved} | "
                      f"{data.get('same_returns_p_value', float('nan')):.2f} | "
                      f"{data.get('env_step_share_of_batched', float('nan')):.0%} |")
-    text = "\n".join(lines) + "\n\n(`benchmarks/results/speed/batched_*.json`, each with its commands and date.)"
+    machines = sorted({json.loads(path.read_text()).get("machine", "machine not recorded") for path in files})
+    text = "\n".join(lines) + ("\n\n(`benchmarks/results/speed/batched_*.json`, each with its commands, date and "
+                               f"machine: {'; '.join(machines)}.)")
     stacked = RESULTS / "speed" / "update_cost_stacked.json"
     if stacked.is_file():
         data = json.loads(stacked.read_text())
@@ -136,7 +138,8 @@ def batched_seeds() -> str:
             floor = "-" if r["floor_s"] is None else f"{r['floor_s'] * 1e3:.1f} ms"
             rows.append(f"| {r['algo']} | {r['alone_s'] * 1e3:.1f} ms | {r['stacked_per_seed_s'] * 1e3:.1f} ms | "
                         f"{r['stacked_over_alone']:.2f} | {floor} |")
-        text += "\n\n" + "\n".join(rows) + f"\n\n{data['what']}, {data.get('date', '')} (`{data.get('command', '')}`)."
+        where = f"; {data['machine']}" if "machine" in data else ""
+        text += "\n\n" + "\n".join(rows) + f"\n\n{data['what']}{where}, {data.get('date', '')} (`{data.get('command', '')}`)."
     return text
 
 
