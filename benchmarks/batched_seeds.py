@@ -23,28 +23,18 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from provenance import ROOT, git_commit, machine  # benchmarks/, beside this script
 LAUNCHERS = {
     "basic": [],
     "joblib": ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={os.cpu_count() or 1}"],
     "batched": ["hydra/launcher=batched", f"hydra.launcher.processes={os.cpu_count() or 1}"],
 }
-
-
-def machine() -> str:
-    """The machine the figures come from, with the CPU kernels torch picks there (AVX2, AVX512...):
-    the same commands take different times on different CPUs, so a ratio is only read against its own."""
-    import torch
-
-    return (f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} on "
-            f"{torch.backends.cpu.get_cpu_capability()} kernels")
 
 
 def sweep(launcher: str, algo: str, env: str, seeds: int, steps: int) -> dict:
@@ -115,8 +105,7 @@ def main() -> int:
     summary = {"what": f"{args.seeds} seeds of {args.algo} on {args.env}, {args.steps} env steps each, "
                        f"{cores} cores, one torch thread a process",
                "date": datetime.date.today().isoformat(),
-               "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                        text=True).stdout.strip(),
+               "commit": git_commit(),
                "machine": machine(),
                "launchers": results,
                "env_step_s_per_core": round(env_s, 2)}

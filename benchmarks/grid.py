@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import platform
 import shutil
 import subprocess
 import sys
@@ -37,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 from rlrun.algos.registry import algorithms  # noqa: E402
 from rlrun.report import read_scalars  # noqa: E402
 from rlrun.sweep_jobs import earlier_attempt  # noqa: E402
-from returns import count_nonfinite  # noqa: E402  (benchmarks/returns.py, beside this script)
+from provenance import git_commit, machine  # noqa: E402  (benchmarks/, beside this script)
+from returns import count_nonfinite  # noqa: E402
 
 CHAPTER_ALGOS = ("ppo_clip", "trpo", "ppo_penalty", "acktr")  # the suites' default: the chapter's four
 SUITES = {
@@ -58,12 +58,6 @@ def downsample(points: list[tuple[int, float]], n: int = CURVE_POINTS) -> list[l
     if kept[-1] != points[-1]:
         kept.append(points[-1])
     return [[s, v] for s, v in kept]
-
-
-def git_commit() -> str:
-    res = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "rlrun", "conf"], cwd=ROOT, capture_output=True, text=True)
-    return res.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def run_one(algo: str, env: str, seed: int, out: Path, results: Path, extra: list[str], check_only: bool = False) -> str:
@@ -101,7 +95,7 @@ def run_one(algo: str, env: str, seed: int, out: Path, results: Path, extra: lis
     (dest / "curve.json").write_text(json.dumps(curve) + "\n")
     meta = {"command": f"rlrun algo={algo} env={env} seed={seed} {' '.join(extra)}".strip(),
             "commit": git_commit(), "date": datetime.date.today().isoformat(),
-            "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, 1 torch thread",
+            "machine": f"{machine()}, 1 torch thread",
             "nonfinite_scalars": count_nonfinite(run_dir)}
     (dest / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
     summary = json.loads((dest / "summary.json").read_text())

@@ -46,7 +46,7 @@ from rlrun.core.flat_params import FlatParameters, unique_parameters  # noqa: E4
 from rlrun.core.optimizers import Adam  # noqa: E402
 from rlrun.core.written_gradients import MLPPass  # noqa: E402
 from rlrun.networks import mlp  # noqa: E402
-from batched_seeds import machine  # noqa: E402  (this folder is on sys.path when run as a script)
+from provenance import machine  # noqa: E402  (this folder is on sys.path when run as a script)
 from vs_sb3 import composed_config  # noqa: E402
 
 SECOND_ORDER = ("trpo", "acktr")  # their floor is the critic's alone

@@ -118,8 +118,10 @@ def batched_seeds() -> str:
         return "*Not measured yet: `python benchmarks/batched_seeds.py`.*"
     lines = ["| sweep | basic | joblib | batched | batched / faster other | solved (basic, joblib, batched) "
              "| returns alike (p) | env.step share |", "|---|---|---|---|---|---|---|---|"]
+    machines = set()
     for path in files:
         data = json.loads(path.read_text())
+        machines.add(data.get("machine", "machine not recorded"))
         runs = data["launchers"]
         wall = {name: f"{runs[name]['wall_s']:.0f} s" if name in runs else "-" for name in ("basic", "joblib", "batched")}
         solved = ", ".join(str(runs[name]["solved"]) if name in runs else "-" for name in ("basic", "joblib", "batched"))
@@ -127,9 +129,8 @@ def batched_seeds() -> str:
                      f"{data.get('batched_over_fastest_other', float('nan')):.2f} | {solved} | "
                      f"{data.get('same_returns_p_value', float('nan')):.2f} | "
                      f"{data.get('env_step_share_of_batched', float('nan')):.0%} |")
-    machines = sorted({json.loads(path.read_text()).get("machine", "machine not recorded") for path in files})
     text = "\n".join(lines) + ("\n\n(`benchmarks/results/speed/batched_*.json`, each with its commands, date and "
-                               f"machine: {'; '.join(machines)}.)")
+                               f"machine: {'; '.join(sorted(machines))}.)")
     stacked = RESULTS / "speed" / "update_cost_stacked.json"
     if stacked.is_file():
         data = json.loads(stacked.read_text())

@@ -61,10 +61,10 @@ class FlatParameters:
         self.vector = nn.Parameter(torch.stack(vectors) if stacked else vectors[0])
         self.vector.grad = torch.zeros_like(self.vector)
         data_rows, grad_rows = (self.vector.data, self.vector.grad) if stacked else ([self.vector.data], [self.vector.grad])
-        # stacked: each first-seed parameter's (value, gradient) views across the seeds, made once
-        # here (the written-out passes ask for them at every minibatch step)
+        # each first-seed parameter's (value, gradient) views across the rows, [S, *shape] when
+        # stacked, else its shape: made once (the written-out passes ask at every minibatch step)
         across = zip(flat_views(self.vector.detach(), rows[0]), flat_views(self.vector.grad, rows[0]))
-        self._across = dict(zip(rows[0], across)) if stacked else {}
+        self._across = dict(zip(rows[0], across))
         self.grad_views = []
         for params, data, grad in zip(rows, data_rows, grad_rows):
             for p, data_view, grad_view in zip(params, flat_views(data, params), flat_views(grad, params)):
@@ -73,9 +73,7 @@ class FlatParameters:
 
     def across_seeds(self, p: nn.Parameter) -> tuple[Tensor, Tensor]:
         """(value, gradient) views of parameter ``p`` of the first seed across all seeds, [S, *shape]
-        each (of an unstacked vector: ``p`` itself and its gradient)."""
-        if self.vector.dim() == 1:
-            return p.detach(), p.grad
+        each (of an unstacked vector: views of ``p``'s own value and gradient)."""
         return self._across[p]
 
     def zero_grad(self) -> None:
