@@ -7,12 +7,15 @@ purpose re-records them and says which runs changed and why:
     python -m tests.test_golden --record
 
 Recorded with torch 2.13.0 (CPU) on the project's 2-core machine. Float results differ between
-torch versions and between the CPU kernels torch picks (AVX2 or AVX512 matrix products round
-differently), so each recording names both, and the test skips, naming them, on another.
+torch versions, between the CPU kernels torch picks (AVX2 or AVX512 matrix products round
+differently) and between processors with the same kernels (an Intel and an AMD AVX512 machine
+differ from the first iterations), so each recording names all three, and the test skips, naming
+them, on another machine.
 """
 
 import hashlib
 import json
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +41,20 @@ SMALL = {  # a few iterations each, with several minibatch / line-search / K-FAC
 CASES = [(algo, env) for algo in algorithms() for env in ("CartPole-v1", "Pendulum-v1")]  # every registered one
 
 
+def cpu_model() -> str:
+    """The processor's name as the OS reports it (``model name`` in /proc/cpuinfo on Linux)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def machine() -> tuple[str, str, str]:
+    return torch.__version__, torch.backends.cpu.get_cpu_capability(), cpu_model()
+
+
 def run_case(algo: str, env: str, run_dir: Path) -> dict:
     """The run's parameter digest and every scalar but the wall-clock time/* ones."""
     done = subprocess.run([*RLRUN, f"algo={algo}", f"env={env}", "seed=0", "progress=off", "torch_threads=1",
@@ -51,8 +68,8 @@ def run_case(algo: str, env: str, run_dir: Path) -> dict:
             digest.update(key.encode())
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     scalars = {tag: series for tag, series in sorted(read_scalars(run_dir).items()) if not tag.startswith("time/")}
-    return {"torch": torch.__version__, "cpu": torch.backends.cpu.get_cpu_capability(),
-            "params_sha256": digest.hexdigest(), "scalars": scalars}
+    version, kernels, model = machine()
+    return {"torch": version, "cpu": kernels, "cpu_model": model, "params_sha256": digest.hexdigest(), "scalars": scalars}
 
 
 @pytest.mark.parametrize("algo, env", CASES, ids=[f"{a}-{e}" for a, e in CASES])
@@ -60,9 +77,10 @@ def test_short_runs_are_bit_identical_to_the_recorded_ones(tmp_path, algo, env):
     recorded = GOLDEN / f"{algo}_{env}.json"
     assert recorded.is_file(), f"no recorded run of {algo} on {env}: python -m tests.test_golden --record"
     golden = json.loads(recorded.read_text())
-    here = (torch.__version__, torch.backends.cpu.get_cpu_capability())
-    if (golden["torch"], golden["cpu"]) != here:
-        pytest.skip(f"recorded with torch {golden['torch']} on {golden['cpu']} kernels, this is {here[0]} on {here[1]}")
+    recorded_on, here = (golden["torch"], golden["cpu"], golden.get("cpu_model")), machine()
+    if recorded_on != here:
+        pytest.skip("recorded with torch {} on {} kernels of an {}; this is torch {} on {} kernels of an {}".format(
+            *recorded_on, *here))
     now = run_case(algo, env, tmp_path / "run")
     assert sorted(now["scalars"]) == sorted(golden["scalars"])
     for tag, series in golden["scalars"].items():
