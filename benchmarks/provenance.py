@@ -1,7 +1,8 @@
 """Where a benchmark figure comes from: the commit that produced it and the machine it ran on.
 
 The same command takes different times on different CPUs (torch picks AVX2 or AVX512 kernels for
-its matrix products), so every speed figure is read against the machine it names."""
+its matrix products, and processors with the same kernels differ), so every speed figure is read
+against the machine it names."""
 
 from __future__ import annotations
 
@@ -20,9 +21,19 @@ def git_commit() -> str:
     return res.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
+def cpu_model() -> str:
+    """The processor's name as the OS reports it (``model name`` in /proc/cpuinfo on Linux)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def machine() -> str:
-    """The architecture, the cores, torch's version and the CPU kernels it picks here."""
+    """The processor, the cores, torch's version and the CPU kernels it picks here."""
     import torch
 
-    return (f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} on "
+    return (f"{cpu_model()} ({platform.machine()}), {os.cpu_count()} cores, torch {torch.__version__} on "
             f"{torch.backends.cpu.get_cpu_capability()} kernels")

@@ -15,7 +15,6 @@ them, on another machine.
 
 import hashlib
 import json
-import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from benchmarks.provenance import cpu_model
 from tests.conftest import RLRUN, read_scalars
 
 from rlrun.algos.registry import algorithms
@@ -39,16 +39,6 @@ SMALL = {  # a few iterations each, with several minibatch / line-search / K-FAC
     "a2c": ["algo.n_steps=5", "env.num_envs=4", "total_steps=1000", "log_every=1"],
 }
 CASES = [(algo, env) for algo in algorithms() for env in ("CartPole-v1", "Pendulum-v1")]  # every registered one
-
-
-def cpu_model() -> str:
-    """The processor's name as the OS reports it (``model name`` in /proc/cpuinfo on Linux)."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def machine() -> tuple[str, str, str]:
