@@ -4,6 +4,7 @@ backtracking line search under the KL bound; the critic is fitted afterwards by 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch.distributions import kl_divergence
@@ -14,12 +15,19 @@ from rlrun.core.batch import Batch
 from rlrun.core.contracts import Actor, Critic
 from rlrun.core.critic import fit_value_function
 from rlrun.core.losses import normalize, ratio_surrogate, scheduled
-from rlrun.core.natural_gradient import (backtracking_line_search, conjugate_gradient, flat_grad,
-                                         make_fisher_vector_product, trust_region_scale)
+from rlrun.core.flat_params import FlatParameters
+from rlrun.core.natural_gradient import (LineSearchResult, StepScale, backtracking_line_search,
+                                         backtracking_line_search_seeds, conjugate_gradient, conjugate_gradient_seeds,
+                                         flat_grad, make_fisher_vector_product, trust_region_scale)
 from rlrun.core.optimizers import Adam
 from rlrun.core.seeds import flat_parameters, merge_seeds, per_seed, seed_rows
 from rlrun.core.tally import Tally
 from rlrun.knobs import AT_LEAST_ONE, FRACTION_OPEN, POSITIVE, SCHEDULES, Check, knob
+
+
+# The most samples (seeds x batch) whose Fisher products a CPU computes in one batched pass; at
+# more it is faster seed by seed (benchmarks/results/speed/fisher_products.json).
+STACKED_FISHER_SAMPLES = 4096
 
 
 @dataclass
@@ -45,8 +53,10 @@ class TRPOConfig(AlgoConfig):
 
 class TRPO:
     """Alg 5.22 for one run, or (:meth:`for_seeds`) for S seeds of one configuration at once: the
-    batch [S, T * N, ...], each seed its own natural-gradient step and line search (steps 3-5, seed
-    by seed), the seeds' critics fitted together (step 6), every metric one per seed."""
+    batch [S, T * N, ...], each seed its own natural gradient, trust region and line search (steps
+    3-5: for MLP actors computed for all seeds together, the conjugate gradient and the line search
+    batched over the seeds; for others seed by seed), the seeds' critics fitted together (step 6),
+    every metric one per seed."""
 
     def __init__(self, cfg: TRPOConfig, actor: Actor, critic: Critic, seed: int):
         self._build(cfg, [actor], [critic], [seed], stacked=False)
@@ -65,6 +75,9 @@ class TRPO:
         self.generators = [torch.Generator().manual_seed(seed) for seed in seeds]  # critic minibatch shuffling
         self.tallies = [Tally("trpo", ("steps_rejected",)) for _ in seeds]  # step 5 kept theta_k, totals
         self.written_fisher = written_gradients.applies(self.actor, None)  # MLP policies: F v without a graph
+        # S seeds' MLP actors as the rows of one matrix: steps 3-5 batched over the seeds
+        self.actor_params = (FlatParameters.stacked([list(actor.parameters()) for actor in actors])
+                             if stacked and self.written_fisher else None)
 
     def update(self, batch: Batch, progress: float) -> dict[str, float | list[float]]:
         cfg = self.cfg
@@ -73,8 +86,12 @@ class TRPO:
         # Steps 3-5, each seed in its own trust region
         seeds = len(self.actors)
         max_kl = scheduled(cfg.max_kl, cfg.max_kl_schedule, progress)
-        steps = [self._policy_step(s, max_kl, *inputs) for s, inputs in enumerate(zip(*(
-            seed_rows(x, seeds, self.stacked) for x in (batch.obs, batch.actions, batch.log_probs, advantages))))]
+        inputs = (batch.obs, batch.actions, batch.log_probs, advantages)
+        if self.actor_params is not None:
+            steps = self._policy_steps_together(max_kl, *inputs)
+        else:
+            steps = [self._policy_step(s, max_kl, *seed_inputs)
+                     for s, seed_inputs in enumerate(zip(*(seed_rows(x, seeds, self.stacked) for x in inputs)))]
 
         # Step 6: fit V by gradient descent on mean (V(s) - G_hat)^2 (eq. 5.34), critic parameters only
         critic_loss = fit_value_function(self.critics if self.stacked else self.critic, self.critic_params,
@@ -120,18 +137,68 @@ class TRPO:
         else:
             search = None  # x^T H x not positive: no step this iteration, reported below
 
+        return self._step_metrics(s, max_kl, surrogate.item(), cg.iterations, cg.residual, cg.x.norm().item(), step,
+                                  search)
+
+    def _policy_steps_together(self, max_kl: float, obs: torch.Tensor, actions: torch.Tensor,
+                               old_log_probs: torch.Tensor, advantages: torch.Tensor) -> list[dict[str, float]]:
+        """Steps 3-5 of every seed at once, MLP actors (the rows of ``self.actor_params``), each
+        seed in its own trust region as :meth:`_policy_step` takes it: the gradients and Fisher
+        products written out for all seeds in one pass, conjugate gradient over the seeds' rows
+        (each stopping on its own residual), each line-search round trying the next candidate of
+        every seed still searching in one evaluation."""
+        cfg, actor, params = self.cfg, self.actor, self.actor_params
+        pi_old = written_gradients.policy_of(actor, obs, params)
+
+        # Step 3: g of each seed, a row (written out, as autograd would give it)
+        surrogates = written_gradients.ratio_surrogate_gradient(actor, obs, actions, old_log_probs, advantages, params)
+        g = params.vector.grad.clone()
+
+        # Step 4: x ~= H^-1 g by conjugate gradient, the seeds' systems together (each stops on its own residual)
+        fvp = self._fisher_products(obs)
+        cg = conjugate_gradient_seeds(fvp, g, cfg.cg_iters, cfg.cg_tol)
+
+        # Step 5: each seed's trust-region scale, then the line searches in rounds
+        steps = [trust_region_scale(xHx, max_kl) for xHx in (cg.x * fvp(cg.x)).sum(-1).tolist()]
+        full_steps = cg.x.new_tensor([step.scale for step in steps]).unsqueeze(-1) * cg.x
+
+        def evaluate() -> tuple[list[float], list[float]]:
+            pi_new = written_gradients.policy_of(actor, obs, params)
+            surr = ratio_surrogate(pi_new.log_prob(actions), old_log_probs, advantages)
+            return surr.tolist(), kl_divergence(pi_old, pi_new).mean(-1).tolist()
+
+        searches = backtracking_line_search_seeds(params.vector, full_steps, [step.valid for step in steps], evaluate,
+                                                  max_kl, cfg.backtrack_coef, cfg.backtrack_iters)
+        return [self._step_metrics(s, max_kl, surrogate, iterations, residual, x_norm, step, search)
+                for s, (surrogate, iterations, residual, x_norm, step, search) in enumerate(zip(
+                    surrogates.tolist(), cg.iterations, cg.residuals, cg.x.norm(dim=-1).tolist(), steps, searches))]
+
+    def _fisher_products(self, obs: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """v [S, P] -> each seed's (F_s + damping I) v_s (core.written_fisher). One batched pass for
+        all seeds while their samples number at most ``STACKED_FISHER_SAMPLES``, or off the CPU;
+        beyond, on a CPU, seed by seed: the batched pass's [S, B, hidden] activations then leave
+        the core's cache and it is the slower (``python benchmarks/fisher_products.py``)."""
+        damping = self.cfg.cg_damping
+        if obs.device.type != "cpu" or obs.shape[0] * obs.shape[1] <= STACKED_FISHER_SAMPLES:
+            return written_fisher.fisher_vector_product(self.actor, obs, damping, stacked=self.actor_params)
+        products = [written_fisher.fisher_vector_product(actor, rows, damping) for actor, rows in zip(self.actors, obs)]
+        return lambda v: torch.stack([product(row) for product, row in zip(products, v)])
+
+    def _step_metrics(self, s: int, max_kl: float, surrogate: float, cg_iters: int, cg_residual: float, x_norm: float,
+                      step: StepScale, search: LineSearchResult | None) -> dict[str, float]:
+        """Seed s's diagnostics of steps 3-5; ``search`` None: no valid step to search along."""
         return {
             # -L(theta_new): the surrogate after the accepted step (at theta_old it is mean(A) ~ 0)
-            "loss/policy": -(surrogate.item() + (search.improvement if search is not None else 0.0)),
+            "loss/policy": -(surrogate + (search.improvement if search is not None else 0.0)),
             "trpo/max_kl": max_kl,
-            "trpo/cg_iters": float(cg.iterations),
-            "trpo/cg_residual": cg.residual,
+            "trpo/cg_iters": float(cg_iters),
+            "trpo/cg_residual": cg_residual,
             "trpo/xHx": step.xHx,
             "trpo/xHx_invalid": float(not step.valid),
             "trpo/step_accepted": float(search is not None and search.accepted),
-            "trpo/backtracks": float(search.backtracks if search is not None else cfg.backtrack_iters + 1),
+            "trpo/backtracks": float(search.backtracks if search is not None else self.cfg.backtrack_iters + 1),
             "trpo/surrogate_improvement": search.improvement if search is not None else 0.0,
-            "trpo/step_norm": step.scale * cg.x.norm().item() * (search.step_fraction if search is not None else 0.0),
+            "trpo/step_norm": step.scale * x_norm * (search.step_fraction if search is not None else 0.0),
             **self.tallies[s].add(steps_rejected=search is None or not search.accepted),
         }
 

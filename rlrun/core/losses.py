@@ -16,7 +16,7 @@ def normalize(x: Tensor, eps: float = 1e-8) -> Tensor:
 
 def ratio_surrogate(log_prob: Tensor, old_log_prob: Tensor, advantages: Tensor) -> Tensor:
     """Importance-weighted surrogate mean_t[ pi(a|s) / pi_old(a|s) * A_t ] (eq. 5.35, to maximise)."""
-    return (torch.exp(log_prob - old_log_prob) * advantages).mean()
+    return (torch.exp(log_prob - old_log_prob) * advantages).mean(-1)  # one per seed of a stacked [S, N] batch
 
 
 def clipped_surrogate(log_prob: Tensor, old_log_prob: Tensor, advantages: Tensor, clip_eps: float) -> Tensor:

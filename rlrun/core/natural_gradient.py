@@ -2,7 +2,9 @@
 
 Pure functions over flat parameter vectors: the Fisher-vector product by double backprop of the
 mean KL, conjugate gradient (eq. 5.32), the trust-region step scale and the backtracking line
-search (eq. 5.33).
+search (eq. 5.33). The seeds of a batched sweep solve and search together: conjugate gradient
+over the rows of an [S, P] matrix, each seed stopping on its own residual, and a line search
+whose every round tries the next candidate of all seeds still searching in one evaluation.
 """
 
 from __future__ import annotations
@@ -95,6 +97,40 @@ def conjugate_gradient(matvec: Callable[[Tensor], Tensor], b: Tensor, max_iters:
 
 
 @dataclass(frozen=True)
+class SeedsCGResult:
+    x: Tensor  # [S, P]: each seed's approximate solution, a row
+    iterations: list[int]  # each seed's iterations run
+    residuals: list[float]  # each seed's ||b - A x|| at exit
+
+
+def conjugate_gradient_seeds(matvec: Callable[[Tensor], Tensor], b: Tensor, max_iters: int,
+                             tol: float = 1e-10) -> SeedsCGResult:
+    """:func:`conjugate_gradient` for S systems at once, A_s x_s = b_s with b [S, P] and ``matvec``
+    mapping [S, P] to each row's product. A seed stops once its own r.r falls below ``tol``: its
+    row is then held (alpha 0, its direction kept) while the others go on, so each row follows its
+    solo iteration; the loop ends when every seed has stopped or ``max_iters`` were run."""
+    x = torch.zeros_like(b)
+    r = b.clone()
+    p = r.clone()
+    rr = (r * r).sum(-1)
+    active = rr >= tol  # the seeds still iterating
+    iterations = torch.zeros(len(b), dtype=torch.long)
+    for _ in range(max_iters):
+        if not active.any():
+            break
+        Ap = matvec(p)
+        alpha = torch.where(active, rr / (p * Ap).sum(-1), 0.0).unsqueeze(-1)
+        x = x + alpha * p
+        r = r - alpha * Ap
+        rr_new = (r * r).sum(-1)
+        p = torch.where(active.unsqueeze(-1), r + (rr_new / rr).unsqueeze(-1) * p, p)
+        rr = torch.where(active, rr_new, rr)
+        iterations += active.long()
+        active &= rr >= tol
+    return SeedsCGResult(x=x, iterations=iterations.tolist(), residuals=rr.sqrt().tolist())
+
+
+@dataclass(frozen=True)
 class StepScale:
     scale: float  # min(max_scale, sqrt(2 max_kl / x^T H x)); 0.0 when invalid
     xHx: float  # x^T H x (Delta^T F Delta) as given
@@ -161,3 +197,40 @@ def backtracking_line_search(params: Sequence[Tensor], full_step: Tensor, evalua
             return LineSearchResult(accepted=True, backtracks=j, kl=kl, improvement=improvement, step_fraction=fraction)
     set_flat_params(params, theta_old)
     return LineSearchResult(accepted=False, backtracks=max_backtracks + 1, kl=0.0, improvement=0.0, step_fraction=0.0)
+
+
+def backtracking_line_search_seeds(vector: Tensor, full_steps: Tensor, searching: Sequence[bool],
+                                   evaluate: Callable[[], tuple[list[float], list[float]]], max_kl: float,
+                                   backtrack_coef: float, max_backtracks: int) -> list[LineSearchResult | None]:
+    """:func:`backtracking_line_search` for S seeds whose parameters are the rows of ``vector``
+    ([S, P], moved in place): round j sets every seed still searching to theta_old + alpha^j *
+    full_step and one ``evaluate()`` gives every seed's (surrogate, mean KL) as two lists; a seed
+    takes its first candidate that improves its surrogate within ``max_kl``. The seeds not
+    ``searching`` (no valid step) keep their parameters and get None; a seed with no passing j
+    gets theta_old back and a rejected result."""
+    theta_old = vector.detach().clone()
+    surrogate_old = evaluate()[0]
+    results: list[LineSearchResult | None] = [None] * len(searching)
+    pending = [s for s, search in enumerate(searching) if search]
+    for j in range(max_backtracks + 1):
+        if not pending:
+            break
+        fraction = backtrack_coef**j
+        rows = torch.tensor(pending)
+        with torch.no_grad():
+            vector[rows] = theta_old[rows] + fraction * full_steps[rows]
+        surrogates, kls = evaluate()
+        for s in list(pending):
+            improvement = surrogates[s] - surrogate_old[s]
+            if math.isfinite(surrogates[s]) and math.isfinite(kls[s]) and improvement > 0.0 and kls[s] <= max_kl:
+                results[s] = LineSearchResult(accepted=True, backtracks=j, kl=kls[s], improvement=improvement,
+                                              step_fraction=fraction)
+                pending.remove(s)
+    if pending:
+        rows = torch.tensor(pending)
+        with torch.no_grad():
+            vector[rows] = theta_old[rows]
+        for s in pending:
+            results[s] = LineSearchResult(accepted=False, backtracks=max_backtracks + 1, kl=0.0, improvement=0.0,
+                                          step_fraction=0.0)
+    return results

@@ -19,14 +19,17 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from rlrun.core.flat_params import flat_views
+from rlrun.core.flat_params import FlatParameters, flat_views
 from rlrun.core.written_gradients import MLPPass
 
 
-def fisher_vector_product(actor: nn.Module, obs: Tensor, damping: float) -> Callable[[Tensor], Tensor]:
+def fisher_vector_product(actor: nn.Module, obs: Tensor, damping: float,
+                          stacked: FlatParameters | None = None) -> Callable[[Tensor], Tensor]:
     """The closure v -> (F + damping I) v of ``actor`` at its current parameters on ``obs``, for
     an actor that ``written_gradients.applies`` to; v and F v are flat over ``actor.parameters()``
-    in their order (as ``core.natural_gradient.flat_grad``)."""
+    in their order (as ``core.natural_gradient.flat_grad``). ``stacked``: the actors of S seeds as
+    the rows of one ``FlatParameters`` (``actor`` the first seed's), ``obs`` [S, B, ...], v and F v
+    [S, P], each row its own seed's product."""
     params = list(actor.parameters())
     linears = actor.net.linears
     gaussian = actor.distribution == "gaussian"
@@ -39,10 +42,11 @@ def fisher_vector_product(actor: nn.Module, obs: Tensor, damping: float) -> Call
         return [(views[position[id(linear.weight)]], views[position[id(linear.bias)]]) for linear in linears]
 
     with torch.no_grad():
-        forward = MLPPass.of(actor.net, obs)  # the layers' inputs, kept for every product
-        n = len(obs)
+        forward = MLPPass.of(actor.net, obs, stacked)  # the layers' inputs, kept for every product
+        n = obs.shape[-2]
         if gaussian:
-            weight = torch.exp(-2.0 * actor.log_std) / n  # M / n = diag(1 / sigma^2) / n
+            log_std = actor.log_std if stacked is None else stacked.across_seeds(actor.log_std)[0]
+            weight = torch.exp(-2.0 * log_std).unsqueeze(-2) / n  # M / n = diag(1 / sigma^2) / n
         else:
             probs = torch.softmax(forward.out, dim=-1)
 

@@ -30,6 +30,7 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
+from torch.distributions import Categorical, Distribution, Independent, Normal
 
 from rlrun.core.activations import activation_
 from rlrun.core.flat_params import FlatParameters
@@ -214,6 +215,30 @@ def policy_value_gradient(actor: nn.Module, critic: nn.Module, obs: Tensor, acti
     value_loss, g_value = _value_loss_and_grad(critic_pass.out.squeeze(-1), returns, old_values, clip_value_eps)
     critic_pass.backward((g_value * vf_coef).unsqueeze(-1))
     return LossTerms(policy_loss, value_loss, head.entropy.mean(-1), head.log_prob)
+
+
+@torch.no_grad()
+def ratio_surrogate_gradient(actor: nn.Module, obs: Tensor, actions: Tensor, old_log_prob: Tensor, advantages: Tensor,
+                             stacked: FlatParameters | None = None) -> Tensor:
+    """The gradient of TRPO's surrogate mean(pi(a|s) / pi_old(a|s) A) (core.losses.ratio_surrogate;
+    d/d log pi = r A / B) into the actor's ``.grad``, to be maximised; returns the surrogate (with
+    ``stacked``, as in :func:`policy_value_gradient`: one per seed)."""
+    actor_pass = MLPPass.of(actor.net, obs, stacked)
+    head = _Head(actor, actor_pass.out, actions, stacked)
+    weighted = torch.exp(head.log_prob - old_log_prob).mul_(advantages)
+    actor_pass.backward(head.grad_out(weighted / obs.shape[-2], 0.0))
+    return weighted.mean(-1)
+
+
+@torch.no_grad()
+def policy_of(actor: nn.Module, obs: Tensor, stacked: FlatParameters | None = None) -> Distribution:
+    """pi(.|s) as the actor's own head gives it, from one pass; with ``stacked``, every seed's
+    ([S, B] batch shape, ``obs`` [S, B, ...]), ``actor`` being the first seed's."""
+    out = MLPPass.of(actor.net, obs, stacked).out
+    if actor.distribution == "categorical":
+        return Categorical(logits=out)
+    log_std = actor.log_std.detach() if stacked is None else stacked.across_seeds(actor.log_std)[0]
+    return Independent(Normal(out, log_std.unsqueeze(-2).exp().expand_as(out)), 1)
 
 
 @torch.no_grad()

@@ -148,15 +148,37 @@ def test_ppo_penalty_seeds_stacked_equal_each_seed_alone(gaussian):
 
 
 @pytest.mark.parametrize("gaussian", [False, True])
-def test_trpo_seeds_stacked_equal_each_seed_alone(gaussian):
-    """Each seed's own conjugate gradient, trust region and line search; the critics fitted together."""
+@pytest.mark.parametrize("batched_fisher", [True, False])
+def test_trpo_seeds_stacked_equal_each_seed_alone(gaussian, batched_fisher, monkeypatch):
+    """Each seed's own conjugate gradient (over the seeds' rows, each stopping on its own residual),
+    trust region and line search (its candidates tried in rounds across the seeds); the critics
+    fitted together. In float64: in float32 the ten CG iterations amplify the batched products'
+    rounding to about 1e-5 in the step, and a seed's CG can stop one iteration earlier or later
+    where its r.r is within rounding of ``cg_tol``; in float64 the same maths gives the same
+    decisions and the parameters agree to 1e-10. The Fisher products in one batched pass (few
+    samples) or seed by seed (many, on a CPU)."""
+    from rlrun.algos import trpo
     from rlrun.algos.trpo import TRPO, TRPOConfig
 
-    cfg = TRPOConfig(critic_epochs=2, batch_size=64, max_kl=0.05)
+    monkeypatch.setattr(trpo, "STACKED_FISHER_SAMPLES", 4096 if batched_fisher else 0)
+
+    cfg = TRPOConfig(critic_epochs=2, batch_size=64, max_kl=1.0, cg_tol=1e-4)  # steps the line search may cut
     batch_of = fixed_batches(gaussian, n=256)
 
-    check(lambda a, c, s: TRPO(cfg, a, c, s), lambda a, c, s: TRPO.for_seeds(cfg, a, c, s),
-          lambda seed: networks(gaussian, seed), batch_of, updates=3, rtol=1e-5, atol=1e-6)
+    def float64_batch_of(seed, k, actor):
+        batch = batch_of(seed, k, actor)
+        return Batch(**{key: value.double() if value.is_floating_point() else value
+                        for key, value in ((key, getattr(batch, key)) for key in Batch.TENSORS)})
+
+    def float64_networks(seed):
+        return tuple(module.double() for module in networks(gaussian, seed))
+
+    alone = check(lambda a, c, s: TRPO(cfg, a, c, s), lambda a, c, s: TRPO.for_seeds(cfg, a, c, s),
+                  float64_networks, float64_batch_of, updates=3, rtol=1e-10, atol=1e-10)
+    # in some update the seeds' CG stopped after different numbers of iterations
+    assert any(len({metrics[k]["trpo/cg_iters"] for _, _, metrics in alone}) > 1 for k in range(3))
+    if gaussian:  # and their line searches in different rounds
+        assert len({metrics[k]["trpo/backtracks"] for _, _, metrics in alone for k in range(3)}) > 1
 
 
 @pytest.mark.parametrize("gaussian", [False, True])

@@ -8,8 +8,9 @@ from torch import Tensor, nn
 from torch.distributions import Categorical, Distribution, Independent, Normal, kl_divergence
 from torch.func import functional_call, grad, vmap
 
-from rlrun.core.natural_gradient import (backtracking_line_search, conjugate_gradient, flat_grad, flat_params,
-                                         make_fisher_vector_product, set_flat_params, trust_region_scale)
+from rlrun.core.natural_gradient import (backtracking_line_search, backtracking_line_search_seeds, conjugate_gradient,
+                                         conjugate_gradient_seeds, flat_grad, flat_params, make_fisher_vector_product,
+                                         set_flat_params, trust_region_scale)
 
 DTYPE = torch.float64
 OBS_DIM, HIDDEN = 3, 4
@@ -115,6 +116,28 @@ def test_conjugate_gradient_stops_at_tolerance():
     assert result.iterations == 1  # exact after one step for a multiple of the identity
     torch.testing.assert_close(result.x, b / 2)
     assert result.residual < 1e-12
+
+
+def test_conjugate_gradient_seeds_follows_each_seeds_own_iteration():
+    """S systems at once, each row as its solo CG (same iterations, solution and residual): one
+    solved exactly in one step (a multiple of I), one with b = 0 (no iteration), the others stopping
+    at the tolerance or at max_iters."""
+    generator = torch.Generator().manual_seed(3)
+    n = 12
+    matrices = [random_spd(n, generator), 2.0 * torch.eye(n, dtype=DTYPE), random_spd(n, generator),
+                torch.eye(n, dtype=DTYPE) + torch.diag(torch.linspace(0, 100, n, dtype=DTYPE))]
+    A = torch.stack(matrices)
+    b = torch.randn(len(matrices), n, generator=generator, dtype=DTYPE)
+    b[2] = 0.0
+    for max_iters, tol in [(2 * n, 1e-20), (5, 1e-20), (2 * n, 1e-6)]:
+        together = conjugate_gradient_seeds(lambda v: torch.einsum("sij,sj->si", A, v), b, max_iters, tol)
+        for s, matrix in enumerate(matrices):
+            alone = conjugate_gradient(lambda v: matrix @ v, b[s], max_iters, tol)
+            assert together.iterations[s] == alone.iterations
+            torch.testing.assert_close(together.x[s], alone.x, rtol=1e-10, atol=1e-12)
+            assert together.residuals[s] == pytest.approx(alone.residual, rel=1e-8, abs=1e-9)  # at 2n: rounding noise
+        assert together.iterations[1] == 1 and together.iterations[2] == 0
+        assert len(set(together.iterations)) > 2
 
 
 # ---------------------------------------------------------------- Fisher-vector product
@@ -248,6 +271,43 @@ def test_line_search_synthetic_rejection_restores_parameters():
     assert not result.accepted and result.backtracks == 4 and len(calls) == 5
     assert (result.kl, result.improvement, result.step_fraction) == (0.0, 0.0, 0.0)
     assert torch.equal(param, before)
+
+
+def test_line_search_seeds_gives_each_seed_its_solo_search():
+    """Each row on its own landscape (surrogate a.theta - |theta|^2 / 2, KL k |theta - theta_old|^2):
+    every seed's result and parameters as its solo line search's, bit for bit; a seed with no
+    valid step (not searching) untouched, a descending seed rejected and restored, a NaN seed
+    rejected; one evaluation a round for all seeds."""
+    theta_old = torch.tensor([[0.1, 0.2], [0.0, -0.3], [0.5, 0.5], [0.2, 0.1], [-0.1, 0.4]], dtype=DTYPE)
+    steps = torch.tensor([[1.0, 1.0], [0.4, -0.8], [1.0, 0.0], [-1.0, -1.0], [math.nan, 0.0]], dtype=DTYPE)
+    a = torch.tensor([[2.0, 2.0], [1.0, -2.0], [3.0, 0.0], [1.0, 1.0], [1.0, 1.0]], dtype=DTYPE)
+    k = torch.tensor([0.5, 0.05, 0.001, 0.5, 0.5], dtype=DTYPE)
+    searching = [True, True, False, True, True]
+
+    def surrogate(theta: Tensor, s: int) -> float:
+        return float(a[s] @ theta - 0.5 * theta @ theta)
+
+    def kl(theta: Tensor, s: int) -> float:
+        return float(k[s] * (theta - theta_old[s]).pow(2).sum())
+
+    vector, rounds = theta_old.clone(), []
+
+    def evaluate() -> tuple[list[float], list[float]]:
+        rounds.append(None)
+        return [surrogate(row, s) for s, row in enumerate(vector)], [kl(row, s) for s, row in enumerate(vector)]
+
+    results = backtracking_line_search_seeds(vector, steps, searching, evaluate, max_kl=0.01, backtrack_coef=0.5,
+                                             max_backtracks=6)
+    assert results[2] is None and torch.equal(vector[2], theta_old[2])
+    for s in (0, 1, 3, 4):
+        param = theta_old[s].clone()
+        alone = backtracking_line_search([param], steps[s], lambda: (surrogate(param, s), kl(param, s)), max_kl=0.01,
+                                         backtrack_coef=0.5, max_backtracks=6)
+        assert results[s] == alone
+        assert torch.equal(vector[s], param)
+    assert [r.accepted for r in results if r is not None] == [True, True, False, False]
+    assert results[0].backtracks != results[1].backtracks
+    assert len(rounds) == 1 + 7  # theta_old, then rounds until the last seed stopped (the rejected ones: all 7)
 
 
 class SurrogateProblem:

@@ -50,3 +50,26 @@ def test_an_actor_with_other_parameters_is_refused():
     actor.extra = torch.nn.Parameter(torch.zeros(2))
     with pytest.raises(ValueError, match="besides its MLP"):
         fisher_vector_product(actor, torch.randn(B, D, dtype=torch.float64), damping=0.1)
+
+
+@pytest.mark.parametrize("head", ["categorical", "gaussian"])
+def test_stacked_seeds_get_each_seed_s_own_fisher_vector_product(head):
+    """Three actors as the rows of one FlatParameters and their observations [S, B, D]: each row of
+    F v is the product of that seed's own Fisher with its row of v."""
+    from rlrun.core.flat_params import FlatParameters
+
+    actors = []
+    for s in range(3):
+        actor = actor_of(head, "tanh")
+        with torch.no_grad():
+            for p in actor.parameters():
+                p.add_(0.2 * s * torch.randn_like(p))
+        actors.append(actor)
+    obs = torch.randn(3, B, D, dtype=torch.float64)
+    alone = [fisher_vector_product(actor, obs[s], damping=0.1) for s, actor in enumerate(actors)]
+    stacked = FlatParameters.stacked([list(actor.parameters()) for actor in actors])
+    product = fisher_vector_product(actors[0], obs, damping=0.1, stacked=stacked)
+    v = torch.randn(stacked.vector.shape, dtype=torch.float64)
+    together = product(v)
+    for s in range(3):
+        torch.testing.assert_close(together[s], alone[s](v[s]), rtol=1e-12, atol=1e-12)

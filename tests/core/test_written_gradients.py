@@ -138,3 +138,67 @@ def test_stacked_seeds_get_each_seed_s_own_gradient_and_terms(head, ppo, clip_va
     loss = written_gradients.value_gradient(seeds[0][1], stack(0), stack(2), stacked=stacked)
     for s, (actor, critic, _) in enumerate(seeds):
         torch.testing.assert_close(loss[s], written_gradients.value_gradient(critic, data[s][0], data[s][2]))
+
+
+@pytest.mark.parametrize("head", ["categorical", "gaussian"])
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_ratio_surrogate_gradient_equals_autograd(head, activation):
+    """TRPO's g (Alg 5.22 step 3): the gradient of mean(pi / pi_old A), as autograd gives it."""
+    from rlrun.core.losses import ratio_surrogate
+
+    actor, _, actions = nets(head, activation)
+    obs, advantages = torch.randn(B, D).double(), torch.randn(B).double()
+    with torch.no_grad():
+        old_log_prob = actor.log_prob_entropy(obs, actions)[0] + 0.3 * torch.randn(B).double()
+    surrogate = ratio_surrogate(actor(obs).log_prob(actions), old_log_prob, advantages)
+    surrogate.backward()
+    reference = grads(actor)
+    for p in actor.parameters():
+        p.grad.zero_()
+    mine = written_gradients.ratio_surrogate_gradient(actor, obs, actions, old_log_prob, advantages)
+    torch.testing.assert_close(mine, surrogate.detach(), rtol=1e-12, atol=1e-12)
+    assert_close(grads(actor), reference)
+
+
+@pytest.mark.parametrize("head", ["categorical", "gaussian"])
+def test_stacked_policy_and_surrogate_gradient_are_each_seed_s_own(head):
+    """``policy_of`` and ``ratio_surrogate_gradient`` over three stacked seeds: each seed's
+    distribution (its log-probabilities, its KL to another) and gradient as its own pass gives them."""
+    from torch.distributions import kl_divergence
+
+    from rlrun.core.flat_params import FlatParameters
+
+    seeds = []
+    for s in range(3):
+        actor, _, actions = nets(head, "tanh")
+        with torch.no_grad():
+            for p in actor.parameters():
+                p.add_(0.2 * s * torch.randn_like(p))
+        seeds.append((actor, actions if head == "gaussian" else actions.roll(s), torch.randn(B, D).double(),
+                      torch.randn(B).double()))
+    alone = []
+    for actor, actions, obs, advantages in seeds:
+        with torch.no_grad():
+            pi = actor(obs)
+        old_log_prob = pi.log_prob(actions) - 0.1
+        flat = FlatParameters(list(actor.parameters()))
+        surrogate = written_gradients.ratio_surrogate_gradient(actor, obs, actions, old_log_prob, advantages)
+        alone.append((pi, old_log_prob, flat.vector.grad.clone(), surrogate))
+    stacked = FlatParameters.stacked([list(actor.parameters()) for actor, *_ in seeds])
+    obs, actions, advantages = (torch.stack([seed[i] for seed in seeds]) for i in (2, 1, 3))
+    pi = written_gradients.policy_of(seeds[0][0], obs, stacked)
+    assert pi.batch_shape == (3, B)
+    surrogate = written_gradients.ratio_surrogate_gradient(seeds[0][0], obs, actions,
+                                                           torch.stack([a[1] for a in alone]), advantages, stacked)
+    for s, (pi_alone, _, grad, surrogate_alone) in enumerate(alone):
+        torch.testing.assert_close(pi.log_prob(actions)[s], pi_alone.log_prob(actions[s]), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(stacked.vector.grad[s], grad, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(surrogate[s], surrogate_alone, rtol=1e-12, atol=1e-12)
+    with torch.no_grad():  # every seed moved (the modules' parameters are views into the rows)
+        stacked.vector.add_(0.05 * torch.randn_like(stacked.vector))
+    kl = kl_divergence(pi, written_gradients.policy_of(seeds[0][0], obs, stacked)).mean(-1)
+    for s, ((actor, *_), (pi_alone, *_)) in enumerate(zip(seeds, alone)):
+        with torch.no_grad():
+            expected = kl_divergence(pi_alone, actor(obs[s])).mean()
+        assert expected > 1e-4
+        torch.testing.assert_close(kl[s], expected, rtol=1e-12, atol=1e-12)
