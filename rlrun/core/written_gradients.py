@@ -85,9 +85,10 @@ def _matmul(a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
 
 def _weight_gradient(g: Tensor, h: Tensor, out: Tensor) -> None:
     """dW = g^T h into ``out`` ([..., out, in]). Where the layer has fewer inputs than outputs (an
-    MLP's first layer: 4 observations, 64 units) it is computed as (h^T g)^T: a product whose
-    last dimension is that narrow takes a slow path of the CPU's matrix kernels (8 seeds' 64 x 4
-    from 256 samples: 183 against 40 us, ``benchmarks/update_cost.py``'s stacked PPO-Clip update)."""
+    MLP's first layer: 4 observations, 64 units) it is computed as (h^T g)^T: a product whose last
+    dimension is that narrow takes a slow path of the CPU's matrix kernels, several times the
+    time of the transposed one. Computed into a fresh tensor, then copied: a product written
+    straight into the strided gradient view is the slower."""
     if h.shape[-1] < g.shape[-1]:
         out.copy_(_matmul(h.transpose(-1, -2), g).transpose(-1, -2))
     else:
