@@ -27,7 +27,7 @@ from rlrun.knobs import AT_LEAST_ONE, FRACTION_OPEN, POSITIVE, SCHEDULES, Check,
 
 # The most samples (seeds x batch) whose Fisher products a CPU computes in one batched pass; at
 # more it is faster seed by seed (benchmarks/results/speed/fisher_products.json).
-STACKED_FISHER_SAMPLES = 4096
+STACKED_FISHER_SAMPLES = 8192
 
 
 @dataclass

@@ -160,7 +160,7 @@ def test_trpo_seeds_stacked_equal_each_seed_alone(gaussian, batched_fisher, monk
     from rlrun.algos import trpo
     from rlrun.algos.trpo import TRPO, TRPOConfig
 
-    monkeypatch.setattr(trpo, "STACKED_FISHER_SAMPLES", 4096 if batched_fisher else 0)
+    monkeypatch.setattr(trpo, "STACKED_FISHER_SAMPLES", 10**9 if batched_fisher else 0)
 
     cfg = TRPOConfig(critic_epochs=2, batch_size=64, max_kl=1.0, cg_tol=1e-4)  # steps the line search may cut
     batch_of = fixed_batches(gaussian, n=256)
