@@ -7,6 +7,7 @@ A page asks for one with a marker on a line of its own; nothing in these tables 
     <!-- rlrun:update-cost -->    update time per iteration beside its floor (speed/update_cost.json)
     <!-- rlrun:batched-seeds -->  a sweep's seeds: batched launcher vs basic and joblib (speed/batched_*.json,
                                   speed/update_cost_stacked.json)
+    <!-- rlrun:fisher-products --> TRPO's Fisher products of a group's seeds, batched vs seed by seed
     <!-- rlrun:random-policy -->  a uniformly random policy's return per env (random_policy.json)
     <!-- rlrun:experiments -->    each folder of experiments/: what it tried, how, and its runs
     <!-- rlrun:generic-defaults --> untuned runs beside SB3's defaults (benchmarks/generic_defaults.py)
@@ -144,6 +145,20 @@ def batched_seeds() -> str:
     return text
 
 
+def fisher_products() -> str:
+    """benchmarks/fisher_products.py: TRPO's Fisher products of S seeds, one batched pass against seed by seed."""
+    path = RESULTS / "speed" / "fisher_products.json"
+    if not path.is_file():
+        return "*Not measured yet: `python benchmarks/fisher_products.py`.*"
+    data = json.loads(path.read_text())
+    lines = ["| samples a seed | all seeds' samples | seed by seed | one batched pass |", "|---|---|---|---|"]
+    for row in data["rows"]:
+        lines.append(f"| {row['batch_a_seed']} | {row['samples']} | {row['seed_by_seed_ms']:.2f} ms | "
+                     f"{row['batched_ms']:.2f} ms |")
+    return "\n".join(lines) + (f"\n\n{data['seeds']} seeds; {data['machine']}, {data['date']}, commit "
+                               f"`{data['commit']}` (`{data['command']}`).")
+
+
 def random_policy() -> str:
     lines = ["| env | mean return | episodes |", "|---|---|---|"]
     for env, r in json.loads((RESULTS / "random_policy.json").read_text()).items():
@@ -232,7 +247,7 @@ def readme_with_headline(readme: str) -> str:
 
 
 MAKERS = {"results": results, "speed": speed, "update-cost": update_cost, "batched-seeds": batched_seeds,
-          "random-policy": random_policy,
+          "fisher-products": fisher_products, "random-policy": random_policy,
           "experiments": experiments, "generic-defaults": generic_defaults, "knobs": knobs, "charts": charts}
 
 
