@@ -16,7 +16,6 @@ import argparse
 import datetime
 import json
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -27,18 +26,9 @@ from rlrun.core.flat_params import FlatParameters  # noqa: E402
 from rlrun.core.written_fisher import fisher_vector_product  # noqa: E402
 from rlrun.networks import CategoricalActor  # noqa: E402
 from provenance import ROOT, git_commit, machine  # noqa: E402  (this folder is on sys.path when run as a script)
+from update_cost import best_seconds  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "speed" / "fisher_products.json"
-
-
-def best_ms(f, repeats: int = 30) -> float:
-    f()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - start)
-    return 1000 * min(times)
 
 
 def main() -> None:
@@ -59,8 +49,8 @@ def main() -> None:
         stacked = FlatParameters.stacked([list(actor.parameters()) for actor in actors])
         together = fisher_vector_product(actors[0], obs, 0.1, stacked=stacked)
         v = torch.randn(stacked.vector.shape)
-        seed_by_seed = best_ms(lambda: [product(row) for product, row in zip(alone, v)])
-        batched = best_ms(lambda: together(v))
+        seed_by_seed = 1000 * best_seconds(lambda: [product(row) for product, row in zip(alone, v)], repeats=30)
+        batched = 1000 * best_seconds(lambda: together(v), repeats=30)
         rows.append({"batch_a_seed": batch, "samples": args.seeds * batch, "seed_by_seed_ms": round(seed_by_seed, 3),
                      "batched_ms": round(batched, 3)})
         print(f"{batch:>12} {args.seeds * batch:>8} {seed_by_seed:>13.2f} {batched:>8.2f}")

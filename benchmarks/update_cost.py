@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Callable
 from pathlib import Path
 
 import torch
@@ -141,15 +142,20 @@ def random_batch(actor: torch.nn.Module, obs_dim: int, size: int, generator: tor
                  returns=advantages + 0.1 * torch.randn(size, generator=generator))
 
 
-def update_seconds(algo, batch: Batch, repeats: int = 5) -> float:
-    """The best of ``repeats`` updates, after one to warm up."""
-    algo.update(batch, progress=0.0)
+def best_seconds(call: Callable[[], object], repeats: int = 5) -> float:
+    """The best time of ``repeats`` calls, after one to warm up."""
+    call()
     best = math.inf
     for _ in range(repeats):
         start = time.perf_counter()
-        algo.update(batch, progress=0.0)
+        call()
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def update_seconds(algo, batch: Batch, repeats: int = 5) -> float:
+    """The best of ``repeats`` updates, after one to warm up."""
+    return best_seconds(lambda: algo.update(batch, progress=0.0), repeats)
 
 
 def stacked_costs(env: str, num_envs: int, n_steps: int, seeds: int) -> list[dict]:

@@ -41,7 +41,8 @@ SMALL = {  # a few iterations each, with several minibatch / line-search / K-FAC
 CASES = [(algo, env) for algo in algorithms() for env in ("CartPole-v1", "Pendulum-v1")]  # every registered one
 
 
-def machine() -> tuple[str, str, str]:
+def recording_key() -> tuple[str, str, str]:
+    """What a recording must match: torch's version, its CPU kernels, the processor model."""
     return torch.__version__, torch.backends.cpu.get_cpu_capability(), cpu_model()
 
 
@@ -58,7 +59,7 @@ def run_case(algo: str, env: str, run_dir: Path) -> dict:
             digest.update(key.encode())
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     scalars = {tag: series for tag, series in sorted(read_scalars(run_dir).items()) if not tag.startswith("time/")}
-    version, kernels, model = machine()
+    version, kernels, model = recording_key()
     return {"torch": version, "cpu": kernels, "cpu_model": model, "params_sha256": digest.hexdigest(), "scalars": scalars}
 
 
@@ -67,7 +68,7 @@ def test_short_runs_are_bit_identical_to_the_recorded_ones(tmp_path, algo, env):
     recorded = GOLDEN / f"{algo}_{env}.json"
     assert recorded.is_file(), f"no recorded run of {algo} on {env}: python -m tests.test_golden --record"
     golden = json.loads(recorded.read_text())
-    recorded_on, here = (golden["torch"], golden["cpu"], golden.get("cpu_model")), machine()
+    recorded_on, here = (golden["torch"], golden["cpu"], golden.get("cpu_model")), recording_key()
     if recorded_on != here:
         pytest.skip("recorded with torch {} on {} kernels of an {}; this is torch {} on {} kernels of an {}".format(
             *recorded_on, *here))

@@ -143,10 +143,10 @@ class TRPO:
     def _policy_steps_together(self, max_kl: float, obs: torch.Tensor, actions: torch.Tensor,
                                old_log_probs: torch.Tensor, advantages: torch.Tensor) -> list[dict[str, float]]:
         """Steps 3-5 of every seed at once, MLP actors (the rows of ``self.actor_params``), each
-        seed in its own trust region as :meth:`_policy_step` takes it: the gradients and Fisher
-        products written out for all seeds in one pass, conjugate gradient over the seeds' rows
-        (each stopping on its own residual), each line-search round trying the next candidate of
-        every seed still searching in one evaluation."""
+        seed in its own trust region as :meth:`_policy_step` takes it: the gradients written out for
+        all seeds in one pass, the Fisher products as :meth:`_fisher_products` takes them, conjugate
+        gradient over the seeds' rows (each stopping on its own residual), each line-search round
+        trying the next candidate of every seed still searching in one evaluation."""
         cfg, actor, params = self.cfg, self.actor, self.actor_params
         pi_old = written_gradients.policy_of(actor, obs, params)
 

@@ -55,7 +55,6 @@ class FlatParameters:
     def _gather(self, rows: list[list[nn.Parameter]], stacked: bool) -> None:
         if len({tuple(p.shape for p in params) for params in rows}) != 1:
             raise ValueError("FlatParameters.stacked: the seeds' parameters differ in shape or order")
-        self.rows = rows
         self.params = [p for params in rows for p in params]
         vectors = [torch.cat([p.detach().reshape(-1) for p in params]) for params in rows]
         self.vector = nn.Parameter(torch.stack(vectors) if stacked else vectors[0])

@@ -220,12 +220,12 @@ def backtracking_line_search_seeds(vector: Tensor, full_steps: Tensor, searching
         with torch.no_grad():
             vector[rows] = theta_old[rows] + fraction * full_steps[rows]
         surrogates, kls = evaluate()
-        for s in list(pending):
+        for s in pending:
             improvement = surrogates[s] - surrogate_old[s]
             if math.isfinite(surrogates[s]) and math.isfinite(kls[s]) and improvement > 0.0 and kls[s] <= max_kl:
                 results[s] = LineSearchResult(accepted=True, backtracks=j, kl=kls[s], improvement=improvement,
                                               step_fraction=fraction)
-                pending.remove(s)
+        pending = [s for s in pending if results[s] is None]
     if pending:
         rows = torch.tensor(pending)
         with torch.no_grad():

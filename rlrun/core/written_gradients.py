@@ -243,13 +243,14 @@ def ratio_surrogate_gradient(actor: nn.Module, obs: Tensor, actions: Tensor, old
 
 
 @torch.no_grad()
-def policy_of(actor: nn.Module, obs: Tensor, stacked: FlatParameters | None = None) -> Distribution:
-    """pi(.|s) as the actor's own head gives it, from one pass; with ``stacked``, every seed's
-    ([S, B] batch shape, ``obs`` [S, B, ...]), ``actor`` being the first seed's."""
+def policy_of(actor: nn.Module, obs: Tensor, stacked: FlatParameters) -> Distribution:
+    """pi(.|s) of every seed of ``stacked`` (``actor`` the first seed's, ``obs`` [S, B, ...]) from one
+    pass, as each actor's own head gives it, with batch shape [S, B]. (One actor alone has its
+    ``of_output``.)"""
     out = MLPPass.of(actor.net, obs, stacked).out
     if actor.distribution == "categorical":
         return Categorical(logits=out)
-    log_std = actor.log_std.detach() if stacked is None else stacked.across_seeds(actor.log_std)[0]
+    log_std = stacked.across_seeds(actor.log_std)[0]  # [S, A]: one std a seed, for all its samples
     return Independent(Normal(out, log_std.unsqueeze(-2).exp().expand_as(out)), 1)
 
 
