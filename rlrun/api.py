@@ -68,7 +68,7 @@ def _train_checked(argv: list[str], resuming: bool, trust_modules: bool) -> dict
     from rlrun.launch.checks import preflight
     from rlrun.trainer import train as run_training
 
-    if preflight(argv, resuming, trust_modules) is not None:  # a preset that sets hydra.mode=MULTIRUN
+    if preflight(argv, resuming, trust_modules).sweep_dir is not None:  # a preset that sets hydra.mode=MULTIRUN
         raise ConfigError(f"{' '.join(argv)} is a sweep: rlrun.train runs one job; use rlrun -m")
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=argv, return_hydra_config=True)

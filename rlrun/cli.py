@@ -21,7 +21,7 @@ from rlrun.errors import RlrunError
 from rlrun.launch.arguments import (INFO_FLAGS, TRUST_FLAG, check_flags, env_id_as_env, expand_resume, hydra_quote,
                                     register_env_ids, same_in_every_job, tuned_zoo, use_ray_token)
 from rlrun.launch.batched import register as register_batched_launcher
-from rlrun.launch.checks import preflight
+from rlrun.launch.checks import preflight, skip_checked_jobs
 from rlrun.launch.task import run_task
 
 def help_text() -> str:
@@ -80,8 +80,9 @@ def main() -> None:
         if {"--cfg", "-c"} & set(argv) and not {"--help", "-h", "--hydra-help"} & set(argv):
             preflight(argv, config_only=True)  # what it prints is a config that would run
         elif not INFO_FLAGS & set(argv) and not os.environ.get("RLRUN_SKIP_PREFLIGHT"):
-            sweep_dir = preflight(argv, resuming, trust_modules)
+            sweep_dir, checked_jobs = preflight(argv, resuming, trust_modules)
             if sweep_dir is not None:
+                skip_checked_jobs(checked_jobs)
                 # One absolute path for every job, wherever a launcher runs it: a Ray worker's
                 # working directory is where `ray start` ran, and ${now:} would be read again there.
                 argv.append(f"hydra.sweep.dir={hydra_quote(sweep_dir)}")

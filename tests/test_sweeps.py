@@ -45,6 +45,33 @@ def test_every_preset_composes_as_a_multirun(preset):
     assert cfg.hydra.sweeper.params
 
 
+def test_the_basic_sweeper_does_not_compose_again_the_jobs_the_preflight_checked(tmp_path, monkeypatch):
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from rlrun.launch.checks import preflight, skip_checked_jobs
+
+    monkeypatch.setattr(BasicSweeper, "validate_batch_is_legal", BasicSweeper.validate_batch_is_legal)  # restored after
+    argv = ["-m", "algo=ppo_clip,a2c", "seed=0,1,2", "total_steps=512", f"hydra.sweep.dir={tmp_path}/sweep"]
+    sweep_dir, jobs = preflight(argv)
+    assert sweep_dir == str(tmp_path / "sweep") and len(jobs) == 6
+    skip_checked_jobs(jobs)
+    skip_checked_jobs(jobs)  # a second command in the same process: still Hydra's check underneath
+
+    composed = []
+    loader = type("Loader", (), {"load_sweep_config": lambda self, master_config, sweep_overrides:
+                                 composed.append(sweep_overrides)})()
+    sweeper = type("Sweeper", (), {"hydra_context": type("Context", (), {"config_loader": loader})(),
+                                   "config": OmegaConf.create()})()
+    task = ["algo=ppo_clip,a2c", "seed=0,1,2", "total_steps=512"]
+    [batch] = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(task), None)  # as Hydra lists them
+    assert len(batch) == 6
+    BasicSweeper.validate_batch_is_legal(sweeper, batch)
+    assert composed == []
+    BasicSweeper.validate_batch_is_legal(sweeper, [*batch, ["algo=trpo", "seed=0", "total_steps=512"]])
+    assert composed == [["algo=trpo", "seed=0", "total_steps=512"]]  # a job the preflight did not check
+
+
 def summaries(root: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(root.rglob("summary.json"))]
 

@@ -12,6 +12,7 @@ a signal to this process is passed on to them, and each saves every seed before 
 from __future__ import annotations
 
 import copy
+import gc
 import logging
 import multiprocessing
 import os
@@ -92,6 +93,9 @@ def _in_processes(hydra_context: HydraContext, config: DictConfig, task_function
                   chunks: list[list[Job]], processes: int) -> list[tuple[list[JobReturn], int | None]]:
     """Each chunk in a forked process, at most ``processes`` at a time; signals passed on to them."""
     import rlrun.seed_group  # noqa: F401 - torch, gymnasium and the algorithms imported once, here: every fork has them
+
+    if not gc.get_freeze_count():
+        gc.freeze()  # as run_task: kept out of every later collection, in this process and in its forks
 
     context = multiprocessing.get_context("fork")
     pending, running, outcomes = list(range(len(chunks))), {}, {}

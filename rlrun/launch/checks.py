@@ -12,7 +12,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple, Sequence
 
 from hydra.core.config_store import ConfigStore
 # Private, hydra-core 1.3 (pinned): the public compose() composes a whole config per call, and a
@@ -45,12 +45,18 @@ def explain(err: Exception) -> str:
             f"pip install -e '.[{extra}]' in rlrun's checkout (pip install 'rlrun[{extra}]' from an index; "
             f"'.[sweep]' installs every launcher and sweeper)")
 
+class Checked(NamedTuple):
+    """What the preflight checked."""
+
+    sweep_dir: str | None  # a sweep's directory, resolved and absolute; None for a single run
+    jobs: list[list[str]]  # each job's overrides, all composed and checked (none for a sweep it cannot list)
+
+
 def preflight(argv: list[str], resuming: bool = False, trust_modules: bool = False,
-              config_only: bool = False) -> str | None:
+              config_only: bool = False) -> Checked:
     """Compose and check each job the command would run; raise ConfigError with one line.
-    Returns a sweep's directory, resolved and absolute (None for a single run). ``resuming``: the
-    config came from a run or sweep directory, so the modules its env names need ``trust_modules``
-    (or to be imported already)."""
+    ``resuming``: the config came from a run or sweep directory, so the modules its env names need
+    ``trust_modules`` (or to be imported already)."""
     from hydra import compose, initialize_config_dir
 
     task, hydra_overrides = split_overrides(argv)
@@ -76,6 +82,7 @@ def preflight(argv: list[str], resuming: bool = False, trust_modules: bool = Fal
         register_env_ids(task)
         if jobs is not None:
             check_distinct(jobs)
+        listed = jobs is not None
         if jobs is None:  # e.g. optuna ranges: the sweeper samples the jobs; check the fixed part here
             jobs = [without_sweeps(task)]  # and the task checks each sampled job
         composed = JobComposer(compose, hydra_overrides)
@@ -133,7 +140,34 @@ def preflight(argv: list[str], resuming: bool = False, trust_modules: bool = Fal
                     if any(override_key(o) == "hydra.run.dir" for o in hydra_overrides):
                         check_no_links(Path(OmegaConf.select(cfg, "hydra.run.dir")).expanduser())
                         hold(Path(OmegaConf.select(cfg, "hydra.run.dir")).expanduser())
-    return sweep_dir
+    return Checked(sweep_dir, jobs if listed else [])
+
+
+def skip_checked_jobs(jobs: list[list[str]]) -> None:
+    """Hydra's basic sweeper composes every job of a batch once more before launching it
+    (``Sweeper.validate_batch_is_legal``: a whole composition a job, one after another before the
+    first job starts, seconds for a sweep of a few dozen). The jobs the preflight has just composed
+    and checked are not composed again; any other job of a batch still is."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    checked = {job_key(job) for job in jobs}
+    # Hydra's own check (kept on the replacement: a second command in this process replaces it again)
+    composes = getattr(BasicSweeper.validate_batch_is_legal, "composes", BasicSweeper.validate_batch_is_legal)
+
+    def validate_unchecked(self: BasicSweeper, batch: Sequence[Sequence[str]]) -> None:
+        unchecked = [job for job in batch if job_key(job) not in checked]
+        if unchecked:
+            composes(self, unchecked)
+
+    validate_unchecked.composes = composes  # type: ignore[attr-defined]
+    BasicSweeper.validate_batch_is_legal = validate_unchecked  # type: ignore[method-assign]
+
+
+def job_key(job: Sequence[str]) -> frozenset[str]:
+    """A job's overrides as the basic sweeper writes them (``key=value``), whatever their order."""
+    return frozenset(f"{o.get_key_element()}={o.get_value_element_as_str()}"
+                     for o in OverridesParser.create().parse_overrides(list(job)))
+
 
 def of_job(message: str, number: int, job: list[str], n_jobs: int) -> str:
     """A preflight error, naming the sweep job it belongs to when there is more than one."""
