@@ -46,21 +46,31 @@ class Adam:
     def step(self, rows: Tensor | None = None) -> None:
         """One step along ``params.grad``; of a stacked vector, of the rows where the bool [S]
         ``rows`` is true (default: all)."""
-        if self.params.dim() != 1:
-            self._step_rows(None if rows is None or bool(rows.all()) else rows.to(self.params.device))
+        if self.params.dim() == 1:
+            self.steps += 1
+            self._step_all(self.steps)
             return
+        every_row = rows is None or bool(rows.all())
+        if every_row and bool((self.steps == self.steps[0]).all()):  # the seeds' counts alike: one count for all
+            self.steps += 1
+            self._step_all(int(self.steps[0]))
+            return
+        self._step_rows(None if every_row else rows.to(self.params.device))
+
+    def _step_all(self, step: int) -> None:
+        """The step of every element, whose count is ``step`` (a stacked vector's rows: each as alone)."""
         beta1, beta2 = self.betas
         grad = self.params.grad
-        self.steps += 1
         self.exp_avg.lerp_(grad, 1.0 - beta1)
         self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
-        bias_correction1 = 1.0 - beta1 ** self.steps
-        bias_correction2_sqrt = math.sqrt(1.0 - beta2 ** self.steps)
+        bias_correction1 = 1.0 - beta1 ** step
+        bias_correction2_sqrt = math.sqrt(1.0 - beta2 ** step)
         denom = self.exp_avg_sq.sqrt().div_(bias_correction2_sqrt).add_(self.eps)
         self.params.addcdiv_(self.exp_avg, denom, value=-self.lr / bias_correction1)
 
     def _step_rows(self, rows: Tensor | None) -> None:
-        """The same arithmetic on each row in ``rows`` (None: all), with that row's step count."""
+        """The same arithmetic on each row in ``rows`` (None: all), with that row's step count (the
+        counts differ once a seed has stopped its epochs early)."""
         beta1, beta2 = self.betas
         grad = self.params.grad
         self.steps += 1 if rows is None else rows

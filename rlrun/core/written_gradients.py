@@ -136,8 +136,8 @@ class MLPPass:
             weight_grad, bias_grad = (layer.weight_grad, layer.bias_grad) if into is None else into[index]
             _weight_gradient(g, h, weight_grad)
             torch.sum(g, -2, out=bias_grad)
-            if index > 0:
-                g = self._through_activation(_matmul(g, layer.weight), h)
+            if index > 0:  # g W; of one output (a critic's), the outer product, a quarter of a product's time
+                g = self._through_activation(g * layer.weight if g.shape[-1] == 1 else _matmul(g, layer.weight), h)
 
 
 class _Head:
