@@ -27,7 +27,7 @@ from rlrun.algos.registry import algorithms
 from rlrun.checkpoint import lock_run_dir, resume_command
 from rlrun.config import sweep_dir_of
 from rlrun.core.batch import Batch
-from rlrun.core.diagnostics import policy_snapshot
+from rlrun.core.diagnostics import policy_snapshot, seeds_policy_snapshot, seeds_update_diagnostics, update_diagnostics
 from rlrun.core.seeds import SeedBySeed, stacked_batch
 from rlrun.errors import Interrupted, NumericalError, OutputError
 from rlrun.logger import ProgressReporter, TensorBoardLogger
@@ -252,17 +252,25 @@ def _update(seeds: list[SeedRun], members: list[int], group: StackedAlgorithm, c
     steps = seeds[members[0]].run.steps
     logged = logged_iteration(cfg, seeds[members[0]].run, log_every)
     batches = [seeds[i].pending[0] for i in members]
-    pi_old = [policy_snapshot(seeds[i].run.actor, b) if logged else None for i, b in zip(members, batches)]
+    actors = [seeds[i].run.actor for i in members]
+    batch = stacked_batch(batches)
+    # pi_old of every seed from one pass where the actors allow it, else each seed's own
+    stacked_pi_old = seeds_policy_snapshot(actors, batch) if logged else None
+    pi_old = [policy_snapshot(actor, b) if logged and stacked_pi_old is None else None for actor, b in zip(actors, batches)]
     update_start = time.monotonic()
-    metrics = group.algo.update(stacked_batch(batches), progress=steps / cfg.total_steps)  # the box, every seed
+    metrics = group.algo.update(batch, progress=steps / cfg.total_steps)  # the box, every seed
     update_s = time.monotonic() - update_start
+    diagnostics = (seeds_update_diagnostics(actors, stacked_pi_old, batch, cfg.algo.name) if stacked_pi_old is not None
+                   else [{} for _ in members])
     for row, i in enumerate(members):
         seed = seeds[i]
         with seed.own_generators(), _stops_alone(seed, "its update"):
             seed.update_time += update_s / len(members)  # each seed's share of the group's update
             episodes, seed.pending = seed.pending[1], None
+            if pi_old[row] is not None:
+                diagnostics[row] = update_diagnostics(seed.run.actor, pi_old[row], batches[row], cfg.algo.name)
             after_update(seed.cfg, seed.run, seed.tb, quiet, seed.checkpoints, stop, seed.wall, _row(metrics, row),
-                         logged, pi_old[row], batches[row], episodes, update_s / len(members))
+                         logged, diagnostics[row], episodes, update_s / len(members))
     if any(sweep_stopping(seeds[i].run_dir) for i in members) and not stop:  # the sweep's driver stopped
         stop.ask(signal.SIGINT, "the sweep was stopped")
 

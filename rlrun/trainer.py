@@ -141,7 +141,8 @@ def _train(cfg: DictConfig, run_dir: Path, multirun: bool, overridden: Sequence[
             metrics = run.algo.update(batch, progress=run.steps / cfg.total_steps)  # the algorithm's box
             update_s = time.monotonic() - update_start
             update_time += update_s
-            after_update(cfg, run, tb, reporter, checkpoints, stop, wall, metrics, logged, pi_old, batch, episodes,
+            diagnostics = update_diagnostics(run.actor, pi_old, batch, cfg.algo.name) if logged else {}
+            after_update(cfg, run, tb, reporter, checkpoints, stop, wall, metrics, logged, diagnostics, episodes,
                          update_s)
             if multirun and not stop and sweep_stopping(run_dir):  # the driver was stopped: any launcher
                 stop.ask(signal.SIGINT, "the sweep was stopped")
@@ -183,11 +184,10 @@ def logged_iteration(cfg: DictConfig, run: RunState, log_every: int) -> bool:
 
 def after_update(cfg: DictConfig, run: RunState, tb: TensorBoardLogger, reporter: ProgressReporter,
                  checkpoints: Checkpoints, stop: StopRequest, wall: Callable[[], float], metrics: dict[str, float],
-                 logged: bool, pi_old, batch, episodes: list[Episode], update_s: float) -> None:
-    """A run's iteration after its update: the diagnostics (on a ``logged`` iteration, from ``pi_old``),
-    the finite check, the counters, the logs, a due evaluation and checkpoint."""
-    if logged:
-        metrics.update(update_diagnostics(run.actor, pi_old, batch, cfg.algo.name))
+                 logged: bool, diagnostics: dict[str, float], episodes: list[Episode], update_s: float) -> None:
+    """A run's iteration after its update: its metrics with the ``diagnostics`` (core.diagnostics, on a
+    ``logged`` iteration), the finite check, the counters, the logs, a due evaluation and checkpoint."""
+    metrics.update(diagnostics)
     check_finite(metrics, [run.actor, run.critic], run.iteration, cfg.algo.name)
     run.steps += iteration_steps(cfg)
     run.iteration += 1

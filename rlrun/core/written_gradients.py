@@ -248,9 +248,28 @@ def policy_of(actor: nn.Module, obs: Tensor, stacked: FlatParameters) -> Distrib
     pass, as each actor's own head gives it, with batch shape [S, B]. (One actor alone has its
     ``of_output``.)"""
     out = MLPPass.of(actor.net, obs, stacked).out
-    if actor.distribution == "categorical":
+    log_std = stacked.across_seeds(actor.log_std)[0] if actor.distribution == "gaussian" else None
+    return _stacked_policy(actor.distribution, out, log_std)
+
+
+@torch.no_grad()
+def policies_of(actors: list[nn.Module], obs: Tensor) -> Distribution:
+    """:func:`policy_of` for seeds whose actors are separate modules (their weights stacked here,
+    copies): seed s's policy on ``obs[s]``."""
+    layers = [Layer(torch.stack([linear.weight.detach() for linear in linears]),
+                    torch.stack([linear.bias.detach() for linear in linears]), None, None)  # type: ignore[arg-type]
+              for linears in zip(*(actor.net.linears for actor in actors))]
+    out = MLPPass(layers, actors[0].net.activation, obs).out
+    log_std = (torch.stack([actor.log_std.detach() for actor in actors]) if actors[0].distribution == "gaussian"
+               else None)
+    return _stacked_policy(actors[0].distribution, out, log_std)
+
+
+def _stacked_policy(distribution: str, out: Tensor, log_std: Tensor | None) -> Distribution:
+    """The head's distribution from the MLP outputs [S, B, ...] and a Gaussian's log-std [S, A]
+    (one std a seed, for all its samples)."""
+    if distribution == "categorical":
         return Categorical(logits=out)
-    log_std = stacked.across_seeds(actor.log_std)[0]  # [S, A]: one std a seed, for all its samples
     return Independent(Normal(out, log_std.unsqueeze(-2).exp().expand_as(out)), 1)
 
 

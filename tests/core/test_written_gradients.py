@@ -202,3 +202,38 @@ def test_stacked_policy_and_surrogate_gradient_are_each_seed_s_own(head):
             expected = kl_divergence(pi_alone, actor(obs[s])).mean()
         assert expected > 1e-4
         torch.testing.assert_close(kl[s], expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("head", ["categorical", "gaussian"])
+def test_diagnostics_of_seeds_from_one_pass_are_each_seed_s_own(head):
+    """The group's diagnostics after an update (pi_old snapshot, KL, entropy, explained variance),
+    from one pass of all seeds' actors, against each seed's own (``update_diagnostics``); a seed
+    whose returns are all equal has no explained variance, as alone."""
+    from rlrun.core.batch import Batch
+    from rlrun.core.diagnostics import seeds_policy_snapshot, seeds_update_diagnostics, update_diagnostics
+    from rlrun.core.seeds import stacked_batch
+
+    actors, batches = [], []
+    for s in range(3):
+        actor, _, actions = nets(head, "tanh")
+        with torch.no_grad():
+            for p in actor.parameters():
+                p.add_(0.2 * s * torch.randn_like(p))
+        returns = torch.full((B,), 1.0).double() if s == 2 else torch.randn(B).double()
+        actors.append(actor)
+        batches.append(Batch(obs=torch.randn(B, D).double(), actions=actions, log_probs=torch.zeros(B).double(),
+                             values=torch.randn(B).double(), advantages=torch.randn(B).double(), returns=returns))
+    batch = stacked_batch(batches)
+    pi_old = seeds_policy_snapshot(actors, batch)
+    alone_pi_old = [actor.distribution_of(b.obs) for actor, b in zip(actors, batches)]
+    with torch.no_grad():  # the update moved every seed
+        for actor in actors:
+            for p in actor.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+    together = seeds_update_diagnostics(actors, pi_old, batch, "ppo_clip")
+    for s, (actor, b, old) in enumerate(zip(actors, batches, alone_pi_old)):
+        alone = update_diagnostics(actor, old, b, "ppo_clip")
+        assert together[s].keys() == alone.keys() and ("value/explained_variance" in alone) == (s != 2)
+        assert alone["ppo_clip/kl"] > 1e-4
+        for key, value in alone.items():
+            assert together[s][key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
