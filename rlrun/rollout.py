@@ -6,14 +6,18 @@ final observations are computed only for truncated episodes, which bootstrap fro
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 from gymnasium.utils import EzPickle
 from gymnasium.vector import SyncVectorEnv, VectorEnv
 from torch import nn
 
+from rlrun.core import written_gradients
 from rlrun.core.advantages import gae
 from rlrun.core.batch import Batch
+from rlrun.core.seeds import stacked_batch
 from rlrun.episodes import Episode
 from rlrun.acting import ActionDecoder, NumpyActor, ObservationEncoder, action_buffer, obs_dtype
 from rlrun.env_state import env_state, restore_env_state
@@ -70,11 +74,20 @@ class RolloutCollector:
 
     def collect(self, global_step: int) -> tuple[Batch, list[Episode]]:
         """Alg step 1: T steps in each of the N envs; then GAE (Alg step 2)."""
+        episodes = self.run_envs(global_step)
+        return self.batch(), episodes
+
+    def run_envs(self, global_step: int) -> list[Episode]:
+        """Alg step 1 alone: the T steps (the batch is :meth:`batch`'s, or :func:`seeds_batch`'s);
+        the episodes that ended."""
         with torch.inference_mode():
             episodes = self._run_envs(global_step)
         self._check_statistics(global_step + self.n_steps * self.envs.num_envs)
+        return episodes
+
+    def batch(self) -> Batch:
         with torch.no_grad():
-            return self._batch(), episodes
+            return self._batch()
 
     def _run_envs(self, global_step: int) -> list[Episode]:
         episodes: list[Episode] = []
@@ -200,3 +213,41 @@ class RolloutCollector:
         else:  # fresh episodes from a seed that differs from the first session's
             self.obs = self.encode(self.envs.reset(seed=seed)[0])
             self.episode_return[:], self.episode_length[:] = 0.0, 0
+
+
+def seeds_batch(collectors: Sequence[RolloutCollector]) -> Batch:
+    """The batches of several seeds' rollouts (one collector each, alike but for their seeds)
+    stacked [S, T * N, ...], as :meth:`RolloutCollector.batch` makes each: for MLP actors and
+    critics with a written-out head, log pi_old and V of every seed from one pass of their stacked
+    networks (core.written_gradients) and GAE over all seeds' envs at once; otherwise each
+    collector's own batch, stacked."""
+    first = collectors[0]
+    if first.encoder is not None or not written_gradients.applies(first.actor, first.critic):
+        return stacked_batch([collector.batch() for collector in collectors])
+    s, t, n, device = len(collectors), first.n_steps, first.envs.num_envs, first.device
+
+    def stacked(arrays: list[np.ndarray], shape: tuple[int, ...]) -> torch.Tensor:  # copied out of the buffers
+        return torch.from_numpy(np.stack([array.reshape(shape) for array in arrays])).to(device)
+
+    def by_step(arrays: list[np.ndarray | torch.Tensor]) -> torch.Tensor:  # each seed's [T, N] -> [T, S * N]
+        together = torch.stack(arrays, 1) if isinstance(arrays[0], torch.Tensor) else torch.from_numpy(np.stack(arrays, 1))
+        return together.reshape(t, s * n).to(device)
+
+    with torch.no_grad():
+        obs = stacked([c.buf_obs for c in collectors], (t * n, *first.buf_obs.shape[2:]))
+        actions = stacked([c.buf_actions for c in collectors], (t * n, *first.buf_actions.shape[2:]))
+        log_probs = written_gradients.seeds_log_prob([c.actor for c in collectors], obs, actions)
+        # V(s_t) of every step, and of s_T (each env's observation after the last step)
+        values = written_gradients.seeds_values([c.critic for c in collectors], torch.cat(
+            [obs, stacked([c.obs for c in collectors], first.obs.shape)], 1))
+        values, last_values = values[:, :t * n], values[:, t * n:]
+        rewards, terminated, done = (by_step([getattr(c, name) for c in collectors])
+                                     for name in ("buf_rewards", "buf_terminated", "buf_done"))
+        step_values = values.reshape(s, t, n).transpose(0, 1).reshape(t, s * n)
+        # next_values[t] = V(s_{t+1}) where the episode continued; V(final obs) of truncations was stored.
+        following = torch.cat([step_values[1:], last_values.reshape(1, s * n)])
+        next_values = torch.where(done, by_step([c.buf_next_values for c in collectors]), following)
+        advantages = gae(rewards, step_values, next_values, terminated, done, first.gamma, first.gae_lambda)
+        advantages = advantages.reshape(t, s, n).transpose(0, 1).reshape(s, t * n)
+    return Batch(obs=obs, actions=actions, log_probs=log_probs, values=values, advantages=advantages,
+                 returns=advantages + values)

@@ -28,10 +28,12 @@ from rlrun.checkpoint import lock_run_dir, resume_command
 from rlrun.config import sweep_dir_of
 from rlrun.core.batch import Batch
 from rlrun.core.diagnostics import policy_snapshot, seeds_policy_snapshot, seeds_update_diagnostics, update_diagnostics
-from rlrun.core.seeds import SeedBySeed, stacked_batch
+from rlrun.core.seeds import SeedBySeed, seed_batches
+from rlrun.episodes import Episode
 from rlrun.errors import Interrupted, NumericalError, OutputError
 from rlrun.logger import ProgressReporter, TensorBoardLogger
 from rlrun.process_setup import configure_torch, resolve_device, rng_state, seed_everything, set_rng_state
+from rlrun.rollout import seeds_batch
 from rlrun.run_state import RunState
 from rlrun.run_summary import run_summary, write_summary
 from rlrun.signals import StopRequest, stop_on_signals
@@ -58,7 +60,7 @@ class SeedRun:
     update_time: float = 0.0
     status: str = "running"
     error: str | None = None
-    pending: tuple[Batch, list] | None = field(default=None, repr=False)  # this iteration's rollout
+    episodes: list[Episode] | None = field(default=None, repr=False)  # those this iteration's rollout ended
 
     @contextlib.contextmanager
     def own_generators(self) -> Iterator[None]:
@@ -220,9 +222,10 @@ def _train_group(cfgs: list[DictConfig], run_dirs: list[Path], overridden: Seque
             for i in running():  # Alg step 1-2 for every seed, each with its own generators
                 seed = seeds[i]
                 with seed.own_generators(), _stops_alone(seed, "collecting a rollout"):
-                    seed.pending = seed.run.collector.collect(seed.run.steps)
-            if running():
-                _update(seeds, running(), group, cfg, log_every, stop, quiet)
+                    seed.episodes = seed.run.collector.run_envs(seed.run.steps)
+            if running():  # Alg step 2 and the update, every seed's together
+                batch = seeds_batch([seeds[i].run.collector for i in running()])
+                _update(seeds, running(), group, batch, cfg, log_every, stop, quiet)
                 steps = seeds[running()[0]].run.steps if running() else cfg.total_steps
                 returns = [seeds[i].run.tracker.mean_return() for i in running()]
                 reporter.update(steps, steps / seeds[0].wall(), sum(returns) / len(returns) if returns else float("nan"))
@@ -244,16 +247,15 @@ def _train_group(cfgs: list[DictConfig], run_dirs: list[Path], overridden: Seque
     return seeds, summaries
 
 
-def _update(seeds: list[SeedRun], members: list[int], group: StackedAlgorithm, cfg: DictConfig, log_every: int,
-            stop: StopRequest, quiet: ProgressReporter) -> None:
-    """Alg steps 3 onwards: the group's update of the running seeds' rollouts, then each seed's
-    diagnostics, logs, evaluation and checkpoint as its run alone would have them."""
+def _update(seeds: list[SeedRun], members: list[int], group: StackedAlgorithm, batch: Batch, cfg: DictConfig,
+            log_every: int, stop: StopRequest, quiet: ProgressReporter) -> None:
+    """Alg steps 3 onwards: the group's update of the running seeds' ``batch`` ([S, T * N, ...]), then
+    each seed's diagnostics, logs, evaluation and checkpoint as its run alone would have them."""
     group.keep(seeds, members)
     steps = seeds[members[0]].run.steps
     logged = logged_iteration(cfg, seeds[members[0]].run, log_every)
-    batches = [seeds[i].pending[0] for i in members]
+    batches = seed_batches(batch, len(members))
     actors = [seeds[i].run.actor for i in members]
-    batch = stacked_batch(batches)
     # pi_old of every seed from one pass where the actors allow it, else each seed's own
     stacked_pi_old = seeds_policy_snapshot(actors, batch) if logged else None
     pi_old = [policy_snapshot(actor, b) if logged and stacked_pi_old is None else None for actor, b in zip(actors, batches)]
@@ -266,7 +268,7 @@ def _update(seeds: list[SeedRun], members: list[int], group: StackedAlgorithm, c
         seed = seeds[i]
         with seed.own_generators(), _stops_alone(seed, "its update"):
             seed.update_time += update_s / len(members)  # each seed's share of the group's update
-            episodes, seed.pending = seed.pending[1], None
+            episodes, seed.episodes = seed.episodes, None
             if pi_old[row] is not None:
                 diagnostics[row] = update_diagnostics(seed.run.actor, pi_old[row], batches[row], cfg.algo.name)
             after_update(seed.cfg, seed.run, seed.tb, quiet, seed.checkpoints, stop, seed.wall, _row(metrics, row),

@@ -258,3 +258,33 @@ def test_step_envs_gives_what_gymnasiums_sync_vector_env_gives(env_id, max_steps
         assert _same(step.lives, info["lives"]) if "lives" in info else step.lives is None
         ends += len(done)
     assert ends >= 3  # episodes ended and were reset on the way
+
+
+@pytest.mark.parametrize("env_id, head", [("CartPole-v1", "categorical"), ("Pendulum-v1", "gaussian")])
+def test_the_batch_of_several_seeds_from_one_pass_is_each_seed_s_own(env_id, head):
+    """``seeds_batch``: the stacked batch of three seeds' rollouts (stacked networks, GAE over all
+    their envs) against each collector's own; CartPole's rollouts end episodes by termination,
+    Pendulum's by truncation at 200 steps (bootstrapped from V of the final observation)."""
+    from rlrun.networks import CategoricalActor
+    from rlrun.rollout import seeds_batch
+
+    collectors = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        envs = make_vec_env(OmegaConf.structured(EnvConfig(id=env_id, num_envs=2)))
+        obs_dim = envs.single_observation_space.shape[0]
+        actor = (CategoricalActor(obs_dim, 2, [16, 16], "tanh", True) if head == "categorical"
+                 else GaussianActor(obs_dim, 1, [16, 16], "tanh", True, -0.5))
+        collector = RolloutCollector(envs, actor, Critic(obs_dim, [16, 16], "tanh", True), n_steps=120, gamma=GAMMA,
+                                     gae_lambda=0.95, seed=seed, device=torch.device("cpu"))
+        collector.run_envs(0)
+        collector.run_envs(240)  # Pendulum: every env truncated at its step 200
+        collectors.append(collector)
+    assert any(c.buf_done.any() for c in collectors)
+    together = seeds_batch(collectors)
+    for s, collector in enumerate(collectors):
+        alone = collector.batch()
+        for key in ("obs", "actions"):
+            assert torch.equal(getattr(together, key)[s], getattr(alone, key))
+        for key in ("log_probs", "values", "advantages", "returns"):  # batched products: float32 rounding
+            torch.testing.assert_close(getattr(together, key)[s], getattr(alone, key), rtol=1e-5, atol=1e-5)

@@ -34,6 +34,7 @@ from torch.distributions import Categorical, Distribution, Independent, Normal
 
 from rlrun.core.activations import activation_
 from rlrun.core.flat_params import FlatParameters
+from rlrun.networks import gaussian_log_prob_entropy
 
 ACTIVATIONS = ("tanh", "relu")
 HEADS = ("categorical", "gaussian")  # the actors' ``distribution`` written out here
@@ -252,17 +253,40 @@ def policy_of(actor: nn.Module, obs: Tensor, stacked: FlatParameters) -> Distrib
     return _stacked_policy(actor.distribution, out, log_std)
 
 
-@torch.no_grad()
-def policies_of(actors: list[nn.Module], obs: Tensor) -> Distribution:
-    """:func:`policy_of` for seeds whose actors are separate modules (their weights stacked here,
-    copies): seed s's policy on ``obs[s]``."""
+def _seeds_output(modules: list[nn.Module], obs: Tensor) -> Tensor:
+    """The MLP outputs [S, B, out] of seeds whose networks are separate modules (their weights
+    stacked here, copies), seed s's on ``obs[s]``."""
     layers = [Layer(torch.stack([linear.weight.detach() for linear in linears]),
                     torch.stack([linear.bias.detach() for linear in linears]), None, None)  # type: ignore[arg-type]
-              for linears in zip(*(actor.net.linears for actor in actors))]
-    out = MLPPass(layers, actors[0].net.activation, obs).out
-    log_std = (torch.stack([actor.log_std.detach() for actor in actors]) if actors[0].distribution == "gaussian"
-               else None)
-    return _stacked_policy(actors[0].distribution, out, log_std)
+              for linears in zip(*(module.net.linears for module in modules))]
+    return MLPPass(layers, modules[0].net.activation, obs).out
+
+
+def _seeds_log_std(actors: list[nn.Module]) -> Tensor | None:
+    return torch.stack([actor.log_std.detach() for actor in actors]) if actors[0].distribution == "gaussian" else None
+
+
+@torch.no_grad()
+def policies_of(actors: list[nn.Module], obs: Tensor) -> Distribution:
+    """:func:`policy_of` for seeds whose actors are separate modules: seed s's policy on ``obs[s]``."""
+    return _stacked_policy(actors[0].distribution, _seeds_output(actors, obs), _seeds_log_std(actors))
+
+
+@torch.no_grad()
+def seeds_log_prob(actors: list[nn.Module], obs: Tensor, actions: Tensor) -> Tensor:
+    """log pi(a|s) [S, B] of seeds whose actors are separate modules, seed s's on ``obs[s]`` and
+    ``actions[s]``, as each actor's ``log_prob_entropy`` gives it."""
+    out = _seeds_output(actors, obs)
+    log_std = _seeds_log_std(actors)
+    if log_std is None:
+        return torch.log_softmax(out, dim=-1).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+    return gaussian_log_prob_entropy(out, log_std.unsqueeze(-2), actions)[0]
+
+
+@torch.no_grad()
+def seeds_values(critics: list[nn.Module], obs: Tensor) -> Tensor:
+    """V(s) [S, B] of seeds whose critics are separate modules, seed s's on ``obs[s]``."""
+    return _seeds_output(critics, obs).squeeze(-1)
 
 
 def _stacked_policy(distribution: str, out: Tensor, log_std: Tensor | None) -> Distribution:
