@@ -240,7 +240,7 @@ def seeds_batch(collectors: Sequence[RolloutCollector]) -> Batch:
         # V(s_t) of every step, and of s_T (each env's observation after the last step)
         values = written_gradients.seeds_values([c.critic for c in collectors], torch.cat(
             [obs, stacked([c.obs for c in collectors], first.obs.shape)], 1))
-        values, last_values = values[:, :t * n], values[:, t * n:]
+        values, last_values = values[:, :t * n].contiguous(), values[:, t * n:]
         rewards, terminated, done = (by_step([getattr(c, name) for c in collectors])
                                      for name in ("buf_rewards", "buf_terminated", "buf_done"))
         step_values = values.reshape(s, t, n).transpose(0, 1).reshape(t, s * n)
