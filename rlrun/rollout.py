@@ -17,7 +17,6 @@ from torch import nn
 from rlrun.core import written_gradients
 from rlrun.core.advantages import gae
 from rlrun.core.batch import Batch
-from rlrun.core.seeds import stacked_batch
 from rlrun.episodes import Episode
 from rlrun.acting import ActionDecoder, NumpyActor, ObservationEncoder, action_buffer, obs_dtype
 from rlrun.env_state import env_state, restore_env_state
@@ -216,14 +215,11 @@ class RolloutCollector:
 
 
 def seeds_batch(collectors: Sequence[RolloutCollector]) -> Batch:
-    """The batches of several seeds' rollouts (one collector each, alike but for their seeds)
-    stacked [S, T * N, ...], as :meth:`RolloutCollector.batch` makes each: for MLP actors and
-    critics with a written-out head, log pi_old and V of every seed from one pass of their stacked
-    networks (core.written_gradients) and GAE over all seeds' envs at once; otherwise each
-    collector's own batch, stacked."""
+    """The batches of several seeds' rollouts (one collector each, alike but for their seeds, their
+    actors and critics MLPs with a written-out head: ``written_gradients.applies``) stacked [S, T * N,
+    ...], as :meth:`RolloutCollector.batch` makes each: log pi_old and V of every seed from one pass
+    of their stacked networks (pi_old too, ``Batch.pi_old``), and GAE over all seeds' envs at once."""
     first = collectors[0]
-    if first.encoder is not None or not written_gradients.applies(first.actor, first.critic):
-        return stacked_batch([collector.batch() for collector in collectors])
     s, t, n, device = len(collectors), first.n_steps, first.envs.num_envs, first.device
 
     def stacked(arrays: list[np.ndarray], shape: tuple[int, ...]) -> torch.Tensor:  # copied out of the buffers
@@ -236,7 +232,7 @@ def seeds_batch(collectors: Sequence[RolloutCollector]) -> Batch:
     with torch.no_grad():
         obs = stacked([c.buf_obs for c in collectors], (t * n, *first.buf_obs.shape[2:]))
         actions = stacked([c.buf_actions for c in collectors], (t * n, *first.buf_actions.shape[2:]))
-        log_probs = written_gradients.seeds_log_prob([c.actor for c in collectors], obs, actions)
+        pi_old, log_probs = written_gradients.seeds_policy_log_prob([c.actor for c in collectors], obs, actions)
         # V(s_t) of every step, and of s_T (each env's observation after the last step)
         values = written_gradients.seeds_values([c.critic for c in collectors], torch.cat(
             [obs, stacked([c.obs for c in collectors], first.obs.shape)], 1))
@@ -250,4 +246,4 @@ def seeds_batch(collectors: Sequence[RolloutCollector]) -> Batch:
         advantages = gae(rewards, step_values, next_values, terminated, done, first.gamma, first.gae_lambda)
         advantages = advantages.reshape(t, s, n).transpose(0, 1).reshape(s, t * n)
     return Batch(obs=obs, actions=actions, log_probs=log_probs, values=values, advantages=advantages,
-                 returns=advantages + values)
+                 returns=advantages + values, pi_old=pi_old)

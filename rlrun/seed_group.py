@@ -26,9 +26,9 @@ from omegaconf import DictConfig, OmegaConf
 from rlrun.algos.registry import algorithms
 from rlrun.checkpoint import lock_run_dir, resume_command
 from rlrun.config import sweep_dir_of
-from rlrun.core.batch import Batch
-from rlrun.core.diagnostics import policy_snapshot, seeds_policy_snapshot, seeds_update_diagnostics, update_diagnostics
-from rlrun.core.seeds import SeedBySeed, seed_batches
+from rlrun.core.diagnostics import policy_snapshot, seeds_update_diagnostics, update_diagnostics
+from rlrun.core.seeds import SeedBySeed, stacked_batch
+from rlrun.core.written_gradients import applies
 from rlrun.episodes import Episode
 from rlrun.errors import Interrupted, NumericalError, OutputError
 from rlrun.logger import ProgressReporter, TensorBoardLogger
@@ -219,13 +219,12 @@ def _train_group(cfgs: list[DictConfig], run_dirs: list[Path], overridden: Seque
     running = lambda: [i for i, s in enumerate(seeds) if s.status == "running"]  # noqa: E731
     try:
         while running() and seeds[running()[0]].run.steps < cfg.total_steps and not stop:
-            for i in running():  # Alg step 1-2 for every seed, each with its own generators
+            for i in running():  # Alg step 1 for every seed, each with its own generators
                 seed = seeds[i]
                 with seed.own_generators(), _stops_alone(seed, "collecting a rollout"):
                     seed.episodes = seed.run.collector.run_envs(seed.run.steps)
-            if running():  # Alg step 2 and the update, every seed's together
-                batch = seeds_batch([seeds[i].run.collector for i in running()])
-                _update(seeds, running(), group, batch, cfg, log_every, stop, quiet)
+            if running():
+                _update(seeds, running(), group, cfg, log_every, stop, quiet)
                 steps = seeds[running()[0]].run.steps if running() else cfg.total_steps
                 returns = [seeds[i].run.tracker.mean_return() for i in running()]
                 reporter.update(steps, steps / seeds[0].wall(), sum(returns) / len(returns) if returns else float("nan"))
@@ -247,32 +246,34 @@ def _train_group(cfgs: list[DictConfig], run_dirs: list[Path], overridden: Seque
     return seeds, summaries
 
 
-def _update(seeds: list[SeedRun], members: list[int], group: StackedAlgorithm, batch: Batch, cfg: DictConfig,
-            log_every: int, stop: StopRequest, quiet: ProgressReporter) -> None:
-    """Alg steps 3 onwards: the group's update of the running seeds' ``batch`` ([S, T * N, ...]), then
-    each seed's diagnostics, logs, evaluation and checkpoint as its run alone would have them."""
+def _update(seeds: list[SeedRun], members: list[int], group: StackedAlgorithm, cfg: DictConfig, log_every: int,
+            stop: StopRequest, quiet: ProgressReporter) -> None:
+    """Alg step 2 onwards: the running seeds' batches, the group's update of them, then each seed's
+    diagnostics, logs, evaluation and checkpoint as its run alone would have them. For MLP networks
+    with a written-out head the batches and diagnostics of all seeds come from one pass each;
+    otherwise each seed's collector makes its own batch (with pi_old, where a shared CNN kept it)."""
     group.keep(seeds, members)
     steps = seeds[members[0]].run.steps
     logged = logged_iteration(cfg, seeds[members[0]].run, log_every)
-    batches = seed_batches(batch, len(members))
-    actors = [seeds[i].run.actor for i in members]
-    # pi_old of every seed from one pass where the actors allow it, else each seed's own
-    stacked_pi_old = seeds_policy_snapshot(actors, batch) if logged else None
-    pi_old = [policy_snapshot(actor, b) if logged and stacked_pi_old is None else None for actor, b in zip(actors, batches)]
+    collectors = [seeds[i].run.collector for i in members]
+    actors = [collector.actor for collector in collectors]
+    together = applies(actors[0], collectors[0].critic)
+    batches = None if together else [collector.batch() for collector in collectors]
+    batch = seeds_batch(collectors) if together else stacked_batch(batches)
+    pi_old = [policy_snapshot(a, b) for a, b in zip(actors, batches)] if logged and not together else None  # else batch.pi_old
     update_start = time.monotonic()
     metrics = group.algo.update(batch, progress=steps / cfg.total_steps)  # the box, every seed
     update_s = time.monotonic() - update_start
-    diagnostics = (seeds_update_diagnostics(actors, stacked_pi_old, batch, cfg.algo.name) if stacked_pi_old is not None
-                   else [{} for _ in members])
+    diagnostics = seeds_update_diagnostics(actors, batch.pi_old, batch, cfg.algo.name) if logged and together else None
     for row, i in enumerate(members):
         seed = seeds[i]
         with seed.own_generators(), _stops_alone(seed, "its update"):
             seed.update_time += update_s / len(members)  # each seed's share of the group's update
             episodes, seed.episodes = seed.episodes, None
-            if pi_old[row] is not None:
-                diagnostics[row] = update_diagnostics(seed.run.actor, pi_old[row], batches[row], cfg.algo.name)
+            seed_diagnostics = ({} if not logged else diagnostics[row] if together
+                                else update_diagnostics(seed.run.actor, pi_old[row], batches[row], cfg.algo.name))
             after_update(seed.cfg, seed.run, seed.tb, quiet, seed.checkpoints, stop, seed.wall, _row(metrics, row),
-                         logged, diagnostics[row], episodes, update_s / len(members))
+                         logged, seed_diagnostics, episodes, update_s / len(members))
     if any(sweep_stopping(seeds[i].run_dir) for i in members) and not stop:  # the sweep's driver stopped
         stop.ask(signal.SIGINT, "the sweep was stopped")
 

@@ -55,6 +55,25 @@ def test_each_seed_of_a_group_is_the_run_it_would_be_alone(run_rlrun):
     assert summaries(sweep / "ppo_clip" / "CartPole-v1" / "seed2")[2]["steps_done"] == 2560
 
 
+def test_seeds_whose_networks_are_not_written_out_make_their_batches_and_diagnostics_each(run_rlrun):
+    """gSDE actors (A2C's tuned Pendulum) have no written-out head: each seed's collector makes its
+    batch and its diagnostics are its own pass; they are logged as the seed's run alone logs them."""
+    from rlrun.report import read_scalars
+
+    common = ("algo=a2c", "env=Pendulum-v1", "total_steps=640", "log_every=1", "progress=off")
+    res = run_rlrun("-m", *common, "seed=0,1", "hydra/launcher=batched", "hydra.launcher.processes=1",
+                    "hydra.sweep.dir=sweep")
+    assert res.returncode == 0, res.stderr[-3000:]
+    alone = run_rlrun(*common, "seed=1", "hydra.run.dir=alone1")
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    mine = read_scalars(run_rlrun.cwd / "sweep" / "a2c" / "Pendulum-v1" / "seed1")
+    theirs = read_scalars(run_rlrun.cwd / "alone1")
+    for tag in ("a2c/kl", "policy/entropy", "value/explained_variance"):
+        (my_steps, my_values), (their_steps, their_values) = mine[tag], theirs[tag]
+        assert len(my_steps) == 10 and list(my_steps) == list(their_steps), tag
+        assert list(my_values) == list(their_values), tag  # the same operations seed by seed: bit for bit
+
+
 def test_an_algorithm_whose_maths_is_not_stacked_updates_its_seeds_one_after_another(run_rlrun):
     res = run_rlrun("-m", "algo=acktr", "env=CartPole-v1", "total_steps=1024", "progress=off", "seed=0,1",
                     "hydra/launcher=batched", "hydra.launcher.processes=1", "hydra.sweep.dir=sweep")

@@ -288,3 +288,5 @@ def test_the_batch_of_several_seeds_from_one_pass_is_each_seed_s_own(env_id, hea
             assert torch.equal(getattr(together, key)[s], getattr(alone, key))
         for key in ("log_probs", "values", "advantages", "returns"):  # batched products: float32 rounding
             torch.testing.assert_close(getattr(together, key)[s], getattr(alone, key), rtol=1e-5, atol=1e-5)
+        # pi_old of every seed, from the same pass: the diagnostics' snapshot
+        torch.testing.assert_close(together.pi_old.log_prob(together.actions)[s], alone.log_probs, rtol=1e-5, atol=1e-5)

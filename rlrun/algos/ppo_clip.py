@@ -92,8 +92,7 @@ class PPOClip:
             minibatches = (seed_minibatches(data, cfg.batch_size, self.generators, stepping) if self.stacked
                            else shuffled_minibatches(data, cfg.batch_size, self.generators[0]))
             for obs, actions, old_log_prob, adv, returns, old_values in minibatches:
-                if not self.written_out:  # (the written-out pass overwrites every gradient)
-                    self.params.zero_grad()
+                self.params.zero_grad()
                 policy_loss, v_loss, log_prob = self._gradient(obs, actions, old_log_prob, adv, returns, old_values,
                                                                clip_eps)
                 self.params.clip_grad_norm_(cfg.max_grad_norm)

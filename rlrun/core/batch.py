@@ -19,7 +19,8 @@ class Batch:
     advantages: Tensor
     returns: Tensor  # G_hat = A_hat + V
     # pi_old(.|s) on the whole batch, when the rollout had it for free: from the features of a CNN
-    # shared with the critic, kept at each step (saves the trainer a pass of the CNN).
+    # shared with the critic, kept at each step (saves the trainer a pass of the CNN), or from the
+    # pass that made a batched group's log pi_old (rollout.seeds_batch).
     pi_old: Distribution | None = None
 
     TENSORS = ("obs", "actions", "log_probs", "values", "advantages", "returns")  # one row a sample

@@ -10,7 +10,7 @@ from torch.distributions import Distribution, kl_divergence
 
 from rlrun.core.batch import Batch
 from rlrun.core.losses import explained_variance
-from rlrun.core.written_gradients import applies, policies_of
+from rlrun.core.written_gradients import policies_of
 from rlrun.errors import NumericalError
 
 
@@ -31,36 +31,24 @@ def update_diagnostics(actor: nn.Module, pi_old: Distribution, batch: Batch, alg
     deterministic task, not a numerical failure)."""
     with torch.no_grad():
         pi_new = actor.distribution_of(batch.obs)
-        metrics = {f"{algo}/kl": kl_divergence(pi_old, pi_new).mean().item(),
-                   "policy/entropy": pi_new.entropy().mean().item()}
-    explained = explained_variance(batch.values, batch.returns)
-    if math.isfinite(explained):
-        metrics["value/explained_variance"] = explained
-    return metrics
+        return _diagnostics(algo, float(kl_divergence(pi_old, pi_new).mean()), float(pi_new.entropy().mean()),
+                            float(explained_variance(batch.values, batch.returns)))
 
 
 def seeds_update_diagnostics(actors: list[nn.Module], pi_old: Distribution, batch: Batch, algo: str) -> list[dict[str, float]]:
-    """:func:`update_diagnostics` of each seed of a stacked batch ([S, B, ...]), from one pass of
-    all their actors (MLPs with a written-out head: ``seeds_policy_snapshot`` gave ``pi_old``)."""
+    """:func:`update_diagnostics` of each seed of a stacked batch ([S, B, ...]) from one pass of all
+    their actors, MLPs with a written-out head (``pi_old``: ``rollout.seeds_batch``'s)."""
     pi_new = policies_of(actors, batch.obs)
-    kl = kl_divergence(pi_old, pi_new).mean(-1).tolist()
-    entropy = pi_new.entropy().mean(-1).tolist()
-    var = batch.returns.var(-1)
-    explained = (1.0 - (batch.returns - batch.values).var(-1) / var).tolist()
-    metrics = []
-    for s, zero_variance in enumerate((var == 0).tolist()):
-        metrics.append({f"{algo}/kl": kl[s], "policy/entropy": entropy[s]})
-        if not zero_variance and math.isfinite(explained[s]):
-            metrics[s]["value/explained_variance"] = explained[s]
+    rows = zip(kl_divergence(pi_old, pi_new).mean(-1).tolist(), pi_new.entropy().mean(-1).tolist(),
+               explained_variance(batch.values, batch.returns).tolist())
+    return [_diagnostics(algo, *row) for row in rows]
+
+
+def _diagnostics(algo: str, kl: float, entropy: float, explained: float) -> dict[str, float]:
+    metrics = {f"{algo}/kl": kl, "policy/entropy": entropy}
+    if math.isfinite(explained):
+        metrics["value/explained_variance"] = explained
     return metrics
-
-
-def seeds_policy_snapshot(actors: list[nn.Module], batch: Batch) -> Distribution | None:
-    """pi_old of every seed of a stacked batch from one pass ([S, B]), for actors that are MLPs
-    with a written-out head (core.written_gradients); None for others (each seed's own snapshot)."""
-    if batch.pi_old is not None or not applies(actors[0], None):
-        return None
-    return policies_of(actors, batch.obs)
 
 
 def check_finite(metrics: dict[str, float], modules: list[nn.Module], iteration: int, algo: str) -> None:

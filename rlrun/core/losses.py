@@ -41,10 +41,11 @@ def approx_kl(log_prob: Tensor, old_log_prob: Tensor) -> Tensor:
     return (torch.exp(log_ratio) - 1.0 - log_ratio).mean(-1)  # one per seed of a stacked [S, N] batch
 
 
-def explained_variance(values: Tensor, returns: Tensor) -> float:
-    """1 - Var[G - V] / Var[G]; 1 is a perfect critic, 0 no better than a constant (nan if Var[G]=0)."""
-    var = returns.var()
-    return float("nan") if var == 0 else float(1.0 - (returns - values).var() / var)
+def explained_variance(values: Tensor, returns: Tensor) -> Tensor:
+    """1 - Var[G - V] / Var[G] over the samples (the last axis: one per seed of a stacked batch); 1 is
+    a perfect critic, 0 no better than a constant (nan where Var[G] = 0)."""
+    var = returns.var(-1)
+    return torch.where(var == 0, float("nan"), 1.0 - (returns - values).var(-1) / var)
 
 
 def scheduled(initial: float, schedule: str, progress: float) -> float:

@@ -79,9 +79,12 @@ def _affine(h: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     return torch.baddbmm(bias.unsqueeze(-2), h, weight.transpose(-1, -2))
 
 
-def _matmul(a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
-    """a b, of one network's matrices or batched over seeds; into ``out`` when given."""
-    return torch.mm(a, b, out=out) if a.dim() == 2 else torch.bmm(a, b, out=out)
+def _matmul(a: Tensor, b: Tensor) -> Tensor:
+    """a b, of one network's matrices or batched over seeds. Over an inner dimension of 1 (a
+    critic's one output) it is the outer product, broadcast: a quarter of a product's time."""
+    if a.shape[-1] == 1:
+        return a * b
+    return torch.mm(a, b) if a.dim() == 2 else torch.bmm(a, b)
 
 
 def _weight_gradient(g: Tensor, h: Tensor, out: Tensor) -> None:
@@ -137,8 +140,8 @@ class MLPPass:
             weight_grad, bias_grad = (layer.weight_grad, layer.bias_grad) if into is None else into[index]
             _weight_gradient(g, h, weight_grad)
             torch.sum(g, -2, out=bias_grad)
-            if index > 0:  # g W; of one output (a critic's), the outer product, a quarter of a product's time
-                g = self._through_activation(g * layer.weight if g.shape[-1] == 1 else _matmul(g, layer.weight), h)
+            if index > 0:
+                g = self._through_activation(_matmul(g, layer.weight), h)
 
 
 class _Head:
@@ -273,14 +276,17 @@ def policies_of(actors: list[nn.Module], obs: Tensor) -> Distribution:
 
 
 @torch.no_grad()
-def seeds_log_prob(actors: list[nn.Module], obs: Tensor, actions: Tensor) -> Tensor:
-    """log pi(a|s) [S, B] of seeds whose actors are separate modules, seed s's on ``obs[s]`` and
-    ``actions[s]``, as each actor's ``log_prob_entropy`` gives it."""
+def seeds_policy_log_prob(actors: list[nn.Module], obs: Tensor, actions: Tensor) -> tuple[Distribution, Tensor]:
+    """pi(.|s) ([S, B], as :func:`policies_of`) and log pi(a|s) [S, B] of seeds whose actors are
+    separate modules, seed s's on ``obs[s]`` and ``actions[s]``, the log-probabilities as each
+    actor's ``log_prob_entropy`` gives them; from one pass."""
     out = _seeds_output(actors, obs)
     log_std = _seeds_log_std(actors)
     if log_std is None:
-        return torch.log_softmax(out, dim=-1).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
-    return gaussian_log_prob_entropy(out, log_std.unsqueeze(-2), actions)[0]
+        log_prob = torch.log_softmax(out, dim=-1).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+    else:
+        log_prob = gaussian_log_prob_entropy(out, log_std.unsqueeze(-2), actions)[0]
+    return _stacked_policy(actors[0].distribution, out, log_std), log_prob
 
 
 @torch.no_grad()

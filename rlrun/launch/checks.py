@@ -149,17 +149,15 @@ def skip_checked_jobs(jobs: list[list[str]]) -> None:
     first job starts, seconds for a sweep of a few dozen). The jobs the preflight has just composed
     and checked are not composed again; any other job of a batch still is."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.plugins.sweeper import Sweeper
 
     checked = {job_key(job) for job in jobs}
-    # Hydra's own check (kept on the replacement: a second command in this process replaces it again)
-    composes = getattr(BasicSweeper.validate_batch_is_legal, "composes", BasicSweeper.validate_batch_is_legal)
 
     def validate_unchecked(self: BasicSweeper, batch: Sequence[Sequence[str]]) -> None:
         unchecked = [job for job in batch if job_key(job) not in checked]
         if unchecked:
-            composes(self, unchecked)
+            Sweeper.validate_batch_is_legal(self, unchecked)  # Hydra's own check, which BasicSweeper inherits
 
-    validate_unchecked.composes = composes  # type: ignore[attr-defined]
     BasicSweeper.validate_batch_is_legal = validate_unchecked  # type: ignore[method-assign]
 
 

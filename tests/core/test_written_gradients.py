@@ -210,7 +210,7 @@ def test_diagnostics_of_seeds_from_one_pass_are_each_seed_s_own(head):
     from one pass of all seeds' actors, against each seed's own (``update_diagnostics``); a seed
     whose returns are all equal has no explained variance, as alone."""
     from rlrun.core.batch import Batch
-    from rlrun.core.diagnostics import seeds_policy_snapshot, seeds_update_diagnostics, update_diagnostics
+    from rlrun.core.diagnostics import seeds_update_diagnostics, update_diagnostics
     from rlrun.core.seeds import stacked_batch
 
     actors, batches = [], []
@@ -224,7 +224,7 @@ def test_diagnostics_of_seeds_from_one_pass_are_each_seed_s_own(head):
         batches.append(Batch(obs=torch.randn(B, D).double(), actions=actions, log_probs=torch.zeros(B).double(),
                              values=torch.randn(B).double(), advantages=torch.randn(B).double(), returns=returns))
     batch = stacked_batch(batches)
-    pi_old = seeds_policy_snapshot(actors, batch)
+    pi_old = written_gradients.policies_of(actors, batch.obs)
     alone_pi_old = [actor.distribution_of(b.obs) for actor, b in zip(actors, batches)]
     with torch.no_grad():  # the update moved every seed
         for actor in actors:
