@@ -20,6 +20,7 @@ from rlrun.config import CONF_DIR, Config, EnvConfig, default_choice, register_c
 from rlrun.errors import RlrunError
 from rlrun.launch.arguments import (INFO_FLAGS, TRUST_FLAG, check_flags, env_id_as_env, expand_resume, hydra_quote,
                                     register_env_ids, same_in_every_job, tuned_zoo, use_ray_token)
+from rlrun.launch.batched import forks_groups, start_group_server
 from rlrun.launch.batched import register as register_batched_launcher
 from rlrun.launch.checks import preflight, skip_checked_jobs
 from rlrun.launch.task import run_task
@@ -77,6 +78,8 @@ def main() -> None:
         check_flags(argv)
         argv = expand_resume(tuned_zoo(env_id_as_env(argv)), trust_modules)
         register_env_ids(argv)
+        if forks_groups(argv) and not INFO_FLAGS & set(argv):
+            start_group_server()  # its imports run beside the preflight
         if {"--cfg", "-c"} & set(argv) and not {"--help", "-h", "--hydra-help"} & set(argv):
             preflight(argv, config_only=True)  # what it prints is a config that would run
         elif not INFO_FLAGS & set(argv) and not os.environ.get("RLRUN_SKIP_PREFLIGHT"):
@@ -97,7 +100,11 @@ def main() -> None:
         sys.exit(130)
     use_ray_token(argv)
     sys.argv = [sys.argv[0], *argv]
-    hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(run_task)()
+    try:
+        hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(run_task)()
+    except KeyboardInterrupt:  # Ctrl-C where no run had its own handler yet, or a sweep's second Ctrl-C
+        print("rlrun: interrupted", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

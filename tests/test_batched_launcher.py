@@ -2,14 +2,17 @@
 every seed still a run of its own (directory, summary, checkpoint, resume), the same run as alone."""
 
 import json
+import os
+import re
 import signal
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from rlrun.checkpoint import load_checkpoint
-from rlrun.launch.batched import seed_groups, split
+from rlrun.launch.batched import forks_groups, seed_groups, split
 from tests.conftest import spawn_rlrun, wait_until
 
 SHORT = ("algo=ppo_clip", "env=CartPole-v1", "total_steps=2048", "progress=off")
@@ -26,6 +29,15 @@ def test_jobs_differing_only_in_seed_form_a_group_split_over_the_cores():
     assert [[idx for idx, _ in c] for c in split(groups[:1], processes=2)] == [[10, 11, 12], [13, 14]]
     assert [[idx for idx, _ in c] for c in split(groups, processes=2)] == [[10, 11, 12, 13, 14], [15, 16]]
     assert [len(c) for c in split(groups[1:], processes=8)] == [1, 1]  # never an empty group
+
+
+def test_the_fork_server_is_started_early_only_for_groups_in_local_processes():
+    sweep = ["-m", "algo=ppo_clip", "seed=0,1,2,3", "hydra/launcher=batched"]
+    assert forks_groups(sweep + ["hydra.launcher.processes=2"])
+    assert forks_groups(sweep) == ((os.cpu_count() or 1) > 1)  # default: one process a core
+    assert not forks_groups(sweep + ["hydra.launcher.processes=1"])  # the group runs in this process
+    assert not forks_groups(["algo=ppo_clip", "seed=0", "hydra/launcher=batched"])  # not a sweep
+    assert not forks_groups(["-m", "seed=0,1", "hydra/launcher=batched_slurm"])  # one SLURM job a group
 
 
 def test_each_seed_of_a_group_is_the_run_it_would_be_alone(run_rlrun):
@@ -110,6 +122,44 @@ def test_ctrl_c_saves_every_seed_and_the_sweep_resumes(tmp_path):
     assert resumed.returncode == 0, err[-3000:]
     done = summaries(tmp_path / "sweep")
     assert {s["status"] for s in done.values()} == {"completed"} and {s["steps_done"] for s in done.values()} == {20480}
+
+
+def test_ctrl_c_in_a_terminal_saves_every_seed_without_a_traceback(tmp_path):
+    """A terminal's Ctrl-C reaches every process of the command (its process group): the groups,
+    which also get it passed on, and the fork server they came from, which ignores it."""
+    args = ("-m", "algo=ppo_clip", "env=CartPole-v1", "seed=0,1", "total_steps=400000", "checkpoint_every=4096",
+            "progress=off", "hydra/launcher=batched", "hydra.launcher.processes=2", "hydra.sweep.dir=sweep")
+    proc = spawn_rlrun(tmp_path, *args, start_new_session=True)  # its own process group, as a terminal's job
+    assert wait_until(lambda: len(list(tmp_path.glob("sweep/**/checkpoints/last.pt"))) == 2, timeout=120)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out[-2000:], err[-2000:])
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]
+    saved = summaries(tmp_path / "sweep")
+    assert sorted(saved) == [0, 1] and {s["status"] for s in saved.values()} == {"interrupted"}
+
+
+@pytest.mark.parametrize("after_s", [0.8, 1.6])
+def test_ctrl_c_while_the_sweep_starts_exits_with_one_line(tmp_path, after_s):
+    """Ctrl-C at moments of the start (the preflight, Hydra's setup, the groups' processes waiting
+    for the fork server's imports, their first iterations): exit status 130, a line that says
+    what happened, never a traceback, and the sweep resumes from wherever it stopped."""
+    args = ("-m", "algo=ppo_clip", "env=CartPole-v1", "seed=0,1,2,3", "total_steps=2048", "progress=off",
+            "hydra/launcher=batched", "hydra.launcher.processes=2", "hydra.sweep.dir=sweep")
+    proc = spawn_rlrun(tmp_path, *args, start_new_session=True)
+    time.sleep(after_s)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:  # the machine was fast enough to finish first
+        return
+    assert proc.returncode == 130, (out[-2000:], err[-2000:])
+    assert "Traceback" not in out + err, (out[-3000:], err[-3000:])
+    assert re.search(r"rlrun: interrupted|not started: the sweep was stopped first|every seed saved", out + err)
+    if (tmp_path / "sweep" / "multirun.yaml").exists():
+        resumed = spawn_rlrun(tmp_path, "-m", "resume=sweep")
+        out, err = resumed.communicate(timeout=300)
+        assert resumed.returncode == 0, err[-3000:]
+        assert {s["status"] for s in summaries(tmp_path / "sweep").values()} == {"completed"}
 
 
 def test_each_group_of_seeds_is_one_ray_task(run_rlrun):

@@ -5,19 +5,22 @@ The groups are split so that every core has one: 16 seeds of one configuration o
 groups of 8, run side by side; jobs that differ in anything else are groups of their own, run
 ``processes`` at a time. Each job keeps its directory, ``.hydra/`` files, summary and exit
 status, as with any launcher, so ``rlrun-report``, the failed-jobs report and ``rlrun -m
-resume=<sweep dir>`` see the usual sweep. Groups run in processes forked from this one;
-a signal to this process is passed on to them, and each saves every seed before it exits.
+resume=<sweep dir>`` see the usual sweep. Groups run in processes forked from a server process
+(multiprocessing's fork server) that imports torch, gymnasium and the algorithms once, started
+as soon as the command line asks for this launcher (:func:`start_group_server`), so that those
+imports run on another core while this process composes and checks the sweep. A signal to this
+process is passed on to the groups, and each saves every seed before it exits.
 """
 
 from __future__ import annotations
 
 import copy
-import gc
 import logging
 import multiprocessing
 import os
 import signal
 import sys
+from multiprocessing import forkserver
 from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Sequence
@@ -29,6 +32,7 @@ from hydra.core.utils import JobReturn, JobStatus, _save_config, configure_log, 
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from rlrun.checkpoint import resume_command
 from rlrun.config import override_key
 
 log = logging.getLogger(__name__)
@@ -81,7 +85,7 @@ def launch(hydra_context: HydraContext, config: DictConfig, task_function: TaskF
     elif len(chunks) == 1 or processes == 1:
         outcomes = [run_chunk(hydra_context, config, task_function, chunk) for chunk in chunks]
     else:
-        outcomes = _in_processes(hydra_context, config, task_function, chunks, processes)
+        outcomes = _in_processes(hydra_context, config, chunks, processes)
     returns = sorted((ret for rets, _ in outcomes for ret in rets), key=lambda ret: ret.hydra_cfg.hydra.job.num)
     exit_codes = [code for _, code in outcomes if code is not None]
     if exit_codes:  # stopped by a signal: every group saved its seeds
@@ -89,45 +93,91 @@ def launch(hydra_context: HydraContext, config: DictConfig, task_function: TaskF
     return returns
 
 
-def _in_processes(hydra_context: HydraContext, config: DictConfig, task_function: TaskFunction,
-                  chunks: list[list[Job]], processes: int) -> list[tuple[list[JobReturn], int | None]]:
-    """Each chunk in a forked process, at most ``processes`` at a time; signals passed on to them."""
-    import rlrun.seed_group  # noqa: F401 - torch, gymnasium and the algorithms imported once, here: every fork has them
+def forks_groups(argv: Sequence[str]) -> bool:
+    """Whether the command line runs a sweep with this launcher in processes of this machine (not
+    through Ray or SLURM, not one process): then the fork server is worth starting at once."""
+    processes = next((a.split("=", 1)[1] for a in argv if a.startswith("hydra.launcher.processes=")), None)
+    several = int(processes) > 1 if processes is not None and processes.isdigit() else (os.cpu_count() or 1) > 1
+    return bool({"-m", "--multirun"} & set(argv)) and "hydra/launcher=batched" in argv and several
 
-    if not gc.get_freeze_count():
-        gc.freeze()  # as run_task: kept out of every later collection, in this process and in its forks
 
-    context = multiprocessing.get_context("fork")
+# what every group's process imports: the fork server imports it once, before it forks them
+GROUP_IMPORTS = ["rlrun.seed_group", "rlrun.launch.task", "rlrun.launch.batched"]
+
+
+def start_group_server() -> None:
+    """Start the fork server the groups' processes come from, in the background: its imports of
+    torch and the rest (more than a second) then run beside this process's composition and checks
+    of the sweep. It ignores Ctrl-C (as its groups do until they set their own handlers); it ends
+    when this process does. Started again by :func:`_in_processes` if it is not running."""
+    multiprocessing.set_forkserver_preload(GROUP_IMPORTS)
+    interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the server's process
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, interrupt)
+
+
+def _in_processes(hydra_context: HydraContext, config: DictConfig, chunks: list[list[Job]],
+                  processes: int) -> list[tuple[list[JobReturn], int | None]]:
+    """Each chunk in a process from the fork server, at most ``processes`` at a time. A chunk's
+    job configs are composed here (those of the first ``processes`` while the server may still be
+    importing). A signal is passed on to the running groups, and no group starts after it: a
+    group whose process was starting when it came is told through its pipe and runs no job."""
+    start_group_server()  # a no-op if running
+    context = multiprocessing.get_context("forkserver")
     pending, running, outcomes = list(range(len(chunks))), {}, {}
+    stopped: list[int] = []  # the signals received
 
     def pass_on(signum: int, frame: object) -> None:  # each group saves its seeds and ends
+        stopped.append(signum)
         for process, _ in running.values():
             if process.pid is not None:
                 os.kill(process.pid, signum)
 
     previous = {sig: signal.signal(sig, pass_on) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        composed = {index: _sweep_configs(hydra_context, config, chunks[index]) for index in pending[:processes]}
         while pending or running:
-            while pending and len(running) < processes:
+            while pending and len(running) < processes and not stopped:
                 index = pending.pop(0)
-                receiver, sender = context.Pipe(duplex=False)
-                process = context.Process(target=_chunk_process, args=(sender, hydra_context, config, task_function,
-                                                                       chunks[index]))
-                process.start()
-                sender.close()
-                running[receiver] = (process, index)
-            for receiver in wait(list(running)):
-                process, index = running.pop(receiver)
+                sweep_configs = composed.pop(index, None) or _sweep_configs(hydra_context, config, chunks[index])
+                here, there = context.Pipe()  # the group's outcome back; a stop that came while it started
+                process = context.Process(target=_chunk_process, args=(there, sweep_configs))
+                running[here] = (process, index)
+                process.start()  # waits for the server, which may still be importing
+                there.close()
+                if stopped:  # the group may not have its handlers yet: it reads this once it has
+                    here.send(stopped[0])
+            if stopped:
+                for index in pending:
+                    outcomes[index] = _not_started(hydra_context, config, chunks[index], stopped[0])
+                pending = []
+            for here in wait(list(running)) if running else []:
+                process, index = running.pop(here)
                 try:
-                    outcomes[index] = receiver.recv()
-                except EOFError:  # the process died without an answer (killed): its jobs failed
-                    outcomes[index] = ([_failed(hydra_context, config, job, "the group's process died")
-                                        for job in chunks[index]], None)
-                process.join()
+                    outcomes[index] = here.recv()
+                    process.join()
+                except (EOFError, ConnectionResetError):
+                    process.join()
+                    if stopped and process.exitcode == 0:  # it read the stop: no job ran
+                        outcomes[index] = _not_started(hydra_context, config, chunks[index], stopped[0])
+                    else:  # the process died without an answer (killed): its jobs failed
+                        outcomes[index] = ([_failed(hydra_context, config, job, "the group's process died")
+                                            for job in chunks[index]], None)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return [outcomes[index] for index in range(len(chunks))]
+
+
+def _not_started(hydra_context: HydraContext, config: DictConfig, chunk: list[Job],
+                 signum: int) -> tuple[list[JobReturn], int]:
+    """The outcome of a chunk that a stop kept from starting: its jobs not run, the stop's exit status."""
+    log.warning("seeds %s not started: the sweep was stopped first; resume with: %s",
+                ",".join(next((o.split("=", 1)[1] for o in overrides if override_key(o) == "seed"), "-")
+                         for _, overrides in chunk), resume_command(Path(str(config.hydra.sweep.dir)), sweep=True))
+    return [_failed(hydra_context, config, job, "not run: the sweep was stopped first") for job in chunk], 128 + signum
 
 
 class GroupTask:
@@ -180,12 +230,19 @@ def _through(via: DictConfig, hydra_context: HydraContext, config: DictConfig,
     return outcomes
 
 
-def _chunk_process(sender, hydra_context: HydraContext, config: DictConfig, task_function: TaskFunction,
-                   chunk: list[Job]) -> None:
+def _chunk_process(connection, sweep_configs: list[DictConfig]) -> None:
+    """A group in its own process. Its jobs' configs are composed: it needs none of Hydra's global
+    state but OmegaConf's resolvers (``setup_globals``: ``now``, ``hydra``; rlrun's are registered on
+    import) and the job's own config (``_prepare``). A signal the launcher received while this
+    process started comes through ``connection``: then no job runs."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
-    sender.send(run_chunk(hydra_context, config, task_function, chunk))
-    sender.close()
+    if connection.poll():
+        connection.recv()  # read, so that the pipe closes cleanly
+        return
+    setup_globals()
+    connection.send(_run_configs(sweep_configs))
+    connection.close()
 
 
 def _sweep_config(hydra_context: HydraContext, config: DictConfig, job: Job) -> DictConfig:
@@ -253,9 +310,13 @@ def _prepare(sweep_config: DictConfig, save: bool = True) -> JobReturn:
 def run_chunk(hydra_context: HydraContext, config: DictConfig, task_function: TaskFunction,
               chunk: list[Job]) -> tuple[list[JobReturn], int | None]:
     """The jobs of one group, together; (their JobReturns, the exit status of a stop or None)."""
+    return _run_configs(_sweep_configs(hydra_context, config, chunk))
+
+
+def _run_configs(sweep_configs: list[DictConfig]) -> tuple[list[JobReturn], int | None]:
+    """The jobs of one group, from their composed configs (:func:`_sweep_configs`)."""
     from rlrun.launch.task import run_group_task
 
-    sweep_configs = _sweep_configs(hydra_context, config, chunk)
     returns = [_prepare(sweep_config) for sweep_config in sweep_configs]
     configure_log(sweep_configs[0].hydra.job_logging, sweep_configs[0].hydra.verbose)  # the console; files: per seed
     values, exit_code = run_group_task([ret.cfg for ret in returns],
@@ -264,7 +325,6 @@ def run_chunk(hydra_context: HydraContext, config: DictConfig, task_function: Ta
     for ret, value in zip(returns, values):
         ret.return_value, ret.status = value, JobStatus.COMPLETED
     return returns, exit_code
-
 
 
 def register() -> None:
