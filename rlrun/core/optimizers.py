@@ -38,6 +38,7 @@ class Adam:
         self.params, self.lr, self.betas, self.eps = params, lr, betas, eps
         self.exp_avg = torch.zeros_like(params, memory_format=torch.preserve_format)
         self.exp_avg_sq = torch.zeros_like(params, memory_format=torch.preserve_format)
+        self._denom = torch.empty_like(params)  # a step's sqrt(v) / sqrt(1 - beta2^t) + eps, made in place
         # steps taken: one count, or one per row of a stacked [S, P] vector
         self.steps: int | Tensor = 0 if params.dim() == 1 else torch.zeros(params.shape[0], dtype=torch.long,
                                                                              device=params.device)
@@ -65,7 +66,7 @@ class Adam:
         self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
         bias_correction1 = 1.0 - beta1 ** step
         bias_correction2_sqrt = math.sqrt(1.0 - beta2 ** step)
-        denom = self.exp_avg_sq.sqrt().div_(bias_correction2_sqrt).add_(self.eps)
+        denom = torch.sqrt(self.exp_avg_sq, out=self._denom).div_(bias_correction2_sqrt).add_(self.eps)
         self.params.addcdiv_(self.exp_avg, denom, value=-self.lr / bias_correction1)
 
     def _step_rows(self, rows: Tensor | None) -> None:

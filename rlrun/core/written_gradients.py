@@ -126,10 +126,12 @@ class MLPPass:
 
     def _through_activation(self, g: Tensor, h: Tensor) -> Tensor:
         """``g`` times the activation's derivative at its output ``h``: g (1 - h^2) for tanh, g [h > 0]
-        for relu, by the ops autograd's own backward of tanh and relu calls (one fused pass each)."""
+        for relu, by the ops autograd's own backward of tanh and relu calls (one fused pass each),
+        written over ``g``: a product this pass has just made, used nowhere else (no fresh tensor
+        the size of a layer's activations, which for stacked seeds is a cache's worth)."""
         if self.activation == "tanh":
-            return torch.ops.aten.tanh_backward(g, h)
-        return torch.ops.aten.threshold_backward(g, h, 0.0)
+            return torch.ops.aten.tanh_backward.grad_input(g, h, grad_input=g)
+        return torch.ops.aten.threshold_backward.grad_input(g, h, 0.0, grad_input=g)
 
     def backward(self, grad_out: Tensor, into: list[tuple[Tensor, Tensor]] | None = None) -> None:
         """Write d loss / d parameters from ``grad_out`` = d loss / d out into the layers'
@@ -142,6 +144,17 @@ class MLPPass:
             torch.sum(g, -2, out=bias_grad)
             if index > 0:
                 g = self._through_activation(_matmul(g, layer.weight), h)
+
+
+def _log_softmax(out: Tensor) -> Tensor:
+    """log softmax over the last axis of one network's [B, A] logits, or of stacked seeds' [S, B, A].
+    The latter's goes along the axis before: torch's kernel along the last axis works a sample at
+    a time, which for a few actions of thousands of samples takes several times as long as going
+    over the samples in vector lanes (the same arithmetic, to float32 rounding; one network's
+    logits keep the kernel its runs alone have always used)."""
+    if out.dim() < 3:
+        return torch.log_softmax(out, dim=-1)
+    return torch.log_softmax(out.transpose(-1, -2).contiguous(), dim=-2).transpose(-1, -2)
 
 
 class _Head:
@@ -159,7 +172,7 @@ class _Head:
             self.log_prob = (-0.5 * self.z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
             self.entropy = (log_std + 0.5 * (1.0 + math.log(2 * math.pi))).sum(-1).expand(out.shape[:-1])
         else:
-            self.log_probs = torch.log_softmax(out, dim=-1)
+            self.log_probs = _log_softmax(out)
             self.probs = self.log_probs.exp()
             self.actions = actions.unsqueeze(-1)
             self.log_prob = self.log_probs.gather(-1, self.actions).squeeze(-1)
@@ -283,7 +296,7 @@ def seeds_policy_log_prob(actors: list[nn.Module], obs: Tensor, actions: Tensor)
     out = _seeds_output(actors, obs)
     log_std = _seeds_log_std(actors)
     if log_std is None:
-        log_prob = torch.log_softmax(out, dim=-1).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+        log_prob = _log_softmax(out).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
     else:
         log_prob = gaussian_log_prob_entropy(out, log_std.unsqueeze(-2), actions)[0]
     return _stacked_policy(actors[0].distribution, out, log_std), log_prob
