@@ -121,8 +121,8 @@ def start_group_server() -> None:
 def _in_processes(hydra_context: HydraContext, config: DictConfig, chunks: list[list[Job]],
                   processes: int) -> list[tuple[list[JobReturn], int | None]]:
     """Each chunk in a process from the fork server, at most ``processes`` at a time. A chunk's
-    job configs are composed here (those of the first ``processes`` while the server may still be
-    importing). A signal is passed on to the running groups, and no group starts after it: a
+    jobs are composed and their directories prepared here (those of the first ``processes`` while
+    the server may still be importing). A signal is passed on to the running groups, and no group starts after it: a
     group whose process was starting when it came is told through its pipe and runs no job."""
     start_group_server()  # a no-op if running
     context = multiprocessing.get_context("forkserver")
@@ -137,13 +137,14 @@ def _in_processes(hydra_context: HydraContext, config: DictConfig, chunks: list[
 
     previous = {sig: signal.signal(sig, pass_on) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        composed = {index: _sweep_configs(hydra_context, config, chunks[index]) for index in pending[:processes]}
+        prepare = lambda index: [_prepare(c) for c in _sweep_configs(hydra_context, config, chunks[index])]  # noqa: E731
+        prepared = {index: prepare(index) for index in pending[:processes]}
         while pending or running:
             while pending and len(running) < processes and not stopped:
                 index = pending.pop(0)
-                sweep_configs = composed.pop(index, None) or _sweep_configs(hydra_context, config, chunks[index])
+                jobs = prepared.pop(index, None) or prepare(index)
                 here, there = context.Pipe()  # the group's outcome back; a stop that came while it started
-                process = context.Process(target=_chunk_process, args=(there, sweep_configs))
+                process = context.Process(target=_chunk_process, args=(there, jobs))
                 running[here] = (process, index)
                 process.start()  # waits for the server, which may still be importing
                 there.close()
@@ -230,18 +231,18 @@ def _through(via: DictConfig, hydra_context: HydraContext, config: DictConfig,
     return outcomes
 
 
-def _chunk_process(connection, sweep_configs: list[DictConfig]) -> None:
-    """A group in its own process. Its jobs' configs are composed: it needs none of Hydra's global
-    state but OmegaConf's resolvers (``setup_globals``: ``now``, ``hydra``; rlrun's are registered on
-    import) and the job's own config (``_prepare``). A signal the launcher received while this
-    process started comes through ``connection``: then no job runs."""
+def _chunk_process(connection, jobs: list[JobReturn]) -> None:
+    """A group in its own process, of jobs prepared by the launcher (:func:`_prepare`): it needs
+    none of Hydra's global state but OmegaConf's resolvers (``setup_globals``; rlrun's are
+    registered on import). A signal the launcher received while this process started comes
+    through ``connection``: then no job runs."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
     if connection.poll():
         connection.recv()  # read, so that the pipe closes cleanly
         return
     setup_globals()
-    connection.send(_run_configs(sweep_configs))
+    connection.send(_run_jobs(jobs))
     connection.close()
 
 
@@ -310,21 +311,21 @@ def _prepare(sweep_config: DictConfig, save: bool = True) -> JobReturn:
 def run_chunk(hydra_context: HydraContext, config: DictConfig, task_function: TaskFunction,
               chunk: list[Job]) -> tuple[list[JobReturn], int | None]:
     """The jobs of one group, together; (their JobReturns, the exit status of a stop or None)."""
-    return _run_configs(_sweep_configs(hydra_context, config, chunk))
+    return _run_jobs([_prepare(c) for c in _sweep_configs(hydra_context, config, chunk)])
 
 
-def _run_configs(sweep_configs: list[DictConfig]) -> tuple[list[JobReturn], int | None]:
-    """The jobs of one group, from their composed configs (:func:`_sweep_configs`)."""
+def _run_jobs(jobs: list[JobReturn]) -> tuple[list[JobReturn], int | None]:
+    """The prepared jobs of one group (:func:`_prepare`), trained together."""
     from rlrun.launch.task import run_group_task
 
-    returns = [_prepare(sweep_config) for sweep_config in sweep_configs]
-    configure_log(sweep_configs[0].hydra.job_logging, sweep_configs[0].hydra.verbose)  # the console; files: per seed
-    values, exit_code = run_group_task([ret.cfg for ret in returns],
-                                       [Path(ret.hydra_cfg.hydra.runtime.output_dir) for ret in returns],
-                                       [[override_key(o) for o in ret.overrides] for ret in returns])
-    for ret, value in zip(returns, values):
-        ret.return_value, ret.status = value, JobStatus.COMPLETED
-    return returns, exit_code
+    hydra = jobs[0].hydra_cfg.hydra
+    configure_log(hydra.job_logging, hydra.verbose)  # the console; files: per seed
+    values, exit_code = run_group_task([job.cfg for job in jobs],
+                                       [Path(job.hydra_cfg.hydra.runtime.output_dir) for job in jobs],
+                                       [[override_key(o) for o in job.overrides] for job in jobs])
+    for job, value in zip(jobs, values):
+        job.return_value, job.status = value, JobStatus.COMPLETED
+    return jobs, exit_code
 
 
 def register() -> None:
