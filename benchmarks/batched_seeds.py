@@ -1,6 +1,6 @@
 """Many seeds of one configuration: ``hydra/launcher=batched`` against the basic launcher and joblib.
 
-    python benchmarks/batched_seeds.py                                   # 16 seeds, PPO-Clip CartPole-v1, 50k steps each
+    python benchmarks/batched_seeds.py --repeats 3                       # 16 seeds, PPO-Clip CartPole-v1, 50k steps each
     python benchmarks/batched_seeds.py --algo trpo --env Pendulum-v1 --steps 50000
     python benchmarks/batched_seeds.py --algo ppo_clip --env Hopper-v5 --steps 100000
 
@@ -15,6 +15,9 @@ as its run alone, equal to float32 rounding, but over a run the rounding grows i
 episodes, as another BLAS would: the returns are the same only as samples). The time the env's own
 ``step`` takes for the same number of steps with random actions is measured alone, as the part
 no batching of the networks can remove. Written to ``benchmarks/results/speed/batched_<algo>_<env>.json``.
+
+On a shared machine whose speed drifts from minute to minute, ``--repeats N`` runs the launchers
+in turn N times and compares each one's median wall time (all of them are written).
 """
 
 from __future__ import annotations
@@ -57,6 +60,12 @@ def sweep(launcher: str, algo: str, env: str, seeds: int, steps: int) -> dict:
             "update_s_per_iter_mean": round(sum(r["update_s_per_iter"] for r in runs) / max(len(runs), 1), 5)}
 
 
+def median_run(runs: list[dict]) -> dict:
+    """The run of median wall time (the lower middle of an even number), with every run's wall time."""
+    ordered = sorted(runs, key=lambda r: r["wall_s"])
+    return {**ordered[(len(ordered) - 1) // 2], "wall_s_runs": [r["wall_s"] for r in runs]}
+
+
 def permutation_p_value(a: list[float], b: list[float], draws: int = 20_000) -> float:
     """Two-sided p-value of the difference of the means of ``a`` and ``b`` under random relabelling:
     whether one launcher's seeds return differently from the other's beyond seed noise."""
@@ -93,17 +102,22 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=50_000, help="env steps a seed")
     parser.add_argument("--launchers", nargs="+", default=list(LAUNCHERS), choices=list(LAUNCHERS))
     parser.add_argument("--out", type=Path, default=None, help="default: benchmarks/results/speed/batched_<algo>_<env>.json")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="sweeps of each launcher, taken in turn; each launcher's median wall time is compared")
     args = parser.parse_args()
-    results = {}
-    for launcher in args.launchers:
-        results[launcher] = sweep(launcher, args.algo, args.env, args.seeds, args.steps)
-        r = results[launcher]
-        print(f"{launcher:>8}: {r['wall_s']:7.1f} s  {r['completed']}/{r['seeds']} completed  {r['solved']} solved  "
-              f"final return {r['final_return_mean']}", flush=True)
+    runs: dict[str, list[dict]] = {launcher: [] for launcher in args.launchers}
+    for _ in range(args.repeats):  # in turn, so that a slow spell of the machine falls on every launcher
+        for launcher in args.launchers:
+            r = sweep(launcher, args.algo, args.env, args.seeds, args.steps)
+            runs[launcher].append(r)
+            print(f"{launcher:>8}: {r['wall_s']:7.1f} s  {r['completed']}/{r['seeds']} completed  {r['solved']} solved  "
+                  f"final return {r['final_return_mean']}", flush=True)
+    results = {launcher: median_run(launcher_runs) for launcher, launcher_runs in runs.items()}
     cores = os.cpu_count() or 1
     env_s = env_step_seconds(args.env, args.seeds * args.steps) / cores  # spread over the cores, as the seeds are
     summary = {"what": f"{args.seeds} seeds of {args.algo} on {args.env}, {args.steps} env steps each, "
                        f"{cores} cores, one torch thread a process",
+               "repeats": args.repeats,
                "date": datetime.date.today().isoformat(),
                "commit": git_commit(),
                "machine": machine(),

@@ -126,7 +126,9 @@ def batched_seeds() -> str:
         runs = data["launchers"]
         wall = {name: f"{runs[name]['wall_s']:.0f} s" if name in runs else "-" for name in ("basic", "joblib", "batched")}
         solved = ", ".join(str(runs[name]["solved"]) if name in runs else "-" for name in ("basic", "joblib", "batched"))
-        lines.append(f"| {data['what']} | {wall['basic']} | {wall['joblib']} | {wall['batched']} | "
+        repeats = data.get("repeats", 1)
+        what = data["what"] + (f"; wall times the median of {repeats} runs each, taken in turn" if repeats > 1 else "")
+        lines.append(f"| {what} | {wall['basic']} | {wall['joblib']} | {wall['batched']} | "
                      f"{data.get('batched_over_fastest_other', float('nan')):.2f} | {solved} | "
                      f"{data.get('same_returns_p_value', float('nan')):.2f} | "
                      f"{data.get('env_step_share_of_batched', float('nan')):.0%} |")
