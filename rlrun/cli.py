@@ -9,6 +9,7 @@ leaves nothing behind. torch is imported only inside the task function, so ``rlr
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import textwrap
 from dataclasses import MISSING, fields
@@ -100,11 +101,24 @@ def main() -> None:
         sys.exit(130)
     use_ray_token(argv)
     sys.argv = [sys.argv[0], *argv]
-    try:
+    previous = {sig: signal.signal(sig, quit_at_once) for sig in (signal.SIGINT, signal.SIGTERM)}  # until a run,
+    try:  # a sweep or a launcher sets its own
         hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(run_task)()
-    except KeyboardInterrupt:  # Ctrl-C where no run had its own handler yet, or a sweep's second Ctrl-C
+    except KeyboardInterrupt:  # raised by code that hands a Ctrl-C on to the handler before it
         print("rlrun: interrupted", file=sys.stderr)
         sys.exit(130)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def quit_at_once(signum: int, frame: object) -> None:
+    """Ctrl-C or SIGTERM while Hydra composes the config, before any run has started: nothing to
+    save, so exit at once with one line. (A KeyboardInterrupt raised inside OmegaConf's merges can
+    surface as an unrelated config error.) Also what a handler of ours that steps aside restores."""
+    sys.stdout.flush()
+    print("rlrun: interrupted", file=sys.stderr, flush=True)
+    os._exit(128 + signum)
 
 
 if __name__ == "__main__":

@@ -123,16 +123,17 @@ class FailedJobsReport(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._restore()
         sweep_dir = Path(config.hydra.sweep.dir)
-        (sweep_dir / STOPPING).unlink(missing_ok=True)
         jobs = sweep_jobs(sweep_dir)
+        # read while the stop's marker is there: it tells a job not run from one that ended early
         failures = [(str(job.relative_to(sweep_dir)), error) for job in jobs if (error := job_failure(job)) is not None]
+        (sweep_dir / STOPPING).unlink(missing_ok=True)
         if not failures:
             print(f"rlrun: {len(jobs)} of {len(jobs)} jobs in {sweep_dir} completed; compare them with: "
                   f"rlrun-report {shlex.quote(str(sweep_dir))}", file=sys.stderr)
             return
         lines = [f"rlrun: error: {len(failures)} of {len(jobs)} jobs in {sweep_dir} did not complete:"]
         lines += [f"  {name}: {error}" for name, error in failures]
-        if any(error.startswith("interrupted") for _, error in failures):
+        if any(error.startswith(("interrupted", "not run")) for _, error in failures):
             lines.append(f"continue the unfinished jobs with: {resume_command(sweep_dir, sweep=True)}")
         print("\n".join(lines), file=sys.stderr)
         sys.exit(1)

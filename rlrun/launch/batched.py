@@ -101,15 +101,17 @@ def forks_groups(argv: Sequence[str]) -> bool:
     return bool({"-m", "--multirun"} & set(argv)) and "hydra/launcher=batched" in argv and several
 
 
+HELD = (signal.SIGINT, signal.SIGTERM)  # blocked in the fork server (rlrun.launch.held_signals) and its groups until they can stop
 # what every group's process imports: the fork server imports it once, before it forks them
-GROUP_IMPORTS = ["rlrun.seed_group", "rlrun.launch.task", "rlrun.launch.batched"]
+GROUP_IMPORTS = ["rlrun.launch.held_signals", "rlrun.seed_group", "rlrun.launch.task", "rlrun.launch.batched"]
 
 
 def start_group_server() -> None:
     """Start the fork server the groups' processes come from, in the background: its imports of
     torch and the rest (more than a second) then run beside this process's composition and checks
-    of the sweep. It ignores Ctrl-C (as its groups do until they set their own handlers); it ends
-    when this process does. Started again by :func:`_in_processes` if it is not running."""
+    of the sweep. It ignores Ctrl-C and holds SIGINT and SIGTERM back for its groups
+    (:mod:`rlrun.launch.held_signals`); it ends when this process does. Started again by
+    :func:`_in_processes` if it is not running."""
     multiprocessing.set_forkserver_preload(GROUP_IMPORTS)
     interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the server's process
     try:
@@ -234,15 +236,20 @@ def _through(via: DictConfig, hydra_context: HydraContext, config: DictConfig,
 def _chunk_process(connection, jobs: list[JobReturn]) -> None:
     """A group in its own process, of jobs prepared by the launcher (:func:`_prepare`): it needs
     none of Hydra's global state but OmegaConf's resolvers (``setup_globals``; rlrun's are
-    registered on import). A signal the launcher received while this process started comes
-    through ``connection``: then no job runs."""
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
-    if connection.poll():
-        connection.recv()  # read, so that the pipe closes cleanly
-        return
-    setup_globals()
-    connection.send(_run_jobs(jobs))
+    registered on import). A stop that came while this process started, to it (held back by the
+    server's mask until now) or to the launcher before it knew this process (through
+    ``connection``), means no job runs."""
+    held: list[int] = []
+    for sig in HELD:
+        signal.signal(sig, lambda signum, frame: held.append(signum))
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD)  # what was held back is handled here
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if not held and not connection.poll():
+        setup_globals()
+        connection.send(_run_jobs(jobs))
+    while connection.poll():  # read, so that the pipe closes cleanly
+        connection.recv()
     connection.close()
 
 
