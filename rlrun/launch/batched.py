@@ -108,7 +108,7 @@ GROUP_IMPORTS = ["rlrun.launch.held_signals", "rlrun.seed_group", "rlrun.launch.
 
 def start_group_server() -> None:
     """Start the fork server the groups' processes come from, in the background: its imports of
-    torch and the rest (more than a second) then run beside this process's composition and checks
+    torch and the rest then run beside this process's composition and checks
     of the sweep. It ignores Ctrl-C and holds SIGINT and SIGTERM back for its groups
     (:mod:`rlrun.launch.held_signals`); it ends when this process does. Started again by
     :func:`_in_processes` if it is not running."""
