@@ -101,12 +101,10 @@ def main() -> None:
         sys.exit(130)
     use_ray_token(argv)
     sys.argv = [sys.argv[0], *argv]
-    previous = {sig: signal.signal(sig, quit_at_once) for sig in (signal.SIGINT, signal.SIGTERM)}  # until a run,
-    try:  # a sweep or a launcher sets its own
+    # until a run, a sweep or a launcher sets handlers of its own (and after, where one steps aside)
+    previous = {sig: signal.signal(sig, quit_at_once) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
         hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(run_task)()
-    except KeyboardInterrupt:  # raised by code that hands a Ctrl-C on to the handler before it
-        print("rlrun: interrupted", file=sys.stderr)
-        sys.exit(130)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -115,7 +113,8 @@ def main() -> None:
 def quit_at_once(signum: int, frame: object) -> None:
     """Ctrl-C or SIGTERM while Hydra composes the config, before any run has started: nothing to
     save, so exit at once with one line. (A KeyboardInterrupt raised inside OmegaConf's merges can
-    surface as an unrelated config error.) Also what a handler of ours that steps aside restores."""
+    surface as an unrelated config error.) Also the sweep's second Ctrl-C, which the failed-jobs
+    report hands back here."""
     sys.stdout.flush()
     print("rlrun: interrupted", file=sys.stderr, flush=True)
     os._exit(128 + signum)

@@ -108,7 +108,7 @@ class FailedJobsReport(Callback):
         marker = self.sweep_dir / STOPPING
         if marker.exists():
             self._restore()
-            signal.raise_signal(signum)  # as before: KeyboardInterrupt, or the default end
+            signal.raise_signal(signum)  # to the handler from before the sweep: the CLI's, which quits at once
             return
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         marker.touch()

@@ -33,15 +33,13 @@ class BatchedLauncher(Launcher):
     def __init__(self, processes: Optional[int] = None, via: Optional[Any] = None) -> None:
         self.processes, self.via = processes, via
         self.config: Optional[DictConfig] = None
-        self.task_function: Optional[TaskFunction] = None
         self.hydra_context: Optional[HydraContext] = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
+        self.config, self.hydra_context = config, hydra_context  # (the task: rlrun's own, run by the groups)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from rlrun.launch.batched import launch
 
-        assert self.config is not None and self.hydra_context is not None and self.task_function is not None
-        return launch(self.hydra_context, self.config, self.task_function, job_overrides, initial_job_idx,
-                      self.processes, self.via)
+        assert self.config is not None and self.hydra_context is not None
+        return launch(self.hydra_context, self.config, job_overrides, initial_job_idx, self.processes, self.via)

@@ -29,7 +29,7 @@ from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_d
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus, _save_config, configure_log, filter_overrides, setup_globals
-from hydra.types import HydraContext, TaskFunction
+from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from rlrun.checkpoint import resume_command
@@ -49,6 +49,12 @@ def seed_groups(job_overrides: Sequence[Sequence[str]], initial_job_idx: int) ->
     return list(groups.values())
 
 
+def _seeds(chunk: list[Job]) -> str:
+    """The seeds of a chunk's jobs, as ``0,1,2`` (``-`` for a job without one)."""
+    return ",".join(next((o.split("=", 1)[1] for o in overrides if override_key(o) == "seed"), "-")
+                    for _, overrides in chunk)
+
+
 def split(groups: list[list[Job]], processes: int) -> list[list[Job]]:
     """With fewer groups than processes, each group cut into about ``processes / len(groups)``
     parts of consecutive seeds (sizes differing by at most one, never an empty one)."""
@@ -65,9 +71,8 @@ def split(groups: list[list[Job]], processes: int) -> list[list[Job]]:
     return chunks
 
 
-def launch(hydra_context: HydraContext, config: DictConfig, task_function: TaskFunction,
-           job_overrides: Sequence[Sequence[str]], initial_job_idx: int, processes: int | None,
-           via: DictConfig | None = None) -> list[JobReturn]:
+def launch(hydra_context: HydraContext, config: DictConfig, job_overrides: Sequence[Sequence[str]],
+           initial_job_idx: int, processes: int | None, via: DictConfig | None = None) -> list[JobReturn]:
     setup_globals()
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
@@ -76,14 +81,12 @@ def launch(hydra_context: HydraContext, config: DictConfig, task_function: TaskF
     log.info("Launching %d jobs as %d groups of seeds, %d at a time", len(job_overrides), len(chunks),
              min(processes, len(chunks)))
     for chunk in chunks:
-        seeds = ",".join(next((o.split("=", 1)[1] for o in overrides if override_key(o) == "seed"), "-")
-                         for _, overrides in chunk)
         rest = " ".join(o for o in filter_overrides(chunk[0][1]) if override_key(o) != "seed")
-        log.info("\t#%s : %s seed=%s", ",".join(str(idx) for idx, _ in chunk), rest, seeds)
+        log.info("\t#%s : %s seed=%s", ",".join(str(idx) for idx, _ in chunk), rest, _seeds(chunk))
     if via is not None:
         outcomes = _through(via, hydra_context, config, chunks)
     elif len(chunks) == 1 or processes == 1:
-        outcomes = [run_chunk(hydra_context, config, task_function, chunk) for chunk in chunks]
+        outcomes = [_run_jobs(_prepared(hydra_context, config, chunk)) for chunk in chunks]
     else:
         outcomes = _in_processes(hydra_context, config, chunks, processes)
     returns = sorted((ret for rets, _ in outcomes for ret in rets), key=lambda ret: ret.hydra_cfg.hydra.job.num)
@@ -101,17 +104,17 @@ def forks_groups(argv: Sequence[str]) -> bool:
     return bool({"-m", "--multirun"} & set(argv)) and "hydra/launcher=batched" in argv and several
 
 
-HELD = (signal.SIGINT, signal.SIGTERM)  # blocked in the fork server (rlrun.launch.held_signals) and its groups until they can stop
+# the signals that stop a sweep's groups; the fork server blocks them (rlrun.launch.held_signals) for its groups
+STOPS = (signal.SIGINT, signal.SIGTERM)
 # what every group's process imports: the fork server imports it once, before it forks them
 GROUP_IMPORTS = ["rlrun.launch.held_signals", "rlrun.seed_group", "rlrun.launch.task", "rlrun.launch.batched"]
 
 
 def start_group_server() -> None:
     """Start the fork server the groups' processes come from, in the background: its imports of
-    torch and the rest then run beside this process's composition and checks
-    of the sweep. It ignores Ctrl-C and holds SIGINT and SIGTERM back for its groups
-    (:mod:`rlrun.launch.held_signals`); it ends when this process does. Started again by
-    :func:`_in_processes` if it is not running."""
+    torch and the rest then run beside this process's composition and checks of the sweep. It
+    ignores Ctrl-C and holds the stop signals back for its groups (:mod:`rlrun.launch.held_signals`);
+    it ends when this process does. Started again by :func:`_in_processes` if it is not running."""
     multiprocessing.set_forkserver_preload(GROUP_IMPORTS)
     interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the server's process
     try:
@@ -124,8 +127,9 @@ def _in_processes(hydra_context: HydraContext, config: DictConfig, chunks: list[
                   processes: int) -> list[tuple[list[JobReturn], int | None]]:
     """Each chunk in a process from the fork server, at most ``processes`` at a time. A chunk's
     jobs are composed and their directories prepared here (those of the first ``processes`` while
-    the server may still be importing). A signal is passed on to the running groups, and no group starts after it: a
-    group whose process was starting when it came is told through its pipe and runs no job."""
+    the server may still be importing). A signal is passed on to the running groups, and no group
+    starts after it: a group whose process was starting when it came is told through its pipe and
+    runs no job."""
     start_group_server()  # a no-op if running
     context = multiprocessing.get_context("forkserver")
     pending, running, outcomes = list(range(len(chunks))), {}, {}
@@ -137,14 +141,13 @@ def _in_processes(hydra_context: HydraContext, config: DictConfig, chunks: list[
             if process.pid is not None:
                 os.kill(process.pid, signum)
 
-    previous = {sig: signal.signal(sig, pass_on) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, pass_on) for sig in STOPS}
     try:
-        prepare = lambda index: [_prepare(c) for c in _sweep_configs(hydra_context, config, chunks[index])]  # noqa: E731
-        prepared = {index: prepare(index) for index in pending[:processes]}
+        prepared = {index: _prepared(hydra_context, config, chunks[index]) for index in pending[:processes]}
         while pending or running:
             while pending and len(running) < processes and not stopped:
                 index = pending.pop(0)
-                jobs = prepared.pop(index, None) or prepare(index)
+                jobs = prepared.pop(index, None) or _prepared(hydra_context, config, chunks[index])
                 here, there = context.Pipe()  # the group's outcome back; a stop that came while it started
                 process = context.Process(target=_chunk_process, args=(there, jobs))
                 running[here] = (process, index)
@@ -159,15 +162,16 @@ def _in_processes(hydra_context: HydraContext, config: DictConfig, chunks: list[
             for here in wait(list(running)) if running else []:
                 process, index = running.pop(here)
                 try:
-                    outcomes[index] = here.recv()
-                    process.join()
-                except (EOFError, ConnectionResetError):
-                    process.join()
-                    if stopped and process.exitcode == 0:  # it read the stop: no job ran
-                        outcomes[index] = _not_started(hydra_context, config, chunks[index], stopped[0])
-                    else:  # the process died without an answer (killed): its jobs failed
-                        outcomes[index] = ([_failed(hydra_context, config, job, "the group's process died")
-                                            for job in chunks[index]], None)
+                    outcome = here.recv()
+                except (EOFError, ConnectionResetError):  # no answer
+                    outcome = None
+                process.join()
+                if outcome is None and stopped and process.exitcode == 0:  # it read the stop: no job ran
+                    outcome = _not_started(hydra_context, config, chunks[index], stopped[0])
+                elif outcome is None:  # the process died (killed): its jobs failed
+                    outcome = ([_failed(hydra_context, config, job, "the group's process died")
+                                for job in chunks[index]], None)
+                outcomes[index] = outcome
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -177,9 +181,8 @@ def _in_processes(hydra_context: HydraContext, config: DictConfig, chunks: list[
 def _not_started(hydra_context: HydraContext, config: DictConfig, chunk: list[Job],
                  signum: int) -> tuple[list[JobReturn], int]:
     """The outcome of a chunk that a stop kept from starting: its jobs not run, the stop's exit status."""
-    log.warning("seeds %s not started: the sweep was stopped first; resume with: %s",
-                ",".join(next((o.split("=", 1)[1] for o in overrides if override_key(o) == "seed"), "-")
-                         for _, overrides in chunk), resume_command(Path(str(config.hydra.sweep.dir)), sweep=True))
+    log.warning("seeds %s not started: the sweep was stopped first; resume with: %s", _seeds(chunk),
+                resume_command(Path(str(config.hydra.sweep.dir)), sweep=True))
     return [_failed(hydra_context, config, job, "not run: the sweep was stopped first") for job in chunk], 128 + signum
 
 
@@ -240,9 +243,9 @@ def _chunk_process(connection, jobs: list[JobReturn]) -> None:
     server's mask until now) or to the launcher before it knew this process (through
     ``connection``), means no job runs."""
     held: list[int] = []
-    for sig in HELD:
+    for sig in STOPS:
         signal.signal(sig, lambda signum, frame: held.append(signum))
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD)  # what was held back is handled here
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)  # what was held back is handled here
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if not held and not connection.poll():
@@ -315,14 +318,14 @@ def _prepare(sweep_config: DictConfig, save: bool = True) -> JobReturn:
     return ret
 
 
-def run_chunk(hydra_context: HydraContext, config: DictConfig, task_function: TaskFunction,
-              chunk: list[Job]) -> tuple[list[JobReturn], int | None]:
-    """The jobs of one group, together; (their JobReturns, the exit status of a stop or None)."""
-    return _run_jobs([_prepare(c) for c in _sweep_configs(hydra_context, config, chunk)])
+def _prepared(hydra_context: HydraContext, config: DictConfig, chunk: list[Job]) -> list[JobReturn]:
+    """A chunk's jobs composed and prepared (:func:`_sweep_configs`, :func:`_prepare`)."""
+    return [_prepare(sweep_config) for sweep_config in _sweep_configs(hydra_context, config, chunk)]
 
 
 def _run_jobs(jobs: list[JobReturn]) -> tuple[list[JobReturn], int | None]:
-    """The prepared jobs of one group (:func:`_prepare`), trained together."""
+    """The prepared jobs of one group, trained together; (their JobReturns, the exit status of a
+    stop or None)."""
     from rlrun.launch.task import run_group_task
 
     hydra = jobs[0].hydra_cfg.hydra
