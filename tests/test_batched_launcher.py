@@ -87,8 +87,11 @@ def test_seeds_whose_networks_are_not_written_out_make_their_batches_and_diagnos
 
 
 def test_an_algorithm_whose_maths_is_not_stacked_updates_its_seeds_one_after_another(run_rlrun):
-    res = run_rlrun("-m", "algo=acktr", "env=CartPole-v1", "total_steps=1024", "progress=off", "seed=0,1",
-                    "hydra/launcher=batched", "hydra.launcher.processes=1", "hydra.sweep.dir=sweep")
+    """ACKTR's joint K-FAC of a CNN shared by actor and critic: each seed's update one after another."""
+    res = run_rlrun("-m", "algo=acktr", "env=tests.space_envs:ImageMatch-v0", "algo.share_encoder=true",
+                    "total_steps=256", "algo.n_steps=32", "env.num_envs=4", "tuned=none", "progress=off", "seed=0,1",
+                    "hydra/launcher=batched", "hydra.launcher.processes=1", "hydra.sweep.dir=sweep",
+                    env={"PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
     assert res.returncode == 0, res.stderr[-3000:]
     assert "acktr: its maths is not stacked; the group's seeds update one after another" in res.stdout
     assert {s: v["status"] for s, v in summaries(run_rlrun.cwd / "sweep").items()} == {0: "completed", 1: "completed"}

@@ -59,7 +59,7 @@ def test_acktr_keeps_its_trust_region_with_kfac_on_the_convolution():
     cfg = ACKTRConfig(eta_max=1.0, max_kl=0.01, ent_coef=0.0)
     actor, critic = make_networks(cfg, space, spaces.Discrete(3))
     algo = ACKTR(cfg, actor, critic, seed=0)
-    assert any(isinstance(layer.module, torch.nn.Conv2d) for layer in algo.actor_kfac.layers)
+    assert any(isinstance(layer.module, torch.nn.Conv2d) for layer in algo.actor_kfacs[0].layers)
     batch = batch_for(actor, obs=torch.randint(0, 256, (128, 3, 12, 12), dtype=torch.uint8))
     for _ in range(3):
         metrics = update(algo, batch)

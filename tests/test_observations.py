@@ -104,9 +104,9 @@ def test_acktr_keeps_its_trust_region_with_kfac_on_a_composite_encoders_convolut
     cfg = ACKTRConfig(eta_max=1.0, max_kl=0.01, ent_coef=0.0)
     actor, critic = make_networks(cfg, NESTED, spaces.Discrete(3))
     algo = ACKTR(cfg, actor, critic, seed=0)
-    assert any(isinstance(layer.module, torch.nn.Conv2d) for layer in algo.actor_kfac.layers)
+    assert any(isinstance(layer.module, torch.nn.Conv2d) for layer in algo.actor_kfacs[0].layers)
     batch = batch_for(actor, obs=torch.from_numpy(flatten_obs(nested_batch(128, np.random.default_rng(3)), NESTED)))
-    conv = next(layer.module for layer in algo.actor_kfac.layers if isinstance(layer.module, torch.nn.Conv2d))
+    conv = next(layer.module for layer in algo.actor_kfacs[0].layers if isinstance(layer.module, torch.nn.Conv2d))
     before = conv.weight.detach().clone()
     metrics = update(algo, batch)
     assert 0.0 < metrics["policy/kl"] <= metrics["acktr/max_kl"]

@@ -25,13 +25,12 @@ from rlrun.core.batch import Batch
 from rlrun.core.contracts import Actor, Critic
 from rlrun.core.critic import fit_value_function
 from rlrun.core.distributions import sample, standard_normal_like
-from rlrun.core.flat_params import FlatParameters
 from rlrun.core.kfac import KFAC
 from rlrun.core.losses import normalize, scheduled, value_loss
 from rlrun.core.natural_gradient import (LineSearchResult, StepScale, backtracking_line_search,
                                          make_fisher_vector_product, trust_region_scale)
 from rlrun.core.optimizers import Adam
-from rlrun.core.seeds import SeedBySeed
+from rlrun.core.seeds import SeedBySeed, flat_parameters, merge_seeds, per_seed, seed_rows
 from rlrun.core.tally import Tally
 from rlrun.errors import ConfigError
 from rlrun.knobs import (AT_LEAST_ONE, FRACTION_CLOSED, FRACTION_OPEN, NON_NEGATIVE, POSITIVE, SCHEDULES, Check, knob,
@@ -112,88 +111,112 @@ def apply_step(params: list[nn.Parameter], direction: list[torch.Tensor], scale:
 
 
 class ACKTR:
+    """One run's actor-critic, or (:meth:`for_seeds`) S seeds' of one configuration at once: the batch
+    [S, T * N, ...], each seed its own K-FAC, trust region and KL check, one seed after another; an
+    Adam critic's fits of all seeds together, as TRPO's (core.critic); every metric one per seed."""
+
     def __init__(self, cfg: ACKTRConfig, actor: Actor, critic: Critic, seed: int):
+        self._build(cfg, [actor], [critic], [seed], stacked=False)
+
+    @classmethod
+    def for_seeds(cls, cfg: ACKTRConfig, actors: list[Actor], critics: list[Critic],
+                  seeds: list[int]) -> ACKTR | SeedBySeed:
+        """S seeds of one configuration. With ``share_encoder`` (one K-FAC of a CNN shared by actor and
+        critic), each seed's whole update one after another."""
+        if cfg.share_encoder:
+            return SeedBySeed([cls(cfg, actor, critic, seed) for actor, critic, seed in zip(actors, critics, seeds)])
+        algo = cls.__new__(cls)
+        algo._build(cfg, actors, critics, seeds, stacked=True)
+        return algo
+
+    def _build(self, cfg: ACKTRConfig, actors: list[Actor], critics: list[Critic], seeds: list[int],
+               stacked: bool) -> None:
         ACKTRConfig.check_combination(cfg)
-        self.cfg, self.actor, self.critic = cfg, actor, critic
+        self.cfg, self.actors, self.critics, self.stacked = cfg, actors, critics, stacked
+        self.actor, self.critic = actors[0], critics[0]
         kfac_args = dict(stat_decay=cfg.stat_decay, damping=cfg.damping, inv_every=cfg.inv_every,
                          dtype=getattr(torch, cfg.kfac_dtype))
-        # The actor's K-FAC; with a shared encoder, one K-FAC over actor and critic together (the
-        # shared layers once), which also steps the critic
-        self.joint = nn.ModuleDict({"actor": actor, "critic": critic}) if cfg.share_encoder else None
-        self.actor_kfac = KFAC(self.joint if cfg.share_encoder else actor, **kfac_args)
+        # Each seed's actor K-FAC; with a shared encoder (one run), one K-FAC over actor and critic
+        # together (the shared layers once), which also steps the critic
+        self.joint = nn.ModuleDict({"actor": self.actor, "critic": self.critic}) if cfg.share_encoder else None
+        self.actor_kfacs = [KFAC(self.joint if cfg.share_encoder else actor, **kfac_args) for actor in actors]
         # A Gaussian head's state-independent log-std is outside the Linear layers; its exact Fisher
         # block is 2 I (for each action dim, E[(d log N / d log sigma)^2] = 2), so no K-FAC needed.
         # gSDE's log-std matrix [hidden, actions] is stepped the same way, g / 2: its exact block
         # is 2 E[w w^T] per action dim (w_i: latent unit i's share of that action's variance, the
         # shares summing to 1), whose diagonal is at most 2; the trust region below measures the
         # whole step, this block's part included, with the exact Fisher.
-        self.log_std: nn.Parameter | None = getattr(actor, "log_std", None)
-        self.params = [*self.actor_kfac.parameters(), *([self.log_std] if self.log_std is not None else [])]
-        # The critic: K-FAC (the paper), or Adam on one flat vector as TRPO's critic
+        self.log_stds: list[nn.Parameter | None] = [getattr(actor, "log_std", None) for actor in actors]
+        self.params = [[*kfac.parameters(), *([log_std] if log_std is not None else [])]
+                       for kfac, log_std in zip(self.actor_kfacs, self.log_stds)]
+        # The critic: K-FAC (the paper), each seed's own; or Adam on one flat vector (a row a seed)
+        # as TRPO's critic
+        self.critic_kfacs, self.critic_params, self.critic_optimizer = None, None, None
         if cfg.share_encoder:
-            self.critic_kfac, self.critic_params, self.critic_optimizer = None, None, None
+            pass
         elif cfg.critic_optimizer == "kfac":
-            self.critic_kfac, self.critic_params, self.critic_optimizer = KFAC(critic, **kfac_args), None, None
+            self.critic_kfacs = [KFAC(critic, **kfac_args) for critic in critics]
         else:
-            self.critic_kfac, self.critic_params = None, FlatParameters(critic.parameters())
+            self.critic_params = flat_parameters([list(critic.parameters()) for critic in critics], stacked)
             self.critic_optimizer = Adam(self.critic_params.vector, lr=cfg.critic_lr)
-        self.generator = torch.Generator().manual_seed(seed)  # the Adam critic's minibatch shuffling
-        # the Fisher's sampled actions and targets (the run's own source, not torch's global one)
-        self.fisher_generator = torch.Generator(next(actor.parameters()).device).manual_seed(seed)
-        self.tally = Tally("acktr", ("steps_clipped", "steps_rejected"))  # eta_max binding; the KL check failing
+        self.generators = [torch.Generator().manual_seed(seed) for seed in seeds]  # the Adam critic's minibatches
+        # the Fisher's sampled actions and targets (each run's own source, not torch's global one)
+        device = next(self.actor.parameters()).device
+        self.fisher_generators = [torch.Generator(device).manual_seed(seed) for seed in seeds]
+        # eta_max binding; the KL check failing
+        self.tallies = [Tally("acktr", ("steps_clipped", "steps_rejected")) for _ in seeds]
 
-    @classmethod
-    def for_seeds(cls, cfg: ACKTRConfig, actors: list[Actor], critics: list[Critic], seeds: list[int]) -> SeedBySeed:
-        """S seeds of one configuration: each its own K-FAC and trust region, updated one after another."""
-        return SeedBySeed([cls(cfg, actor, critic, seed) for actor, critic, seed in zip(actors, critics, seeds)])
-
-    def update(self, batch: Batch, progress: float) -> dict[str, float]:
+    def update(self, batch: Batch, progress: float) -> dict[str, float | list[float]]:
         max_kl = scheduled(self.cfg.max_kl, self.cfg.max_kl_schedule, progress)  # delta at this point of training
         if self.joint is not None:
             return self._update_joint(batch, max_kl)
-        cfg, obs = self.cfg, batch.obs
-        advantages = normalize(batch.advantages) if cfg.normalize_advantage else batch.advantages
-        features = self.actor.net.encode(obs)  # a CNN runs once for pi and pi_old
-        pi = self.actor.head(features)
+        advantages = normalize(batch.advantages) if self.cfg.normalize_advantage else batch.advantages
+        seeds = len(self.actors)
+        steps = [self._policy_step(s, max_kl, *rows) for s, rows in enumerate(zip(
+            *(seed_rows(x, seeds, self.stacked) for x in (batch.obs, batch.actions, advantages))))]
+        return {**merge_seeds(steps), **self._update_critic(batch)}
+
+    def _policy_step(self, s: int, max_kl: float, obs: torch.Tensor, actions: torch.Tensor,
+                     advantages: torch.Tensor) -> dict[str, float]:
+        """Seed s's actor step: the K-FAC natural gradient of A2C's objective, scaled into the trust
+        region ``max_kl`` and checked there."""
+        cfg, actor, kfac, params = self.cfg, self.actors[s], self.actor_kfacs[s], self.params[s]
+        features = actor.net.encode(obs)  # a CNN runs once for pi and pi_old
+        pi = actor.head(features)
         with torch.no_grad():
-            pi_old = self.actor.head(features)
+            pi_old = actor.head(features)
 
         # Fisher statistics of the actor with actions SAMPLED from pi (the true Fisher, eqs. 5.45-5.48)
-        with self.actor_kfac.capture_statistics():
-            fisher_loss = -pi.log_prob(sample(pi, self.fisher_generator)).mean()
-            self.actor.zero_grad(set_to_none=True)
+        with kfac.capture_statistics():
+            fisher_loss = -pi.log_prob(sample(pi, self.fisher_generators[s])).mean()
+            actor.zero_grad(set_to_none=True)
             fisher_loss.backward(retain_graph=True)
 
         # Policy-gradient objective of A2C: -mean log pi(a|s) A_t - ent_coef * H
-        policy_loss = self._policy_loss(pi, batch, advantages)
-        self.actor.zero_grad(set_to_none=True)
+        policy_loss = self._policy_loss(pi, actions, advantages)
+        actor.zero_grad(set_to_none=True)
         policy_loss.backward()
 
         # Natural gradient Delta = F_hat^-1 g (the log-std's exact block: g / 2)
-        direction = self.actor_kfac.natural_gradient()
-        if self.log_std is not None:
-            direction.append(self.log_std.grad / 2.0)
+        direction = kfac.natural_gradient()
+        if self.log_stds[s] is not None:
+            direction.append(self.log_stds[s].grad / 2.0)
 
         # Trust region: eta = min(eta_max, sqrt(2 delta / Delta^T F Delta)), F the exact Fisher along
         # Delta (one Fisher-vector product of the mean KL, as TRPO's); then the step is checked:
         # while the measured KL exceeds delta it is shrunk (backtrack_coef^j), else rejected
         step = parameters_to_vector(direction)
-        fvp = make_fisher_vector_product(kl_divergence(pi_old, self.actor(obs)).mean(), self.params, damping=0.0)
+        fvp = make_fisher_vector_product(kl_divergence(pi_old, actor(obs)).mean(), params, damping=0.0)
         eta = trust_region_scale(float(step @ fvp(step)), max_kl, cfg.eta_max)
         scaled_step = eta.scale * step
 
         def kl_after() -> tuple[float, float]:
             with torch.no_grad():
-                return 0.0, kl_divergence(pi_old, self.actor(obs)).mean().item()
+                return 0.0, kl_divergence(pi_old, actor(obs)).mean().item()
 
-        search = backtracking_line_search(self.params, -scaled_step, kl_after, max_kl,
+        search = backtracking_line_search(params, -scaled_step, kl_after, max_kl,
                                           cfg.backtrack_coef, cfg.backtrack_iters, require_improvement=False)
-        critic_metrics = self._update_critic(batch)
-        return {
-            "loss/policy": policy_loss.item(),
-            **self._step_metrics(eta, search, scaled_step, max_kl),
-            **critic_metrics,
-        }
+        return {"loss/policy": policy_loss.item(), **self._step_metrics(s, eta, search, scaled_step, max_kl)}
 
     def _update_joint(self, batch: Batch, max_kl: float) -> dict[str, float]:
         """One K-FAC step of actor and critic together, as the paper's Atari runs (Baselines acktr):
@@ -209,20 +232,21 @@ class ACKTR:
             pi_old, values_old = self.actor.head(features), values.detach()
 
         # Fisher statistics of the joint distribution, with a ~ pi and y ~ N(V(s), 1) SAMPLED
-        with self.actor_kfac.capture_statistics():
-            y = (values + standard_normal_like(values, self.fisher_generator)).detach()
-            fisher_loss = -(pi.log_prob(sample(pi, self.fisher_generator)) - 0.5 * (values - y).pow(2)).mean()
+        kfac, fisher_generator = self.actor_kfacs[0], self.fisher_generators[0]
+        with kfac.capture_statistics():
+            y = (values + standard_normal_like(values, fisher_generator)).detach()
+            fisher_loss = -(pi.log_prob(sample(pi, fisher_generator)) - 0.5 * (values - y).pow(2)).mean()
             self.joint.zero_grad(set_to_none=True)
             fisher_loss.backward(retain_graph=True)
 
         # The joint objective: -mean log pi(a|s) A_t - ent_coef * H + vf_coef * value loss
-        policy_loss = self._policy_loss(pi, batch, advantages)
+        policy_loss = self._policy_loss(pi, batch.actions, advantages)
         critic_loss = value_loss(values, batch.returns)
         self.joint.zero_grad(set_to_none=True)
         (policy_loss + cfg.vf_coef * critic_loss).backward()
-        direction = self.actor_kfac.natural_gradient()
-        if self.log_std is not None:
-            direction.append(self.log_std.grad / 2.0)
+        direction = kfac.natural_gradient()
+        if self.log_stds[0] is not None:
+            direction.append(self.log_stds[0].grad / 2.0)
 
         def kls() -> tuple[torch.Tensor, torch.Tensor]:  # KL(pi_old || pi) and E[(V - V_old)^2] / 2
             pi, values = self._heads(self.actor.net.encode(obs))
@@ -235,7 +259,7 @@ class ACKTR:
         # Hessian of the joint KL at theta_old; the policy's alone with trust_region_kl=policy), then
         # the measured KL checked as in update()
         step = parameters_to_vector(direction)
-        quadratic = float(step @ make_fisher_vector_product(bounded(*kls()), self.params, damping=0.0)(step))
+        quadratic = float(step @ make_fisher_vector_product(bounded(*kls()), self.params[0], damping=0.0)(step))
         eta = trust_region_scale(quadratic, max_kl, cfg.eta_max)
         measured = [0.0, 0.0]  # the policy and value KLs of the last candidate the search evaluated
 
@@ -246,25 +270,26 @@ class ACKTR:
             return 0.0, bounded(policy_kl, value_kl).item()
 
         scaled_step = eta.scale * step
-        search = backtracking_line_search(self.params, -scaled_step, kl_after, max_kl,
+        search = backtracking_line_search(self.params[0], -scaled_step, kl_after, max_kl,
                                           cfg.backtrack_coef, cfg.backtrack_iters, require_improvement=False)
         policy_kl, value_kl = measured if search.accepted else (0.0, 0.0)  # rejected: theta_old kept
         return {
             "loss/policy": policy_loss.item(),
             "loss/value": critic_loss.item(),
-            **self._step_metrics(eta, search, scaled_step, max_kl),
+            **self._step_metrics(0, eta, search, scaled_step, max_kl),
             "acktr/joint_kl": policy_kl + value_kl,
             "acktr/value_kl": value_kl,
         }
 
-    def _policy_loss(self, pi: torch.distributions.Distribution, batch: Batch, advantages: torch.Tensor) -> torch.Tensor:
+    def _policy_loss(self, pi: torch.distributions.Distribution, actions: torch.Tensor,
+                     advantages: torch.Tensor) -> torch.Tensor:
         """A2C's policy-gradient objective, -mean log pi(a|s) A_t - ent_coef * H (to be minimised)."""
-        return -(pi.log_prob(batch.actions) * advantages).mean() - self.cfg.ent_coef * pi.entropy().mean()
+        return -(pi.log_prob(actions) * advantages).mean() - self.cfg.ent_coef * pi.entropy().mean()
 
-    def _step_metrics(self, eta: StepScale, search: LineSearchResult, scaled_step: torch.Tensor,
+    def _step_metrics(self, s: int, eta: StepScale, search: LineSearchResult, scaled_step: torch.Tensor,
                       max_kl: float) -> dict[str, float]:
-        """The trust-region step as taken: its scale after the KL check, the check, and K-FAC's state."""
-        eig = self.actor_kfac.factor_eigenvalue_range(0)
+        """Seed s's trust-region step as taken: its scale after the KL check, the check, and K-FAC's state."""
+        eig = self.actor_kfacs[s].factor_eigenvalue_range(0)
         return {
             "acktr/max_kl": max_kl,
             "acktr/eta_max": self.cfg.eta_max,
@@ -276,7 +301,7 @@ class ACKTR:
             "acktr/damping": self.cfg.damping,
             "acktr/factor_eig_min": min(eig.values()),
             "acktr/factor_eig_max": max(eig.values()),
-            **self.tally.add(steps_clipped=eta.clipped, steps_rejected=not search.accepted),
+            **self.tallies[s].add(steps_clipped=eta.clipped, steps_rejected=not search.accepted),
         }
 
     def _heads(self, features: torch.Tensor) -> tuple[torch.distributions.Distribution, torch.Tensor]:
@@ -284,50 +309,61 @@ class ACKTR:
         then sees each of its layers once, with the sum of the two heads' gradients)."""
         return self.actor.head(features), self.critic.head(features)
 
-    def _update_critic(self, batch: Batch) -> dict[str, float]:
+    def _update_critic(self, batch: Batch) -> dict[str, float | list[float]]:
         """``critic_epochs`` steps on the whole batch: K-FAC with the Gauss-Newton Fisher of a
-        unit-variance Gaussian output (Wu et al. 2017, sec. 3.2); or Adam, ``critic_epochs`` passes
-        of ``critic_batch_size`` minibatches as TRPO's critic (whole-batch steps when None)."""
+        unit-variance Gaussian output (Wu et al. 2017, sec. 3.2), seed by seed; or Adam,
+        ``critic_epochs`` passes of ``critic_batch_size`` minibatches as TRPO's critic (whole-batch
+        steps when None), all seeds together."""
         cfg = self.cfg
-        if self.critic_kfac is None:
-            loss = fit_value_function(self.critic, self.critic_params, self.critic_optimizer, batch.obs,
-                                      batch.returns, epochs=cfg.critic_epochs,
-                                      batch_size=cfg.critic_batch_size or len(batch.obs), generator=self.generator)
-            return {"loss/value": loss.item()}
+        if self.critic_kfacs is None:
+            loss = fit_value_function(self.critics if self.stacked else self.critic, self.critic_params,
+                                      self.critic_optimizer, batch.obs, batch.returns, epochs=cfg.critic_epochs,
+                                      batch_size=cfg.critic_batch_size or batch.returns.shape[-1],
+                                      generator=self.generators if self.stacked else self.generators[0])
+            return {"loss/value": per_seed(loss)}
+        seeds = len(self.critics)
+        return merge_seeds([self._kfac_critic_steps(s, *rows) for s, rows in enumerate(zip(
+            *(seed_rows(x, seeds, self.stacked) for x in (batch.obs, batch.returns))))])
+
+    def _kfac_critic_steps(self, s: int, obs: torch.Tensor, returns: torch.Tensor) -> dict[str, float]:
+        """Seed s's K-FAC critic: ``critic_epochs`` whole-batch steps, each in its trust region."""
+        cfg, critic, kfac = self.cfg, self.critics[s], self.critic_kfacs[s]
         for _ in range(cfg.critic_epochs):
-            values = self.critic(batch.obs)
-            loss = value_loss(values, batch.returns)
-            with self.critic_kfac.capture_statistics():
-                sampled = (values + standard_normal_like(values, self.fisher_generator)).detach()  # y ~ N(V(s), 1)
-                self.critic.zero_grad(set_to_none=True)
+            values = critic(obs)
+            loss = value_loss(values, returns)
+            with kfac.capture_statistics():
+                sampled = (values + standard_normal_like(values, self.fisher_generators[s])).detach()  # y ~ N(V(s), 1)
+                critic.zero_grad(set_to_none=True)
                 (0.5 * (values - sampled).pow(2).mean()).backward(retain_graph=True)
-            self.critic.zero_grad(set_to_none=True)
+            critic.zero_grad(set_to_none=True)
             loss.backward()
-            direction = self.critic_kfac.natural_gradient()
-            params = self.critic_kfac.parameters()
+            direction = kfac.natural_gradient()
+            params = kfac.parameters()
             eta = trust_region_scale(damped_quadratic(params, direction), cfg.critic_max_kl,
                                      cfg.critic_eta_max).scale  # 0: no step (e.g. a zero gradient)
             apply_step(params, direction, eta)
         return {"loss/value": loss.item(), "acktr/critic_step_scale": eta}
 
-    def state_dict(self) -> dict:
-        return {"actor_kfac": self.actor_kfac.state_dict(),
-                "critic_kfac": self.critic_kfac.state_dict() if self.critic_kfac else None,
-                "critic_optimizer": self.critic_optimizer.state_dict() if self.critic_optimizer else None,
-                "generator": self.generator.get_state(), "fisher_generator": self.fisher_generator.get_state(),
-                "tally": self.tally.state_dict()}
+    def state_dict(self, seed: int = 0) -> dict:
+        """The state of one run (of stacked seeds, of the ``seed``-th), as an unstacked run saves it."""
+        return {"actor_kfac": self.actor_kfacs[seed].state_dict(),
+                "critic_kfac": self.critic_kfacs[seed].state_dict() if self.critic_kfacs else None,
+                "critic_optimizer": self.critic_optimizer.state_dict(seed) if self.critic_optimizer else None,
+                "generator": self.generators[seed].get_state(),
+                "fisher_generator": self.fisher_generators[seed].get_state(),
+                "tally": self.tallies[seed].state_dict()}
 
-    def load_state_dict(self, state: dict) -> None:
-        self.actor_kfac.load_state_dict(state["actor_kfac"])
-        if self.critic_kfac:
-            self.critic_kfac.load_state_dict(state["critic_kfac"])
+    def load_state_dict(self, state: dict, seed: int = 0) -> None:
+        self.actor_kfacs[seed].load_state_dict(state["actor_kfac"])
+        if self.critic_kfacs:
+            self.critic_kfacs[seed].load_state_dict(state["critic_kfac"])
         elif self.critic_optimizer:
-            self.critic_optimizer.load_state_dict(state["critic_optimizer"])  # (share_encoder: neither)
+            self.critic_optimizer.load_state_dict(state["critic_optimizer"], seed)  # (share_encoder: neither)
         if state.get("generator") is not None:  # absent in checkpoints from before the Adam critic's minibatches
-            self.generator.set_state(state["generator"])
+            self.generators[seed].set_state(state["generator"])
         if state.get("fisher_generator") is not None:  # absent before the Fisher had its own: it restarts from the seed
-            self.fisher_generator.set_state(state["fisher_generator"])
-        self.tally.load_state_dict(state.get("tally"))
+            self.fisher_generators[seed].set_state(state["fisher_generator"])
+        self.tallies[seed].load_state_dict(state.get("tally"))
 
 
 REGISTRATION = Registration(

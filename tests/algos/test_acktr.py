@@ -36,10 +36,10 @@ def test_measured_kl_never_exceeds_max_kl(gaussian):
 def test_zero_advantages_take_no_step():
     algo, batch = make(gaussian=True)
     batch.advantages.zero_()
-    before = [p.detach().clone() for p in algo.params]
+    before = [p.detach().clone() for p in algo.params[0]]
     metrics = update(algo, batch)
     assert metrics["acktr/step_scale"] == 0.0 and metrics["policy/kl"] == 0.0
-    for p, q in zip(algo.params, before):
+    for p, q in zip(algo.params[0], before):
         assert torch.equal(p, q)
 
 
@@ -85,7 +85,7 @@ def test_the_adam_critic_takes_whole_batch_or_minibatch_adam_steps_and_leaves_th
     assert not all(torch.equal(a, b) for a, b in zip(actor.parameters(), actor_before))  # the actor's own step
     algo_fresh = ACKTR(cfg, *networks(gaussian=True), seed=0)
     algo_fresh.load_state_dict(algo.state_dict())  # Adam's moments and the shuffling generator resume
-    assert torch.equal(algo_fresh.generator.get_state(), algo.generator.get_state())
+    assert torch.equal(algo_fresh.generators[0].get_state(), algo.generators[0].get_state())
 
 
 def joint(**overrides) -> tuple[ACKTR, Batch]:
@@ -102,9 +102,9 @@ def joint(**overrides) -> tuple[ACKTR, Batch]:
 def test_a_shared_encoder_gets_one_kfac_over_actor_and_critic_holding_each_layer_once():
     algo, _ = joint()
     assert algo.actor.net.encoder is algo.critic.net.encoder
-    modules = [layer.module for layer in algo.actor_kfac.layers]
+    modules = [layer.module for layer in algo.actor_kfacs[0].layers]
     assert len(modules) == len(set(modules)) == 2 + 2  # conv and fc of the CNN, the two linear heads
-    assert algo.critic_kfac is None and algo.critic_optimizer is None
+    assert algo.critic_kfacs is None and algo.critic_optimizer is None
 
 
 def test_the_joint_step_keeps_the_joint_kl_within_max_kl_and_trains_the_critic():
@@ -131,7 +131,7 @@ def test_the_joint_trust_region_uses_the_exact_joint_fisher():
     """Delta^T F Delta from the Hessian of the joint KL (one Fisher-vector product) equals the dense
     joint Fisher E[s s^T] of pi and the Gauss-Newton E[J^T J] of the critic, on every parameter."""
     algo, batch = joint()
-    obs, params = batch.obs[:12], algo.params
+    obs, params = batch.obs[:12], algo.params[0]
     with torch.no_grad():
         pi_old, values_old = algo.actor(obs), algo.critic(obs)
     probs = pi_old.probs
@@ -198,7 +198,7 @@ def test_the_gaussian_fisher_factor_comes_from_sampled_actions_held_fixed():
     update(algo, batch)
     g = eps / sigma  # (a' - mu) / sigma^2 with a' = mu + sigma eps
     expected = (g.T @ g / len(g)).to(torch.float64)
-    torch.testing.assert_close(algo.actor_kfac.layers[-1].S, expected, rtol=1e-5, atol=1e-8)
+    torch.testing.assert_close(algo.actor_kfacs[0].layers[-1].S, expected, rtol=1e-5, atol=1e-8)
 
 
 def test_linear_schedule_bounds_the_step_by_the_shrunk_max_kl():
