@@ -24,11 +24,14 @@ from rlrun.algos.registry import AlgoConfig, Registration
 from rlrun.core.batch import Batch
 from rlrun.core.contracts import Actor, Critic
 from rlrun.core.critic import fit_value_function
-from rlrun.core.distributions import sample, standard_normal_like
+from rlrun.core import written_fisher, written_gradients
+from rlrun.core.distributions import index_distribution, sample, standard_normal_like
+from rlrun.core.flat_params import FlatParameters, flat_views
 from rlrun.core.kfac import KFAC
 from rlrun.core.losses import normalize, scheduled, value_loss
 from rlrun.core.natural_gradient import (LineSearchResult, StepScale, backtracking_line_search,
-                                         make_fisher_vector_product, trust_region_scale)
+                                         backtracking_line_search_seeds, make_fisher_vector_product,
+                                         trust_region_scale)
 from rlrun.core.optimizers import Adam
 from rlrun.core.seeds import SeedBySeed, flat_parameters, merge_seeds, per_seed, seed_rows
 from rlrun.core.tally import Tally
@@ -165,15 +168,21 @@ class ACKTR:
         self.fisher_generators = [torch.Generator(device).manual_seed(seed) for seed in seeds]
         # eta_max binding; the KL check failing
         self.tallies = [Tally("acktr", ("steps_clipped", "steps_rejected")) for _ in seeds]
+        # S seeds' MLP actors as the rows of one matrix: their passes written out for all seeds at once
+        self.actor_params = (FlatParameters.stacked([list(actor.parameters()) for actor in actors])
+                             if stacked and written_gradients.applies(self.actor, None) else None)
 
     def update(self, batch: Batch, progress: float) -> dict[str, float | list[float]]:
         max_kl = scheduled(self.cfg.max_kl, self.cfg.max_kl_schedule, progress)  # delta at this point of training
         if self.joint is not None:
             return self._update_joint(batch, max_kl)
         advantages = normalize(batch.advantages) if self.cfg.normalize_advantage else batch.advantages
-        seeds = len(self.actors)
-        steps = [self._policy_step(s, max_kl, *rows) for s, rows in enumerate(zip(
-            *(seed_rows(x, seeds, self.stacked) for x in (batch.obs, batch.actions, advantages))))]
+        seeds, inputs = len(self.actors), (batch.obs, batch.actions, advantages)
+        if self.actor_params is not None:
+            steps = self._policy_steps_together(max_kl, *inputs)
+        else:
+            steps = [self._policy_step(s, max_kl, *rows)
+                     for s, rows in enumerate(zip(*(seed_rows(x, seeds, self.stacked) for x in inputs)))]
         return {**merge_seeds(steps), **self._update_critic(batch)}
 
     def _policy_step(self, s: int, max_kl: float, obs: torch.Tensor, actions: torch.Tensor,
@@ -217,6 +226,50 @@ class ACKTR:
         search = backtracking_line_search(params, -scaled_step, kl_after, max_kl,
                                           cfg.backtrack_coef, cfg.backtrack_iters, require_improvement=False)
         return {"loss/policy": policy_loss.item(), **self._step_metrics(s, eta, search, scaled_step, max_kl)}
+
+    def _policy_steps_together(self, max_kl: float, obs: torch.Tensor, actions: torch.Tensor,
+                               advantages: torch.Tensor) -> list[dict[str, float]]:
+        """The actor steps of every seed at once, MLP actors (the rows of ``self.actor_params``), each
+        as :meth:`_policy_step` takes it: the passes written out for all seeds together
+        (core.written_gradients, core.written_fisher), each seed's K-FAC factors, inverses and
+        natural gradient from its own rows, the KL checks in rounds that try the next candidate of
+        every seed still checking in one pass."""
+        cfg, actor, params = self.cfg, self.actor, self.actor_params
+        forward = written_gradients.MLPPass.of(actor.net, obs, params)
+        pi_old = written_gradients.policy_from(actor, forward.out, params)
+
+        # Fisher statistics with actions SAMPLED from pi, each seed's from its own generator
+        sampled = torch.stack([sample(index_distribution(pi_old, s), generator)
+                               for s, generator in enumerate(self.fisher_generators)])
+        score = written_gradients.score_output_gradients(actor, forward, sampled, params)
+        for s, kfac in enumerate(self.actor_kfacs):
+            kfac.update_factors([[(a[s], g[s])] for a, g in zip(forward.inputs, score)])
+
+        # Policy-gradient objective of A2C, into every seed's gradient row
+        policy_losses = written_gradients.policy_gradient(actor, forward, actions, advantages, cfg.ent_coef, params)
+
+        # Natural gradients Delta = F_hat^-1 g, each seed's (the log-std's exact block: g / 2), as rows
+        directions = torch.zeros_like(params.vector)
+        for s, (kfac, actor_s, log_std) in enumerate(zip(self.actor_kfacs, self.actors, self.log_stds)):
+            own = list(actor_s.parameters())
+            slots = dict(zip(map(id, own), flat_views(directions[s], own)))
+            direction = kfac.natural_gradient() + ([log_std.grad / 2.0] if log_std is not None else [])
+            for param, part in zip(self.params[s], direction):
+                slots[id(param)].copy_(part)
+
+        # Trust region of each seed, F its exact Fisher along its Delta; then the KL checks
+        fvp = written_fisher.fisher_vector_product(actor, obs, 0.0, stacked=params)
+        etas = [trust_region_scale(q, max_kl, cfg.eta_max) for q in (directions * fvp(directions)).sum(-1).tolist()]
+        scaled_steps = directions.new_tensor([eta.scale for eta in etas]).unsqueeze(-1) * directions
+
+        def kl_after() -> tuple[list[float], list[float]]:
+            kls = kl_divergence(pi_old, written_gradients.policy_of(actor, obs, params)).mean(-1).tolist()
+            return [0.0] * len(kls), kls
+
+        searches = backtracking_line_search_seeds(params.vector, -scaled_steps, [True] * len(etas), kl_after, max_kl,
+                                                  cfg.backtrack_coef, cfg.backtrack_iters, require_improvement=False)
+        return [{"loss/policy": loss, **self._step_metrics(s, eta, search, scaled_steps[s], max_kl)}
+                for s, (loss, eta, search) in enumerate(zip(policy_losses.tolist(), etas, searches))]
 
     def _update_joint(self, batch: Batch, max_kl: float) -> dict[str, float]:
         """One K-FAC step of actor and critic together, as the paper's Atari runs (Baselines acktr):

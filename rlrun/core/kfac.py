@@ -185,10 +185,13 @@ class KFAC:
         finally:
             self._capturing = False
         records, self._records = self._records, [[] for _ in self.layers]
-        self._update_factors(records)
+        self.update_factors(records)
 
-    def _update_factors(self, records: list[list[tuple[Tensor, Tensor]]]) -> None:
-        """EMA update of A = E[a a^T] and S = E[g g^T] from the recorded batch."""
+    def update_factors(self, records: list[list[tuple[Tensor, Tensor]]]) -> None:
+        """EMA update of A = E[a a^T] and S = E[g g^T] from a batch's records: per layer (in
+        :meth:`parameters`' order), one ``(layer input, d Fisher loss / d layer output)`` a use of
+        the layer, the loss a batch mean as in :meth:`capture_statistics` (which records them from
+        the module's hooks; a pass written out gives them itself)."""
         for layer, recs in zip(self.layers, records):
             if not recs:
                 raise RuntimeError(

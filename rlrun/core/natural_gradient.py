@@ -201,15 +201,17 @@ def backtracking_line_search(params: Sequence[Tensor], full_step: Tensor, evalua
 
 def backtracking_line_search_seeds(vector: Tensor, full_steps: Tensor, searching: Sequence[bool],
                                    evaluate: Callable[[], tuple[list[float], list[float]]], max_kl: float,
-                                   backtrack_coef: float, max_backtracks: int) -> list[LineSearchResult | None]:
+                                   backtrack_coef: float, max_backtracks: int,
+                                   require_improvement: bool = True) -> list[LineSearchResult | None]:
     """:func:`backtracking_line_search` for S seeds whose parameters are the rows of ``vector``
     ([S, P], moved in place): round j sets every seed still searching to theta_old + alpha^j *
     full_step and one ``evaluate()`` gives every seed's (surrogate, mean KL) as two lists; a seed
-    takes its first candidate that improves its surrogate within ``max_kl``. The seeds not
+    takes its first candidate that improves its surrogate within ``max_kl`` (with
+    ``require_improvement=False``, its first within ``max_kl``: ACKTR's check). The seeds not
     ``searching`` (no valid step) keep their parameters and get None; a seed with no passing j
     gets theta_old back and a rejected result."""
     theta_old = vector.detach().clone()
-    surrogate_old = evaluate()[0]
+    surrogate_old = evaluate()[0] if require_improvement else [0.0] * len(searching)  # unused otherwise
     results: list[LineSearchResult | None] = [None] * len(searching)
     pending = [s for s, search in enumerate(searching) if search]
     for j in range(max_backtracks + 1):
@@ -222,7 +224,8 @@ def backtracking_line_search_seeds(vector: Tensor, full_steps: Tensor, searching
         surrogates, kls = evaluate()
         for s in pending:
             improvement = surrogates[s] - surrogate_old[s]
-            if math.isfinite(surrogates[s]) and math.isfinite(kls[s]) and improvement > 0.0 and kls[s] <= max_kl:
+            improved = improvement > 0.0 or not require_improvement
+            if math.isfinite(surrogates[s]) and math.isfinite(kls[s]) and improved and kls[s] <= max_kl:
                 results[s] = LineSearchResult(accepted=True, backtracks=j, kl=kls[s], improvement=improvement,
                                               step_fraction=fraction)
         pending = [s for s in pending if results[s] is None]

@@ -133,6 +133,14 @@ class MLPPass:
             return torch.ops.aten.tanh_backward.grad_input(g, h, grad_input=g)
         return torch.ops.aten.threshold_backward.grad_input(g, h, 0.0, grad_input=g)
 
+    def output_gradients(self, grad_out: Tensor) -> list[Tensor]:
+        """d loss / d each layer's output (before its activation) from ``grad_out`` = d loss / d out,
+        the first layer's first: K-FAC's g of each layer (core.kfac), whose a is ``self.inputs``."""
+        grads = [grad_out]
+        for index in range(len(self.layers) - 1, 0, -1):
+            grads.append(self._through_activation(_matmul(grads[-1], self.layers[index].weight), self.inputs[index]))
+        return grads[::-1]
+
     def backward(self, grad_out: Tensor, into: list[tuple[Tensor, Tensor]] | None = None) -> None:
         """Write d loss / d parameters from ``grad_out`` = d loss / d out into the layers'
         gradients, or into ``into``: one (weight, bias) pair of tensors a layer, in the layers' order."""
@@ -178,12 +186,14 @@ class _Head:
             self.log_prob = self.log_probs.gather(-1, self.actions).squeeze(-1)
             self.entropy = -(self.probs * self.log_probs).sum(-1)
 
-    def grad_out(self, g_log_prob: Tensor, g_entropy: float) -> Tensor:
+    def grad_out(self, g_log_prob: Tensor, g_entropy: float, log_std_grad: bool = True) -> Tensor:
         """d loss / d out for d loss / d log pi = ``g_log_prob`` (per sample) and d loss / d H =
-        ``g_entropy`` (each sample's); a Gaussian's log-std gradient is written to its gradient."""
+        ``g_entropy`` (each sample's); a Gaussian's log-std gradient is written to its gradient
+        (unless ``log_std_grad`` is false)."""
         if self.gaussian:
             samples = self.z.shape[-2]
-            self.log_std_grad.copy_((g_log_prob[..., None] * (self.z * self.z - 1.0)).sum(-2) + g_entropy * samples)
+            if log_std_grad:
+                self.log_std_grad.copy_((g_log_prob[..., None] * (self.z * self.z - 1.0)).sum(-2) + g_entropy * samples)
             return (self.z * self.inv_std).mul_(g_log_prob[..., None])
         one_hot = torch.zeros_like(self.probs).scatter_(-1, self.actions, 1.0)  # (no scatter_add: deterministic on CUDA)
         grad = (one_hot - self.probs).mul_(g_log_prob[..., None])
@@ -260,11 +270,39 @@ def ratio_surrogate_gradient(actor: nn.Module, obs: Tensor, actions: Tensor, old
 
 
 @torch.no_grad()
+def policy_gradient(actor: nn.Module, forward: MLPPass, actions: Tensor, advantages: Tensor, ent_coef: float,
+                    stacked: FlatParameters | None = None) -> Tensor:
+    """The gradient of A2C's policy loss, ``-mean(log pi(a|s) A) - ent_coef * mean H`` (ACKTR's
+    objective), into the actor's ``.grad``, from ``forward``: the actor's MLP pass on the batch's
+    observations (``MLPPass.of``). Returns the loss (with ``stacked``, as in
+    :func:`policy_value_gradient`: one per seed)."""
+    n = forward.out.shape[-2]
+    head = _Head(actor, forward.out, actions, stacked)
+    forward.backward(head.grad_out(advantages * (-1.0 / n), -ent_coef / n))
+    return -(head.log_prob * advantages).mean(-1) - ent_coef * head.entropy.mean(-1)
+
+
+@torch.no_grad()
+def score_output_gradients(actor: nn.Module, forward: MLPPass, actions: Tensor,
+                           stacked: FlatParameters | None = None) -> list[Tensor]:
+    """d/d each layer's output of ``-mean log pi(a|s)`` over ``forward``'s samples
+    (:meth:`MLPPass.output_gradients`): with actions sampled from pi, the g of K-FAC's Fisher
+    statistics (core.kfac). No parameter's gradient is written."""
+    n = forward.out.shape[-2]
+    head = _Head(actor, forward.out, actions, stacked)
+    return forward.output_gradients(head.grad_out(torch.full_like(head.log_prob, -1.0 / n), 0.0, log_std_grad=False))
+
+
+@torch.no_grad()
 def policy_of(actor: nn.Module, obs: Tensor, stacked: FlatParameters) -> Distribution:
     """pi(.|s) of every seed of ``stacked`` (``actor`` the first seed's, ``obs`` [S, B, ...]) from one
     pass, as each actor's own head gives it, with batch shape [S, B]. (One actor alone has its
     ``of_output``.)"""
-    out = MLPPass.of(actor.net, obs, stacked).out
+    return policy_from(actor, MLPPass.of(actor.net, obs, stacked).out, stacked)
+
+
+def policy_from(actor: nn.Module, out: Tensor, stacked: FlatParameters) -> Distribution:
+    """:func:`policy_of` from the MLP outputs ``out`` [S, B, ...] of a pass already made."""
     log_std = stacked.across_seeds(actor.log_std)[0] if actor.distribution == "gaussian" else None
     return _stacked_policy(actor.distribution, out, log_std)
 
