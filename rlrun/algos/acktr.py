@@ -115,8 +115,9 @@ def apply_step(params: list[nn.Parameter], direction: list[torch.Tensor], scale:
 
 class ACKTR:
     """One run's actor-critic, or (:meth:`for_seeds`) S seeds' of one configuration at once: the batch
-    [S, T * N, ...], each seed its own K-FAC, trust region and KL check, one seed after another; an
-    Adam critic's fits of all seeds together, as TRPO's (core.critic); every metric one per seed."""
+    [S, T * N, ...], each seed its own K-FAC factors, inverses, trust region and KL check (MLP actors:
+    from passes written out for all seeds together; others seed by seed); an Adam critic's fits of
+    all seeds together, as TRPO's (core.critic); every metric one per seed."""
 
     def __init__(self, cfg: ACKTRConfig, actor: Actor, critic: Critic, seed: int):
         self._build(cfg, [actor], [critic], [seed], stacked=False)

@@ -161,6 +161,47 @@ def test_ratio_surrogate_gradient_equals_autograd(head, activation):
 
 
 @pytest.mark.parametrize("head", ["categorical", "gaussian"])
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_a2c_policy_gradient_equals_autograd(head, activation):
+    """ACKTR's objective, -mean(log pi(a|s) A) - ent_coef H, from a pass already made."""
+    actor, _, actions = nets(head, activation)
+    obs, advantages = torch.randn(B, D).double(), torch.randn(B).double()
+    log_prob, entropy = actor.log_prob_entropy(obs, actions)
+    loss = -(log_prob * advantages).mean() - 0.01 * entropy.mean()
+    loss.backward()
+    reference = grads(actor)
+    for p in actor.parameters():
+        p.grad.fill_(7.0)  # overwritten, not added to
+    forward = written_gradients.MLPPass.of(actor.net, obs)
+    mine = written_gradients.policy_gradient(actor, forward, actions, advantages, 0.01)
+    torch.testing.assert_close(mine, loss.detach(), rtol=1e-12, atol=1e-12)
+    assert_close(grads(actor), reference)
+
+
+@pytest.mark.parametrize("head", ["categorical", "gaussian"])
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_score_output_gradients_give_the_kfac_statistics_of_its_hooks(head, activation):
+    """K-FAC's Fisher statistics (core.kfac) from the written pass's layer inputs and output
+    gradients, against those its hooks record from autograd of -mean log pi(a|s)."""
+    from rlrun.core.kfac import KFAC
+
+    actor, _, actions = nets(head, activation, hidden=(16, 8))
+    obs = torch.randn(B, D).double()
+    hooked, written = (KFAC(actor, stat_decay=0.0) for _ in range(2))
+    with hooked.capture_statistics():
+        (-actor(obs).log_prob(actions).mean()).backward()
+    for p in actor.parameters():
+        p.grad.fill_(3.0)
+    forward = written_gradients.MLPPass.of(actor.net, obs)
+    score = written_gradients.score_output_gradients(actor, forward, actions)
+    written.update_factors([[(a, g)] for a, g in zip(forward.inputs, score)])
+    for mine, theirs in zip(written.layers, hooked.layers):
+        torch.testing.assert_close(mine.A, theirs.A, rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(mine.S, theirs.S, rtol=1e-10, atol=1e-14)
+    assert all(bool((p.grad == 3.0).all()) for p in actor.parameters())  # no parameter's gradient is written
+
+
+@pytest.mark.parametrize("head", ["categorical", "gaussian"])
 def test_stacked_policy_and_surrogate_gradient_are_each_seed_s_own(head):
     """``policy_of`` and ``ratio_surrogate_gradient`` over three stacked seeds: each seed's
     distribution (its log-probabilities, its KL to another) and gradient as its own pass gives them."""
