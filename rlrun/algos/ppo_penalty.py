@@ -6,15 +6,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.distributions import kl_divergence
+from torch.distributions import Categorical, kl_divergence
 
 from rlrun.algos.registry import AlgoConfig, Registration
 from rlrun.core.batch import Batch
 from rlrun.core.contracts import Actor, Critic
+from rlrun.core import written_gradients
 from rlrun.core.critic import fit_value_function
 from rlrun.core.distributions import index_distribution
 from rlrun.core.kl_controller import AdaptiveKLController
-from rlrun.core.losses import approx_kl, minibatches, normalize, ratio_surrogate, scheduled
+from rlrun.core.losses import (approx_kl, normalize, ratio_surrogate, scheduled, seed_minibatches,
+                               shuffled_minibatches)
 from rlrun.core.optimizers import Adam
 from rlrun.core.seeds import flat_parameters, per_seed, seed_rows
 from rlrun.core.tally import Tally
@@ -45,8 +47,9 @@ class PPOPenaltyConfig(AlgoConfig):
 
 class PPOPenalty:
     """Alg 5.23 for one run, or (:meth:`for_seeds`) for S seeds of one configuration at once: the
-    batch [S, T * N, ...], each seed with its own lambda, shuffling and metrics, the seeds' actor
-    gradients each its own autograd pass, one Adam step for all, their critics fitted together."""
+    batch [S, T * N, ...], each seed with its own lambda, shuffling and metrics, one Adam step for
+    all, their critics fitted together. MLP actors' gradients are written out (core.written_gradients,
+    tested against autograd), all seeds' in one pass; other actors' are autograd's, seed by seed."""
 
     def __init__(self, cfg: PPOPenaltyConfig, actor: Actor, critic: Critic, seed: int):
         self._build(cfg, [actor], [critic], [seed], stacked=False)
@@ -70,34 +73,34 @@ class PPOPenalty:
                                for _ in seeds]
         self.generators = [torch.Generator().manual_seed(seed) for seed in seeds]  # minibatch shuffling
         self.tallies = [Tally("ppo_penalty", ("lambda_decreases", "lambda_increases")) for _ in seeds]  # step 5's branches
+        self.written_out = written_gradients.applies(self.actor, None)  # MLPs: the gradient without a graph
 
     def update(self, batch: Batch, progress: float) -> dict[str, float | list[float]]:
         cfg = self.cfg
         lr = scheduled(cfg.learning_rate, cfg.lr_schedule, progress)
         self.actor_optimizer.lr = lr
         advantages = normalize(batch.advantages) if cfg.normalize_advantage else batch.advantages
-        seeds = range(len(self.actors))
-        obs, actions, old_log_probs, advantages = (seed_rows(x, len(seeds), self.stacked) for x in (
-            batch.obs, batch.actions, batch.log_probs, advantages))
         kl_coefs = [controller.kl_coef for controller in self.kl_controllers]  # lambda, fixed during this iteration's epochs
 
         # Alg 5.23 step 2: pi_old <- pi_theta (its distributions on the batch, fixed for the epochs)
-        with torch.no_grad():
-            pi_old = [actor(o) for actor, o in zip(self.actors, obs)]
+        pi_old = self._policies(batch.obs)
+        old_out, old_log_std = self._old_outputs(pi_old)  # what the written-out gradient reads of pi_old
 
         # Step 3: M epochs of gradient ascent on J = surrogate - lambda * mean KL(pi_old || pi) (eq. 5.37)
-        policy_terms: dict[str, list[list[torch.Tensor]]] = {"loss/policy": [], "loss/kl_penalty": [],
-                                                             "ppo_penalty/approx_kl": []}
+        policy_terms: dict[str, list[torch.Tensor]] = {"loss/policy": [], "loss/kl_penalty": [],
+                                                       "ppo_penalty/approx_kl": []}
+        rows = torch.arange(batch.advantages.shape[-1]).expand_as(batch.advantages)  # each sample's row in the batch
+        data = [batch.obs, batch.actions, batch.log_probs, advantages, rows, *([old_out] if self.written_out else [])]
+        everyone = torch.ones(len(self.generators), dtype=torch.bool)
         for _ in range(cfg.policy_epochs):
-            orders = [minibatches(len(o), cfg.batch_size, generator) for o, generator in zip(obs, self.generators)]
-            for indices in zip(*orders):  # one minibatch of every seed
+            for minibatch in (seed_minibatches(data, cfg.batch_size, self.generators, everyone) if self.stacked
+                              else shuffled_minibatches(data, cfg.batch_size, self.generators[0])):
                 self.actor_params.zero_grad()
-                terms = [self._policy_gradient(s, idx, obs, actions, old_log_probs, advantages, pi_old, kl_coefs)
-                         for s, idx in zip(seeds, indices)]
+                terms = self._policy_gradient(pi_old, old_log_std, kl_coefs, *minibatch)
                 self.actor_params.clip_grad_norm_(cfg.max_grad_norm)
                 self.actor_optimizer.step()
-                for key, values in zip(policy_terms, zip(*terms)):
-                    policy_terms[key].append(torch.stack(values))
+                for key, value in zip(policy_terms, terms):
+                    policy_terms[key].append(value)
 
         # Step 4: B epochs of gradient descent on mean (G_hat - V(s))^2
         critic_loss = fit_value_function(self.critics if self.stacked else self.critic, self.critic_params,
@@ -107,8 +110,9 @@ class PPOPenalty:
                                          max_grad_norm=cfg.max_grad_norm)
 
         # Step 5: d = exact mean KL(pi_old || pi) on the whole batch; adapt lambda once
-        with torch.no_grad():
-            d = [kl_divergence(old, actor(o)).mean().item() for old, actor, o in zip(pi_old, self.actors, obs)]
+        pi = self._policies(batch.obs)
+        d = ([kl_divergence(old_s, pi_s).mean().item() for old_s, pi_s in zip(pi_old, pi)] if isinstance(pi, list)
+             else kl_divergence(pi_old, pi).mean(-1).reshape(-1).tolist())
         adapt = [controller.update(kl) for controller, kl in zip(self.kl_controllers, d)]
         totals = [tally.add(lambda_decreases=a < 0, lambda_increases=a > 0) for tally, a in zip(self.tallies, adapt)]
 
@@ -124,18 +128,56 @@ class PPOPenalty:
         })
         return metrics
 
-    def _policy_gradient(self, s: int, idx, obs, actions, old_log_probs, advantages, pi_old,
-                         kl_coefs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Seed s's gradient of -(surrogate - lambda KL + ent_coef H) on its minibatch ``idx``, into
-        its own parameters; its (-surrogate, lambda KL, approx KL)."""
-        actor, cfg = self.actors[s], self.cfg
-        pi = actor(obs[s][idx])
-        log_prob = pi.log_prob(actions[s][idx])
-        surrogate = ratio_surrogate(log_prob, old_log_probs[s][idx], advantages[s][idx])
-        kl = kl_divergence(index_distribution(pi_old[s], idx), pi).mean()
-        objective = surrogate - kl_coefs[s] * kl + cfg.ent_coef * pi.entropy().mean()
+    @torch.no_grad()
+    def _policies(self, obs: torch.Tensor):
+        """pi_theta on the batch: the stacked seeds' in one distribution [S, N] (written-out MLPs),
+        else one distribution a seed (a list), or one run's."""
+        if self.stacked and self.written_out:
+            return written_gradients.policy_of(self.actor, obs, self.actor_params)
+        if self.stacked:
+            return [actor(o) for actor, o in zip(self.actors, obs)]
+        return self.actor(obs)
+
+    def _old_outputs(self, pi_old) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """pi_old as the written-out gradient reads it: its logits or Gaussian means on the batch, and
+        a Gaussian's log-std (one a seed when stacked); (None, None) for autograd's."""
+        if not self.written_out:
+            return None, None
+        if isinstance(pi_old, Categorical):
+            return pi_old.logits, None
+        log_std = self.actor.log_std if not self.stacked else self.actor_params.across_seeds(self.actor.log_std)[0]
+        return pi_old.base_dist.loc, log_std.detach().clone()
+
+    def _policy_gradient(self, pi_old, old_log_std: torch.Tensor | None, kl_coefs: list[float], obs: torch.Tensor, actions: torch.Tensor,
+                         old_log_probs: torch.Tensor, advantages: torch.Tensor, rows: torch.Tensor,
+                         old_out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The gradient of -(surrogate - lambda KL + ent_coef H) on a minibatch (``rows``: its samples'
+        rows of the batch), each seed's into its own parameters; (-surrogate, lambda KL, approx KL),
+        one per seed."""
+        cfg = self.cfg
+        if self.written_out:
+            kl_coef = kl_coefs[0] if not self.stacked else torch.tensor(kl_coefs, dtype=obs.dtype, device=obs.device)
+            terms = written_gradients.kl_penalty_gradient(
+                self.actor, obs, actions, old_log_probs, advantages, old_out, old_log_std, kl_coef, cfg.ent_coef,
+                stacked=self.actor_params if self.stacked else None)
+            return -terms.surrogate, kl_coef * terms.kl, approx_kl(terms.log_prob, old_log_probs)
+        inputs = (obs, actions, old_log_probs, advantages, rows)
+        seeds = len(self.actors)
+        pis = pi_old if self.stacked else [pi_old]
+        terms = [self._autograd_gradient(actor, pi, kl_coef, *seed_inputs) for actor, pi, kl_coef, seed_inputs in zip(
+            self.actors, pis, kl_coefs, zip(*(seed_rows(x, seeds, self.stacked) for x in inputs)))]
+        return tuple(torch.stack(values) if self.stacked else values[0] for values in zip(*terms))
+
+    def _autograd_gradient(self, actor: Actor, pi_old, kl_coef: float, obs: torch.Tensor, actions: torch.Tensor,
+                           old_log_probs: torch.Tensor, advantages: torch.Tensor,
+                           rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        pi = actor(obs)
+        log_prob = pi.log_prob(actions)
+        surrogate = ratio_surrogate(log_prob, old_log_probs, advantages)
+        kl = kl_divergence(index_distribution(pi_old, rows), pi).mean()
+        objective = surrogate - kl_coef * kl + self.cfg.ent_coef * pi.entropy().mean()
         (-objective).backward()
-        return -surrogate.detach(), kl_coefs[s] * kl.detach(), approx_kl(log_prob.detach(), old_log_probs[s][idx])
+        return -surrogate.detach(), kl_coef * kl.detach(), approx_kl(log_prob.detach(), old_log_probs)
 
     def state_dict(self, seed: int = 0) -> dict:
         """The state of one run (of stacked seeds, of the ``seed``-th), as an unstacked run saves it."""

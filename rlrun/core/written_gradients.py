@@ -1,4 +1,4 @@
-"""The first-order losses of PPO-Clip, A2C and the critics' fits with their gradients written out.
+"""The first-order losses of PPO-Clip, PPO-Penalty, A2C and the critics' fits with their gradients written out.
 
 For an actor and a critic of plain Linear/activation layers (no CNN) with a categorical or a
 diagonal Gaussian policy, the gradient of ``policy_loss + vf_coef * value_loss - ent_coef *
@@ -9,6 +9,8 @@ entropy`` (core.losses) is computed here by backpropagation written out, with no
     value loss     mean (V - G)^2 (or the max with the clipped V),   d/dV = 2 (V - G) / B
     categorical    d log pi(a)/dz = onehot(a) - p,                   dH/dz = -p (log p + H)
     Gaussian       d log pi/d mu = (a - mu) / sigma^2,  d log pi/d log sigma = z^2 - 1,  dH/d log sigma = 1
+    KL(pi_old||pi) categorical d/dz = p - p_old;  Gaussian d/d mu = (mu - mu_old) / sigma^2,
+                   d/d log sigma = 1 - (sigma_old^2 + (mu - mu_old)^2) / sigma^2   (PPO-Penalty's penalty)
     MLP            dW_l = g_l^T h_{l-1},  db_l = sum g_l,  g_{l-1} = (g_l W_l) act'(h_{l-1})
 
 At these sizes (64-unit layers, minibatches of 64-256) most of an autograd step is the graph's
@@ -174,7 +176,7 @@ class _Head:
         if self.gaussian:
             log_std, self.log_std_grad = ((actor.log_std.detach(), actor.log_std.grad) if stacked is None
                                           else stacked.across_seeds(actor.log_std))
-            log_std = log_std.unsqueeze(-2)  # [1, A], or [S, 1, A]: broadcast over the samples
+            self.log_std = log_std = log_std.unsqueeze(-2)  # [1, A], or [S, 1, A]: broadcast over the samples
             self.inv_std = torch.exp(-log_std)
             self.z = (actions - out) * self.inv_std
             self.log_prob = (-0.5 * self.z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
@@ -254,6 +256,44 @@ def policy_value_gradient(actor: nn.Module, critic: nn.Module, obs: Tensor, acti
     value_loss, g_value = _value_loss_and_grad(critic_pass.out.squeeze(-1), returns, old_values, clip_value_eps)
     critic_pass.backward((g_value * vf_coef).unsqueeze(-1))
     return LossTerms(policy_loss, value_loss, head.entropy.mean(-1), head.log_prob)
+
+
+class PenaltyTerms(NamedTuple):
+    surrogate: Tensor  # mean(r A)
+    kl: Tensor  # mean KL(pi_old || pi)
+    log_prob: Tensor  # log pi(a|s) per sample
+
+
+@torch.no_grad()
+def kl_penalty_gradient(actor: nn.Module, obs: Tensor, actions: Tensor, old_log_prob: Tensor, advantages: Tensor,
+                        old_out: Tensor, old_log_std: Tensor | None, kl_coef: float | Tensor, ent_coef: float,
+                        stacked: FlatParameters | None = None) -> PenaltyTerms:
+    """The gradient of PPO-Penalty's loss ``-(mean(r A) - kl_coef * mean KL(pi_old || pi) + ent_coef *
+    mean H)`` (eq. 5.37) into the actor's ``.grad``. pi_old is given by its MLP outputs ``old_out``
+    (the logits, or a Gaussian's mean) and a Gaussian's ``old_log_std``; ``kl_coef`` is lambda, one
+    float or (stacked) one a seed [S]. Returns the surrogate and the KL (one per seed, as in
+    :func:`policy_value_gradient`) and log pi(a|s)."""
+    n = obs.shape[-2]
+    actor_pass = MLPPass.of(actor.net, obs, stacked)
+    head = _Head(actor, actor_pass.out, actions, stacked)
+    weighted = torch.exp(head.log_prob - old_log_prob).mul_(advantages)  # r A; d r / d log pi = r
+    grad = head.grad_out(weighted * (-1.0 / n), -ent_coef / n)
+    penalty = (kl_coef / n if isinstance(kl_coef, float) else (kl_coef / n)[:, None, None])  # lambda / n
+    if head.gaussian:
+        old_log_std = old_log_std.unsqueeze(-2)
+        diff = actor_pass.out - old_out
+        var_ratio = torch.exp(2.0 * (old_log_std - head.log_std))  # sigma_old^2 / sigma^2
+        t1 = (diff * head.inv_std).pow(2)
+        kl = (0.5 * (var_ratio + t1 - 1.0) - (old_log_std - head.log_std)).sum(-1)
+        grad += penalty * diff * head.inv_std.pow(2)
+        head.log_std_grad += (penalty * (1.0 - var_ratio - t1)).sum(-2)
+    else:
+        old_log_probs = _log_softmax(old_out)
+        old_probs = old_log_probs.exp()
+        kl = (old_probs * (old_log_probs - head.log_probs)).sum(-1)
+        grad += penalty * (head.probs - old_probs)
+    actor_pass.backward(grad)
+    return PenaltyTerms(weighted.mean(-1), kl.mean(-1), head.log_prob)
 
 
 @torch.no_grad()

@@ -162,6 +162,36 @@ def test_ratio_surrogate_gradient_equals_autograd(head, activation):
 
 @pytest.mark.parametrize("head", ["categorical", "gaussian"])
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
+@pytest.mark.parametrize("ent_coef", [0.0, 0.01])
+def test_kl_penalty_gradient_equals_autograd(head, activation, ent_coef):
+    """PPO-Penalty's step 3: the gradient of -(mean(r A) - lambda KL(pi_old || pi) + ent_coef H)."""
+    from torch.distributions import kl_divergence
+
+    from rlrun.core.losses import ratio_surrogate
+
+    actor, _, actions = nets(head, activation)
+    obs, advantages = torch.randn(B, D).double(), torch.randn(B).double()
+    with torch.no_grad():  # pi_old: the actor a step ago
+        pi_old = actor(obs)
+        old_log_std = actor.log_std.clone() if head == "gaussian" else None
+        old_out = pi_old.logits if head == "categorical" else pi_old.base_dist.loc
+        for p in actor.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    old_log_prob = pi_old.log_prob(actions)
+    pi = actor(obs)
+    surrogate, kl = ratio_surrogate(pi.log_prob(actions), old_log_prob, advantages), kl_divergence(pi_old, pi).mean()
+    assert kl > 1e-3
+    (-(surrogate - 1.7 * kl + ent_coef * pi.entropy().mean())).backward()
+    reference = grads(actor)
+    mine = written_gradients.kl_penalty_gradient(actor, obs, actions, old_log_prob, advantages, old_out, old_log_std,
+                                                 1.7, ent_coef)
+    assert_close(grads(actor), reference)
+    torch.testing.assert_close(mine.surrogate, surrogate.detach(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(mine.kl, kl.detach(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("head", ["categorical", "gaussian"])
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
 def test_a2c_policy_gradient_equals_autograd(head, activation):
     """ACKTR's objective, -mean(log pi(a|s) A) - ent_coef H, from a pass already made."""
     actor, _, actions = nets(head, activation)
