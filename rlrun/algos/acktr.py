@@ -154,13 +154,11 @@ class ACKTR:
         self.params = [[*kfac.parameters(), *([log_std] if log_std is not None else [])]
                        for kfac, log_std in zip(self.actor_kfacs, self.log_stds)]
         # The critic: K-FAC (the paper), each seed's own; or Adam on one flat vector (a row a seed)
-        # as TRPO's critic
+        # as TRPO's critic; neither with a shared encoder, whose joint K-FAC steps the critic
         self.critic_kfacs, self.critic_params, self.critic_optimizer = None, None, None
-        if cfg.share_encoder:
-            pass
-        elif cfg.critic_optimizer == "kfac":
+        if not cfg.share_encoder and cfg.critic_optimizer == "kfac":
             self.critic_kfacs = [KFAC(critic, **kfac_args) for critic in critics]
-        else:
+        elif not cfg.share_encoder:
             self.critic_params = flat_parameters([list(critic.parameters()) for critic in critics], stacked)
             self.critic_optimizer = Adam(self.critic_params.vector, lr=cfg.critic_lr)
         self.generators = [torch.Generator().manual_seed(seed) for seed in seeds]  # the Adam critic's minibatches

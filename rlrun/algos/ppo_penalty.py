@@ -148,9 +148,10 @@ class PPOPenalty:
         log_std = self.actor.log_std if not self.stacked else self.actor_params.across_seeds(self.actor.log_std)[0]
         return pi_old.base_dist.loc, log_std.detach().clone()
 
-    def _policy_gradient(self, pi_old, old_log_std: torch.Tensor | None, kl_coefs: list[float], obs: torch.Tensor, actions: torch.Tensor,
-                         old_log_probs: torch.Tensor, advantages: torch.Tensor, rows: torch.Tensor,
-                         old_out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _policy_gradient(self, pi_old, old_log_std: torch.Tensor | None, kl_coefs: list[float], obs: torch.Tensor,
+                         actions: torch.Tensor, old_log_probs: torch.Tensor, advantages: torch.Tensor,
+                         rows: torch.Tensor, old_out: torch.Tensor | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The gradient of -(surrogate - lambda KL + ent_coef H) on a minibatch (``rows``: its samples'
         rows of the batch), each seed's into its own parameters; (-surrogate, lambda KL, approx KL),
         one per seed."""
