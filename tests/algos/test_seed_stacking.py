@@ -58,6 +58,23 @@ def fixed_batches(gaussian: bool, n: int):
     return batch_of
 
 
+def float64_batches(gaussian: bool, n: int):
+    """:func:`fixed_batches` in float64 (the actions of a categorical head stay integers)."""
+    batch_of = fixed_batches(gaussian, n)
+
+    def float64_batch_of(seed, k, actor):
+        batch = batch_of(seed, k, actor)
+        return Batch(**{key: value.double() if value.is_floating_point() else value
+                        for key, value in ((key, getattr(batch, key)) for key in Batch.TENSORS)})
+
+    return float64_batch_of
+
+
+def float64_networks(gaussian: bool):
+    """A seed's networks (tests.algos.common.networks) in float64."""
+    return lambda seed: tuple(module.double() for module in networks(gaussian, seed))
+
+
 def check(make_alone, make_stacked, make_networks_of, batches_of, updates: int = 3, **tolerance):
     """Each seed alone and all seeds stacked, ``updates`` updates each on the same batches."""
     alone = []
@@ -163,18 +180,8 @@ def test_trpo_seeds_stacked_equal_each_seed_alone(gaussian, batched_fisher, monk
     monkeypatch.setattr(trpo, "STACKED_FISHER_SAMPLES", 10**9 if batched_fisher else 0)
 
     cfg = TRPOConfig(critic_epochs=2, batch_size=64, max_kl=1.0, cg_tol=1e-4)  # steps the line search may cut
-    batch_of = fixed_batches(gaussian, n=256)
-
-    def float64_batch_of(seed, k, actor):
-        batch = batch_of(seed, k, actor)
-        return Batch(**{key: value.double() if value.is_floating_point() else value
-                        for key, value in ((key, getattr(batch, key)) for key in Batch.TENSORS)})
-
-    def float64_networks(seed):
-        return tuple(module.double() for module in networks(gaussian, seed))
-
     alone = check(lambda a, c, s: TRPO(cfg, a, c, s), lambda a, c, s: TRPO.for_seeds(cfg, a, c, s),
-                  float64_networks, float64_batch_of, updates=3, rtol=1e-10, atol=1e-10)
+                  float64_networks(gaussian), float64_batches(gaussian, n=256), updates=3, rtol=1e-10, atol=1e-10)
     # in some update the seeds' CG stopped after different numbers of iterations
     assert any(len({metrics[k]["trpo/cg_iters"] for _, _, metrics in alone}) > 1 for k in range(3))
     if gaussian:  # and their line searches in different rounds
@@ -193,23 +200,13 @@ def test_acktr_seeds_stacked_equal_each_seed_alone(gaussian, critic_optimizer):
 
     cfg = ACKTRConfig(critic_optimizer=critic_optimizer, critic_epochs=2, critic_batch_size=32, max_kl=0.01,
                       backtrack_coef=0.5)
-    batch_of = fixed_batches(gaussian, n=64)
-
-    def float64_batch_of(seed, k, actor):
-        batch = batch_of(seed, k, actor)
-        return Batch(**{key: value.double() if value.is_floating_point() else value
-                        for key, value in ((key, getattr(batch, key)) for key in Batch.TENSORS)})
-
-    def float64_networks(seed):
-        return tuple(module.double() for module in networks(gaussian, seed))
-
     def stacked(actors, critics, seeds):
         algo = ACKTR.for_seeds(cfg, actors, critics, seeds)
         assert algo.actor_params is not None  # the written-out passes, not each seed's autograd
         return algo
 
     torch.manual_seed(123)  # whatever the global generator holds, it is not read
-    alone = check(lambda a, c, s: ACKTR(cfg, a, c, s), stacked, float64_networks, float64_batch_of, updates=3,
-                  rtol=1e-10, atol=1e-10)
+    alone = check(lambda a, c, s: ACKTR(cfg, a, c, s), stacked, float64_networks(gaussian),
+                  float64_batches(gaussian, n=64), updates=3, rtol=1e-10, atol=1e-10)
     # some steps passed the KL check at once and others after shrinking: the rounds mattered
     assert {m["acktr/backtracks"] for _, _, metrics in alone for m in metrics} == {0.0, 1.0}
