@@ -247,17 +247,20 @@ class ACKTR:
         # Policy-gradient objective of A2C, into every seed's gradient row
         policy_losses = written_gradients.policy_gradient(actor, forward, actions, advantages, cfg.ent_coef, params)
 
-        # Natural gradients Delta = F_hat^-1 g, each seed's (the log-std's exact block: g / 2), as rows
+        # Natural gradients Delta = F_hat^-1 g, each seed's (the log-std's exact block: g / 2), as the
+        # rows of one matrix laid out as the parameters' (K-FAC lists them in its own order)
         directions = torch.zeros_like(params.vector)
-        for s, (kfac, actor_s, log_std) in enumerate(zip(self.actor_kfacs, self.actors, self.log_stds)):
-            own = list(actor_s.parameters())
-            slots = dict(zip(map(id, own), flat_views(directions[s], own)))
+        order = list(actor.parameters())
+        across = dict(zip(map(id, order), flat_views(directions, order)))  # each one's [S, *shape] across the seeds
+        slots = [across[id(param)] for param in self.params[0]]
+        for s, (kfac, log_std) in enumerate(zip(self.actor_kfacs, self.log_stds)):
             direction = kfac.natural_gradient() + ([log_std.grad / 2.0] if log_std is not None else [])
-            for param, part in zip(self.params[s], direction):
-                slots[id(param)].copy_(part)
+            for slot, part in zip(slots, direction):
+                slot[s].copy_(part)
 
-        # Trust region of each seed, F its exact Fisher along its Delta; then the KL checks
-        fvp = written_fisher.fisher_vector_product(actor, obs, 0.0, stacked=params)
+        # Trust region of each seed, F its exact Fisher along its Delta (from the pass above: the
+        # parameters have not moved); then the KL checks
+        fvp = written_fisher.fisher_vector_product(actor, obs, 0.0, stacked=params, forward=forward)
         etas = [trust_region_scale(q, max_kl, cfg.eta_max) for q in (directions * fvp(directions)).sum(-1).tolist()]
         scaled_steps = directions.new_tensor([eta.scale for eta in etas]).unsqueeze(-1) * directions
 

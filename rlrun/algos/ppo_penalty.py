@@ -89,14 +89,19 @@ class PPOPenalty:
         # Step 3: M epochs of gradient ascent on J = surrogate - lambda * mean KL(pi_old || pi) (eq. 5.37)
         policy_terms: dict[str, list[torch.Tensor]] = {"loss/policy": [], "loss/kl_penalty": [],
                                                        "ppo_penalty/approx_kl": []}
-        rows = torch.arange(batch.advantages.shape[-1]).expand_as(batch.advantages)  # each sample's row in the batch
-        data = [batch.obs, batch.actions, batch.log_probs, advantages, rows, *([old_out] if self.written_out else [])]
+        # lambda as the gradient takes it: one run's, or one a seed
+        kl_coef = (torch.tensor(kl_coefs, dtype=advantages.dtype, device=advantages.device) if self.stacked
+                   else kl_coefs[0])
+        # pi_old on each minibatch: its MLP outputs (written out), or its rows of the batch (autograd's)
+        old = old_out if self.written_out else torch.arange(advantages.shape[-1], device=advantages.device).expand_as(
+            advantages)
+        data = [batch.obs, batch.actions, batch.log_probs, advantages, old]
         everyone = torch.ones(len(self.generators), dtype=torch.bool)
         for _ in range(cfg.policy_epochs):
             for minibatch in (seed_minibatches(data, cfg.batch_size, self.generators, everyone) if self.stacked
                               else shuffled_minibatches(data, cfg.batch_size, self.generators[0])):
                 self.actor_params.zero_grad()
-                terms = self._policy_gradient(pi_old, old_log_std, kl_coefs, *minibatch)
+                terms = self._policy_gradient(pi_old, old_log_std, kl_coef, *minibatch)
                 self.actor_params.clip_grad_norm_(cfg.max_grad_norm)
                 self.actor_optimizer.step()
                 for key, value in zip(policy_terms, terms):
@@ -148,25 +153,23 @@ class PPOPenalty:
         log_std = self.actor.log_std if not self.stacked else self.actor_params.across_seeds(self.actor.log_std)[0]
         return pi_old.base_dist.loc, log_std.detach().clone()
 
-    def _policy_gradient(self, pi_old, old_log_std: torch.Tensor | None, kl_coefs: list[float], obs: torch.Tensor,
-                         actions: torch.Tensor, old_log_probs: torch.Tensor, advantages: torch.Tensor,
-                         rows: torch.Tensor, old_out: torch.Tensor | None = None
-                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The gradient of -(surrogate - lambda KL + ent_coef H) on a minibatch (``rows``: its samples'
-        rows of the batch), each seed's into its own parameters; (-surrogate, lambda KL, approx KL),
-        one per seed."""
+    def _policy_gradient(self, pi_old, old_log_std: torch.Tensor | None, kl_coef: float | torch.Tensor,
+                         obs: torch.Tensor, actions: torch.Tensor, old_log_probs: torch.Tensor,
+                         advantages: torch.Tensor, old: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The gradient of -(surrogate - lambda KL + ent_coef H) on a minibatch, each seed's into its
+        own parameters (``old``: pi_old's outputs on it, or its samples' rows of the batch, as
+        ``update`` gives them); (-surrogate, lambda KL, approx KL), one per seed."""
         cfg = self.cfg
         if self.written_out:
-            kl_coef = kl_coefs[0] if not self.stacked else torch.tensor(kl_coefs, dtype=obs.dtype, device=obs.device)
             terms = written_gradients.kl_penalty_gradient(
-                self.actor, obs, actions, old_log_probs, advantages, old_out, old_log_std, kl_coef, cfg.ent_coef,
+                self.actor, obs, actions, old_log_probs, advantages, old, old_log_std, kl_coef, cfg.ent_coef,
                 stacked=self.actor_params if self.stacked else None)
             return -terms.surrogate, kl_coef * terms.kl, approx_kl(terms.log_prob, old_log_probs)
-        inputs = (obs, actions, old_log_probs, advantages, rows)
+        inputs = (obs, actions, old_log_probs, advantages, old)
         seeds = len(self.actors)
-        pis = pi_old if self.stacked else [pi_old]
-        terms = [self._autograd_gradient(actor, pi, kl_coef, *seed_inputs) for actor, pi, kl_coef, seed_inputs in zip(
-            self.actors, pis, kl_coefs, zip(*(seed_rows(x, seeds, self.stacked) for x in inputs)))]
+        pis, coefs = (pi_old, kl_coef.tolist()) if self.stacked else ([pi_old], [kl_coef])
+        terms = [self._autograd_gradient(actor, pi, coef, *seed_inputs) for actor, pi, coef, seed_inputs in zip(
+            self.actors, pis, coefs, zip(*(seed_rows(x, seeds, self.stacked) for x in inputs)))]
         return tuple(torch.stack(values) if self.stacked else values[0] for values in zip(*terms))
 
     def _autograd_gradient(self, actor: Actor, pi_old, kl_coef: float, obs: torch.Tensor, actions: torch.Tensor,

@@ -189,9 +189,11 @@ class KFAC:
 
     def update_factors(self, records: list[list[tuple[Tensor, Tensor]]]) -> None:
         """EMA update of A = E[a a^T] and S = E[g g^T] from a batch's records: per layer (in
-        :meth:`parameters`' order), one ``(layer input, d Fisher loss / d layer output)`` a use of
+        ``self.layers``' order), one ``(layer input, d Fisher loss / d layer output)`` a use of
         the layer, the loss a batch mean as in :meth:`capture_statistics` (which records them from
         the module's hooks; a pass written out gives them itself)."""
+        if len(records) != len(self.layers):
+            raise ValueError(f"KFAC: records of {len(records)} layers for {len(self.layers)} layers")
         for layer, recs in zip(self.layers, records):
             if not recs:
                 raise RuntimeError(

@@ -23,13 +23,14 @@ from rlrun.core.flat_params import FlatParameters, flat_views
 from rlrun.core.written_gradients import MLPPass
 
 
-def fisher_vector_product(actor: nn.Module, obs: Tensor, damping: float,
-                          stacked: FlatParameters | None = None) -> Callable[[Tensor], Tensor]:
+def fisher_vector_product(actor: nn.Module, obs: Tensor, damping: float, stacked: FlatParameters | None = None,
+                          forward: MLPPass | None = None) -> Callable[[Tensor], Tensor]:
     """The closure v -> (F + damping I) v of ``actor`` at its current parameters on ``obs``, for
     an actor that ``written_gradients.applies`` to; v and F v are flat over ``actor.parameters()``
     in their order (as ``core.natural_gradient.flat_grad``). ``stacked``: the actors of S seeds as
     the rows of one ``FlatParameters`` (``actor`` the first seed's), ``obs`` [S, B, ...], v and F v
-    [S, P], each row its own seed's product."""
+    [S, P], each row its own seed's product. ``forward``: the actor's pass on ``obs`` at these
+    parameters, where the caller has made it already (else it is made here)."""
     params = list(actor.parameters())
     linears = actor.net.linears
     gaussian = actor.distribution == "gaussian"
@@ -42,7 +43,7 @@ def fisher_vector_product(actor: nn.Module, obs: Tensor, damping: float,
         return [(views[position[id(linear.weight)]], views[position[id(linear.bias)]]) for linear in linears]
 
     with torch.no_grad():
-        forward = MLPPass.of(actor.net, obs, stacked)  # the layers' inputs, kept for every product
+        forward = forward or MLPPass.of(actor.net, obs, stacked)  # the layers' inputs, kept for every product
         n = obs.shape[-2]
         if gaussian:
             log_std = actor.log_std if stacked is None else stacked.across_seeds(actor.log_std)[0]

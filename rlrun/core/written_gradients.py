@@ -28,7 +28,7 @@ sample axis, one per seed.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Iterator, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -135,25 +135,29 @@ class MLPPass:
             return torch.ops.aten.tanh_backward.grad_input(g, h, grad_input=g)
         return torch.ops.aten.threshold_backward.grad_input(g, h, 0.0, grad_input=g)
 
+    def _gradients_down(self, grad_out: Tensor) -> Iterator[tuple[int, Tensor]]:
+        """(layer index, d loss / d that layer's output before its activation) from the last layer
+        down, from ``grad_out`` = d loss / d out: g_{l-1} = (g_l W_l) act'(h_{l-1}), each made only
+        when the next is asked for (a caller done with g_l lets it go)."""
+        g = grad_out
+        for index in range(len(self.layers) - 1, -1, -1):
+            yield index, g
+            if index > 0:
+                g = self._through_activation(_matmul(g, self.layers[index].weight), self.inputs[index])
+
     def output_gradients(self, grad_out: Tensor) -> list[Tensor]:
-        """d loss / d each layer's output (before its activation) from ``grad_out`` = d loss / d out,
-        the first layer's first: K-FAC's g of each layer (core.kfac), whose a is ``self.inputs``."""
-        grads = [grad_out]
-        for index in range(len(self.layers) - 1, 0, -1):
-            grads.append(self._through_activation(_matmul(grads[-1], self.layers[index].weight), self.inputs[index]))
-        return grads[::-1]
+        """d loss / d each layer's output (before its activation), the first layer's first: K-FAC's g
+        of each layer (core.kfac), whose a is ``self.inputs``."""
+        return [g for _, g in self._gradients_down(grad_out)][::-1]
 
     def backward(self, grad_out: Tensor, into: list[tuple[Tensor, Tensor]] | None = None) -> None:
         """Write d loss / d parameters from ``grad_out`` = d loss / d out into the layers'
         gradients, or into ``into``: one (weight, bias) pair of tensors a layer, in the layers' order."""
-        g = grad_out
-        for index in range(len(self.layers) - 1, -1, -1):
-            layer, h = self.layers[index], self.inputs[index]
+        for index, g in self._gradients_down(grad_out):
+            layer = self.layers[index]
             weight_grad, bias_grad = (layer.weight_grad, layer.bias_grad) if into is None else into[index]
-            _weight_gradient(g, h, weight_grad)
+            _weight_gradient(g, self.inputs[index], weight_grad)
             torch.sum(g, -2, out=bias_grad)
-            if index > 0:
-                g = self._through_activation(_matmul(g, layer.weight), h)
 
 
 def _log_softmax(out: Tensor) -> Tensor:

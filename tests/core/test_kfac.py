@@ -224,6 +224,15 @@ def test_trust_region_scale_formula_clipping_and_invalid_curvature():
         assert step.scale == 0.0 and not step.valid
 
 
+def test_records_of_another_number_of_layers_are_refused():
+    """A written-out pass's records (``update_factors``) must cover every layer, not a prefix of them."""
+    net = make_net([3, 5, 4], seed=0)
+    kfac = KFAC(net, stat_decay=0.0)
+    a, g = torch.randn(32, 3, dtype=DT), torch.randn(32, 5, dtype=DT)
+    with pytest.raises(ValueError, match="records of 1 layers for 2 layers"):
+        kfac.update_factors([[(a, g)]])
+
+
 def test_nan_factor_raises_naming_layer():
     net = make_net([3, 5, 4], seed=0)
     kfac = KFAC(net, stat_decay=0.0)
